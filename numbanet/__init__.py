@@ -1,0 +1,15 @@
+"""numbanet: a neural-network engine written to be read, on NumPy and Numba.
+
+    import numbanet as nb
+    model = nb.Sequential([nb.layers.Dense(10, activation="tanh", input_shape=(1,)),
+                           nb.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(x, y, batch_size=20, epochs=100)
+"""
+from . import activations, callbacks, data, engine, initializers, layers, losses, metrics, models, optimizers, plot, utils
+from .engine import (Function, GradientCheckError, Tensor, check_grad, exp, functional, log, no_grad,
+                     numerical_grad, relu, sigmoid, tanh)
+from .layers import Input
+from .models import Model, Sequential
+
+__version__ = "0.1.0"

@@ -1,0 +1,54 @@
+"""Activation functions by name, as Tensor -> Tensor functions.
+
+  linear      y = x
+  sigmoid     y = 1 / (1 + exp(-x))                  y' = y (1 - y)
+  tanh        y = tanh(x)                            y' = 1 - y^2
+  relu        y = max(x, 0)                          y' = [x > 0]
+  leaky_relu  y = x if x > 0 else 0.2 x              (Keras 3's default slope)
+  elu         y = x if x > 0 else exp(x) - 1         y' = 1 if x > 0 else y + 1
+  softmax     y_i = exp(x_i) / sum_j exp(x_j) over the last axis
+"""
+from __future__ import annotations
+
+from .engine import functional as F
+from .utils import one_of
+
+
+def linear(x):
+    return x
+
+
+def softmax(x, axis=-1):
+    return F.softmax(x, axis)
+
+
+def leaky_relu(x, negative_slope=0.2):
+    return F.leaky_relu(x, negative_slope)
+
+
+def elu(x, alpha=1.0):
+    return F.elu(x, alpha)
+
+
+sigmoid, tanh, relu = F.sigmoid, F.tanh, F.relu
+
+_BY_NAME = {"linear": linear, "sigmoid": sigmoid, "tanh": tanh, "relu": relu,
+            "leaky_relu": leaky_relu, "elu": elu, "softmax": softmax}
+
+
+def get(identifier):
+    """The activation function for a name, ``None`` (linear) or a callable."""
+    if identifier is None:
+        return linear
+    if isinstance(identifier, str):
+        return one_of("activation", identifier, _BY_NAME)
+    if callable(identifier):
+        return identifier
+    raise TypeError(f"activation must be a name or a callable, got {identifier!r}")
+
+
+def name_of(fn) -> str:
+    for name, f in _BY_NAME.items():
+        if f is fn:
+            return name
+    return getattr(fn, "__name__", repr(fn))

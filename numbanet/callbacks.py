@@ -1,0 +1,2 @@
+"""``numbanet.callbacks``: the training-loop hooks (defined in ``numbanet.models.callbacks``)."""
+from .models.callbacks import Callback, EarlyStopping, EpochProgressBar, History, ModelCheckpoint, TerminateOnNaN  # noqa: F401

@@ -1,0 +1,2 @@
+"""Data sets shipped by packages or already on disk; splitting and batching."""
+from .datasets import batches, load_iris, sine, train_test_split  # noqa: F401

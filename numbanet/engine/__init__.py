@@ -1,0 +1,9 @@
+"""The engine: Tensor, the recorded graph and backward(), differentiable functions, gradient checks."""
+from . import functional, ops
+from .gradcheck import GradCheckReport, GradientCheckError, check_grad, numerical_grad
+from .ops import exp, log, relu, sigmoid, tanh
+from .tensor import Function, Tensor, as_tensor, is_grad_enabled, no_grad, unbroadcast
+
+__all__ = ["Tensor", "Function", "as_tensor", "no_grad", "is_grad_enabled", "unbroadcast",
+           "check_grad", "numerical_grad", "GradCheckReport", "GradientCheckError",
+           "exp", "log", "tanh", "sigmoid", "relu", "functional", "ops"]

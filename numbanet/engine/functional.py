@@ -1,0 +1,115 @@
+"""Tensor-level operations that layers are built from.
+
+The elementary operators live in ``ops``; this module adds the composite or fused
+operations of neural networks (a dense affine map, softmax, log-softmax) and
+re-exports the image and sequence operations as they are added
+(``conv2d``, ``conv2d_transpose``, ``max_pool2d``, ``upsample2d``, ``embedding``,
+``simple_rnn``).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .ops import (abs, add, cast, clip, concatenate, div, elu, exp, getitem, leaky_relu, log,  # noqa: F401
+                  matmul, max, mean, mul, neg, pow, relu, reshape, sigmoid, sqrt, square, stack,
+                  sub, sum, tanh, transpose)
+from .tensor import Function
+
+
+class Linear(Function):
+    """Dense affine map on the last axis:  y = x @ W + b.
+
+    Shapes: x (..., D), W (D, U), b (U,) -> y (..., U). Leading axes are folded
+    into one batch axis B for the matrix products:
+        x2 = x.reshape(B, D)                      # (..., D) -> (B, D)
+        gx = gy @ W^T                              # (B, U) @ (U, D) -> (B, D)
+        gW = x2^T @ gy2                            # (D, B) @ (B, U) -> (D, U)
+        gb = sum of gy over B                      # (U,)
+    One node instead of three (matmul, add) keeps the tape short for small models.
+    """
+
+    def forward(self, x, W, b=None):
+        self.x, self.W = x, W
+        y = x @ W
+        if b is not None:
+            y += b
+        return y
+
+    def backward(self, gy):
+        D, U = self.W.shape
+        gy2 = gy.reshape(-1, U)                    # (..., U) -> (B, U)
+        x2 = self.x.reshape(-1, D)                 # (..., D) -> (B, D)
+        gx = (gy2 @ self.W.T).reshape(self.x.shape)
+        gW = x2.T @ gy2
+        gb = gy2.sum(axis=0)
+        return gx, gW, gb
+
+
+def linear(x, W, b=None):
+    if b is None:
+        return Linear()(x, W)
+    return Linear()(x, W, b)
+
+
+class Softmax(Function):
+    """y = exp(x - max) / sum(exp(x - max)) along ``axis``.
+
+    Jacobian-vector product:  gx = y * (gy - sum(gy * y, axis)).
+    """
+
+    def __init__(self, axis=-1):
+        self.axis = axis
+
+    def forward(self, x):
+        z = np.exp(x - x.max(axis=self.axis, keepdims=True))
+        self.y = z / z.sum(axis=self.axis, keepdims=True)
+        return self.y
+
+    def backward(self, gy):
+        y = self.y
+        return y * (gy - (gy * y).sum(axis=self.axis, keepdims=True))
+
+
+def softmax(x, axis=-1):
+    return Softmax(axis)(x)
+
+
+class LogSoftmax(Function):
+    """y = x - logsumexp(x) along ``axis`` (max subtracted first: no overflow).
+
+    gx = gy - softmax(x) * sum(gy, axis).
+    """
+
+    def __init__(self, axis=-1):
+        self.axis = axis
+
+    def forward(self, x):
+        shifted = x - x.max(axis=self.axis, keepdims=True)
+        self.y = shifted - np.log(np.exp(shifted).sum(axis=self.axis, keepdims=True))
+        return self.y
+
+    def backward(self, gy):
+        return gy - np.exp(self.y) * gy.sum(axis=self.axis, keepdims=True)
+
+
+def log_softmax(x, axis=-1):
+    return LogSoftmax(axis)(x)
+
+
+class Dropout(Function):
+    """Inverted dropout: y = x * m / (1 - rate), m ~ Bernoulli(1 - rate).   gx = gy * m / (1 - rate)."""
+
+    def __init__(self, rate, rng):
+        self.rate, self.rng = rate, rng
+
+    def forward(self, x):
+        keep = self.rng.random(x.shape) >= self.rate
+        self.scale = keep.astype(x.dtype) / x.dtype.type(1 - self.rate)
+        return x * self.scale
+
+    def backward(self, gy):
+        return gy * self.scale
+
+
+def dropout(x, rate, rng):
+    return Dropout(rate, rng)(x)

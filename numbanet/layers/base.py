@@ -1,0 +1,222 @@
+"""The Layer base class and the symbolic tensors of the functional API.
+
+The Keras lifecycle, kept small:
+
+* ``__init__`` stores and validates the constructor arguments ("expected ...,
+  got ...");
+* ``build(input_shape)`` creates the named weights with ``add_weight``, once,
+  on the first call (or at once when ``input_shape=`` is given);
+* ``call(x, training=False)`` computes the output from a Tensor with engine
+  functions, in a handful of lines;
+* ``compute_output_shape(input_shape)`` gives the output shape from the shape
+  formula (batch axis ``None``); the default runs the layer once on zeros;
+* ``get_config()`` returns the constructor arguments.
+
+Weights are Tensors with ``requires_grad=True``; ``get_weights()`` and
+``set_weights()`` use Keras's order and shapes.
+
+Shapes everywhere include the batch axis first, ``None`` when unknown.
+"""
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+
+from .. import initializers
+from ..engine import Tensor, no_grad
+from ..engine.ops import cast
+from ..utils import snake_case, unique_name
+
+
+def fmt_shape(shape) -> str:
+    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+class SymbolicTensor:
+    """A placeholder flowing through the functional API: a shape and where it came from.
+
+    ``Input(shape)`` makes one; calling a layer on one returns another that
+    remembers the layer and its inputs. ``Model(inputs, outputs)`` replays them.
+    """
+
+    def __init__(self, shape, dtype="float32", layer=None, parents=(), kwargs=None, index=None, name=None):
+        self.shape = tuple(shape)
+        self.dtype = np.dtype(dtype)
+        self.layer = layer
+        self.parents = tuple(parents)
+        self.kwargs = kwargs or {}
+        self.index = index  # position in a tuple-valued layer output, else None
+        self.name = name
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    def __repr__(self):
+        return f"<SymbolicTensor shape={fmt_shape(self.shape)} from {self.layer.name if self.layer else 'input'}>"
+
+
+def _is_symbolic(x):
+    if isinstance(x, SymbolicTensor):
+        return True
+    return isinstance(x, (list, tuple)) and len(x) > 0 and all(isinstance(v, SymbolicTensor) for v in x)
+
+
+class Layer:
+    """Base class of every layer. See the module docstring for the lifecycle."""
+
+    #: Embedding takes integer ids: the base then leaves its input uncast.
+    accepts_integer_input = False
+
+    def __init__(self, name=None, dtype=None, input_shape=None, trainable=True, input_dim=None, **kwargs):
+        if kwargs:
+            raise TypeError(f"{type(self).__name__}: unexpected keyword argument(s) {sorted(kwargs)}")
+        self.name = name or unique_name(snake_case(type(self).__name__))
+        self.dtype = np.dtype(dtype or "float32")
+        if self.dtype.kind != "f":
+            raise TypeError(f"{self.name}: dtype must be a floating type, got {self.dtype}")
+        self.trainable = trainable
+        self.built = False
+        self._weight_list = []  # [(name, Tensor)], Keras order
+        if input_shape is None and input_dim is not None:
+            input_shape = (input_dim,)
+        if input_shape is not None:
+            if isinstance(input_shape, int):
+                input_shape = (input_shape,)
+            input_shape = (None,) + tuple(input_shape)
+        self.batch_input_shape = input_shape
+        self.input_shape = None
+        self.output_shape = None
+
+    # ----------------------------------------------------------------- weights
+    def add_weight(self, name, shape, initializer="zeros", trainable=True) -> Tensor:
+        """Create a weight Tensor of ``shape`` drawn from ``initializer`` in the layer's dtype."""
+        init = initializers.get(initializer)
+        value = np.asarray(init(tuple(shape), dtype=self.dtype), dtype=self.dtype)
+        w = Tensor(value, requires_grad=trainable and self.trainable, name=f"{self.name}/{name}")
+        self._weight_list.append((name, w))
+        return w
+
+    @property
+    def weights(self):
+        return [w for _, w in self._weight_list]
+
+    @property
+    def trainable_weights(self):
+        return [w for w in self.weights if w.requires_grad]
+
+    @property
+    def non_trainable_weights(self):
+        return [w for w in self.weights if not w.requires_grad]
+
+    def get_weights(self):
+        return [w.data.copy() for w in self.weights]
+
+    def set_weights(self, weights):
+        """Replace the weights (Keras order). Checks every shape before changing any."""
+        own = self.weights
+        weights = list(weights)
+        if len(weights) != len(own):
+            raise ValueError(f"{self.name}: set_weights expected {len(own)} arrays "
+                             f"({[w.shape for w in own]}), got {len(weights)}")
+        arrays = [np.asarray(v) for v in weights]
+        for (name, w), v in zip(self._weight_list, arrays):
+            if v.shape != w.shape:
+                raise ValueError(f"{self.name}: weight {name!r} has shape {w.shape}, got an array of shape {v.shape}")
+        for w, v in zip(own, arrays):
+            w.data = v.astype(self.dtype, copy=True)
+
+    def count_params(self) -> int:
+        return int(sum(w.size for w in self.weights))
+
+    # --------------------------------------------------------------- lifecycle
+    def build(self, input_shape):
+        self.built = True
+
+    def call(self, x, training=False):  # pragma: no cover - abstract
+        raise NotImplementedError(f"abstract: {type(self).__name__} must define call()")
+
+    def validate_input_shape(self, input_shape):
+        """Raise ValueError if ``input_shape`` is not acceptable (rank, fixed sizes)."""
+
+    def compute_output_shape(self, input_shape):
+        """Output shape for ``input_shape`` (batch axis first, may be None).
+
+        The default runs the layer once on zeros with batch 1; layers override
+        it with their formula.
+        """
+        shape = tuple(1 if d is None else d for d in input_shape)
+        dtype = np.int64 if self.accepts_integer_input else self.dtype
+        with no_grad():
+            y = self.call(Tensor(np.zeros(shape, dtype=dtype)) if not self.accepts_integer_input
+                          else np.zeros(shape, dtype=dtype), training=False)
+        if isinstance(y, (tuple, list)):
+            return tuple((input_shape[0],) + t.shape[1:] for t in y)
+        return (input_shape[0],) + y.shape[1:]
+
+    def build_from_shape(self, input_shape):
+        """Validate ``input_shape`` and build the layer on it (first call)."""
+        input_shape = tuple(input_shape)
+        self.validate_input_shape(input_shape)
+        if not self.built:
+            self.build(input_shape)
+            self.built = True
+            self.input_shape = input_shape
+        out = self.compute_output_shape(input_shape)
+        self.output_shape = out
+        return out
+
+    def get_config(self):
+        return {"name": self.name, "dtype": self.dtype.name, "trainable": self.trainable}
+
+    # -------------------------------------------------------------------- call
+    def _convert_input(self, x):
+        if self.accepts_integer_input:
+            return x
+        if isinstance(x, Tensor):
+            return x if x.dtype == self.dtype else cast(x, self.dtype)
+        if isinstance(x, (list, tuple)):
+            raise TypeError(f"{self.name}: expected one array or Tensor as input, got a {type(x).__name__}")
+        arr = np.asarray(x)
+        if arr.dtype.kind not in "fiub":
+            raise TypeError(f"{self.name}: input must be numeric, got dtype {arr.dtype}")
+        return Tensor(arr, dtype=self.dtype)
+
+    def __call__(self, x, training=False, **kwargs):
+        if _is_symbolic(x):
+            return self._call_symbolic(x, kwargs)
+        x = self._convert_input(x)
+        shape = tuple(np.shape(x.data if isinstance(x, Tensor) else x))
+        if not self.built:
+            self.build_from_shape((None,) + shape[1:])
+        else:
+            self.validate_input_shape((None,) + shape[1:])
+        if _takes_training(type(self)):
+            kwargs["training"] = training
+        return self.call(x, **kwargs)
+
+    def _call_symbolic(self, x, kwargs):
+        if isinstance(x, (list, tuple)):
+            if len(x) != 1:
+                raise ValueError(f"{self.name}: layers here take one input, got {len(x)}")
+            x = x[0]
+        out = self.build_from_shape(x.shape)
+        if out and isinstance(out[0], tuple):  # several outputs (e.g. return_state)
+            return tuple(SymbolicTensor(s, self.dtype, self, (x,), kwargs, index=i) for i, s in enumerate(out))
+        return SymbolicTensor(out, self.dtype, self, (x,), kwargs)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name!r} built={self.built}>"
+
+
+_TAKES_TRAINING = {}
+
+
+def _takes_training(cls) -> bool:
+    """Whether ``cls.call`` accepts ``training=`` (user-written calls often do not)."""
+    if cls not in _TAKES_TRAINING:
+        params = inspect.signature(cls.call).parameters
+        _TAKES_TRAINING[cls] = "training" in params or any(
+            p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    return _TAKES_TRAINING[cls]

@@ -1,0 +1,175 @@
+"""Core layers: Dense, Activation, Flatten, Reshape, Dropout, Input."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import activations, utils
+from ..engine import functional as F
+from .base import Layer, SymbolicTensor, fmt_shape
+
+
+def _positive_int(layer, arg, value):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{layer}: {arg} must be a positive integer, got {value!r}")
+    if value <= 0:
+        raise ValueError(f"{layer}: {arg} must be a positive integer, got {value}")
+    return int(value)
+
+
+class Dense(Layer):
+    """Fully connected layer on the last axis:  y = act(x @ kernel + bias).
+
+    Shape: input (N, ..., D) -> output (N, ..., U); any rank >= 2, as in Keras.
+    Attributes: kernel (D, U) from ``kernel_initializer`` (glorot_uniform),
+    bias (U,) from ``bias_initializer`` (zeros).
+    """
+
+    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", **kwargs):
+        super().__init__(**kwargs)
+        self.units = _positive_int(self.name, "units", units)
+        self.activation = activations.get(activation)
+        self.use_bias = use_bias
+        self.kernel_initializer = kernel_initializer
+        self.bias_initializer = bias_initializer
+
+    def validate_input_shape(self, input_shape):
+        if len(input_shape) < 2:
+            raise ValueError(f"{self.name}: Dense expects input of rank >= 2 (batch, ..., features), "
+                             f"got shape {fmt_shape(input_shape)}")
+        if self.built and input_shape[-1] != self.kernel.shape[0]:
+            raise ValueError(f"{self.name}: expected last axis of size {self.kernel.shape[0]}, "
+                             f"got input of shape {fmt_shape(input_shape)}")
+
+    def build(self, input_shape):
+        if input_shape[-1] is None:
+            raise ValueError(f"{self.name}: the last axis of the input must be known, got {fmt_shape(input_shape)}")
+        self.kernel = self.add_weight("kernel", (input_shape[-1], self.units), self.kernel_initializer)
+        self.bias = self.add_weight("bias", (self.units,), self.bias_initializer) if self.use_bias else None
+
+    def call(self, x, training=False):
+        return self.activation(F.linear(x, self.kernel, self.bias))
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.units,)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "activation": activations.name_of(self.activation),
+                "use_bias": self.use_bias}
+
+
+class Activation(Layer):
+    """y = act(x), elementwise (softmax: over the last axis). Shape unchanged."""
+
+    def __init__(self, activation, **kwargs):
+        super().__init__(**kwargs)
+        self.activation = activations.get(activation)
+
+    def call(self, x, training=False):
+        return self.activation(x)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "activation": activations.name_of(self.activation)}
+
+
+class Flatten(Layer):
+    """(N, d1, d2, ...) -> (N, d1*d2*...), row-major (channels-last) order, as Keras."""
+
+    def validate_input_shape(self, input_shape):
+        if len(input_shape) < 2:
+            raise ValueError(f"{self.name}: Flatten expects input of rank >= 2, got {fmt_shape(input_shape)}")
+
+    def call(self, x, training=False):
+        return F.reshape(x, (x.shape[0], -1))  # (N, d1, ..., dk) -> (N, d1*...*dk)
+
+    def compute_output_shape(self, input_shape):
+        rest = input_shape[1:]
+        return (input_shape[0], None if any(d is None for d in rest) else int(np.prod(rest)))
+
+
+class Reshape(Layer):
+    """(N, ...) -> (N, *target_shape); one entry of target_shape may be -1."""
+
+    def __init__(self, target_shape, **kwargs):
+        super().__init__(**kwargs)
+        self.target_shape = tuple(int(d) for d in target_shape)
+        if sum(d == -1 for d in self.target_shape) > 1 or any(d == 0 or d < -1 for d in self.target_shape):
+            raise ValueError(f"{self.name}: invalid target_shape {self.target_shape}")
+
+    def compute_output_shape(self, input_shape):
+        size = int(np.prod([d for d in input_shape[1:]]))
+        known = int(np.prod([d for d in self.target_shape if d != -1]))
+        if -1 in self.target_shape:
+            if size % known:
+                raise ValueError(f"{self.name}: cannot reshape {fmt_shape(input_shape)} to (None, {self.target_shape})")
+            target = tuple(size // known if d == -1 else d for d in self.target_shape)
+        else:
+            target = self.target_shape
+        if int(np.prod(target)) != size:
+            raise ValueError(f"{self.name}: cannot reshape input {fmt_shape(input_shape)} "
+                             f"({size} values per sample) to target_shape {self.target_shape}")
+        return (input_shape[0],) + target
+
+    def validate_input_shape(self, input_shape):
+        self.compute_output_shape(input_shape)
+
+    def call(self, x, training=False):
+        return F.reshape(x, (x.shape[0],) + self.compute_output_shape((None,) + x.shape[1:])[1:])
+
+    def get_config(self):
+        return {**super().get_config(), "target_shape": self.target_shape}
+
+
+class Dropout(Layer):
+    """Training: y = x * m / (1 - rate), m ~ Bernoulli(1 - rate) per element. Inference: y = x."""
+
+    def __init__(self, rate, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if not 0 <= rate < 1:
+            raise ValueError(f"{self.name}: rate must be in [0, 1), got {rate}")
+        self.rate = float(rate)
+        self.seed = seed
+        self._rng = np.random.default_rng(seed) if seed is not None else None
+
+    def call(self, x, training=False):
+        if not training or self.rate == 0:
+            return x
+        return F.dropout(x, self.rate, self._rng if self._rng is not None else utils.rng())
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+
+
+class InputLayer(Layer):
+    """The layer behind ``Input(shape)``: no weights, marks where data enters."""
+
+    def __init__(self, shape, dtype=None, name=None, batch_size=None):
+        super().__init__(name=name or utils.unique_name("input_layer"),
+                         dtype=dtype if dtype is None or np.dtype(dtype).kind == "f" else None)
+        self.input_dtype = np.dtype(dtype or "float32")
+        self.batch_input_shape = (batch_size,) + tuple(shape)
+        self.built = True
+        self.input_shape = self.output_shape = self.batch_input_shape
+
+    def call(self, x, training=False):
+        return x
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+
+def Input(shape, dtype=None, name=None, batch_size=None):
+    """A symbolic input of per-sample ``shape`` (the batch axis is added), for ``Model(inputs, outputs)``."""
+    if isinstance(shape, int):
+        shape = (shape,)
+    shape = tuple(shape)
+    if any(d is not None and (not isinstance(d, (int, np.integer)) or d <= 0) for d in shape):
+        raise ValueError(f"Input: shape must hold positive integers (or None), got {shape}")
+    layer = InputLayer(shape, dtype=dtype, name=name, batch_size=batch_size)
+    return SymbolicTensor(layer.batch_input_shape, layer.input_dtype, layer, (), name=layer.name)

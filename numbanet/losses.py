@@ -1,0 +1,311 @@
+"""Losses, Keras-style: ``loss(y_true, y_pred, sample_weight=None, mask=None)`` -> scalar Tensor.
+
+Every loss first computes one value per sample (and per time step), l of shape S
+(y_pred's shape without its last axis), then reduces as Keras does
+("sum_over_batch_size"):
+
+    L = sum(w * l) / size(l)        w = sample_weight (1 when absent)
+    L = sum(m * l) / sum(m)         with a mask m (padding positions excluded)
+
+Each loss is one fused ``Function`` on y_pred with the closed-form gradient, so
+it is stable where a chain of primitive ops would not be (log-sum-exp; no log(0)).
+With c = dL/dl = gy * w / size(l) (per value), D the size of the last axis:
+
+  mse      l = mean((p - t)^2)                  dl/dp = 2 (p - t) / D
+  mae      l = mean(|p - t|)                    dl/dp = sign(p - t) / D
+  binary   l = -mean(t log p + (1-t) log(1-p)),  p clipped to [1e-7, 1-1e-7]
+           dl/dp = (-(t/p) + (1-t)/(1-p)) / D   (0 where p was clipped)
+           from logits z:  l = mean(max(z,0) - z t + log(1 + exp(-|z|)))
+           dl/dz = (sigmoid(z) - t) / D
+  categorical  q = p / sum(p), clipped;  l = -sum(t log q)
+           dl/dp_k = (g_k - sum_j g_j q_j) / sum(p),  g_j = -t_j / q_j (0 where clipped)
+           from logits:  l = logsumexp(z) sum(t) - sum(t z);  dl/dz = softmax(z) sum(t) - t
+  sparse   the same with t = one_hot(label); labels of shape S (or S + (1,))
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .engine import Tensor
+from .engine.ops import _stable_sigmoid
+from .engine.tensor import Function, as_tensor
+from .utils import one_of
+
+EPSILON = 1e-7
+
+
+class _ReducedLoss(Function):
+    """L = sum(w * l(t, p)) / denom, with the loss's own closed-form gradient."""
+
+    def __init__(self, loss, y_true, weights, denom):
+        self.loss, self.t, self.w, self.denom = loss, y_true, weights, denom
+
+    def forward(self, p):
+        self.p = p
+        values = self.loss.values(self.t, p)
+        total = values.sum() if self.w is None else (values * self.w).sum()
+        return np.asarray(total / self.denom, dtype=p.dtype)
+
+    def backward(self, gy):
+        c = gy / self.denom
+        if self.w is not None:
+            c = c * self.w
+        return self.loss.gradient(self.t, self.p, np.asarray(c, dtype=self.p.dtype)).astype(self.p.dtype, copy=False)
+
+
+class Loss:
+    """Base class: subclasses give ``values(t, p)`` (shape S) and ``gradient(t, p, c)``."""
+
+    name = "loss"
+    sparse = False
+
+    def __init__(self, name=None, reduction="sum_over_batch_size"):
+        if reduction not in ("sum_over_batch_size", "sum"):
+            raise ValueError(f"{type(self).__name__}: reduction must be 'sum_over_batch_size' or 'sum', got {reduction!r}")
+        self.name = name or self.name
+        self.reduction = reduction
+
+    def prepare_true(self, y_true, p):
+        t = np.asarray(y_true.data if isinstance(y_true, Tensor) else y_true)
+        if t.shape != p.shape:
+            if t.size == p.size and t.ndim != p.ndim:
+                t = t.reshape(p.shape)
+            else:
+                raise ValueError(f"{type(self).__name__}: y_true has shape {t.shape} but y_pred has shape {p.shape}")
+        return t.astype(p.dtype, copy=False)
+
+    def __call__(self, y_true, y_pred, sample_weight=None, mask=None):
+        y_pred = as_tensor(y_pred)
+        if y_pred.ndim == 0:
+            raise ValueError(f"{type(self).__name__}: y_pred must have a batch axis, got a scalar")
+        t = self.prepare_true(y_true, y_pred.data)
+        value_shape = y_pred.shape if self.sparse else y_pred.shape[:-1]
+        if not value_shape:  # 1-D predictions: one value per sample
+            value_shape = y_pred.shape
+        weights, denom = _weights(type(self).__name__, value_shape, sample_weight, mask, y_pred.dtype)
+        if self.reduction == "sum":
+            denom = 1.0
+        return _ReducedLoss(self, t, weights, denom)(y_pred)
+
+    def get_config(self):
+        return {"name": self.name, "reduction": self.reduction}
+
+
+def _weights(loss_name, shape, sample_weight, mask, dtype):
+    n_values = int(np.prod(shape))
+    shape = tuple(shape)
+    if sample_weight is None and mask is None:
+        return None, float(max(n_values, 1))
+    w = np.ones(shape, dtype=dtype)
+    if sample_weight is not None:
+        sw = np.asarray(sample_weight, dtype=dtype)
+        while sw.ndim < len(shape):
+            sw = sw[..., None]
+        if sw.ndim > len(shape) and sw.shape[-1] == 1:
+            sw = sw[..., 0]
+        try:
+            w = w * sw
+        except ValueError:
+            raise ValueError(f"{loss_name}: sample_weight of shape {np.shape(sample_weight)} does not fit "
+                             f"per-sample losses of shape {shape}") from None
+    if mask is not None:
+        m = np.asarray(mask.data if isinstance(mask, Tensor) else mask).astype(dtype)
+        if m.shape != shape:
+            raise ValueError(f"{loss_name}: mask of shape {m.shape} does not match per-sample losses of shape {shape}")
+        w = w * m
+        return w, float(max(m.sum(), 1.0))
+    return w, float(max(n_values, 1))
+
+
+class MeanSquaredError(Loss):
+    name = "mean_squared_error"
+
+    def values(self, t, p):
+        d = p - t
+        return (d * d).mean(axis=-1) if p.ndim > 1 else d * d
+
+    def gradient(self, t, p, c):
+        D = p.shape[-1] if p.ndim > 1 else 1
+        c = c[..., None] if p.ndim > 1 and np.ndim(c) else c
+        return (2.0 / D) * c * (p - t)
+
+
+class MeanAbsoluteError(Loss):
+    name = "mean_absolute_error"
+
+    def values(self, t, p):
+        d = np.abs(p - t)
+        return d.mean(axis=-1) if p.ndim > 1 else d
+
+    def gradient(self, t, p, c):
+        D = p.shape[-1] if p.ndim > 1 else 1
+        c = c[..., None] if p.ndim > 1 and np.ndim(c) else c
+        return c * np.sign(p - t) / D
+
+
+class BinaryCrossentropy(Loss):
+    name = "binary_crossentropy"
+
+    def __init__(self, from_logits=False, **kwargs):
+        super().__init__(**kwargs)
+        self.from_logits = from_logits
+
+    def values(self, t, p):
+        if self.from_logits:  # max(z,0) - z t + log(1 + exp(-|z|)): never overflows
+            v = np.maximum(p, 0) - p * t + np.log1p(np.exp(-np.abs(p)))
+        else:
+            q = np.clip(p, EPSILON, 1 - EPSILON)
+            v = -(t * np.log(q) + (1 - t) * np.log(1 - q))
+        return v.mean(axis=-1) if p.ndim > 1 else v
+
+    def gradient(self, t, p, c):
+        D = p.shape[-1] if p.ndim > 1 else 1
+        c = c[..., None] if p.ndim > 1 and np.ndim(c) else c
+        if self.from_logits:
+            return c * (_stable_sigmoid(p) - t) / D
+        inside = (p >= EPSILON) & (p <= 1 - EPSILON)
+        q = np.clip(p, EPSILON, 1 - EPSILON)
+        return c * np.where(inside, (-(t / q) + (1 - t) / (1 - q)), 0) / D
+
+    def get_config(self):
+        return {**super().get_config(), "from_logits": self.from_logits}
+
+
+def _log_softmax(z):
+    shifted = z - z.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+class CategoricalCrossentropy(Loss):
+    name = "categorical_crossentropy"
+
+    def __init__(self, from_logits=False, **kwargs):
+        super().__init__(**kwargs)
+        self.from_logits = from_logits
+
+    def values(self, t, p):
+        if self.from_logits:
+            return -(t * _log_softmax(p)).sum(axis=-1)
+        q = np.clip(p / p.sum(axis=-1, keepdims=True), EPSILON, 1 - EPSILON)
+        return -(t * np.log(q)).sum(axis=-1)
+
+    def gradient(self, t, p, c):
+        c = c[..., None] if np.ndim(c) else c
+        if self.from_logits:
+            soft = np.exp(_log_softmax(p))
+            return c * (soft * t.sum(axis=-1, keepdims=True) - t)
+        s = p.sum(axis=-1, keepdims=True)
+        q_raw = p / s
+        q = np.clip(q_raw, EPSILON, 1 - EPSILON)
+        g = np.where(q_raw == q, -t / q, 0)
+        return c * (g - (g * q_raw).sum(axis=-1, keepdims=True)) / s
+
+    def get_config(self):
+        return {**super().get_config(), "from_logits": self.from_logits}
+
+
+class SparseCategoricalCrossentropy(Loss):
+    """Categorical cross-entropy with integer labels. y_pred (..., V), y_true (...) or (..., 1)."""
+
+    name = "sparse_categorical_crossentropy"
+
+    def __init__(self, from_logits=False, **kwargs):
+        super().__init__(**kwargs)
+        self.from_logits = from_logits
+
+    def prepare_true(self, y_true, p):
+        t = np.asarray(y_true.data if isinstance(y_true, Tensor) else y_true)
+        if t.shape == p.shape[:-1] + (1,) and t.ndim == p.ndim:
+            t = t[..., 0]
+        if t.shape != p.shape[:-1]:
+            raise ValueError(f"SparseCategoricalCrossentropy: labels of shape {t.shape} do not fit predictions "
+                             f"of shape {p.shape} (expected {p.shape[:-1]} or {p.shape[:-1] + (1,)})")
+        if t.dtype.kind == "f":
+            if not np.all(np.isfinite(t)) or np.any(t != np.round(t)):
+                raise ValueError("SparseCategoricalCrossentropy: labels must be integer class ids, "
+                                 "got non-integer values")
+        elif t.dtype.kind not in "iu":
+            raise TypeError(f"SparseCategoricalCrossentropy: labels must be integers, got dtype {t.dtype}")
+        t = t.astype(np.intp)
+        V = p.shape[-1]
+        if t.size and (t.min() < 0 or t.max() >= V):
+            raise ValueError(f"SparseCategoricalCrossentropy: labels must lie in [0, {V}), "
+                             f"got values in [{t.min()}, {t.max()}]")
+        return t
+
+    def __call__(self, y_true, y_pred, sample_weight=None, mask=None):
+        y_pred = as_tensor(y_pred)
+        if y_pred.ndim < 2:
+            raise ValueError(f"SparseCategoricalCrossentropy: y_pred must have shape (..., classes), got {y_pred.shape}")
+        t = self.prepare_true(y_true, y_pred.data)
+        weights, denom = _weights(type(self).__name__, t.shape, sample_weight, mask, y_pred.dtype)
+        if self.reduction == "sum":
+            denom = 1.0
+        return _ReducedLoss(self, t, weights, denom)(y_pred)
+
+    @staticmethod
+    def _pick(a, t):
+        return np.take_along_axis(a, t[..., None], axis=-1)[..., 0]
+
+    def values(self, t, p):
+        if self.from_logits:
+            return -self._pick(_log_softmax(p), t)
+        # Keras: normalise, clip, log, then a log-softmax of the logs (a no-op unless clipped)
+        lq = np.log(np.clip(p / p.sum(axis=-1, keepdims=True), EPSILON, 1 - EPSILON))
+        return -self._pick(_log_softmax(lq), t)
+
+    def gradient(self, t, p, c):
+        c = c[..., None] if np.ndim(c) else c
+        if self.from_logits:
+            g = np.exp(_log_softmax(p))
+            np.put_along_axis(g, t[..., None], self._pick(g, t)[..., None] - 1, axis=-1)
+            return c * g
+        s = p.sum(axis=-1, keepdims=True)
+        q_raw = p / s
+        q = np.clip(q_raw, EPSILON, 1 - EPSILON)
+        g_lq = q / q.sum(axis=-1, keepdims=True)  # d/d(lq) of -log_softmax(lq)[t]
+        np.put_along_axis(g_lq, t[..., None], self._pick(g_lq, t)[..., None] - 1, axis=-1)
+        g = np.where(q_raw == q, g_lq / q, 0)
+        return c * (g - (g * q_raw).sum(axis=-1, keepdims=True)) / s
+
+    def get_config(self):
+        return {**super().get_config(), "from_logits": self.from_logits}
+
+
+_BY_NAME = {
+    "mse": MeanSquaredError, "mean_squared_error": MeanSquaredError, "meansquarederror": MeanSquaredError,
+    "mae": MeanAbsoluteError, "mean_absolute_error": MeanAbsoluteError, "meanabsoluteerror": MeanAbsoluteError,
+    "binary_crossentropy": BinaryCrossentropy, "binarycrossentropy": BinaryCrossentropy,
+    "categorical_crossentropy": CategoricalCrossentropy, "categoricalcrossentropy": CategoricalCrossentropy,
+    "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
+    "sparsecategoricalcrossentropy": SparseCategoricalCrossentropy,
+}
+
+
+def get(identifier) -> Loss:
+    """A loss from a Keras name (``"mse"``, ``"categorical_crossentropy"``, ...), a class or an instance."""
+    if isinstance(identifier, Loss):
+        return identifier
+    if isinstance(identifier, type) and issubclass(identifier, Loss):
+        return identifier()
+    if isinstance(identifier, str):
+        return one_of("loss", identifier, _BY_NAME)()
+    if callable(identifier):
+        return FunctionLoss(identifier)
+    raise TypeError(f"loss must be a name, a Loss or a callable, got {identifier!r}")
+
+
+class FunctionLoss(Loss):
+    """Wraps a user function ``fn(y_true, y_pred_tensor) -> Tensor`` (any shape; its mean is taken)."""
+
+    def __init__(self, fn):
+        super().__init__(name=getattr(fn, "__name__", "loss"))
+        self.fn = fn
+
+    def __call__(self, y_true, y_pred, sample_weight=None, mask=None):
+        out = as_tensor(self.fn(y_true, y_pred))
+        return out.mean() if out.ndim else out
+
+
+mean_squared_error = mse = MeanSquaredError()
+mean_absolute_error = mae = MeanAbsoluteError()

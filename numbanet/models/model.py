@@ -1,0 +1,180 @@
+"""``Model``: the functional form ``Model(inputs, outputs)`` and the subclassed form.
+
+* Functional: ``Model(inputs, outputs)`` takes the ``SymbolicTensor`` graph built
+  by calling layers on ``Input(shape)``, sorts its layer calls once into
+  execution order, and replays them on real Tensors.
+* Subclassed: a subclass calls ``super().__init__()``, assigns layers as
+  attributes (tracked in assignment order; lists of layers too) and writes
+  ``call(self, x)``.
+
+Both (and ``Sequential``) share the training API of ``Trainer``.
+"""
+from __future__ import annotations
+
+from ..engine import Tensor
+from ..layers.base import Layer, SymbolicTensor, _is_symbolic
+from ..utils import unique_name
+from .saving import WeightsIO
+from .summary import print_summary
+from .training import Trainer
+
+
+class Model(Trainer, WeightsIO, Layer):
+    """A network of layers that can be compiled and trained (see module docstring)."""
+
+    def __init__(self, inputs=None, outputs=None, name=None, **kwargs):
+        object.__setattr__(self, "_tracked", [])
+        Layer.__init__(self, name=name or unique_name("functional" if inputs is not None else "model"), **kwargs)
+        Trainer.__init__(self)
+        self._nodes = None
+        if inputs is not None or outputs is not None:
+            self._init_functional(inputs, outputs)
+
+    # -------------------------------------------------------- layer tracking
+    def __setattr__(self, key, value):
+        tracked = self.__dict__.get("_tracked")
+        if tracked is not None and not key.startswith("_"):
+            items = value if isinstance(value, (list, tuple)) else [value]
+            for item in items:
+                if isinstance(item, Layer) and item is not self and all(item is not t for t in tracked):
+                    tracked.append(item)
+        object.__setattr__(self, key, value)
+
+    @property
+    def layers(self):
+        if self._nodes is not None:
+            seen, out = set(), [self._input_symbol.layer]
+            for layer, _, _ in self._nodes:
+                if id(layer) not in seen:
+                    seen.add(id(layer))
+                    out.append(layer)
+            return out
+        return list(self._tracked)
+
+    @property
+    def weights(self):
+        seen, out = set(), []
+        for layer in self.layers:
+            for w in layer.weights:
+                if id(w) not in seen:
+                    seen.add(id(w))
+                    out.append(w)
+        return out
+
+    @property
+    def _weight_list(self):
+        return [(w.name, w) for w in self.weights]
+
+    @_weight_list.setter
+    def _weight_list(self, value):  # Layer.__init__ assigns it; a model's weights come from its layers
+        pass
+
+    def set_weights(self, weights):
+        """Replace every weight (Keras order); every shape is checked before any changes."""
+        own, weights = self.weights, list(weights)
+        if len(weights) != len(own):
+            raise ValueError(f"{self.name}: set_weights expected {len(own)} arrays, got {len(weights)}")
+        for w, v in zip(own, weights):
+            if tuple(getattr(v, "shape", ())) != w.shape:
+                raise ValueError(f"{self.name}: weight {w.name} has shape {w.shape}, got {getattr(v, 'shape', v)}")
+        for w, v in zip(own, weights):
+            w.data = v.astype(w.dtype, copy=True)
+
+    # ------------------------------------------------------------- functional
+    def _init_functional(self, inputs, outputs):
+        ins = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        outs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+        if len(ins) != 1 or len(outs) != 1:
+            raise ValueError(f"{self.name}: this Model takes one input and one output, "
+                             f"got {len(ins)} inputs and {len(outs)} outputs")
+        if not all(isinstance(t, SymbolicTensor) for t in ins + outs):
+            raise TypeError(f"{self.name}: Model(inputs, outputs) takes tensors made from Input(...) and layer calls")
+        self._input_symbol, self._output_symbol = ins[0], outs[0]
+        self._nodes = self._execution_order(self._output_symbol)
+        self.batch_input_shape = self._input_symbol.shape
+        self.built = True
+        self.input_shape, self.output_shape = self._input_symbol.shape, self._output_symbol.shape
+
+    def _execution_order(self, output):
+        """Layer calls from the input to ``output``, each once, inputs first (iterative DFS)."""
+        order, seen, stack = [], set(), [(output, False)]
+        reached_input = False
+        while stack:
+            sym, expanded = stack.pop()
+            if sym is self._input_symbol:
+                reached_input = True
+                continue
+            if not sym.parents:
+                raise ValueError(f"{self.name}: output depends on an input {sym.name!r} not given in inputs")
+            if expanded:
+                order.append((sym.layer, sym.parents, sym))
+                continue
+            if id(sym) in seen:
+                continue
+            seen.add(id(sym))
+            stack.append((sym, True))
+            stack.extend((p, False) for p in sym.parents)
+        if not reached_input:
+            raise ValueError(f"{self.name}: outputs are not connected to the given inputs")
+        return order
+
+    def _run_functional(self, x, training):
+        values = {id(self._input_symbol): x}
+        calls = {}  # a layer call with several outputs (return_state) runs once
+        for layer, parents, sym in self._nodes:
+            node = (id(layer), id(parents[0]))
+            if node not in calls:
+                calls[node] = layer(values[id(parents[0])], training=training, **sym.kwargs)
+            out = calls[node]
+            values[id(sym)] = out if sym.index is None else out[sym.index]
+        return values[id(self._output_symbol)]
+
+    # ------------------------------------------------------------------- call
+    def call(self, x, training=False):  # overridden by subclasses
+        if self._nodes is None:
+            raise NotImplementedError(f"{type(self).__name__}: a subclassed Model must define call(self, x)")
+        return self._run_functional(x, training)
+
+    def _convert_input(self, x):
+        return x  # each layer converts its own input (an Embedding wants integer ids)
+
+    def __call__(self, x, training=False, **kwargs):
+        if _is_symbolic(x):
+            return self._call_symbolic(x, kwargs)
+        if not isinstance(x, Tensor):
+            import numpy as np
+            x = np.asarray(x)
+            if x.dtype.kind == "f" and x.dtype != self.dtype:
+                x = x.astype(self.dtype)
+        if self._nodes is not None:
+            self._check_model_input(x)
+        from ..layers.base import _takes_training
+        if _takes_training(type(self)):
+            kwargs["training"] = training
+        y = self.call(x, **kwargs)
+        if not self.built:
+            self.built = True
+            shape = tuple(getattr(x, "shape", ()))
+            self.input_shape = (None,) + shape[1:]
+            self.output_shape = (None,) + tuple(y.shape[1:]) if isinstance(y, Tensor) else None
+        return y
+
+    def _check_model_input(self, x):
+        expected = self._input_symbol.shape
+        shape = tuple(x.shape)
+        if len(shape) != len(expected) or any(e is not None and e != s for e, s in zip(expected[1:], shape[1:])):
+            from ..layers.base import fmt_shape
+            raise ValueError(f"{self.name}: expected input of shape {fmt_shape(expected)}, got {fmt_shape(shape)}")
+
+    def build_from_shape(self, input_shape):
+        if self._nodes is not None:
+            return self.output_shape
+        return Layer.build_from_shape(self, input_shape)
+
+    def compute_output_shape(self, input_shape):
+        if self._nodes is not None:
+            return self.output_shape
+        return Layer.compute_output_shape(self, input_shape)
+
+    def summary(self, print_fn=print):
+        print_summary(self, print_fn)

@@ -1,0 +1,268 @@
+"""Optimizers with Keras 3 defaults and update rules, step for step.
+
+Every optimizer updates the weights in place (``w.data``), keeps its per-weight
+state ("slots") in ``self.slots[id(w)]``, and counts steps in ``iterations``.
+Before the update, gradients are clipped when asked (only one of the three):
+
+  clipvalue        g <- clip(g, -clipvalue, clipvalue)
+  clipnorm         g <- g * clipnorm / max(||g||, clipnorm)              (each gradient alone)
+  global_clipnorm  g <- g * global_clipnorm / max(||(g_1..g_k)||, global_clipnorm)
+
+Two ways to apply a step: ``apply_gradients(zip(grads, weights))`` as in Keras
+(grads are ndarrays), and ``step(weights)``, which uses each Tensor's ``.grad``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .engine import Tensor
+from .utils import one_of
+
+
+class Optimizer:
+    def __init__(self, learning_rate=0.001, clipnorm=None, clipvalue=None, global_clipnorm=None, name=None):
+        given = [k for k, v in (("clipnorm", clipnorm), ("clipvalue", clipvalue),
+                                ("global_clipnorm", global_clipnorm)) if v is not None]
+        if len(given) > 1:
+            raise ValueError(f"{type(self).__name__}: only one of clipnorm, clipvalue and global_clipnorm "
+                             f"may be set, got {given}")
+        for k in given:
+            v = locals()[k]
+            if not v > 0:
+                raise ValueError(f"{type(self).__name__}: {k} must be positive, got {v}")
+        if not callable(learning_rate) and not learning_rate > 0:
+            raise ValueError(f"{type(self).__name__}: learning_rate must be positive, got {learning_rate}")
+        self.learning_rate = learning_rate
+        self.clipnorm, self.clipvalue, self.global_clipnorm = clipnorm, clipvalue, global_clipnorm
+        self.name = name or type(self).__name__.lower()
+        self.iterations = 0
+        self.slots = {}
+
+    # ------------------------------------------------------------------ public
+    def apply_gradients(self, grads_and_vars):
+        pairs = [(g, w) for g, w in grads_and_vars if g is not None]
+        for g, w in pairs:
+            if not isinstance(w, Tensor):
+                raise TypeError(f"{type(self).__name__}: weights must be Tensors, got {type(w).__name__}")
+            if np.shape(g) != w.shape:
+                raise ValueError(f"{type(self).__name__}: gradient of shape {np.shape(g)} for weight {w.name} "
+                                 f"of shape {w.shape}")
+        grads = self._clip([np.asarray(g, dtype=w.dtype) for g, w in pairs])
+        lr = self.current_learning_rate()
+        for g, (_, w) in zip(grads, pairs):
+            state = self.slots.get(id(w))
+            if state is None:
+                state = self.slots[id(w)] = self.create_slots(w.data)
+            self.update(w.data, g, state, w.dtype.type(lr))
+        self.iterations += 1
+
+    def step(self, weights):
+        """Apply each weight's ``.grad`` (weights without a gradient are left alone)."""
+        self.apply_gradients([(w.grad, w) for w in weights])
+
+    @staticmethod
+    def zero_grad(weights):
+        for w in weights:
+            w.grad = None
+
+    def current_learning_rate(self):
+        lr = self.learning_rate
+        return float(lr(self.iterations)) if callable(lr) else float(lr)
+
+    def get_slot(self, weight, name):
+        return self.slots[id(weight)][name]
+
+    def get_config(self):
+        return {"name": self.name, "learning_rate": self.learning_rate, "clipnorm": self.clipnorm,
+                "clipvalue": self.clipvalue, "global_clipnorm": self.global_clipnorm}
+
+    # --------------------------------------------------------------- internals
+    def _clip(self, grads):
+        if self.clipvalue is not None:
+            return [np.clip(g, -self.clipvalue, self.clipvalue) for g in grads]
+        if self.clipnorm is not None:
+            return [g * (self.clipnorm / max(float(np.sqrt((g * g).sum())), self.clipnorm)) for g in grads]
+        if self.global_clipnorm is not None:
+            norm = float(np.sqrt(sum(float((g * g).sum()) for g in grads)))
+            scale = self.global_clipnorm / max(norm, self.global_clipnorm)
+            return [g * scale for g in grads]
+        return grads
+
+    def create_slots(self, w):
+        return {}
+
+    def update(self, w, g, s, lr):  # pragma: no cover - abstract
+        raise NotImplementedError(f"abstract: {type(self).__name__} must define update()")
+
+
+class SGD(Optimizer):
+    """Mini-batch stochastic gradient descent, with optional (Nesterov) momentum.
+
+        momentum = 0:   w <- w - lr * g
+        otherwise:      m <- momentum * m - lr * g                  (m starts at 0)
+                        w <- w + m                                  (classical)
+                        w <- w + momentum * m - lr * g              (nesterov=True)
+    """
+
+    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        if not 0 <= momentum <= 1:
+            raise ValueError(f"SGD: momentum must be in [0, 1], got {momentum}")
+        self.momentum, self.nesterov = momentum, nesterov
+
+    def create_slots(self, w):
+        return {"momentum": np.zeros_like(w)} if self.momentum else {}
+
+    def update(self, w, g, s, lr):
+        if not self.momentum:
+            w -= lr * g
+            return
+        m = s["momentum"]
+        m *= self.momentum
+        m -= lr * g
+        if self.nesterov:
+            w += self.momentum * m - lr * g
+        else:
+            w += m
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba), in Keras's form with the bias correction folded into alpha.
+
+        t <- t + 1
+        m <- m + (g - m) * (1 - beta_1)
+        v <- v + (g^2 - v) * (1 - beta_2)
+        (amsgrad: v_hat <- max(v_hat, v), used in place of v)
+        alpha = lr * sqrt(1 - beta_2^t) / (1 - beta_1^t)
+        w <- w - alpha * m / (sqrt(v) + epsilon)
+    """
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False, **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        self.beta_1, self.beta_2, self.epsilon, self.amsgrad = beta_1, beta_2, epsilon, amsgrad
+
+    def create_slots(self, w):
+        s = {"m": np.zeros_like(w), "v": np.zeros_like(w)}
+        if self.amsgrad:
+            s["v_hat"] = np.zeros_like(w)
+        return s
+
+    def update(self, w, g, s, lr):
+        t = self.iterations + 1
+        m, v = s["m"], s["v"]
+        m += (g - m) * w.dtype.type(1 - self.beta_1)
+        v += (g * g - v) * w.dtype.type(1 - self.beta_2)
+        if self.amsgrad:
+            np.maximum(s["v_hat"], v, out=s["v_hat"])
+            v = s["v_hat"]
+        alpha = lr * np.sqrt(1 - self.beta_2 ** t) / (1 - self.beta_1 ** t)
+        w -= w.dtype.type(alpha) * m / (np.sqrt(v) + w.dtype.type(self.epsilon))
+
+
+class Adagrad(Optimizer):
+    """Adagrad (Duchi et al.), Keras form.
+
+        a <- a + g^2                              (a starts at initial_accumulator_value = 0.1)
+        w <- w - lr * g / sqrt(a + epsilon)
+    """
+
+    def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7, **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        self.initial_accumulator_value, self.epsilon = initial_accumulator_value, epsilon
+
+    def create_slots(self, w):
+        return {"accumulator": np.full_like(w, self.initial_accumulator_value)}
+
+    def update(self, w, g, s, lr):
+        a = s["accumulator"]
+        a += g * g
+        w -= lr * g / np.sqrt(a + w.dtype.type(self.epsilon))
+
+
+class RMSprop(Optimizer):
+    """RMSprop (Hinton), Keras form: epsilon inside the square root.
+
+        v <- rho * v + (1 - rho) * g^2
+        (centered: mg <- rho * mg + (1 - rho) * g;  d = v - mg^2 + epsilon, else d = v + epsilon)
+        step = lr * g / sqrt(d)
+        momentum = 0:  w <- w - step
+        otherwise:     b <- momentum * b + step;  w <- w - b
+    """
+
+    def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False, **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        if not 0 <= momentum <= 1:
+            raise ValueError(f"RMSprop: momentum must be in [0, 1], got {momentum}")
+        self.rho, self.momentum, self.epsilon, self.centered = rho, momentum, epsilon, centered
+
+    def create_slots(self, w):
+        s = {"velocity": np.zeros_like(w)}
+        if self.momentum:
+            s["momentum"] = np.zeros_like(w)
+        if self.centered:
+            s["average_gradient"] = np.zeros_like(w)
+        return s
+
+    def update(self, w, g, s, lr):
+        rho = w.dtype.type(self.rho)
+        v = s["velocity"]
+        v *= rho
+        v += (1 - rho) * g * g
+        d = v + w.dtype.type(self.epsilon)
+        if self.centered:
+            mg = s["average_gradient"]
+            mg *= rho
+            mg += (1 - rho) * g
+            d = d - mg * mg
+        step = lr * g / np.sqrt(d)
+        if self.momentum:
+            b = s["momentum"]
+            b *= self.momentum
+            b += step
+            w -= b
+        else:
+            w -= step
+
+
+class Adadelta(Optimizer):
+    """Adadelta (Zeiler 2012), Keras form with a learning rate.
+
+        E[g^2]  <- rho * E[g^2] + (1 - rho) * g^2
+        dw      = -sqrt(E[dw^2] + epsilon) / sqrt(E[g^2] + epsilon) * g
+        E[dw^2] <- rho * E[dw^2] + (1 - rho) * dw^2
+        w       <- w + lr * dw
+
+    Keras's default learning_rate=0.001 moves slowly; the paper's form is
+    learning_rate=1.0, epsilon=1e-6.
+    """
+
+    def __init__(self, learning_rate=0.001, rho=0.95, epsilon=1e-7, **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        self.rho, self.epsilon = rho, epsilon
+
+    def create_slots(self, w):
+        return {"accumulated_grad": np.zeros_like(w), "accumulated_delta_var": np.zeros_like(w)}
+
+    def update(self, w, g, s, lr):
+        rho, eps = w.dtype.type(self.rho), w.dtype.type(self.epsilon)
+        Eg2, Edw2 = s["accumulated_grad"], s["accumulated_delta_var"]
+        Eg2 *= rho
+        Eg2 += (1 - rho) * g * g
+        dw = -np.sqrt(Edw2 + eps) / np.sqrt(Eg2 + eps) * g
+        Edw2 *= rho
+        Edw2 += (1 - rho) * dw * dw
+        w += lr * dw
+
+
+_BY_NAME = {"sgd": SGD, "adam": Adam, "adagrad": Adagrad, "rmsprop": RMSprop, "adadelta": Adadelta}
+
+
+def get(identifier) -> Optimizer:
+    """An optimizer from a name in any case (``"sgd"``, ``"Adam"``), a class or an instance."""
+    if isinstance(identifier, Optimizer):
+        return identifier
+    if isinstance(identifier, type) and issubclass(identifier, Optimizer):
+        return identifier()
+    if isinstance(identifier, str):
+        return one_of("optimizer", identifier, _BY_NAME)()
+    raise TypeError(f"optimizer must be a name or an Optimizer, got {identifier!r}")
