@@ -20,7 +20,10 @@ With c = dL/dl = gy * w / size(l) (per value), D the size of the last axis:
   categorical  q = p / sum(p), clipped;  l = -sum(t log q)
            dl/dp_k = (g_k - sum_j g_j q_j) / sum(p),  g_j = -t_j / q_j (0 where clipped)
            from logits:  l = logsumexp(z) sum(t) - sum(t z);  dl/dz = softmax(z) sum(t) - t
-  sparse   the same with t = one_hot(label); labels of shape S (or S + (1,))
+  sparse   t = one_hot(label), labels of shape S (or S + (1,)); from logits as categorical;
+           from probabilities as Keras's TensorFlow backend: q = clip(p), l = -log_softmax(log q)[label]
+           (= -log(q_label / sum(q)): normalised after clipping);
+           dl/dp = (q / sum(q) - t) / q  (0 where p was clipped)
 """
 from __future__ import annotations
 
@@ -250,8 +253,9 @@ class SparseCategoricalCrossentropy(Loss):
     def values(self, t, p):
         if self.from_logits:
             return -self._pick(_log_softmax(p), t)
-        # Keras: normalise, clip, log, then a log-softmax of the logs (a no-op unless clipped)
-        lq = np.log(np.clip(p / p.sum(axis=-1, keepdims=True), EPSILON, 1 - EPSILON))
+        # Keras (TensorFlow backend): clip the probabilities, take their log and use
+        # it as logits, so the rows are normalised by the log-softmax after clipping
+        lq = np.log(np.clip(p, EPSILON, 1 - EPSILON))
         return -self._pick(_log_softmax(lq), t)
 
     def gradient(self, t, p, c):
@@ -260,13 +264,10 @@ class SparseCategoricalCrossentropy(Loss):
             g = np.exp(_log_softmax(p))
             np.put_along_axis(g, t[..., None], self._pick(g, t)[..., None] - 1, axis=-1)
             return c * g
-        s = p.sum(axis=-1, keepdims=True)
-        q_raw = p / s
-        q = np.clip(q_raw, EPSILON, 1 - EPSILON)
-        g_lq = q / q.sum(axis=-1, keepdims=True)  # d/d(lq) of -log_softmax(lq)[t]
+        q = np.clip(p, EPSILON, 1 - EPSILON)
+        g_lq = q / q.sum(axis=-1, keepdims=True)  # d/d(lq) of -log_softmax(lq)[t] = softmax(lq) - one_hot(t)
         np.put_along_axis(g_lq, t[..., None], self._pick(g_lq, t)[..., None] - 1, axis=-1)
-        g = np.where(q_raw == q, g_lq / q, 0)
-        return c * (g - (g * q_raw).sum(axis=-1, keepdims=True)) / s
+        return c * np.where(p == q, g_lq / q, 0)  # d lq / d p = 1/q inside the clip range, 0 outside
 
     def get_config(self):
         return {**super().get_config(), "from_logits": self.from_logits}

@@ -4,15 +4,16 @@ Each metric function takes ``(y_true, y_pred)`` as ndarrays and returns one valu
 per sample (shape S, y_pred's shape without its last axis); ``fit`` and
 ``evaluate`` report their running mean, as Keras does.
 
-"accuracy" picks its kind as Keras does: binary (threshold 0.5) for binary
-cross-entropy or one output unit, sparse when the labels have one axis fewer
-(or a last axis of 1 with several output units), categorical otherwise.
+"accuracy" picks its kind from the shapes, as Keras 3 does (the loss plays no
+part): binary (threshold 0.5) for one output unit, sparse when the labels have
+one axis fewer (or a last axis of 1 with several output units), categorical
+otherwise -- so binary cross-entropy on several output units is scored with
+categorical accuracy, exactly as in Keras 3.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from . import losses as losses_mod
 from .utils import one_of
 
 
@@ -53,23 +54,17 @@ _BY_NAME = {
 
 
 def get(name, loss=None):
-    """(history name, function) for a metric given by name or as a callable."""
+    """(history name, function) for a metric given by name or as a callable.
+
+    ``loss`` is accepted for the training loop's sake but, as in Keras 3, does not
+    choose the kind of "accuracy": the shapes of y_true and y_pred do, batch by batch.
+    """
     if callable(name):
         return getattr(name, "__name__", "metric"), name
     fn = one_of("metric", name, _BY_NAME)
     if fn is None:
-        fn = _accuracy_for(loss)
+        fn = _accuracy_by_shape
     return name, fn
-
-
-def _accuracy_for(loss):
-    if isinstance(loss, losses_mod.BinaryCrossentropy):
-        return binary_accuracy
-    if isinstance(loss, losses_mod.SparseCategoricalCrossentropy):
-        return sparse_categorical_accuracy
-    if isinstance(loss, losses_mod.CategoricalCrossentropy):
-        return categorical_accuracy
-    return _accuracy_by_shape
 
 
 def _accuracy_by_shape(y_true, y_pred):

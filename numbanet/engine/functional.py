@@ -113,3 +113,8 @@ class Dropout(Function):
 
 def dropout(x, rate, rng):
     return Dropout(rate, rng)(x)
+
+
+
+from .conv import conv2d, conv2d_transpose  # noqa: E402,F401  (issue 3: convolutional family)
+from .pooling import max_pool2d, upsample2d  # noqa: E402,F401

@@ -62,12 +62,14 @@ class GradCheckReport:
 
 
 def _as_float64_tensors(inputs):
+    # A C-ordered float64 copy: the checks nudge elements through a flat view
+    # (``reshape(-1)``), which would be a copy, not a view, of a transposed array.
     out = []
     for x in inputs:
         if isinstance(x, Tensor):
-            out.append(Tensor(x.data.astype(np.float64), requires_grad=True))
+            out.append(Tensor(np.array(x.data, dtype=np.float64, order="C"), requires_grad=True))
         elif isinstance(x, np.ndarray) and x.dtype.kind == "f":
-            out.append(Tensor(x.astype(np.float64), requires_grad=True))
+            out.append(Tensor(np.array(x, dtype=np.float64, order="C"), requires_grad=True))
         else:  # integers, index arrays, Python values: passed through, not checked
             out.append(x)
     return out

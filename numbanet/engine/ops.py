@@ -11,6 +11,8 @@ where that costs nothing; they need no backward of their own.
 """
 from __future__ import annotations
 
+import builtins
+
 import numpy as np
 
 from .tensor import Function, Tensor, as_tensor
@@ -379,7 +381,7 @@ def mean(x, axis=None, keepdims=False):
     n = 1
     for a in _norm_axis(axis, x.ndim):
         n *= x.shape[a]
-    return sum(x, axis, keepdims) * (1.0 / max(n, 1))
+    return sum(x, axis, keepdims) * (1.0 / builtins.max(n, 1))  # this module's max/sum are ops
 
 
 class Max(Function):
@@ -436,7 +438,7 @@ class Transpose(Function):
 
     def forward(self, x):
         axes = self.axes if self.axes is not None else tuple(range(x.ndim))[::-1]
-        self.inverse = tuple(np.argsort(axes))
+        self.inverse = tuple(np.argsort([a % x.ndim for a in axes]))  # negative axes count from the end
         return np.transpose(x, axes)
 
     def backward(self, gy):

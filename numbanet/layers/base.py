@@ -76,9 +76,9 @@ class Layer:
         self.dtype = np.dtype(dtype or "float32")
         if self.dtype.kind != "f":
             raise TypeError(f"{self.name}: dtype must be a floating type, got {self.dtype}")
-        self.trainable = trainable
         self.built = False
         self._weight_list = []  # [(name, Tensor)], Keras order
+        self._trainable = bool(trainable)
         if input_shape is None and input_dim is not None:
             input_shape = (input_dim,)
         if input_shape is not None:
@@ -90,6 +90,17 @@ class Layer:
         self.output_shape = None
 
     # ----------------------------------------------------------------- weights
+    @property
+    def trainable(self):
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        """Freezing a layer (``layer.trainable = False``) stops gradients to its weights."""
+        self._trainable = bool(value)
+        for _, w in self._weight_list:
+            w.requires_grad = self._trainable
+
     def add_weight(self, name, shape, initializer="zeros", trainable=True) -> Tensor:
         """Create a weight Tensor of ``shape`` drawn from ``initializer`` in the layer's dtype."""
         init = initializers.get(initializer)
@@ -194,7 +205,12 @@ class Layer:
             self.validate_input_shape((None,) + shape[1:])
         if _takes_training(type(self)):
             kwargs["training"] = training
-        return self.call(x, **kwargs)
+        y = self.call(x, **kwargs)
+        mask = getattr(x, "mask", None)
+        if (mask is not None and isinstance(y, Tensor) and y.mask is None and y.ndim == mask.ndim + 1
+                and y.shape[:mask.ndim] == mask.shape):
+            y.mask = mask  # a layer that keeps the (batch, time) axes passes the padding mask on, as in Keras
+        return y
 
     def _call_symbolic(self, x, kwargs):
         if isinstance(x, (list, tuple)):

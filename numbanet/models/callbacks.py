@@ -4,6 +4,7 @@ epochs and batches. ``logs`` is the dict of figures so far (``loss``, metrics,
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
@@ -57,7 +58,7 @@ class EarlyStopping(Callback):
     """Stop when ``monitor`` has not improved by more than ``min_delta`` for ``patience`` epochs.
 
     With ``restore_best_weights=True`` the weights of the best epoch are put back
-    when training is stopped (as Keras 3 does).
+    when training ends, as Keras 3 does (whether or not it stopped early).
     """
 
     def __init__(self, monitor="val_loss", min_delta=0, patience=0, verbose=0, mode="auto",
@@ -73,34 +74,38 @@ class EarlyStopping(Callback):
         self.best = self.baseline if self.baseline is not None else (-np.inf if self.mode == "max" else np.inf)
         self.best_weights = None
 
+    def _improves(self, current, reference):
+        return self.better(current - self.min_delta, reference)
+
     def on_epoch_end(self, epoch, logs=None):
         current = (logs or {}).get(self.monitor)
         if current is None:
-            raise ValueError(f"EarlyStopping: monitored value {self.monitor!r} is not in the logs "
-                             f"(available: {sorted(logs or {})})")
+            warnings.warn(f"EarlyStopping: monitored value {self.monitor!r} is not in the logs "
+                          f"(available: {', '.join(logs or {})})", RuntimeWarning, stacklevel=2)
+            return
         if epoch < self.start_from_epoch:
             return
         if self.restore_best_weights and self.best_weights is None:
-            self.best_weights = self.model.get_weights()
+            self.best_weights, self.best_epoch = self.model.get_weights(), epoch
         self.wait += 1
-        if self.better(current - self.min_delta, self.best):
+        if self._improves(current, self.best):
             self.best, self.best_epoch = current, epoch
             if self.restore_best_weights:
                 self.best_weights = self.model.get_weights()
-            if self.baseline is None or self.better(current, self.baseline):
+            if self.baseline is None or self._improves(current, self.baseline):
                 self.wait = 0
             return
         if self.wait >= self.patience and epoch > 0:
             self.stopped_epoch = epoch
             self.model.stop_training = True
-            if self.restore_best_weights and self.best_weights is not None:
-                if self.verbose:
-                    print(f"Restoring model weights from the end of the best epoch: {self.best_epoch + 1}.")
-                self.model.set_weights(self.best_weights)
 
     def on_train_end(self, logs=None):
         if self.stopped_epoch > 0 and self.verbose:
             print(f"Epoch {self.stopped_epoch + 1}: early stopping")
+        if self.restore_best_weights and self.best_weights is not None:
+            if self.verbose:
+                print(f"Restoring model weights from the end of the best epoch: {self.best_epoch + 1}.")
+            self.model.set_weights(self.best_weights)
 
 
 class TerminateOnNaN(Callback):

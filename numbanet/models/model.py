@@ -11,6 +11,8 @@ Both (and ``Sequential``) share the training API of ``Trainer``.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from ..engine import Tensor
 from ..layers.base import Layer, SymbolicTensor, _is_symbolic
 from ..utils import unique_name
@@ -71,12 +73,12 @@ class Model(Trainer, WeightsIO, Layer):
 
     def set_weights(self, weights):
         """Replace every weight (Keras order); every shape is checked before any changes."""
-        own, weights = self.weights, list(weights)
+        own, weights = self.weights, [np.asarray(v) for v in weights]  # array-likes too, as Keras
         if len(weights) != len(own):
             raise ValueError(f"{self.name}: set_weights expected {len(own)} arrays, got {len(weights)}")
         for w, v in zip(own, weights):
-            if tuple(getattr(v, "shape", ())) != w.shape:
-                raise ValueError(f"{self.name}: weight {w.name} has shape {w.shape}, got {getattr(v, 'shape', v)}")
+            if v.shape != w.shape:
+                raise ValueError(f"{self.name}: weight {w.name} has shape {w.shape}, got an array of shape {v.shape}")
         for w, v in zip(own, weights):
             w.data = v.astype(w.dtype, copy=True)
 
@@ -142,11 +144,10 @@ class Model(Trainer, WeightsIO, Layer):
         if _is_symbolic(x):
             return self._call_symbolic(x, kwargs)
         if not isinstance(x, Tensor):
-            import numpy as np
             x = np.asarray(x)
             if x.dtype.kind == "f" and x.dtype != self.dtype:
                 x = x.astype(self.dtype)
-        if self._nodes is not None:
+        if self.batch_input_shape is not None:  # declared: Input(shape) or input_shape= (also Sequential)
             self._check_model_input(x)
         from ..layers.base import _takes_training
         if _takes_training(type(self)):
@@ -160,7 +161,7 @@ class Model(Trainer, WeightsIO, Layer):
         return y
 
     def _check_model_input(self, x):
-        expected = self._input_symbol.shape
+        expected = self.batch_input_shape
         shape = tuple(x.shape)
         if len(shape) != len(expected) or any(e is not None and e != s for e, s in zip(expected[1:], shape[1:])):
             from ..layers.base import fmt_shape

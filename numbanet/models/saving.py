@@ -11,10 +11,17 @@ from __future__ import annotations
 import os
 import tempfile
 import zipfile
+import zlib
 
 import numpy as np
 
 FORMAT = "numbanet-weights-1"
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_savez(path, arrays: dict):
@@ -22,6 +29,7 @@ def atomic_savez(path, arrays: dict):
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private (0600); give it a normal file's mode
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
             f.flush()
@@ -49,14 +57,20 @@ class WeightsIO:
         path = os.fspath(filepath)
         if not os.path.exists(path):
             raise FileNotFoundError(f"{self.name}.load_weights: no such file {path!r}")
-        try:
-            with np.load(path, allow_pickle=False) as data:
+        try:  # np.load raises ValueError for bytes that are neither .npy nor .npz
+            data = np.load(path, allow_pickle=False)
+            if not isinstance(data, np.lib.npyio.NpzFile):
+                raise ValueError("a single .npy array, not an .npz archive")
+            with data:
                 if "__format__" not in data.files or str(data["__format__"]) != FORMAT:
-                    raise ValueError(f"{self.name}.load_weights: {path!r} is not a numbanet weight file")
-                count = sum(1 for k in data.files if k.startswith("w") and k[1:].isdigit())
-                arrays = [data[f"w{i}"] for i in range(count)]
-        except (zipfile.BadZipFile, OSError, EOFError, KeyError) as err:
+                    arrays = None
+                else:
+                    count = sum(1 for k in data.files if k.startswith("w") and k[1:].isdigit())
+                    arrays = [data[f"w{i}"] for i in range(count)]
+        except (zipfile.BadZipFile, zlib.error, OSError, EOFError, KeyError, ValueError) as err:
             raise ValueError(f"{self.name}.load_weights: {path!r} is corrupt or not an .npz file ({err})") from None
+        if arrays is None:
+            raise ValueError(f"{self.name}.load_weights: {path!r} is not a numbanet weight file")
         own = self.weights
         if len(arrays) != len(own):
             raise ValueError(f"{self.name}.load_weights: {path!r} holds {len(arrays)} arrays, "

@@ -52,7 +52,10 @@ class Trainer:
             raise RuntimeError(f"{self.name}: call compile(optimizer, loss) before {what}()")
 
     # ------------------------------------------------------------- data checks
-    def _prepare_data(self, x, y, what, sample_weight=None):
+    def _prepare_data(self, x, y, what, sample_weight=None, needs_y=True):
+        if x is None or (needs_y and y is None):
+            raise ValueError(f"{self.name}.{what}: needs {'x and y (the targets)' if needs_y else 'x'}, "
+                             f"got x={type(x).__name__}, y={type(y).__name__}")
         if isinstance(x, Tensor):
             x = x.data
         if isinstance(y, Tensor):
@@ -63,8 +66,8 @@ class Trainer:
         if x.dtype.kind == "f":
             x = x.astype(self.dtype, copy=False)
             if not np.all(np.isfinite(x)):
-                bad = np.argwhere(~np.isfinite(x))[0]
-                raise ValueError(f"{self.name}.{what}: x contains NaN or infinity (first at index {tuple(bad)})")
+                bad = tuple(int(i) for i in np.argwhere(~np.isfinite(x))[0])
+                raise ValueError(f"{self.name}.{what}: x contains NaN or infinity (first at index {bad})")
         elif x.dtype.kind not in "iub":
             raise TypeError(f"{self.name}.{what}: x must be numeric, got dtype {x.dtype}")
         if y is not None:
@@ -218,7 +221,7 @@ class Trainer:
     # ----------------------------------------------------------------- predict
     def predict(self, x, batch_size=32, verbose=0):
         """Outputs for ``x`` as an ndarray, computed in batches without recording a graph."""
-        x, _, _ = self._prepare_data(x, None, "predict")
+        x, _, _ = self._prepare_data(x, None, "predict", needs_y=False)
         outs = []
         with no_grad():
             for start in range(0, len(x), batch_size or 32):

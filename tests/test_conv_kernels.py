@@ -1,0 +1,129 @@
+"""The Numba kernels against their plain-NumPy twins (tests/conv_reference.py), float32 and float64."""
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from numbanet.engine.kernels.im2col import col2im, im2col
+from numbanet.engine.kernels.pooling import max_pool_backward, max_pool_forward
+from numbanet.engine.kernels.upsample import (upsample_bilinear_backward, upsample_bilinear_forward,
+                                              upsample_nearest_backward, upsample_nearest_forward)
+
+from conv_reference import (bilinear_backward_ref, bilinear_ref, col2im_ref, im2col_ref, max_pool_backward_ref,
+                            max_pool_ref, nearest_backward_ref, nearest_ref)
+
+SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+DTYPES = st.sampled_from([np.float32, np.float64])
+
+
+@st.composite
+def window_case(draw):
+    """Image, kernel, strides and explicit pads (tests skip draws with no output pixel)."""
+    N, C = draw(st.integers(1, 2)), draw(st.integers(1, 3))
+    H, W = draw(st.integers(1, 7)), draw(st.integers(1, 7))
+    KH, KW = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    SH, SW = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    PT, PB = draw(st.integers(0, KH - 1)), draw(st.integers(0, KH - 1))
+    PL, PR = draw(st.integers(0, KW - 1)), draw(st.integers(0, KW - 1))
+    dtype = draw(DTYPES)
+    x = np.random.default_rng(draw(st.integers(0, 999))).standard_normal((N, H, W, C)).astype(dtype)
+    return x, (KH, KW, SH, SW, PT, PB, PL, PR)
+
+
+@SETTINGS
+@given(window_case())
+def test_im2col_matches_numpy_twin(case):
+    x, (KH, KW, SH, SW, PT, PB, PL, PR) = case
+    assume(x.shape[1] + PT + PB >= KH and x.shape[2] + PL + PR >= KW)
+    col = im2col(x, KH, KW, SH, SW, PT, PB, PL, PR)
+    assert col.dtype == x.dtype
+    np.testing.assert_array_equal(col, im2col_ref(x, KH, KW, SH, SW, PT, PB, PL, PR))
+
+
+@SETTINGS
+@given(window_case())
+def test_col2im_matches_twin_and_is_adjoint_of_im2col(case):
+    x, (KH, KW, SH, SW, PT, PB, PL, PR) = case
+    N, H, W, C = x.shape
+    assume(H + PT + PB >= KH and W + PL + PR >= KW)
+    col = np.random.default_rng(1).standard_normal(im2col(x, KH, KW, SH, SW, PT, PB, PL, PR).shape)
+    col = col.astype(x.dtype)
+    gx = col2im(col, H, W, SH, SW, PT, PL)
+    tol = 1e-5 if x.dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(gx, col2im_ref(col, H, W, SH, SW, PT, PL), rtol=tol, atol=tol)
+    # <im2col(x), col> == <x, col2im(col)>: col2im is im2col's transpose
+    lhs = np.sum(im2col(x, KH, KW, SH, SW, PT, PB, PL, PR).astype(np.float64) * col)
+    rhs = np.sum(x.astype(np.float64) * gx)
+    assert lhs == pytest.approx(rhs, rel=1e-4, abs=1e-4)
+
+
+def test_col2im_output_larger_than_windows_reach():
+    """Transposed convolution case: the last rows are reached by no window and stay 0."""
+    col = np.ones((1, 2, 2, 3, 3, 1))
+    gx = col2im(col, 7, 6, 2, 2, 0, 0)          # windows cover rows 0..4 only
+    np.testing.assert_array_equal(gx, col2im_ref(col, 7, 6, 2, 2, 0, 0))
+    assert gx[0, 5:].sum() == 0 and gx[0, :, 5:].sum() == 0
+
+
+def _distinct(shape, dtype, seed):
+    """Values with no ties (a shuffled ramp), so the arg-max is unique."""
+    v = np.random.default_rng(seed).permutation(int(np.prod(shape))).astype(dtype)
+    return (v / max(v.size, 1) - 0.5).reshape(shape)
+
+
+@SETTINGS
+@given(window_case(), st.booleans())
+def test_max_pool_matches_numpy_twin(case, ties):
+    x, (KH, KW, SH, SW, PT, PB, PL, PR) = case
+    N, H, W, C = x.shape
+    # keep every window on at least one real cell, as the valid/same rules guarantee
+    PT, PL = min(PT, KH - 1), min(PL, KW - 1)
+    OH, OW = (H + PT + PB - KH) // SH + 1, (W + PL + PR - KW) // SW + 1
+    assume(OH >= 1 and OW >= 1 and (OH - 1) * SH - PT < H and (OW - 1) * SW - PL < W)
+    if ties:  # many equal values: the first maximum in row-major order must win
+        x = np.round(x).astype(x.dtype)
+    y, arg = max_pool_forward(x, KH, KW, SH, SW, PT, PL, OH, OW)
+    y_ref, arg_ref = max_pool_ref(x, KH, KW, SH, SW, PT, PB, PL, PR)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(arg, arg_ref)
+    gy = np.random.default_rng(2).standard_normal(y.shape).astype(x.dtype)
+    np.testing.assert_allclose(max_pool_backward(gy, arg, H, W), max_pool_backward_ref(gy, arg_ref, H, W),
+                               rtol=1e-6, atol=1e-6)
+
+
+def test_max_pool_padding_never_wins():
+    x = -np.ones((1, 3, 3, 1)) * 5.0          # all negative: a zero pad would win
+    y, arg = max_pool_forward(x, 2, 2, 2, 2, 0, 0, 2, 2)  # "same": pad 1 at bottom/right
+    np.testing.assert_array_equal(y, -5.0)
+
+
+@st.composite
+def upsample_case(draw):
+    N, H, W, C = (draw(st.integers(1, 2)), draw(st.integers(1, 5)), draw(st.integers(1, 5)),
+                  draw(st.integers(1, 3)))
+    S = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    x = np.random.default_rng(draw(st.integers(0, 999))).standard_normal((N, H, W, C)).astype(draw(DTYPES))
+    return x, S
+
+
+@SETTINGS
+@given(upsample_case())
+def test_nearest_matches_numpy_twin(case):
+    x, (SH, SW) = case
+    y = upsample_nearest_forward(x, SH, SW)
+    np.testing.assert_array_equal(y, nearest_ref(x, SH, SW))
+    gy = np.random.default_rng(3).standard_normal(y.shape).astype(x.dtype)
+    np.testing.assert_allclose(upsample_nearest_backward(gy, SH, SW), nearest_backward_ref(gy, SH, SW),
+                               rtol=1e-5, atol=1e-5)
+
+
+@SETTINGS
+@given(upsample_case())
+def test_bilinear_matches_numpy_twin(case):
+    x, (SH, SW) = case
+    y = upsample_bilinear_forward(x, SH, SW)
+    assert y.dtype == x.dtype
+    np.testing.assert_allclose(y, bilinear_ref(x, SH, SW), rtol=1e-5, atol=1e-5)
+    gy = np.random.default_rng(4).standard_normal(y.shape).astype(x.dtype)
+    np.testing.assert_allclose(upsample_bilinear_backward(gy, SH, SW), bilinear_backward_ref(gy, SH, SW),
+                               rtol=1e-5, atol=1e-5)
