@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+from pathlib import Path
 
 from .demos import DEMOS
 
@@ -38,18 +40,69 @@ def demo(argv):
     return 0
 
 
+def _find_benchmarks():
+    """The repository root holding ``benchmarks/run.py``: beside the package (editable install), else cwd."""
+    candidates = [Path(__file__).resolve().parent.parent, Path.cwd()]
+    for root in candidates:
+        if (root / "benchmarks" / "run.py").is_file():
+            return root
+    return None
+
+
 def bench(argv):
+    """Run ``benchmarks.run.main(argv)`` from the repository checkout (benchmarks/ is not installed)."""
+    root = _find_benchmarks()
+    if root is None:
+        print("numbanet bench: benchmarks/run.py was not found next to the numbanet package nor in the current "
+              "directory. The benchmarks ship with the repository, not with the package: clone it, install it "
+              "with `pip install -e .[bench]`, and run `numbanet bench` (or `python -m benchmarks.run`) "
+              "from the repository root.", file=sys.stderr)
+        return 2
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
     try:
         runner = importlib.import_module("benchmarks.run")
-    except ImportError:
-        print("numbanet bench: run it from a checkout of the repository (the benchmarks/ folder is not "
-              "installed with the package): python -m benchmarks.run", file=sys.stderr)
+    except ImportError as err:
+        print(f"numbanet bench: found {root / 'benchmarks'} but could not import it: {err}", file=sys.stderr)
         return 2
+    if Path(runner.__file__).resolve().parent.parent != root:  # a different benchmarks package won
+        print(f"numbanet bench: note: imported benchmarks from {runner.__file__}", file=sys.stderr)
     return runner.main(argv) or 0
+
+
+def _cpu_has_avx512():
+    try:
+        with open("/proc/cpuinfo") as f:
+            return " avx512f" in f.read()
+    except OSError:
+        return False
+
+
+def _reexec_with_avx512_blas(argv):
+    """Restart this command with OpenBLAS's AVX-512 (SkylakeX) kernels when the CPU has them.
+
+    NumPy's OpenBLAS reads OPENBLAS_CORETYPE once, when NumPy is first imported, so
+    the choice needs a fresh process. Some machines pin an older core type (e.g.
+    Haswell, AVX2) for old OpenBLAS builds; on a current NumPy the AVX-512 kernels
+    roughly double float32 matrix products. Set NUMBANET_KEEP_BLAS=1 to keep the
+    environment as it is.
+    """
+    if os.environ.get("NUMBANET_KEEP_BLAS") or os.environ.get("OPENBLAS_CORETYPE") == "SkylakeX":
+        return
+    if not _cpu_has_avx512():
+        return
+    env = dict(os.environ, OPENBLAS_CORETYPE="SkylakeX", NUMBANET_KEEP_BLAS="1")
+    print(f"numbanet: this CPU has AVX-512; using OpenBLAS's SkylakeX kernels (OPENBLAS_CORETYPE was "
+          f"{os.environ.get('OPENBLAS_CORETYPE', 'unset')}; NUMBANET_KEEP_BLAS=1 keeps it)", file=sys.stderr)
+    sys.stderr.flush()
+    sys.stdout.flush()
+    os.execve(sys.executable, [sys.executable, "-m", "numbanet.cli", *argv], env)
 
 
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("demo", "bench") and argv[1:2] != ["--list"]:
+        _reexec_with_avx512_blas(argv)
     parser = argparse.ArgumentParser(prog="numbanet", description="numbanet: demos and benchmarks",
                                      usage="numbanet {demo,bench} ...")
     parser.add_argument("command", choices=("demo", "bench"))
