@@ -6,7 +6,7 @@
     model.compile(optimizer="sgd", loss="mse")
     model.fit(x, y, batch_size=20, epochs=100)
 """
-from . import activations, callbacks, data, engine, initializers, layers, losses, metrics, models, optimizers, plot, utils
+from . import activations, callbacks, data, engine, initializers, layers, losses, metrics, models, optimizers, plot, text, utils
 from .engine import (Function, GradientCheckError, Tensor, check_grad, exp, functional, log, no_grad,
                      numerical_grad, relu, sigmoid, tanh)
 from .layers import Input

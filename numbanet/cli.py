@@ -111,6 +111,8 @@ def main(argv=None):
         print(__doc__)
         return 0
     command, rest = argv[0], argv[1:]
+    from .utils import tune_malloc
+    tune_malloc()  # this process is ours: keep large freed blocks for reuse (see utils.tune_malloc)
     if command == "demo":
         return demo(rest)
     if command == "bench":

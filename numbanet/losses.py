@@ -45,7 +45,7 @@ class _ReducedLoss(Function):
 
     def forward(self, p):
         self.p = p
-        values = self.loss.values(self.t, p)
+        values, self.ctx = self.loss.evaluate(self.t, p)
         total = values.sum() if self.w is None else (values * self.w).sum()
         return np.asarray(total / self.denom, dtype=p.dtype)
 
@@ -53,7 +53,8 @@ class _ReducedLoss(Function):
         c = gy / self.denom
         if self.w is not None:
             c = c * self.w
-        return self.loss.gradient(self.t, self.p, np.asarray(c, dtype=self.p.dtype)).astype(self.p.dtype, copy=False)
+        g = self.loss.gradient_from(self.t, self.p, np.asarray(c, dtype=self.p.dtype), self.ctx)
+        return g.astype(self.p.dtype, copy=False)
 
 
 class Loss:
@@ -67,6 +68,13 @@ class Loss:
             raise ValueError(f"{type(self).__name__}: reduction must be 'sum_over_batch_size' or 'sum', got {reduction!r}")
         self.name = name or self.name
         self.reduction = reduction
+
+    def evaluate(self, t, p):
+        """(values, ctx): a loss may keep in ``ctx`` what its gradient can reuse."""
+        return self.values(t, p), None
+
+    def gradient_from(self, t, p, c, ctx):
+        return self.gradient(t, p, c)
 
     def prepare_true(self, y_true, p):
         t = np.asarray(y_true.data if isinstance(y_true, Tensor) else y_true)
@@ -249,6 +257,26 @@ class SparseCategoricalCrossentropy(Loss):
     @staticmethod
     def _pick(a, t):
         return np.take_along_axis(a, t[..., None], axis=-1)[..., 0]
+
+    def evaluate(self, t, p):
+        """From logits, one pass keeps e = exp(z - max) and s = sum(e) for the gradient:
+        l = log(s) + max - z[t],   dl/dz = e / s - one_hot(t)   (no second exp)."""
+        if not self.from_logits:
+            return self.values(t, p), None
+        zmax = p.max(axis=-1, keepdims=True)
+        e = np.exp(p - zmax)                               # (..., V), reused in the gradient
+        s = e.sum(axis=-1, keepdims=True)
+        values = (np.log(s) + zmax)[..., 0] - self._pick(p, t)
+        return values, (e, s)
+
+    def gradient_from(self, t, p, c, ctx):
+        if ctx is None:
+            return self.gradient(t, p, c)
+        e, s = ctx
+        e /= s                                             # softmax(z), in place (e is ours)
+        np.put_along_axis(e, t[..., None], self._pick(e, t)[..., None] - 1, axis=-1)
+        e *= c[..., None] if np.ndim(c) else c
+        return e
 
     def values(self, t, p):
         if self.from_logits:

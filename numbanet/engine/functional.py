@@ -30,7 +30,9 @@ class Linear(Function):
 
     def forward(self, x, W, b=None):
         self.x, self.W = x, W
-        y = x @ W
+        D, U = W.shape
+        # one (B, D) @ (D, U) product: a 3-D x @ W would run as many small ones
+        y = (x.reshape(-1, D) @ W).reshape(x.shape[:-1] + (U,))   # (..., D) -> (B, D) -> (B, U) -> (..., U)
         if b is not None:
             y += b
         return y
@@ -115,6 +117,8 @@ def dropout(x, rate, rng):
     return Dropout(rate, rng)(x)
 
 
+from .sequence import embedding  # noqa: E402,F401  (issue 4: sequence operations)
+from .recurrent import simple_rnn  # noqa: E402,F401
 
 from .conv import conv2d, conv2d_transpose  # noqa: E402,F401  (issue 3: convolutional family)
 from .pooling import max_pool2d, upsample2d  # noqa: E402,F401

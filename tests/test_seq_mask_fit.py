@@ -1,0 +1,71 @@
+"""The padding mask of Embedding(mask_zero=True) travels through SimpleRNN and Dense to the loss."""
+import os
+
+import numpy as np
+import pytest
+
+import numbanet as nb
+
+V, T, N = 12, 6, 5
+
+
+def _data(seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(1, V, size=(N, T))
+    lengths = np.array([6, 4, 2, 5, 1])
+    for i, L in enumerate(lengths):
+        x[i, L:] = 0                                   # post-padding
+    y = rng.integers(1, V, size=(N, T))
+    return x, y, x != 0
+
+
+def _model(seed=0):
+    nb.utils.set_random_seed(seed)
+    m = nb.Sequential([nb.layers.Embedding(V, 4, mask_zero=True),
+                       nb.layers.SimpleRNN(7, return_sequences=True),
+                       nb.layers.Dense(V)])
+    m.compile(optimizer="adam", loss=nb.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return m
+
+
+def test_mask_reaches_the_output_tensor():
+    x, _, mask = _data()
+    out = _model()(x)
+    assert out.mask is not None and np.array_equal(out.mask, mask)
+
+
+def test_evaluate_ignores_targets_at_padded_positions():
+    x, y, mask = _data()
+    m = _model()
+    base = m.evaluate(x, y)
+    y2 = y.copy()
+    y2[~mask] = (y2[~mask] + 3) % V                    # change only the padded targets
+    assert m.evaluate(x, y2) == pytest.approx(base, rel=1e-6)
+    y3 = y.copy()
+    y3[0, 0] = (y3[0, 0] + 3) % V                      # change a real target: the loss moves
+    assert m.evaluate(x, y3) != pytest.approx(base, rel=1e-6)
+
+
+def test_masked_loss_is_the_mean_over_real_positions():
+    x, y, mask = _data()
+    m = _model()
+    logits = m.predict(x).astype(np.float64)
+    logp = logits - logits.max(-1, keepdims=True)
+    logp -= np.log(np.exp(logp).sum(-1, keepdims=True))
+    per = -np.take_along_axis(logp, y[..., None], -1)[..., 0]
+    expected = per[mask].mean()
+    assert m.evaluate(x, y, batch_size=N) == pytest.approx(expected, rel=1e-5)
+
+
+def test_masked_sequence_loss_matches_keras():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    keras = pytest.importorskip("keras")
+    x, y, _ = _data()
+    m = _model()
+    m(x)
+    k = keras.Sequential([keras.Input((T,), dtype="int32"), keras.layers.Embedding(V, 4, mask_zero=True),
+                          keras.layers.SimpleRNN(7, return_sequences=True), keras.layers.Dense(V)])
+    k.set_weights(m.get_weights())
+    k.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    expected = k.evaluate(x, y, batch_size=N, verbose=0)
+    assert m.evaluate(x, y, batch_size=N) == pytest.approx(expected, rel=1e-5)
