@@ -30,19 +30,55 @@ from __future__ import annotations
 import numpy as np
 
 from .conv_shapes import check_padding, conv_output_size, conv_pads, pair, transpose_output_size, transpose_pad_before
-from .kernels.im2col import col2im, im2col
-from .tensor import Function, is_grad_enabled
+from .kernels.im2col import col2im_into, im2col_into
+from .tensor import Function
+from .workspace import scratch
 
 
 # --------------------------------------------------------------- array level
-def conv2d_forward(x, W, SH, SW, pads):
-    """y = im2col(x) @ W2 on arrays. Returns (y (N, OH, OW, F), X (N*OH*OW, K))."""
+# The batch is processed in chunks of B images whose patch matrix (B*OH*OW, K)
+# is about CHUNK_BYTES: im2col writes it, the matrix product reads it while it
+# is still in cache, and the full (N*OH*OW, K) matrix, 9x the image for a 3x3
+# kernel, is never stored (an autoencoder at batch 256 would need 100+ MB).
+# The backward pass unfolds each chunk again rather than keeping it.
+CHUNK_BYTES = 2 << 20
+
+
+def _chunks(N, rows_per_image, K, itemsize):
+    B = max(1, min(N, CHUNK_BYTES // max(rows_per_image * K * itemsize, 1)))
+    return B, [(n0, min(N, n0 + B)) for n0 in range(0, N, B)]
+
+
+def _out_hw(H, Wd, KH, KW, SH, SW, pads):
+    PT, PB, PL, PR = pads
+    return (H + PT + PB - KH) // SH + 1, (Wd + PL + PR - KW) // SW + 1
+
+
+def conv2d_forward(x, W, b, SH, SW, pads, relu=False):
+    """y = act(im2col(x) @ W2 + b) on arrays, chunk by chunk;  act = relu or identity.
+
+    x (N, H, W, C), W (KH, KW, C, F), b (F,) or None -> y (N, OH, OW, F).
+    """
     KH, KW, C, F = W.shape
-    X = im2col(np.ascontiguousarray(x), KH, KW, SH, SW, *pads)  # (N, OH, OW, KH, KW, C)
-    N, OH, OW = X.shape[:3]
-    X = X.reshape(N * OH * OW, KH * KW * C)     # (N, OH, OW, KH, KW, C) -> (N*OH*OW, K)
-    Y = X @ W.reshape(KH * KW * C, F)           # (N*OH*OW, K) @ (K, F) -> (N*OH*OW, F)
-    return Y.reshape(N, OH, OW, F), X           # (N*OH*OW, F) -> (N, OH, OW, F)
+    x = np.ascontiguousarray(x)
+    N, H, Wd, _ = x.shape
+    OH, OW = _out_hw(H, Wd, KH, KW, SH, SW, pads)
+    K, R = KH * KW * C, OH * OW                 # patch length, rows (output pixels) per image
+    W2 = W.reshape(K, F)                        # (KH, KW, C, F) -> (K, F)
+    y = np.empty((N, OH, OW, F), dtype=x.dtype)
+    Y2 = y.reshape(N * R, F)                    # (N, OH, OW, F) -> (N*OH*OW, F), a view
+    B, chunks = _chunks(N, R, K, x.itemsize)
+    col = scratch("conv.col", (B, OH, OW, KH, KW, C), x.dtype)
+    for n0, n1 in chunks:
+        c = col[:n1 - n0]
+        im2col_into(x[n0:n1], KH, KW, SH, SW, pads[0], pads[2], c)
+        Yc = Y2[n0 * R:n1 * R]
+        np.matmul(c.reshape(-1, K), W2, out=Yc)  # (B*OH*OW, K) @ (K, F) -> (B*OH*OW, F)
+        if b is not None:
+            Yc += b
+        if relu:
+            np.maximum(Yc, 0, out=Yc)
+    return y
 
 
 def conv2d_input_grad(gy, W, H, Wd, SH, SW, PT, PL):
@@ -52,17 +88,39 @@ def conv2d_input_grad(gy, W, H, Wd, SH, SW, PT, PL):
     pass of the transposed convolution.
     """
     KH, KW, C, F = W.shape
+    gy = np.ascontiguousarray(gy)
     N, OH, OW, _ = gy.shape
-    G = gy.reshape(N * OH * OW, F)              # (N, OH, OW, F) -> (N*OH*OW, F)
-    GX = G @ W.reshape(KH * KW * C, F).T        # (N*OH*OW, F) @ (F, K) -> (N*OH*OW, K)
-    GX = GX.reshape(N, OH, OW, KH, KW, C)       # (N*OH*OW, K) -> (N, OH, OW, KH, KW, C)
-    return col2im(GX, H, Wd, SH, SW, PT, PL)    # -> (N, H, Wd, C)
+    K, R = KH * KW * C, OH * OW
+    W2T = W.reshape(K, F).T                     # (F, K)
+    G2 = gy.reshape(N * R, F)                   # (N, OH, OW, F) -> (N*OH*OW, F)
+    gx = np.empty((N, H, Wd, C), dtype=gy.dtype)
+    B, chunks = _chunks(N, R, K, gy.itemsize)
+    col = scratch("conv.gcol", (B, OH, OW, KH, KW, C), gy.dtype)
+    for n0, n1 in chunks:
+        c = col[:n1 - n0]
+        if F == 1:  # an outer product: BLAS's GEMM is ~8x slower than a broadcast multiply here
+            np.multiply(G2[n0 * R:n1 * R], W2T, out=c.reshape(-1, K))   # (B*OH*OW, 1) * (1, K)
+        else:
+            np.matmul(G2[n0 * R:n1 * R], W2T, out=c.reshape(-1, K))     # (B*OH*OW, F) @ (F, K) -> (B*OH*OW, K)
+        col2im_into(c, SH, SW, PT, PL, gx[n0:n1])                  # -> (B, H, Wd, C)
+    return gx
 
 
-def conv2d_weight_grad(X, gy, W_shape):
-    """gW = X^T @ G:  X (N*OH*OW, K), gy (N, OH, OW, F) -> (KH, KW, C, F)."""
-    G = gy.reshape(-1, W_shape[-1])             # (N, OH, OW, F) -> (N*OH*OW, F)
-    return (X.T @ G).reshape(W_shape)           # (K, N*OH*OW) @ (N*OH*OW, F) -> (K, F) -> (KH, KW, C, F)
+def conv2d_weight_grad(x, gy, W_shape, SH, SW, pads):
+    """gW = sum over chunks of im2col(x_c)^T @ G_c:  x (N, H, W, C), gy (N, OH, OW, F) -> (KH, KW, C, F)."""
+    KH, KW, C, F = W_shape
+    x, gy = np.ascontiguousarray(x), np.ascontiguousarray(gy)
+    N, OH, OW, _ = gy.shape
+    K, R = KH * KW * C, OH * OW
+    G2 = gy.reshape(N * R, F)                   # (N, OH, OW, F) -> (N*OH*OW, F)
+    gW = np.zeros((K, F), dtype=gy.dtype)
+    B, chunks = _chunks(N, R, K, x.itemsize)
+    col = scratch("conv.col", (B, OH, OW, KH, KW, C), x.dtype)
+    for n0, n1 in chunks:
+        c = col[:n1 - n0]
+        im2col_into(x[n0:n1], KH, KW, SH, SW, pads[0], pads[2], c)
+        gW += c.reshape(-1, K).T @ G2[n0 * R:n1 * R]   # (K, B*OH*OW) @ (B*OH*OW, F) -> (K, F)
+    return gW.reshape(W_shape)
 
 
 def _wants_grad(fn, i):
@@ -72,31 +130,34 @@ def _wants_grad(fn, i):
 
 # ------------------------------------------------------------ differentiable
 class Conv2D(Function):
-    """y = conv(x, W) + b  (see the module docstring for the forward and backward formulas).
+    """y = act(conv(x, W) + b), act = relu (fused) or identity; formulas in the module docstring.
 
     Shapes: x (N, H, W, C), W (KH, KW, C, F), b (F,) -> y (N, OH, OW, F).
+    With the relu fused, the backward first masks the upstream gradient,
+    gz = gy * [y > 0], and continues with gz as for a plain convolution.
     """
 
-    def __init__(self, strides, pads):
+    def __init__(self, strides, pads, relu=False):
         self.SH, self.SW = strides
         self.pads = pads                          # (PT, PB, PL, PR)
+        self.relu = relu
 
     def forward(self, x, W, b=None):
-        y, X = conv2d_forward(x, W, self.SH, self.SW, self.pads)
-        if b is not None:
-            y += b                                # (N, OH, OW, F) + (F,)
-        self.x_shape, self.W = x.shape, W
-        self.X = X if is_grad_enabled() else None  # the patches, kept for gW
+        y = conv2d_forward(x, W, b, self.SH, self.SW, self.pads, self.relu)
+        self.x, self.W = x, W
+        self.y = y if self.relu else None
         return y
 
     def backward(self, gy):
-        _, H, Wd, _ = self.x_shape
+        if self.relu:
+            gy = gy * (self.y > 0)                # through the fused relu
+        _, H, Wd, _ = self.x.shape
         PT, _, PL, _ = self.pads
         gx = gW = None
         if _wants_grad(self, 0):
             gx = conv2d_input_grad(gy, self.W, H, Wd, self.SH, self.SW, PT, PL)
         if _wants_grad(self, 1):
-            gW = conv2d_weight_grad(self.X, gy, self.W.shape)
+            gW = conv2d_weight_grad(self.x, gy, self.W.shape, self.SH, self.SW, self.pads)
         gb = gy.sum(axis=(0, 1, 2))               # (N, OH, OW, F) -> (F,)
         return gx, gW, gb
 
@@ -129,14 +190,11 @@ class Conv2DTranspose(Function):
         return y
 
     def backward(self, gy):
-        gx, GY = conv2d_forward(gy, self.W, self.SH, self.SW, self.pads)  # the convolution itself
-        if not _wants_grad(self, 0):
-            gx = None
-        gW = None
-        if _wants_grad(self, 1):
-            C = self.x.shape[-1]
-            gW = (GY.T @ self.x.reshape(-1, C)).reshape(self.W.shape)
-            # (K, N*H*W) @ (N*H*W, C) -> (K, C) -> (KH, KW, F, C)
+        gx = gW = None
+        if _wants_grad(self, 0):                  # the convolution itself
+            gx = conv2d_forward(gy, self.W, None, self.SH, self.SW, self.pads)
+        if _wants_grad(self, 1):                  # the convolution's weight gradient, gy as its input
+            gW = conv2d_weight_grad(gy, self.x, self.W.shape, self.SH, self.SW, self.pads)
         gb = gy.sum(axis=(0, 1, 2))               # (N, OH, OW, F) -> (F,)
         return gx, gW, gb
 
@@ -158,11 +216,12 @@ def _check_bias(b, F, owner):
         raise ValueError(f"{owner}: bias must have shape ({F},), got {tuple(b.shape)}")
 
 
-def conv2d(x, W, b=None, strides=(1, 1), padding="valid"):
+def conv2d(x, W, b=None, strides=(1, 1), padding="valid", relu=False):
     """2-D convolution of NHWC ``x`` with kernel ``W`` (KH, KW, C, F), plus bias ``b`` (F,).
 
     ``padding`` is "valid", "same" (TensorFlow's split: extra cell bottom/right)
-    or explicit (PT, PB, PL, PR). Returns a Tensor (N, OH, OW, F).
+    or explicit (PT, PB, PL, PR). ``relu=True`` applies max(., 0) inside the
+    same pass (one array less, one pass less). Returns a Tensor (N, OH, OW, F).
     """
     SH, SW = pair(strides, "strides", "conv2d")
     if isinstance(padding, str):
@@ -175,7 +234,7 @@ def conv2d(x, W, b=None, strides=(1, 1), padding="valid"):
     if H + pads[0] + pads[1] < KH or Wd + pads[2] + pads[3] < KW:
         raise ValueError(f"conv2d: kernel {(KH, KW)} is larger than the padded input "
                          f"{(H + pads[0] + pads[1], Wd + pads[2] + pads[3])} (input shape {tuple(x.shape)})")
-    fn = Conv2D((SH, SW), pads)
+    fn = Conv2D((SH, SW), pads, relu)
     return fn(x, W) if b is None else fn(x, W, b)
 
 

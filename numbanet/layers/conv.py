@@ -81,6 +81,8 @@ class Conv2D(_Conv):
         return self.kernel_size + (C, self.filters)
 
     def call(self, x, training=False):
+        if self.activation is activations.relu:  # fused into the convolution's own pass
+            return F.conv2d(x, self.kernel, self.bias, self.strides, self.padding, relu=True)
         y = F.conv2d(x, self.kernel, self.bias, self.strides, self.padding)
         return self.activation(y)
 

@@ -44,17 +44,16 @@ from .config import njit
 
 
 @njit
-def im2col(x, KH, KW, SH, SW, PT, PB, PL, PR):
-    """Unfold patches:  x (N, H, W, C) -> col (N, OH, OW, KH, KW, C).
+def im2col_into(x, KH, KW, SH, SW, PT, PL, col):
+    """Unfold patches of x (N, H, W, C) into the given col (N, OH, OW, KH, KW, C).
 
     ``col[n, oh, ow, ki, kj, c] = x[n, oh*SH - PT + ki, ow*SW - PL + kj, c]``,
-    zero where that index falls in the padding. OH, OW as in the module
-    docstring; the caller checks that they are positive.
+    0 where that index falls in the padding. Every entry of col is written
+    (padding included), so col may come uninitialised from a reused buffer.
+    OH, OW are read from col's shape.
     """
     N, H, W, C = x.shape
-    OH = (H + PT + PB - KH) // SH + 1
-    OW = (W + PL + PR - KW) // SW + 1
-    col = np.zeros((N, OH, OW, KH, KW, C), dtype=x.dtype)
+    OH, OW = col.shape[1], col.shape[2]
     for n in range(N):
         for oh in range(OH):
             h0 = oh * SH - PT
@@ -63,17 +62,37 @@ def im2col(x, KH, KW, SH, SW, PT, PB, PL, PR):
                 kj_lo, kj_hi = max(0, -w0), min(KW, W - w0)   # window columns inside the image
                 for ki in range(KH):
                     h = h0 + ki
-                    if h < 0 or h >= H:
-                        continue                              # padded row: stays zero
-                    for kj in range(kj_lo, kj_hi):
-                        for c in range(C):
-                            col[n, oh, ow, ki, kj, c] = x[n, h, w0 + kj, c]
+                    if h < 0 or h >= H:                       # padded row
+                        for kj in range(KW):
+                            for c in range(C):
+                                col[n, oh, ow, ki, kj, c] = 0
+                        continue
+                    for kj in range(KW):
+                        if kj < kj_lo or kj >= kj_hi:         # padded column
+                            for c in range(C):
+                                col[n, oh, ow, ki, kj, c] = 0
+                        else:
+                            for c in range(C):
+                                col[n, oh, ow, ki, kj, c] = x[n, h, w0 + kj, c]
+
+
+@njit
+def im2col(x, KH, KW, SH, SW, PT, PB, PL, PR):
+    """Unfold patches:  x (N, H, W, C) -> a new col (N, OH, OW, KH, KW, C) (see ``im2col_into``).
+
+    OH, OW as in the module docstring; the caller checks that they are positive.
+    """
+    N, H, W, C = x.shape
+    OH = (H + PT + PB - KH) // SH + 1
+    OW = (W + PL + PR - KW) // SW + 1
+    col = np.empty((N, OH, OW, KH, KW, C), dtype=x.dtype)
+    im2col_into(x, KH, KW, SH, SW, PT, PL, col)
     return col
 
 
 @njit
-def col2im(col, H, W, SH, SW, PT, PL):
-    """Fold patches back, summing overlaps:  col (N, OH, OW, KH, KW, C) -> gx (N, H, W, C).
+def col2im_into(col, SH, SW, PT, PL, gx):
+    """Fold patches back into the given gx (N, H, W, C), summing overlaps; gx is zeroed first.
 
     The adjoint of ``im2col``:  gx[n, oh*SH - PT + ki, ow*SW - PL + kj, c] += col[n, oh, ow, ki, kj, c]
     for every column entry whose target lies inside the image (padding cells
@@ -82,8 +101,12 @@ def col2im(col, H, W, SH, SW, PT, PL):
     convolution whose last rows no window reaches (they stay 0).
     """
     N, OH, OW, KH, KW, C = col.shape
-    gx = np.zeros((N, H, W, C), dtype=col.dtype)
+    H, W = gx.shape[1], gx.shape[2]
     for n in range(N):
+        for h in range(H):
+            for w in range(W):
+                for c in range(C):
+                    gx[n, h, w, c] = 0
         for oh in range(OH):
             h0 = oh * SH - PT
             for ow in range(OW):
@@ -96,4 +119,12 @@ def col2im(col, H, W, SH, SW, PT, PL):
                     for kj in range(kj_lo, kj_hi):
                         for c in range(C):
                             gx[n, h, w0 + kj, c] += col[n, oh, ow, ki, kj, c]
+
+
+@njit
+def col2im(col, H, W, SH, SW, PT, PL):
+    """Fold patches back, summing overlaps:  col (N, OH, OW, KH, KW, C) -> a new gx (N, H, W, C)."""
+    N, C = col.shape[0], col.shape[5]
+    gx = np.empty((N, H, W, C), dtype=col.dtype)
+    col2im_into(col, SH, SW, PT, PL, gx)
     return gx
