@@ -70,3 +70,13 @@ def tune_malloc(mmap_threshold=32 * 1024 * 1024, trim_threshold=256 * 1024 * 102
         return ok
     except (OSError, AttributeError):
         return False
+
+
+def set_num_threads(n=None) -> int:
+    """Split the batch of convolutions and dense products across ``n`` threads (default: all CPUs).
+
+    BLAS is then held to one thread per call (see ``numbanet.engine.parallel``);
+    ``set_num_threads(1)`` goes back to serial operations with BLAS's own threads.
+    """
+    from .engine import parallel
+    return parallel.set_num_threads(n)

@@ -31,6 +31,7 @@ import numpy as np
 
 from .conv_shapes import check_padding, conv_output_size, conv_pads, pair, transpose_output_size, transpose_pad_before
 from .kernels.im2col import col2im_into, im2col_into
+from . import parallel
 from .tensor import Function
 from .workspace import scratch
 
@@ -40,13 +41,20 @@ from .workspace import scratch
 # is about CHUNK_BYTES: im2col writes it, the matrix product reads it while it
 # is still in cache, and the full (N*OH*OW, K) matrix, 9x the image for a 3x3
 # kernel, is never stored (an autoencoder at batch 256 would need 100+ MB).
-# The backward pass unfolds each chunk again rather than keeping it.
+# The backward pass unfolds each chunk again rather than keeping it. With
+# ``set_num_threads(2)`` the images are first split in two halves, one per
+# thread (see ``parallel``); each thread has its own scratch buffer.
 CHUNK_BYTES = 2 << 20
 
 
-def _chunks(N, rows_per_image, K, itemsize):
-    B = max(1, min(N, CHUNK_BYTES // max(rows_per_image * K * itemsize, 1)))
-    return B, [(n0, min(N, n0 + B)) for n0 in range(0, N, B)]
+def _over_chunks(N, R, K, itemsize, body):
+    """body(n0, n1, col_tag) over cache-sized chunks of images; returns each thread's list of results."""
+    B = max(1, min(N, CHUNK_BYTES // max(R * K * itemsize, 1)))
+
+    def work(first, last, worker):
+        return [body(n0, min(last, n0 + B), f"conv.col{worker}", B) for n0 in range(first, last, B)]
+
+    return parallel.run(work, parallel.split(N))
 
 
 def _out_hw(H, Wd, KH, KW, SH, SW, pads):
@@ -67,10 +75,9 @@ def conv2d_forward(x, W, b, SH, SW, pads, relu=False):
     W2 = W.reshape(K, F)                        # (KH, KW, C, F) -> (K, F)
     y = np.empty((N, OH, OW, F), dtype=x.dtype)
     Y2 = y.reshape(N * R, F)                    # (N, OH, OW, F) -> (N*OH*OW, F), a view
-    B, chunks = _chunks(N, R, K, x.itemsize)
-    col = scratch("conv.col", (B, OH, OW, KH, KW, C), x.dtype)
-    for n0, n1 in chunks:
-        c = col[:n1 - n0]
+
+    def chunk(n0, n1, tag, B):
+        c = scratch(tag, (B, OH, OW, KH, KW, C), x.dtype)[:n1 - n0]
         im2col_into(x[n0:n1], KH, KW, SH, SW, pads[0], pads[2], c)
         Yc = Y2[n0 * R:n1 * R]
         np.matmul(c.reshape(-1, K), W2, out=Yc)  # (B*OH*OW, K) @ (K, F) -> (B*OH*OW, F)
@@ -78,6 +85,8 @@ def conv2d_forward(x, W, b, SH, SW, pads, relu=False):
             Yc += b
         if relu:
             np.maximum(Yc, 0, out=Yc)
+
+    _over_chunks(N, R, K, x.itemsize, chunk)
     return y
 
 
@@ -94,15 +103,16 @@ def conv2d_input_grad(gy, W, H, Wd, SH, SW, PT, PL):
     W2T = W.reshape(K, F).T                     # (F, K)
     G2 = gy.reshape(N * R, F)                   # (N, OH, OW, F) -> (N*OH*OW, F)
     gx = np.empty((N, H, Wd, C), dtype=gy.dtype)
-    B, chunks = _chunks(N, R, K, gy.itemsize)
-    col = scratch("conv.gcol", (B, OH, OW, KH, KW, C), gy.dtype)
-    for n0, n1 in chunks:
-        c = col[:n1 - n0]
+
+    def chunk(n0, n1, tag, B):
+        c = scratch(tag, (B, OH, OW, KH, KW, C), gy.dtype)[:n1 - n0]
         if F == 1:  # an outer product: BLAS's GEMM is ~8x slower than a broadcast multiply here
             np.multiply(G2[n0 * R:n1 * R], W2T, out=c.reshape(-1, K))   # (B*OH*OW, 1) * (1, K)
         else:
             np.matmul(G2[n0 * R:n1 * R], W2T, out=c.reshape(-1, K))     # (B*OH*OW, F) @ (F, K) -> (B*OH*OW, K)
-        col2im_into(c, SH, SW, PT, PL, gx[n0:n1])                  # -> (B, H, Wd, C)
+        col2im_into(c, SH, SW, PT, PL, gx[n0:n1])                       # -> (B, H, Wd, C)
+
+    _over_chunks(N, R, K, gy.itemsize, chunk)
     return gx
 
 
@@ -113,13 +123,16 @@ def conv2d_weight_grad(x, gy, W_shape, SH, SW, pads):
     N, OH, OW, _ = gy.shape
     K, R = KH * KW * C, OH * OW
     G2 = gy.reshape(N * R, F)                   # (N, OH, OW, F) -> (N*OH*OW, F)
-    gW = np.zeros((K, F), dtype=gy.dtype)
-    B, chunks = _chunks(N, R, K, x.itemsize)
-    col = scratch("conv.col", (B, OH, OW, KH, KW, C), x.dtype)
-    for n0, n1 in chunks:
-        c = col[:n1 - n0]
+
+    def chunk(n0, n1, tag, B):
+        c = scratch(tag, (B, OH, OW, KH, KW, C), x.dtype)[:n1 - n0]
         im2col_into(x[n0:n1], KH, KW, SH, SW, pads[0], pads[2], c)
-        gW += c.reshape(-1, K).T @ G2[n0 * R:n1 * R]   # (K, B*OH*OW) @ (B*OH*OW, F) -> (K, F)
+        return c.reshape(-1, K).T @ G2[n0 * R:n1 * R]   # (K, B*OH*OW) @ (B*OH*OW, F) -> (K, F)
+
+    gW = np.zeros((K, F), dtype=gy.dtype)
+    for partials in _over_chunks(N, R, K, x.itemsize, chunk):
+        for p in partials:
+            gW += p
     return gW.reshape(W_shape)
 
 
@@ -149,8 +162,7 @@ class Conv2D(Function):
         return y
 
     def backward(self, gy):
-        if self.relu:
-            gy = gy * (self.y > 0)                # through the fused relu
+        gy = _masked_by_relu(gy, self.y) if self.relu else gy     # gz = gy * [y > 0]
         _, H, Wd, _ = self.x.shape
         PT, _, PL, _ = self.pads
         gx = gW = None
@@ -158,8 +170,15 @@ class Conv2D(Function):
             gx = conv2d_input_grad(gy, self.W, H, Wd, self.SH, self.SW, PT, PL)
         if _wants_grad(self, 1):
             gW = conv2d_weight_grad(self.x, gy, self.W.shape, self.SH, self.SW, self.pads)
-        gb = gy.sum(axis=(0, 1, 2))               # (N, OH, OW, F) -> (F,)
+        gb = parallel.column_sums(gy.reshape(-1, gy.shape[-1]))   # (N*OH*OW, F) -> (F,)
         return gx, gW, gb
+
+
+def _masked_by_relu(gy, y):
+    """gy * [y > 0], computed on the threads' halves of the batch."""
+    gz = np.empty_like(gy)
+    parallel.run(lambda a, b, _: np.multiply(gy[a:b], y[a:b] > 0, out=gz[a:b]), parallel.split(len(gy)))
+    return gz
 
 
 class Conv2DTranspose(Function):
@@ -195,7 +214,7 @@ class Conv2DTranspose(Function):
             gx = conv2d_forward(gy, self.W, None, self.SH, self.SW, self.pads)
         if _wants_grad(self, 1):                  # the convolution's weight gradient, gy as its input
             gW = conv2d_weight_grad(gy, self.x, self.W.shape, self.SH, self.SW, self.pads)
-        gb = gy.sum(axis=(0, 1, 2))               # (N, OH, OW, F) -> (F,)
+        gb = parallel.column_sums(gy.reshape(-1, gy.shape[-1]))   # (N*OH*OW, F) -> (F,)
         return gx, gW, gb
 
 

@@ -13,6 +13,7 @@ import numpy as np
 from .ops import (abs, add, cast, clip, concatenate, div, elu, exp, getitem, leaky_relu, log,  # noqa: F401
                   matmul, max, mean, mul, neg, pow, relu, reshape, sigmoid, sqrt, square, stack,
                   sub, sum, tanh, transpose)
+from . import parallel
 from .tensor import Function
 
 
@@ -31,19 +32,20 @@ class Linear(Function):
     def forward(self, x, W, b=None):
         self.x, self.W = x, W
         D, U = W.shape
-        # one (B, D) @ (D, U) product: a 3-D x @ W would run as many small ones
-        y = (x.reshape(-1, D) @ W).reshape(x.shape[:-1] + (U,))   # (..., D) -> (B, D) -> (B, U) -> (..., U)
+        # one (B, D) @ (D, U) product (a 3-D x @ W would run as many small ones),
+        # its rows split across the threads (``parallel``)
+        y = parallel.matmul(x.reshape(-1, D), W)   # (..., D) -> (B, D) @ (D, U) -> (B, U)
         if b is not None:
             y += b
-        return y
+        return y.reshape(x.shape[:-1] + (U,))      # (B, U) -> (..., U)
 
     def backward(self, gy):
         D, U = self.W.shape
-        gy2 = gy.reshape(-1, U)                    # (..., U) -> (B, U)
-        x2 = self.x.reshape(-1, D)                 # (..., D) -> (B, D)
-        gx = (gy2 @ self.W.T).reshape(self.x.shape)
-        gW = x2.T @ gy2
-        gb = gy2.sum(axis=0)
+        gy2 = np.ascontiguousarray(gy).reshape(-1, U)    # (..., U) -> (B, U)
+        x2 = self.x.reshape(-1, D)                       # (..., D) -> (B, D)
+        gx = parallel.matmul(gy2, self.W.T).reshape(self.x.shape)
+        gW = parallel.matmul_tn(x2, gy2)                 # (D, B) @ (B, U) -> (D, U)
+        gb = parallel.column_sums(gy2)                  # (B, U) -> (U,)
         return gx, gW, gb
 
 

@@ -18,10 +18,16 @@ from __future__ import annotations
 import numpy as np
 
 from .conv_shapes import check_padding, conv_output_size, conv_pads, pair
-from .kernels.pooling import max_pool_backward, max_pool_forward
+from . import parallel
+from .kernels.pooling import max_pool_backward_into, max_pool_forward_into
 from .kernels.upsample import (upsample_bilinear_backward, upsample_bilinear_forward,
-                               upsample_nearest_backward, upsample_nearest_forward)
+                               upsample_nearest_backward_into, upsample_nearest_forward_into)
 from .tensor import Function
+
+
+def _by_images(kernel, N):
+    """Run kernel(n0, n1) over the batch, split across the threads (``parallel``)."""
+    parallel.run(lambda n0, n1, _: kernel(n0, n1), parallel.split(N))
 
 
 class MaxPool2D(Function):
@@ -37,30 +43,48 @@ class MaxPool2D(Function):
         self.OH, self.OW = out_hw
 
     def forward(self, x):
-        self.H, self.W = x.shape[1:3]
-        y, self.arg = max_pool_forward(np.ascontiguousarray(x), self.KH, self.KW, self.SH, self.SW,
-                                       self.PT, self.PL, self.OH, self.OW)
+        x = np.ascontiguousarray(x)
+        N, self.H, self.W, C = x.shape
+        y = np.empty((N, self.OH, self.OW, C), dtype=x.dtype)
+        self.arg = arg = np.empty((N, self.OH, self.OW, C), dtype=np.int64)
+        _by_images(lambda a, b: max_pool_forward_into(x[a:b], self.KH, self.KW, self.SH, self.SW,
+                                                      self.PT, self.PL, y[a:b], arg[a:b]), N)
         return y
 
     def backward(self, gy):
-        return max_pool_backward(np.ascontiguousarray(gy), self.arg, self.H, self.W)
+        gy = np.ascontiguousarray(gy)
+        N, C = gy.shape[0], gy.shape[3]
+        gx = np.empty((N, self.H, self.W, C), dtype=gy.dtype)
+        _by_images(lambda a, b: max_pool_backward_into(gy[a:b], self.arg[a:b], gx[a:b]), N)
+        return gx
 
 
 class Upsample2D(Function):
     """y = upsample(x) by (SH, SW), "nearest" or "bilinear"; gx = the transposed map of gy."""
 
-    _KERNELS = {"nearest": (upsample_nearest_forward, upsample_nearest_backward),
-                "bilinear": (upsample_bilinear_forward, upsample_bilinear_backward)}
+    _KERNELS = ("nearest", "bilinear")
 
     def __init__(self, size, interpolation):
         self.SH, self.SW = size
-        self.fwd, self.bwd = self._KERNELS[interpolation]
+        self.nearest = interpolation == "nearest"
 
     def forward(self, x):
-        return self.fwd(np.ascontiguousarray(x), self.SH, self.SW)
+        x = np.ascontiguousarray(x)
+        if not self.nearest:
+            return upsample_bilinear_forward(x, self.SH, self.SW)
+        N, H, W, C = x.shape
+        y = np.empty((N, H * self.SH, W * self.SW, C), dtype=x.dtype)
+        _by_images(lambda a, b: upsample_nearest_forward_into(x[a:b], self.SH, self.SW, y[a:b]), N)
+        return y
 
     def backward(self, gy):
-        return self.bwd(np.ascontiguousarray(gy), self.SH, self.SW)
+        gy = np.ascontiguousarray(gy)
+        if not self.nearest:
+            return upsample_bilinear_backward(gy, self.SH, self.SW)
+        N, OH, OW, C = gy.shape
+        gx = np.empty((N, OH // self.SH, OW // self.SW, C), dtype=gy.dtype)
+        _by_images(lambda a, b: upsample_nearest_backward_into(gy[a:b], self.SH, self.SW, gx[a:b]), N)
+        return gx
 
 
 def _check_4d(x, owner):

@@ -24,11 +24,10 @@ from .config import njit
 
 
 @njit
-def max_pool_forward(x, KH, KW, SH, SW, PT, PL, OH, OW):
-    """x (N, H, W, C) -> (y (N, OH, OW, C), arg (N, OH, OW, C) int64 flat h*W + w)."""
+def max_pool_forward_into(x, KH, KW, SH, SW, PT, PL, y, arg):
+    """x (N, H, W, C) -> y (N, OH, OW, C) and arg (N, OH, OW, C) int64 flat h*W + w, written in place."""
     N, H, W, C = x.shape
-    y = np.empty((N, OH, OW, C), dtype=x.dtype)
-    arg = np.empty((N, OH, OW, C), dtype=np.int64)
+    OH, OW = y.shape[1], y.shape[2]
     for n in range(N):
         for oh in range(OH):
             h_lo = max(oh * SH - PT, 0)
@@ -46,18 +45,35 @@ def max_pool_forward(x, KH, KW, SH, SW, PT, PL, OH, OW):
                             if v > y[n, oh, ow, c]:  # strict: the first maximum wins
                                 y[n, oh, ow, c] = v
                                 arg[n, oh, ow, c] = h * W + w
+
+
+@njit
+def max_pool_forward(x, KH, KW, SH, SW, PT, PL, OH, OW):
+    """x (N, H, W, C) -> new (y (N, OH, OW, C), arg (N, OH, OW, C) int64 flat h*W + w)."""
+    N, C = x.shape[0], x.shape[3]
+    y = np.empty((N, OH, OW, C), dtype=x.dtype)
+    arg = np.empty((N, OH, OW, C), dtype=np.int64)
+    max_pool_forward_into(x, KH, KW, SH, SW, PT, PL, y, arg)
     return y, arg
 
 
 @njit
-def max_pool_backward(gy, arg, H, W):
-    """gy (N, OH, OW, C), arg (N, OH, OW, C) -> gx (N, H, W, C): route each gy to its arg-max."""
+def max_pool_backward_into(gy, arg, gx):
+    """gy (N, OH, OW, C), arg (N, OH, OW, C) -> gx (N, H, W, C) (zeroed here): route each gy to its arg-max."""
     N, OH, OW, C = gy.shape
-    gx = np.zeros((N, H, W, C), dtype=gy.dtype)
+    W = gx.shape[2]
+    gx[:] = 0
     for n in range(N):
         for oh in range(OH):
             for ow in range(OW):
                 for c in range(C):
                     k = arg[n, oh, ow, c]
                     gx[n, k // W, k % W, c] += gy[n, oh, ow, c]
+
+
+@njit
+def max_pool_backward(gy, arg, H, W):
+    """gy (N, OH, OW, C), arg (N, OH, OW, C) -> a new gx (N, H, W, C)."""
+    gx = np.empty((gy.shape[0], H, W, gy.shape[3]), dtype=gy.dtype)
+    max_pool_backward_into(gy, arg, gx)
     return gx

@@ -29,10 +29,9 @@ from .config import njit
 
 
 @njit
-def upsample_nearest_forward(x, SH, SW):
-    """x (N, H, W, C) -> y (N, H*SH, W*SW, C),  y[n, i, j] = x[n, i // SH, j // SW]."""
+def upsample_nearest_forward_into(x, SH, SW, y):
+    """x (N, H, W, C) -> y (N, H*SH, W*SW, C) in place,  y[n, i, j] = x[n, i // SH, j // SW]."""
     N, H, W, C = x.shape
-    y = np.empty((N, H * SH, W * SW, C), dtype=x.dtype)
     for n in range(N):
         for i in range(H * SH):
             h = i // SH
@@ -40,15 +39,22 @@ def upsample_nearest_forward(x, SH, SW):
                 w = j // SW
                 for c in range(C):
                     y[n, i, j, c] = x[n, h, w, c]
+
+
+@njit
+def upsample_nearest_forward(x, SH, SW):
+    """x (N, H, W, C) -> a new y (N, H*SH, W*SW, C) (see ``upsample_nearest_forward_into``)."""
+    N, H, W, C = x.shape
+    y = np.empty((N, H * SH, W * SW, C), dtype=x.dtype)
+    upsample_nearest_forward_into(x, SH, SW, y)
     return y
 
 
 @njit
-def upsample_nearest_backward(gy, SH, SW):
-    """gy (N, H*SH, W*SW, C) -> gx (N, H, W, C): each gx pixel sums its SH x SW block."""
-    N, OH, OW, C = gy.shape
-    H, W = OH // SH, OW // SW
-    gx = np.zeros((N, H, W, C), dtype=gy.dtype)
+def upsample_nearest_backward_into(gy, SH, SW, gx):
+    """gy (N, H*SH, W*SW, C) -> gx (N, H, W, C) in place: each gx pixel sums its SH x SW block."""
+    N, H, W, C = gx.shape
+    gx[:] = 0
     for n in range(N):
         for h in range(H):
             for i in range(h * SH, h * SH + SH):
@@ -56,6 +62,14 @@ def upsample_nearest_backward(gy, SH, SW):
                     for j in range(w * SW, w * SW + SW):
                         for c in range(C):
                             gx[n, h, w, c] += gy[n, i, j, c]
+
+
+@njit
+def upsample_nearest_backward(gy, SH, SW):
+    """gy (N, H*SH, W*SW, C) -> a new gx (N, H, W, C)."""
+    N, OH, OW, C = gy.shape
+    gx = np.empty((N, OH // SH, OW // SW, C), dtype=gy.dtype)
+    upsample_nearest_backward_into(gy, SH, SW, gx)
     return gx
 
 
