@@ -111,8 +111,9 @@ def main(argv=None):
         print(__doc__)
         return 0
     command, rest = argv[0], argv[1:]
-    from .utils import tune_malloc
-    tune_malloc()  # this process is ours: keep large freed blocks for reuse (see utils.tune_malloc)
+    from .utils import set_num_threads, tune_malloc
+    tune_malloc()      # this process is ours: keep large freed blocks for reuse (see utils.tune_malloc)
+    set_num_threads()  # one thread per CPU, each on its share of the batch (see engine/parallel.py)
     if command == "demo":
         return demo(rest)
     if command == "bench":

@@ -264,7 +264,8 @@ class SparseCategoricalCrossentropy(Loss):
         if not self.from_logits:
             return self.values(t, p), None
         zmax = p.max(axis=-1, keepdims=True)
-        e = np.exp(p - zmax)                               # (..., V), reused in the gradient
+        e = np.subtract(p, zmax)                           # (..., V), reused in the gradient
+        np.exp(e, out=e)
         s = e.sum(axis=-1, keepdims=True)
         values = (np.log(s) + zmax)[..., 0] - self._pick(p, t)
         return values, (e, s)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from .engine import Tensor
+from .engine.workspace import scratch
 from .utils import one_of
 
 
@@ -148,15 +149,27 @@ class Adam(Optimizer):
         return s
 
     def update(self, w, g, s, lr):
+        # the same lines, written in place through one scratch array d (no temporaries:
+        # for the million-weight layers of a text model the update is memory-bound)
         t = self.iterations + 1
         m, v = s["m"], s["v"]
-        m += (g - m) * w.dtype.type(1 - self.beta_1)
-        v += (g * g - v) * w.dtype.type(1 - self.beta_2)
+        d = scratch("adam.d", w.shape, w.dtype)
+        np.subtract(g, m, out=d)                   # m <- m + (g - m) * (1 - beta_1)
+        d *= w.dtype.type(1 - self.beta_1)
+        m += d
+        np.multiply(g, g, out=d)                   # v <- v + (g^2 - v) * (1 - beta_2)
+        d -= v
+        d *= w.dtype.type(1 - self.beta_2)
+        v += d
         if self.amsgrad:
             np.maximum(s["v_hat"], v, out=s["v_hat"])
             v = s["v_hat"]
         alpha = lr * np.sqrt(1 - self.beta_2 ** t) / (1 - self.beta_1 ** t)
-        w -= w.dtype.type(alpha) * m / (np.sqrt(v) + w.dtype.type(self.epsilon))
+        np.sqrt(v, out=d)                          # w <- w - alpha * m / (sqrt(v) + epsilon)
+        d += w.dtype.type(self.epsilon)
+        np.divide(m, d, out=d)
+        d *= w.dtype.type(alpha)
+        w -= d
 
 
 class Adagrad(Optimizer):

@@ -73,10 +73,9 @@ def tune_malloc(mmap_threshold=32 * 1024 * 1024, trim_threshold=256 * 1024 * 102
 
 
 def set_num_threads(n=None) -> int:
-    """Split the batch of convolutions and dense products across ``n`` threads (default: all CPUs).
+    """Split the batch of convolutions, pooling and upsampling across ``n`` threads (default: all CPUs).
 
-    BLAS is then held to one thread per call (see ``numbanet.engine.parallel``);
-    ``set_num_threads(1)`` goes back to serial operations with BLAS's own threads.
+    See ``numbanet.engine.parallel``; ``set_num_threads(1)`` (the default) runs them serially.
     """
     from .engine import parallel
     return parallel.set_num_threads(n)

@@ -32,9 +32,8 @@ class Linear(Function):
     def forward(self, x, W, b=None):
         self.x, self.W = x, W
         D, U = W.shape
-        # one (B, D) @ (D, U) product (a 3-D x @ W would run as many small ones),
-        # its rows split across the threads (``parallel``)
-        y = parallel.matmul(x.reshape(-1, D), W)   # (..., D) -> (B, D) @ (D, U) -> (B, U)
+        # one (B, D) @ (D, U) product: a 3-D x @ W would run as many small ones
+        y = x.reshape(-1, D) @ W                   # (..., D) -> (B, D) @ (D, U) -> (B, U)
         if b is not None:
             y += b
         return y.reshape(x.shape[:-1] + (U,))      # (B, U) -> (..., U)
@@ -43,8 +42,8 @@ class Linear(Function):
         D, U = self.W.shape
         gy2 = np.ascontiguousarray(gy).reshape(-1, U)    # (..., U) -> (B, U)
         x2 = self.x.reshape(-1, D)                       # (..., D) -> (B, D)
-        gx = parallel.matmul(gy2, self.W.T).reshape(self.x.shape)
-        gW = parallel.matmul_tn(x2, gy2)                 # (D, B) @ (B, U) -> (D, U)
+        gx = (gy2 @ self.W.T).reshape(self.x.shape)      # (B, U) @ (U, D) -> (B, D)
+        gW = x2.T @ gy2                                  # (D, B) @ (B, U) -> (D, U)
         gb = parallel.column_sums(gy2)                  # (B, U) -> (U,)
         return gx, gW, gb
 

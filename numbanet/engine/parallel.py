@@ -4,8 +4,8 @@ numbanet's big operations split naturally along the batch (rows of a matrix
 product, images of a convolution). With ``set_num_threads(P)`` for P > 1, they
 run their P parts on P Python threads: the Numba kernels release the GIL
 (``nogil``) and so do NumPy's matrix products and large ufuncs, so the parts
-really run at once. The BLAS library is then limited to one thread per call,
-so that the two levels of threading do not fight over the same cores.
+really run at once. While they do, BLAS is limited to one thread per call, so
+that the two levels of threading do not fight over the same cores.
 
 Why not let BLAS thread each product, and ``parallel=True`` each kernel? Both
 pay a start-up and a barrier per call, which for the small and medium products
@@ -13,6 +13,9 @@ of a training step (and right after one another, where Numba's OpenMP layer
 costs milliseconds when it starts behind an OpenBLAS call) eats the gain. One
 split per operation, on threads that stay alive, keeps each core busy on its
 own half of the data from im2col through the product to col2im.
+
+Large dense products (``Linear``, the recurrent steps) are left to BLAS's own
+threads, which measured faster for them than a split into halves.
 
 With the default of 1 thread nothing changes: operations run serially and BLAS
 keeps its own threads.
@@ -24,15 +27,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-_STATE = {"threads": 1, "pool": None, "blas_limit": None}
+_STATE = {"threads": 1, "pool": None, "blas": None}
 
 
 def set_num_threads(n: int | None = None) -> int:
-    """Run batch-split operations on ``n`` threads (default: the number of CPUs); returns n.
-
-    Also limits BLAS to one thread per call while n > 1 (through threadpoolctl,
-    when it is installed) and restores BLAS's own threads for n = 1.
-    """
+    """Run batch-split operations on ``n`` threads (default: the number of CPUs); returns n."""
     n = int(n or os.cpu_count() or 1)
     if n < 1:
         raise ValueError(f"set_num_threads: need at least 1 thread, got {n}")
@@ -41,25 +40,22 @@ def set_num_threads(n: int | None = None) -> int:
         pool.shutdown(wait=True)
     _STATE["pool"] = ThreadPoolExecutor(max_workers=n, thread_name_prefix="numbanet") if n > 1 else None
     _STATE["threads"] = n
-    _limit_blas(1 if n > 1 else None)
     return n
-
-
-def _limit_blas(limit):
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl ships with scikit-learn
-        return
-    previous = _STATE["blas_limit"]
-    if previous is not None:
-        previous.restore_original_limits()
-        _STATE["blas_limit"] = None
-    if limit is not None:
-        _STATE["blas_limit"] = threadpool_limits(limits=limit, user_api="blas")
 
 
 def num_threads() -> int:
     return _STATE["threads"]
+
+
+def _blas_controllers():
+    """threadpoolctl's handles on the loaded BLAS libraries ([] without threadpoolctl)."""
+    if _STATE["blas"] is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+            _STATE["blas"] = list(ThreadpoolController().select(user_api="blas").lib_controllers)
+        except Exception:  # pragma: no cover - threadpoolctl missing or unable to load
+            _STATE["blas"] = []
+    return _STATE["blas"]
 
 
 def split(n: int, parts: int | None = None):
@@ -70,45 +66,25 @@ def split(n: int, parts: int | None = None):
 
 
 def run(fn, ranges):
-    """fn(start, stop, worker) for each range, on the pool when there is more than one; returns the results."""
+    """fn(start, stop, worker) for each range; returns the results in order.
+
+    With more than one range and a pool, the ranges run on the pool's threads,
+    and BLAS is held to one thread per call for that time (a C call, about a
+    microsecond), then given back its own thread count.
+    """
     pool = _STATE["pool"]
     if pool is None or len(ranges) == 1:
         return [fn(a, b, i) for i, (a, b) in enumerate(ranges)]
-    futures = [pool.submit(fn, a, b, i) for i, (a, b) in enumerate(ranges)]
-    return [f.result() for f in futures]
-
-
-# Below this many multiply-adds a product is not worth splitting (thread hand-off ~20 us).
-MIN_SPLIT_FLOPS = 2_000_000
-
-
-def matmul(a, b, out=None):
-    """out = a @ b for a (M, K), b (K, N), the rows of a split across the threads."""
-    M, K = a.shape
-    N = b.shape[1]
-    if out is None:
-        out = np.empty((M, N), dtype=np.result_type(a, b))
-    if _STATE["pool"] is None or M * K * N < MIN_SPLIT_FLOPS:
-        return np.matmul(a, b, out=out)
-
-    def part(r0, r1, _):
-        np.matmul(a[r0:r1], b, out=out[r0:r1])
-
-    run(part, split(M))
-    return out
-
-
-def matmul_tn(a, g):
-    """a^T @ g for a (M, K), g (M, N): each thread sums its own rows, the partial sums are added."""
-    M, K = a.shape
-    N = g.shape[1]
-    if _STATE["pool"] is None or M * K * N < MIN_SPLIT_FLOPS:
-        return a.T @ g
-    partials = run(lambda r0, r1, _: a[r0:r1].T @ g[r0:r1], split(M))
-    total = partials[0]
-    for p in partials[1:]:
-        total += p
-    return total
+    blas = _blas_controllers()
+    saved = [lc.get_num_threads() for lc in blas]
+    for lc in blas:
+        lc.set_num_threads(1)
+    try:
+        futures = [pool.submit(fn, a, b, i) for i, (a, b) in enumerate(ranges)]
+        return [f.result() for f in futures]
+    finally:
+        for lc, n in zip(blas, saved):
+            lc.set_num_threads(n)
 
 
 def column_sums(a2):

@@ -1,0 +1,68 @@
+"""Batch-split threading (nb.utils.set_num_threads) gives the same numbers as serial execution."""
+import numpy as np
+import pytest
+
+import numbanet as nb
+from numbanet.engine import parallel
+
+
+@pytest.fixture
+def two_threads():
+    nb.utils.set_num_threads(2)
+    yield
+    nb.utils.set_num_threads(1)
+
+
+def _autoencoder_like():
+    L = nb.layers
+    inp = nb.Input((12, 12, 2))
+    h = L.Conv2D(6, 3, activation="relu", padding="same")(inp)
+    h = L.MaxPooling2D(2)(h)
+    h = L.Conv2DTranspose(4, 3, strides=2, padding="same", activation="relu")(h)
+    h = L.UpSampling2D(2)(h)
+    h = L.Conv2D(3, 3, activation="tanh")(h)
+    h = L.Flatten()(h)
+    out = L.Dense(5)(h)
+    return nb.Model(inp, out)
+
+
+def _grads(model, x):
+    for w in model.weights:
+        w.grad = None
+    y = model(x)
+    (y * y).sum().backward()
+    return y.data.copy(), [w.grad.copy() for w in model.weights]
+
+
+def test_split_covers_everything_once():
+    assert parallel.split(10, 2) == [(0, 5), (5, 10)]
+    assert parallel.split(1, 2) == [(0, 1)]
+    assert parallel.split(7, 3) == [(0, 2), (2, 5), (5, 7)]
+
+
+def test_threads_match_serial(two_threads):
+    nb.utils.set_random_seed(0)
+    model = _autoencoder_like()
+    x = np.random.default_rng(0).standard_normal((9, 12, 12, 2)).astype(np.float64).astype(np.float32)
+    y2, g2 = _grads(model, x)                  # two threads
+    nb.utils.set_num_threads(1)
+    y1, g1 = _grads(model, x)                  # serial
+    np.testing.assert_allclose(y2, y1, rtol=1e-5, atol=1e-6)
+    for a, b in zip(g2, g1):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_gradients_with_threads_against_finite_differences(two_threads):
+    rng = np.random.default_rng(1)
+    x, W, b = rng.standard_normal((5, 6, 6, 2)), rng.standard_normal((3, 3, 2, 4)), rng.standard_normal(4)
+    rep = nb.check_grad(lambda x, W, b: nb.functional.conv2d(x, W, b, padding="same", relu=True), x, W, b)
+    assert rep.passed, str(rep)
+    rep = nb.check_grad(lambda x: nb.functional.max_pool2d(x, 2), x)
+    assert rep.passed, str(rep)
+
+
+def test_blas_threads_restored_after_a_split(two_threads):
+    blas = parallel._blas_controllers()
+    before = [lc.get_num_threads() for lc in blas]
+    parallel.run(lambda a, b, _: None, parallel.split(8))
+    assert [lc.get_num_threads() for lc in blas] == before
