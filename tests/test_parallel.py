@@ -61,8 +61,11 @@ def test_gradients_with_threads_against_finite_differences(two_threads):
     assert rep.passed, str(rep)
 
 
-def test_blas_threads_restored_after_a_split(two_threads):
+def test_blas_threads_given_back_when_going_serial():
+    nb.utils.set_num_threads(1)
     blas = parallel._blas_controllers()
     before = [lc.get_num_threads() for lc in blas]
-    parallel.run(lambda a, b, _: None, parallel.split(8))
+    nb.utils.set_num_threads(2)
+    parallel.run(lambda a, b, _: None, parallel.split(8))   # starts the workers
+    nb.utils.set_num_threads(1)
     assert [lc.get_num_threads() for lc in blas] == before

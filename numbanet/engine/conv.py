@@ -44,11 +44,11 @@ from .workspace import scratch
 # The backward pass unfolds each chunk again rather than keeping it. With
 # ``set_num_threads(2)`` the images are first split in two halves, one per
 # thread (see ``parallel``); each thread has its own scratch buffer.
-CHUNK_BYTES = 2 << 20
+CHUNK_BYTES = 512 << 10
 
 
 def _over_chunks(N, R, K, itemsize, body):
-    """body(n0, n1, col_tag) over cache-sized chunks of images; returns each thread's list of results."""
+    """body(n0, n1, col_tag, B) over cache-sized chunks of images; returns each thread's list of results."""
     B = max(1, min(N, CHUNK_BYTES // max(R * K * itemsize, 1)))
 
     def work(first, last, worker):

@@ -14,8 +14,12 @@ costs milliseconds when it starts behind an OpenBLAS call) eats the gain. One
 split per operation, on threads that stay alive, keeps each core busy on its
 own half of the data from im2col through the product to col2im.
 
-Large dense products (``Linear``, the recurrent steps) are left to BLAS's own
-threads, which measured faster for them than a split into halves.
+The worker threads set BLAS to one thread when they start. OpenBLAS's thread
+count is process-wide, so from then on every BLAS call of the process is
+single-threaded: the dense products of a model that also has convolutions run
+on one core. A model without batch-split operations (Embedding, SimpleRNN,
+Dense) never starts the pool and keeps BLAS's own threads, which measured
+faster for its large products than splitting them into halves.
 
 With the default of 1 thread nothing changes: operations run serially and BLAS
 keeps its own threads.
@@ -27,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-_STATE = {"threads": 1, "pool": None, "blas": None}
+_STATE = {"threads": 1, "pool": None, "blas": None, "blas_counts": []}
 
 
 def set_num_threads(n: int | None = None) -> int:
@@ -38,7 +42,10 @@ def set_num_threads(n: int | None = None) -> int:
     pool = _STATE["pool"]
     if pool is not None:
         pool.shutdown(wait=True)
-    _STATE["pool"] = ThreadPoolExecutor(max_workers=n, thread_name_prefix="numbanet") if n > 1 else None
+        for lc, count in zip(_blas_controllers(), _STATE["blas_counts"]):
+            lc.set_num_threads(count)         # BLAS gets its own threads back
+    _STATE["pool"] = ThreadPoolExecutor(max_workers=n, thread_name_prefix="numbanet",
+                                        initializer=_single_threaded_blas) if n > 1 else None
     _STATE["threads"] = n
     return n
 
@@ -65,26 +72,26 @@ def split(n: int, parts: int | None = None):
     return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
 
+def _single_threaded_blas():
+    """Runs once in each worker thread when the pool starts: BLAS calls use one thread."""
+    blas = _blas_controllers()
+    if not _STATE["blas_counts"]:
+        _STATE["blas_counts"] = [lc.get_num_threads() for lc in blas]
+    for lc in blas:
+        lc.set_num_threads(1)
+
+
 def run(fn, ranges):
     """fn(start, stop, worker) for each range; returns the results in order.
 
     With more than one range and a pool, the ranges run on the pool's threads,
-    and BLAS is held to one thread per call for that time (a C call, about a
-    microsecond), then given back its own thread count.
+    whose BLAS calls are single-threaded (``_single_threaded_blas``).
     """
     pool = _STATE["pool"]
     if pool is None or len(ranges) == 1:
         return [fn(a, b, i) for i, (a, b) in enumerate(ranges)]
-    blas = _blas_controllers()
-    saved = [lc.get_num_threads() for lc in blas]
-    for lc in blas:
-        lc.set_num_threads(1)
-    try:
-        futures = [pool.submit(fn, a, b, i) for i, (a, b) in enumerate(ranges)]
-        return [f.result() for f in futures]
-    finally:
-        for lc, n in zip(blas, saved):
-            lc.set_num_threads(n)
+    futures = [pool.submit(fn, a, b, i) for i, (a, b) in enumerate(ranges)]
+    return [f.result() for f in futures]
 
 
 def column_sums(a2):
