@@ -134,7 +134,8 @@ class Model(Trainer, WeightsIO, Layer):
     # ------------------------------------------------------------------- call
     def call(self, x, training=False):  # overridden by subclasses
         if self._nodes is None:
-            raise NotImplementedError(f"{type(self).__name__}: a subclassed Model must define call(self, x)")
+            raise NotImplementedError(f"{type(self).__name__}: a subclassed Model must define "
+                                      f"call(self, x) (Model.call is abstract)")
         return self._run_functional(x, training)
 
     def _convert_input(self, x):
