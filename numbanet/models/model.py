@@ -134,8 +134,8 @@ class Model(Trainer, WeightsIO, Layer):
     # ------------------------------------------------------------------- call
     def call(self, x, training=False):  # overridden by subclasses
         if self._nodes is None:
-            raise NotImplementedError(f"{type(self).__name__}: a subclassed Model must define "
-                                      f"call(self, x) (Model.call is abstract)")
+            raise NotImplementedError(f"abstract: {type(self).__name__}, a subclassed Model, "
+                                      f"must define call(self, x)")
         return self._run_functional(x, training)
 
     def _convert_input(self, x):
