@@ -280,19 +280,15 @@ class SparseCategoricalCrossentropy(Loss):
         return e
 
     def values(self, t, p):
-        if self.from_logits:
-            return -self._pick(_log_softmax(p), t)
+        """Probabilities only: from logits, ``evaluate`` computes the values with the gradient."""
         # Keras (TensorFlow backend): clip the probabilities, take their log and use
         # it as logits, so the rows are normalised by the log-softmax after clipping
         lq = np.log(np.clip(p, EPSILON, 1 - EPSILON))
         return -self._pick(_log_softmax(lq), t)
 
     def gradient(self, t, p, c):
+        """Probabilities only: from logits, ``gradient_from`` scales the kept softmax - one_hot."""
         c = c[..., None] if np.ndim(c) else c
-        if self.from_logits:
-            g = np.exp(_log_softmax(p))
-            np.put_along_axis(g, t[..., None], self._pick(g, t)[..., None] - 1, axis=-1)
-            return c * g
         q = np.clip(p, EPSILON, 1 - EPSILON)
         g_lq = q / q.sum(axis=-1, keepdims=True)  # d/d(lq) of -log_softmax(lq)[t] = softmax(lq) - one_hot(t)
         np.put_along_axis(g_lq, t[..., None], self._pick(g_lq, t)[..., None] - 1, axis=-1)

@@ -62,7 +62,7 @@ class MaxPool2D(Function):
 class Upsample2D(Function):
     """y = upsample(x) by (SH, SW), "nearest" or "bilinear"; gx = the transposed map of gy."""
 
-    _KERNELS = ("nearest", "bilinear")
+    INTERPOLATIONS = ("nearest", "bilinear")
 
     def __init__(self, size, interpolation):
         self.SH, self.SW = size
@@ -116,7 +116,7 @@ def max_pool2d(x, pool_size=(2, 2), strides=None, padding="valid"):
 def upsample2d(x, size=(2, 2), interpolation="nearest"):
     """Upsample NHWC ``x`` by integer factors ``size``: "nearest" or "bilinear" (half-pixel)."""
     SH, SW = pair(size, "size", "upsample2d")
-    if interpolation not in Upsample2D._KERNELS:
+    if interpolation not in Upsample2D.INTERPOLATIONS:
         raise ValueError(f"upsample2d: interpolation must be 'nearest' or 'bilinear', got {interpolation!r}")
     _check_4d(x, "upsample2d")
     return Upsample2D((SH, SW), interpolation)(x)
