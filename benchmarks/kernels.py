@@ -111,7 +111,7 @@ def kernel_cases(quick):
         cases.append((f"max-pool fwd {label}", f"x {x.shape} -> {y.shape}",
                       lambda: max_pool_forward(x, 2, 2, 2, 2, 0, 0, OH, OW)[0], lambda: np_pool_fwd(x, 2)[0]))
         cases.append((f"max-pool bwd {label}", f"gy {gy.shape} -> {x.shape}",
-                      lambda: max_pool_backward(gy, arg, H, W), lambda: np_pool_bwd(gy, warg, H, W, 2)))
+                      lambda: max_pool_backward(gy, arg, 2, 2, 2, 2, 0, 0, H, W), lambda: np_pool_bwd(gy, warg, H, W, 2)))
 
     def up_case(label, N, H, W, C):
         from numbanet.engine.kernels.upsample import upsample_nearest_backward, upsample_nearest_forward

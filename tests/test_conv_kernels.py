@@ -85,10 +85,13 @@ def test_max_pool_matches_numpy_twin(case, ties):
     y, arg = max_pool_forward(x, KH, KW, SH, SW, PT, PL, OH, OW)
     y_ref, arg_ref = max_pool_ref(x, KH, KW, SH, SW, PT, PB, PL, PR)
     np.testing.assert_array_equal(y, y_ref)
-    np.testing.assert_array_equal(arg, arg_ref)
+    # the kernel's arg-max is window-local (ki*KW + kj); the reference's is the flat h*W + w
+    oh, ow = np.arange(OH)[:, None, None], np.arange(OW)[:, None]     # broadcast over (N, OH, OW, C)
+    ki, kj = arg // KW, arg % KW
+    np.testing.assert_array_equal((oh * SH - PT + ki) * W + (ow * SW - PL + kj), arg_ref)
     gy = np.random.default_rng(2).standard_normal(y.shape).astype(x.dtype)
-    np.testing.assert_allclose(max_pool_backward(gy, arg, H, W), max_pool_backward_ref(gy, arg_ref, H, W),
-                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(max_pool_backward(gy, arg, KH, KW, SH, SW, PT, PL, H, W),
+                               max_pool_backward_ref(gy, arg_ref, H, W), rtol=1e-6, atol=1e-6)
 
 
 def test_max_pool_padding_never_wins():

@@ -30,6 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from .conv_shapes import check_padding, conv_output_size, conv_pads, pair, transpose_output_size, transpose_pad_before
+from .kernels.direct_conv import direct_forward_into, direct_weight_grad_add
 from .kernels.im2col import col2im_into, im2col_into
 from . import parallel
 from .tensor import Function
@@ -59,6 +60,54 @@ def _over_chunks(N, R, K, itemsize, body):
     return parallel.run(work, parallel.split(N))
 
 
+def uses_direct(C, F, SH, SW):
+    """True where the direct loops (``kernels/direct_conv.py``) replace im2col + GEMM.
+
+    Chosen from measurement (``benchmarks/bench_kernels_conv.py``): with one
+    input channel or one filter, stride 1, the direct loops beat the unfold +
+    product by 1.2-3.4x per pass, and the backward pass also fuses the relu mask
+    and the bias gradient into the weight-gradient walk. With more channels on
+    both sides the GEMM wins (up to 6x), so everything else stays on im2col.
+    """
+    return SH == 1 and SW == 1 and min(C, F) == 1
+
+
+def _direct_forward(x, W, b, PT, PL, relu, out_hw):
+    """The direct forward pass over the threads' halves of the batch -> y (N, OH, OW, F)."""
+    N, F = x.shape[0], W.shape[3]
+    y = np.empty((N, *out_hw, F), dtype=x.dtype)
+    b = np.zeros(F, dtype=x.dtype) if b is None else b
+    parallel.run(lambda n0, n1, _: direct_forward_into(x[n0:n1], W, b, 1, 1, PT, PL, relu, y[n0:n1]),
+                 parallel.split(N))
+    return y
+
+
+def _direct_input_grad(gz, W, H, Wd, PT, PL):
+    """gx as the stride-1 'full' convolution of gz with the flipped, channel-swapped kernel."""
+    KH, KW = W.shape[:2]
+    Wf = np.ascontiguousarray(W[::-1, ::-1].transpose(0, 1, 3, 2))   # (KH, KW, F, C)
+    return _direct_forward(gz, Wf, None, KH - 1 - PT, KW - 1 - PL, False, (H, Wd))
+
+
+def _direct_weight_grad(x, gy, y, relu, W_shape, PT, PL, keep_gz):
+    """(gW, gb, gz) in one walk over the batch; gz (the relu-masked gy) only if ``keep_gz`` and relu."""
+    gz = np.empty_like(gy) if keep_gz and relu else np.empty((0, 0, 0, 0), dtype=gy.dtype)
+    y = y if relu else gy
+
+    def part(n0, n1, _):
+        gW, gb = np.zeros(W_shape, dtype=gy.dtype), np.zeros(W_shape[3], dtype=gy.dtype)
+        direct_weight_grad_add(x[n0:n1], gy[n0:n1], y[n0:n1], relu, 1, 1, PT, PL, gW, gb,
+                               gz[n0:n1] if gz.size else gz)
+        return gW, gb
+
+    parts = parallel.run(part, parallel.split(len(x)))
+    gW, gb = parts[0]
+    for pW, pb in parts[1:]:
+        gW += pW
+        gb += pb
+    return gW, gb, (gz if gz.size else gy)
+
+
 def _out_hw(H, Wd, KH, KW, SH, SW, pads):
     PT, PB, PL, PR = pads
     return (H + PT + PB - KH) // SH + 1, (Wd + PL + PR - KW) // SW + 1
@@ -73,6 +122,8 @@ def conv2d_forward(x, W, b, SH, SW, pads, relu=False):
     x = np.ascontiguousarray(x)
     N, H, Wd, _ = x.shape
     OH, OW = _out_hw(H, Wd, KH, KW, SH, SW, pads)
+    if uses_direct(C, F, SH, SW):
+        return _direct_forward(x, np.ascontiguousarray(W), b, pads[0], pads[2], relu, (OH, OW))
     K, R = KH * KW * C, OH * OW                 # patch length, rows (output pixels) per image
     W2 = W.reshape(K, F)                        # (KH, KW, C, F) -> (K, F)
     y = np.empty((N, OH, OW, F), dtype=x.dtype)
@@ -100,6 +151,8 @@ def conv2d_input_grad(gy, W, H, Wd, SH, SW, PT, PL):
     """
     KH, KW, C, F = W.shape
     gy = np.ascontiguousarray(gy)
+    if uses_direct(C, F, SH, SW):
+        return _direct_input_grad(gy, W, H, Wd, PT, PL)
     N, OH, OW, _ = gy.shape
     K, R = KH * KW * C, OH * OW
     W2T = W.reshape(K, F).T                     # (F, K)
@@ -122,6 +175,8 @@ def conv2d_weight_grad(x, gy, W_shape, SH, SW, pads):
     """gW = sum over chunks of im2col(x_c)^T @ G_c:  x (N, H, W, C), gy (N, OH, OW, F) -> (KH, KW, C, F)."""
     KH, KW, C, F = W_shape
     x, gy = np.ascontiguousarray(x), np.ascontiguousarray(gy)
+    if uses_direct(C, F, SH, SW):
+        return _direct_weight_grad(x, gy, None, False, W_shape, pads[0], pads[2], False)[0]
     N, OH, OW, _ = gy.shape
     K, R = KH * KW * C, OH * OW
     G2 = gy.reshape(N * R, F)                   # (N, OH, OW, F) -> (N*OH*OW, F)
@@ -164,9 +219,15 @@ class Conv2D(Function):
         return y
 
     def backward(self, gy):
-        gy = _masked_by_relu(gy, self.y) if self.relu else gy     # gz = gy * [y > 0]
-        _, H, Wd, _ = self.x.shape
+        _, H, Wd, C = self.x.shape
         PT, _, PL, _ = self.pads
+        if uses_direct(C, self.W.shape[3], self.SH, self.SW):   # one walk: gz, gW and gb together
+            want_gx = _wants_grad(self, 0)
+            gW, gb, gz = _direct_weight_grad(np.ascontiguousarray(self.x), np.ascontiguousarray(gy), self.y,
+                                             self.relu, self.W.shape, PT, PL, want_gx)
+            gx = _direct_input_grad(gz, self.W, H, Wd, PT, PL) if want_gx else None
+            return gx, gW, gb
+        gy = _masked_by_relu(gy, self.y) if self.relu else gy     # gz = gy * [y > 0]
         gx = gW = None
         if _wants_grad(self, 0):
             gx = conv2d_input_grad(gy, self.W, H, Wd, self.SH, self.SW, PT, PL)

@@ -19,7 +19,7 @@ import numpy as np
 
 from .conv_shapes import check_padding, conv_output_size, conv_pads, pair
 from . import parallel
-from .kernels.pooling import max_pool_backward_into, max_pool_forward_into
+from .kernels.pooling import arg_dtype, max_pool_backward_into, max_pool_forward_into
 from .kernels.upsample import (upsample_bilinear_backward, upsample_bilinear_forward,
                                upsample_nearest_backward_into, upsample_nearest_forward_into)
 from .tensor import Function
@@ -33,7 +33,8 @@ def _by_images(kernel, N):
 class MaxPool2D(Function):
     """y = max over each window; gx routes gy to the window's first arg-max.
 
-    Shapes: x (N, H, W, C) -> y (N, OH, OW, C); the arg-max (N, OH, OW, C) is kept for backward.
+    Shapes: x (N, H, W, C) -> y (N, OH, OW, C); the window-local arg-max (N, OH, OW, C), uint8 for
+    windows up to 256 cells, is kept for backward.
     """
 
     def __init__(self, pool, strides, pads, out_hw):
@@ -46,7 +47,7 @@ class MaxPool2D(Function):
         x = np.ascontiguousarray(x)
         N, self.H, self.W, C = x.shape
         y = np.empty((N, self.OH, self.OW, C), dtype=x.dtype)
-        self.arg = arg = np.empty((N, self.OH, self.OW, C), dtype=np.int64)
+        self.arg = arg = np.empty((N, self.OH, self.OW, C), dtype=arg_dtype(self.KH, self.KW))
         _by_images(lambda a, b: max_pool_forward_into(x[a:b], self.KH, self.KW, self.SH, self.SW,
                                                       self.PT, self.PL, y[a:b], arg[a:b]), N)
         return y
@@ -55,7 +56,8 @@ class MaxPool2D(Function):
         gy = np.ascontiguousarray(gy)
         N, C = gy.shape[0], gy.shape[3]
         gx = np.empty((N, self.H, self.W, C), dtype=gy.dtype)
-        _by_images(lambda a, b: max_pool_backward_into(gy[a:b], self.arg[a:b], gx[a:b]), N)
+        _by_images(lambda a, b: max_pool_backward_into(gy[a:b], self.arg[a:b], self.KH, self.KW, self.SH, self.SW,
+                                                       self.PT, self.PL, gx[a:b]), N)
         return gx
 
 

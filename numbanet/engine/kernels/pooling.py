@@ -11,69 +11,130 @@ real cells only (every window holds at least one real cell under the
 "valid"/"same" rules).
 
     y[n, oh, ow, c]      = max over the window of x[n, h, w, c]
-    arg[n, oh, ow, c]    = h*W + w of the *first* maximum in row-major order
-                           (ki, then kj); later equal values do not replace it
-    gx[n, h, w, c]       = sum of gy[n, oh, ow, c] over the outputs whose
+    arg[n, oh, ow, c]    = ki*KW + kj of the *first* maximum in row-major order
+                           (ki, then kj), counted inside the window; later
+                           equal values do not replace it
+    gx[n, h, w, c]       = sum of gy[n, oh, ow, c] over the windows whose
                            arg-max is (h, w)   (windows may overlap if S < K)
+
+The arg-max is window-local so that it fits a small integer (uint8 for
+windows up to 256 cells, int32 beyond): the backward pass reads it once per
+output, and for the usual non-overlapping windows (S >= K) it writes every
+input cell exactly once, gy where the arg-max is and 0 elsewhere, with no
+zeroing pass and no scatter.
+
+Indexing: the kernels view images as 2-D (rows, W*C) arrays indexed with
+unsigned integers, so that Numba emits no negative-index test and LLVM can
+vectorise the channel loops (see ``direct_conv.py``).
 """
 from __future__ import annotations
 
 import numpy as np
+from numba import uintp as U
 
 from .config import njit
 
 
+def arg_dtype(KH, KW):
+    """The smallest integer type that holds a window-local index ki*KW + kj."""
+    return np.uint8 if KH * KW <= 256 else np.int32
+
+
 @njit
 def max_pool_forward_into(x, KH, KW, SH, SW, PT, PL, y, arg):
-    """x (N, H, W, C) -> y (N, OH, OW, C) and arg (N, OH, OW, C) int64 flat h*W + w, written in place."""
+    """x (N, H, W, C) -> y (N, OH, OW, C) and window-local arg (N, OH, OW, C), written in place."""
     N, H, W, C = x.shape
     OH, OW = y.shape[1], y.shape[2]
+    x2 = x.reshape(N * H, W * C)
+    y2 = y.reshape(N * OH, OW * C)
+    a2 = arg.reshape(N * OH, OW * C)
     for n in range(N):
         for oh in range(OH):
-            h_lo = max(oh * SH - PT, 0)
-            h_hi = min(oh * SH - PT + KH, H)
+            h0 = oh * SH - PT
+            ki_lo, ki_hi = max(0, -h0), min(KH, H - h0)
+            yr, ar = y2[U(n * OH + oh)], a2[U(n * OH + oh)]
             for ow in range(OW):
-                w_lo = max(ow * SW - PL, 0)
-                w_hi = min(ow * SW - PL + KW, W)
-                for c in range(C):                 # start from the window's first real cell
-                    y[n, oh, ow, c] = x[n, h_lo, w_lo, c]
-                    arg[n, oh, ow, c] = h_lo * W + w_lo
-                for h in range(h_lo, h_hi):        # row-major scan, channels innermost
-                    for w in range(w_lo, w_hi):
-                        for c in range(C):
-                            v = x[n, h, w, c]
-                            if v > y[n, oh, ow, c]:  # strict: the first maximum wins
-                                y[n, oh, ow, c] = v
-                                arg[n, oh, ow, c] = h * W + w
+                w0 = ow * SW - PL
+                kj_lo, kj_hi = max(0, -w0), min(KW, W - w0)
+                ys = U(ow * C)
+                first = x2[U(n * H + h0 + ki_lo)]           # start from the window's first real cell
+                xs = U((w0 + kj_lo) * C)
+                k0 = ki_lo * KW + kj_lo
+                for c in range(U(C)):
+                    yr[ys + c] = first[xs + c]
+                    ar[ys + c] = k0
+                for ki in range(ki_lo, ki_hi):               # row-major scan, channels innermost
+                    xr = x2[U(n * H + h0 + ki)]
+                    for kj in range(kj_lo, kj_hi):
+                        xs = U((w0 + kj) * C)
+                        k = ki * KW + kj
+                        for c in range(U(C)):
+                            v = xr[xs + c]
+                            if v > yr[ys + c]:               # strict: the first maximum wins
+                                yr[ys + c] = v
+                                ar[ys + c] = k
 
 
 @njit
 def max_pool_forward(x, KH, KW, SH, SW, PT, PL, OH, OW):
-    """x (N, H, W, C) -> new (y (N, OH, OW, C), arg (N, OH, OW, C) int64 flat h*W + w)."""
+    """x (N, H, W, C) -> new (y (N, OH, OW, C), window-local arg (N, OH, OW, C))."""
     N, C = x.shape[0], x.shape[3]
     y = np.empty((N, OH, OW, C), dtype=x.dtype)
-    arg = np.empty((N, OH, OW, C), dtype=np.int64)
+    if KH * KW <= 256:
+        arg = np.empty((N, OH, OW, C), dtype=np.uint8)
+        max_pool_forward_into(x, KH, KW, SH, SW, PT, PL, y, arg)
+        return y, arg.astype(np.int32)
+    arg = np.empty((N, OH, OW, C), dtype=np.int32)
     max_pool_forward_into(x, KH, KW, SH, SW, PT, PL, y, arg)
     return y, arg
 
 
 @njit
-def max_pool_backward_into(gy, arg, gx):
-    """gy (N, OH, OW, C), arg (N, OH, OW, C) -> gx (N, H, W, C) (zeroed here): route each gy to its arg-max."""
+def max_pool_backward_into(gy, arg, KH, KW, SH, SW, PT, PL, gx):
+    """gy (N, OH, OW, C), window-local arg -> gx (N, H, W, C), every cell written: route each gy to its arg-max."""
     N, OH, OW, C = gy.shape
-    W = gx.shape[2]
-    gx[:] = 0
+    H, W = gx.shape[1], gx.shape[2]
+    g2 = gy.reshape(N * OH, OW * C)
+    a2 = arg.reshape(N * OH, OW * C)
+    x2 = gx.reshape(N * H, W * C)
+    if SH != KH or SW != KW or PT > 0 or PL > 0:
+        # overlapping (or gapped) windows: zero, then add each gy at its arg-max
+        gx[:] = 0
+        for n in range(N):
+            for oh in range(OH):
+                gr, ar = g2[U(n * OH + oh)], a2[U(n * OH + oh)]
+                for ow in range(OW):
+                    for c in range(C):
+                        k = int(ar[U(ow * C + c)])               # a signed copy: h, w below are signed
+                        h, w = oh * SH - PT + k // KW, ow * SW - PL + k % KW
+                        x2[U(n * H + h), U(w * C + c)] += gr[U(ow * C + c)]
+        return
+    # windows that tile the image from its top-left corner: each cell is written once
     for n in range(N):
         for oh in range(OH):
-            for ow in range(OW):
-                for c in range(C):
-                    k = arg[n, oh, ow, c]
-                    gx[n, k // W, k % W, c] += gy[n, oh, ow, c]
+            h0 = oh * SH
+            gr, ar = g2[U(n * OH + oh)], a2[U(n * OH + oh)]
+            for ki in range(min(KH, H - h0)):
+                xr = x2[U(n * H + h0 + ki)]
+                for ow in range(OW):
+                    w0 = ow * SW
+                    gs = U(ow * C)
+                    for kj in range(min(KW, W - w0)):
+                        xs = U((w0 + kj) * C)
+                        k = ki * KW + kj
+                        for c in range(U(C)):
+                            xr[xs + c] = gr[gs + c] if ar[gs + c] == k else 0
+                for t in range(U(OW * SW * C), U(W * C)):   # columns past the last window ("valid")
+                    xr[t] = 0
+        for h in range(OH * SH, H):                            # rows past the last window
+            xr = x2[U(n * H + h)]
+            for t in range(U(W * C)):
+                xr[t] = 0
 
 
 @njit
-def max_pool_backward(gy, arg, H, W):
-    """gy (N, OH, OW, C), arg (N, OH, OW, C) -> a new gx (N, H, W, C)."""
+def max_pool_backward(gy, arg, KH, KW, SH, SW, PT, PL, H, W):
+    """gy (N, OH, OW, C), window-local arg -> a new gx (N, H, W, C)."""
     gx = np.empty((gy.shape[0], H, W, gy.shape[3]), dtype=gy.dtype)
-    max_pool_backward_into(gy, arg, gx)
+    max_pool_backward_into(gy, arg, KH, KW, SH, SW, PT, PL, gx)
     return gx
