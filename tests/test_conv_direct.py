@@ -1,0 +1,148 @@
+"""The direct convolution loops (kernels/direct_conv.py) against the plain-NumPy im2col reference,
+and the layers that use them against the im2col + GEMM path they replace."""
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from numbanet.engine import Tensor, check_grad
+from numbanet.engine import conv as conv_module
+from numbanet.engine.conv import conv2d, conv2d_transpose, uses_direct
+from numbanet.engine.kernels.direct_conv import direct_forward_into, direct_weight_grad_add
+
+from conv_reference import col2im_ref, im2col_ref, out_size
+
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@st.composite
+def direct_case(draw, max_stride=3):
+    """x, W, b, gy and (SH, SW, PT, PB, PL, PR); channels up to 5 so the general loops run too."""
+    rng = np.random.default_rng(draw(st.integers(0, 10_000)))
+    N, C, F = draw(st.integers(1, 3)), draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    H, W = draw(st.integers(1, 8)), draw(st.integers(1, 8))
+    KH, KW = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    SH, SW = draw(st.integers(1, max_stride)), draw(st.integers(1, max_stride))
+    PT, PB = draw(st.integers(0, KH - 1)), draw(st.integers(0, KH - 1))
+    PL, PR = draw(st.integers(0, KW - 1)), draw(st.integers(0, KW - 1))
+    OH, OW = out_size(H, KH, SH, PT, PB), out_size(W, KW, SW, PL, PR)
+    assume(OH >= 1 and OW >= 1)
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    x = rng.standard_normal((N, H, W, C)).astype(dtype)
+    Wk = rng.standard_normal((KH, KW, C, F)).astype(dtype)
+    b = rng.standard_normal(F).astype(dtype)
+    gy = rng.standard_normal((N, OH, OW, F)).astype(dtype)
+    return x, Wk, b, gy, (SH, SW, PT, PB, PL, PR)
+
+
+def reference(x, Wk, b, gy, pads6, relu):
+    """y, gz, gW, gb, gx by im2col / col2im in float64 (tests/conv_reference.py)."""
+    SH, SW, PT, PB, PL, PR = pads6
+    KH, KW, C, F = Wk.shape
+    x64, W2 = x.astype(np.float64), Wk.reshape(-1, F).astype(np.float64)
+    col = im2col_ref(x64, KH, KW, SH, SW, PT, PB, PL, PR)            # (N, OH, OW, KH, KW, C)
+    z = col.reshape(-1, W2.shape[0]) @ W2 + b
+    y = np.maximum(z, 0) if relu else z
+    gz = gy.reshape(-1, F) * (y > 0) if relu else gy.reshape(-1, F).astype(np.float64)
+    gW = (col.reshape(-1, W2.shape[0]).T @ gz).reshape(Wk.shape)
+    gx = col2im_ref((gz @ W2.T).reshape(col.shape), x.shape[1], x.shape[2], SH, SW, PT, PL)
+    return y.reshape(gy.shape), gz.reshape(gy.shape), gW, gz.sum(0), gx
+
+
+@SETTINGS
+@given(direct_case(), st.booleans())
+def test_direct_kernels_match_im2col_reference(case, relu):
+    x, Wk, b, gy, pads6 = case
+    SH, SW, PT, _, PL, _ = pads6
+    y_ref, gz_ref, gW_ref, gb_ref, _ = reference(x, Wk, b, gy, pads6, relu)
+    tol = dict(rtol=1e-4, atol=1e-4) if x.dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
+
+    y = np.empty_like(gy)
+    direct_forward_into(x, Wk, b, SH, SW, PT, PL, relu, y)
+    np.testing.assert_allclose(y, y_ref, **tol)
+
+    gW, gb, gz = np.zeros_like(Wk), np.zeros_like(b), np.full_like(gy, np.nan)
+    direct_weight_grad_add(x, gy, y if relu else gy, relu, SH, SW, PT, PL, gW, gb, gz)
+    np.testing.assert_allclose(gW, gW_ref, **tol)
+    np.testing.assert_allclose(gb, gb_ref, **tol)
+    np.testing.assert_allclose(gz, gz_ref, **tol)   # every cell written (no NaN left)
+
+    # the kernel adds into gW, gb: a second call doubles them; a zero-size gz skips writing it
+    direct_weight_grad_add(x, gy, y if relu else gy, relu, SH, SW, PT, PL, gW, gb, np.empty((0, 0, 0, 0), x.dtype))
+    np.testing.assert_allclose(gW, 2 * gW_ref, **tol)
+    np.testing.assert_allclose(gb, 2 * gb_ref, **tol)
+
+
+@SETTINGS
+@given(direct_case(max_stride=1))
+def test_stride1_input_grad_is_the_flipped_full_convolution(case):
+    """gx = conv(gz padded by (K-1-P), W flipped, channels swapped): what Conv2D's direct backward uses."""
+    x, Wk, _, gy, pads6 = case
+    SH, SW, PT, PB, PL, PR = pads6
+    KH, KW, C, _ = Wk.shape
+    gx_ref = reference(x, Wk, np.zeros(Wk.shape[3]), gy, pads6, False)[4]
+    Wf = np.ascontiguousarray(Wk[::-1, ::-1].transpose(0, 1, 3, 2))
+    gx = np.empty_like(x)
+    direct_forward_into(gy, Wf, np.zeros(C, x.dtype), 1, 1, KH - 1 - PT, KW - 1 - PL, False, gx)
+    tol = 1e-4 if x.dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(gx, gx_ref, rtol=tol, atol=tol)
+
+
+def test_dispatch_rule():
+    assert uses_direct(1, 32, 1, 1) and uses_direct(16, 1, 1, 1)
+    assert not uses_direct(16, 8, 1, 1)          # both sides wide: im2col + GEMM
+    assert not uses_direct(1, 32, 2, 1)          # strided: im2col
+
+
+def _run(fn, x, Wk, b, gy):
+    tx, tW, tb = (Tensor(a, requires_grad=True) for a in (x, Wk, b))
+    y = fn(tx, tW, tb)
+    y.backward(gy)
+    return y.data, tx.grad, tW.grad, tb.grad
+
+
+CASES = [  # (N, H, W, C, F, K, padding): first layers, output layers, and a transposed one
+    (3, 9, 8, 1, 6, 3, "valid"), (2, 7, 9, 1, 4, 3, "same"), (2, 8, 8, 5, 1, 3, "same"),
+    (2, 6, 7, 4, 1, 2, "valid"), (2, 5, 5, 1, 1, 3, "same")]
+
+
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("N,H,W,C,F,K,padding", CASES)
+def test_direct_path_equals_im2col_path(monkeypatch, N, H, W, C, F, K, padding, relu):
+    """Conv2D through the direct loops gives the same y, gx, gW, gb as through im2col + GEMM."""
+    rng = np.random.default_rng(N * 100 + C * 10 + F)
+    x, Wk = rng.standard_normal((N, H, W, C)), rng.standard_normal((K, K, C, F))
+    b = rng.standard_normal(F)
+    gy = rng.standard_normal(conv2d(x, Wk, b, 1, padding).shape)
+    fn = lambda x, W, b: conv2d(x, W, b, 1, padding, relu=relu)  # noqa: E731
+    assert uses_direct(C, F, 1, 1)
+    direct = _run(fn, x, Wk, b, gy)
+    monkeypatch.setattr(conv_module, "uses_direct", lambda *a: False)
+    for got, want in zip(direct, _run(fn, x, Wk, b, gy)):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("N,H,W,C,F,K,padding", CASES)
+def test_direct_transpose_path_equals_im2col_path(monkeypatch, N, H, W, C, F, K, padding):
+    """Conv2DTranspose (kernel (K, K, filters, in)) through the direct loops against im2col + GEMM."""
+    rng = np.random.default_rng(7 + N + C + F)
+    x, Wk = rng.standard_normal((N, H, W, C)), rng.standard_normal((K, K, F, C))
+    b = rng.standard_normal(F)
+    gy = rng.standard_normal(conv2d_transpose(x, Wk, b, 1, padding).shape)
+    fn = lambda x, W, b: conv2d_transpose(x, W, b, 1, padding)  # noqa: E731
+    direct = _run(fn, x, Wk, b, gy)
+    monkeypatch.setattr(conv_module, "uses_direct", lambda *a: False)
+    for got, want in zip(direct, _run(fn, x, Wk, b, gy)):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("N,H,W,C,F,K,padding", CASES[:3])
+def test_direct_relu_conv_gradients_against_finite_differences(N, H, W, C, F, K, padding):
+    """The fused relu through the direct path, against central differences (inputs kept off the kink)."""
+    rng = np.random.default_rng(3)
+    x, Wk = rng.standard_normal((N, H, W, C)), rng.standard_normal((K, K, C, F))
+    b = rng.standard_normal(F)
+    z = conv2d(x, Wk, b, 1, padding).data
+    assert np.abs(z).min() > 1e-4, "a pre-activation sits on the relu kink: pick another seed"
+    assert (z > 0).any() and (z < 0).any()                             # both sides of the relu taken
+    check_grad(lambda x, W, b: conv2d(x, W, b, 1, padding, relu=True), x, Wk, b, raise_on_failure=True)
