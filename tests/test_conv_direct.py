@@ -146,3 +146,20 @@ def test_direct_relu_conv_gradients_against_finite_differences(N, H, W, C, F, K,
     assert np.abs(z).min() > 1e-4, "a pre-activation sits on the relu kink: pick another seed"
     assert (z > 0).any() and (z < 0).any()                             # both sides of the relu taken
     check_grad(lambda x, W, b: conv2d(x, W, b, 1, padding, relu=True), x, Wk, b, raise_on_failure=True)
+
+
+@pytest.mark.parametrize("pads6", [(1, 1, 0, 0, 5, 0), (1, 1, 0, 0, 0, 5), (1, 1, 4, 3, 0, 0), (2, 1, 4, 4, 4, 4)])
+@pytest.mark.parametrize("C,F", [(1, 3), (3, 1), (2, 2)])
+def test_direct_windows_wholly_in_the_padding(pads6, C, F):
+    SH, SW, PT, PB, PL, PR = pads6
+    rng = np.random.default_rng(0)
+    x, Wk, b = rng.standard_normal((2, 3, 4, C)), rng.standard_normal((2, 2, C, F)), rng.standard_normal(F)
+    gy = rng.standard_normal((2, out_size(3, 2, SH, PT, PB), out_size(4, 2, SW, PL, PR), F))
+    y_ref, _, gW_ref, gb_ref, _ = reference(x, Wk, b, gy, pads6, False)
+    y = np.empty_like(gy)
+    direct_forward_into(x, Wk, b, SH, SW, PT, PL, False, y)
+    np.testing.assert_allclose(y, y_ref, atol=1e-12)
+    gW, gb = np.zeros_like(Wk), np.zeros_like(b)
+    direct_weight_grad_add(x, gy, gy, False, SH, SW, PT, PL, gW, gb, np.empty((0, 0, 0, 0)))
+    np.testing.assert_allclose(gW, gW_ref, atol=1e-12)
+    np.testing.assert_allclose(gb, gb_ref, atol=1e-12)

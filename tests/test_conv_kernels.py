@@ -130,3 +130,14 @@ def test_bilinear_matches_numpy_twin(case):
     gy = np.random.default_rng(4).standard_normal(y.shape).astype(x.dtype)
     np.testing.assert_allclose(upsample_bilinear_backward(gy, SH, SW), bilinear_backward_ref(gy, SH, SW),
                                rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("pads", [(0, 0, 5, 0), (0, 0, 0, 5), (4, 3, 0, 0), (4, 4, 4, 4)])
+def test_windows_wholly_in_the_padding(pads):
+    """Pads wider than the kernel (explicit padding): whole windows fall outside the image."""
+    PT, PB, PL, PR = pads
+    x = np.random.default_rng(0).standard_normal((2, 3, 4, 2))
+    col = im2col(x, 2, 2, 1, 1, PT, PB, PL, PR)
+    np.testing.assert_array_equal(col, im2col_ref(x, 2, 2, 1, 1, PT, PB, PL, PR))
+    g = np.random.default_rng(1).standard_normal(col.shape)
+    np.testing.assert_allclose(col2im(g, 3, 4, 1, 1, PT, PL), col2im_ref(g, 3, 4, 1, 1, PT, PL), atol=1e-12)

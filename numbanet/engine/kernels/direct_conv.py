@@ -84,7 +84,8 @@ def direct_forward_into(x, W, b, SH, SW, PT, PL, relu, y):
             yr = y2[U(n * OH + oh)]
             for ow in range(OW):
                 w0_ = ow * SW - PL
-                kj_lo, kj_hi = max(0, -w0_), min(KW, Wd - w0_)
+                kj_lo = max(0, -w0_)
+                kj_hi = max(kj_lo, min(KW, Wd - w0_))       # empty, never negative, past the edge
                 if one_3x3 and ki_lo == 0 and ki_hi == 3 and kj_lo == 0 and kj_hi == 3:
                     r0, r1, r2 = x2[U(n * H + h0)], x2[U(n * H + h0 + 1)], x2[U(n * H + h0 + 2)]
                     c0 = U(w0_)
@@ -155,7 +156,8 @@ def direct_weight_grad_add(x, gy, y, relu, SH, SW, PT, PL, gW, gb, gz):
             gr, yr = gy2[r], y2[r]
             for ow in range(OW):
                 w0 = ow * SW - PL
-                kj_lo, kj_hi = max(0, -w0), min(KW, Wd - w0)
+                kj_lo = max(0, -w0)
+                kj_hi = max(kj_lo, min(KW, Wd - w0))        # empty, never negative, past the edge
                 L = U((kj_hi - kj_lo) * C)
                 xs = U((w0 + kj_lo) * C)
                 gs = U(ow * F)

@@ -35,10 +35,17 @@ out of order and measured 2-6x slower here (e.g. 64x28x28x16, 3x3 "same":
 
 Both kernels are serial (``nogil``): ``parallel=True`` with ``prange`` over the
 batch measured slower on two shared cores (thread start-up dominates).
+
+Indexing: the arrays are viewed as 2-D (image rows (W*C), patch rows
+(KH*KW*C)) and indexed with unsigned integers (``uintp``), so that Numba emits
+no negative-index fix-up and each window row is one vectorised copy; this
+measured 1.1-1.4x faster for im2col and 1.3-2.4x for col2im than 6-D signed
+indexing (``direct_conv.py`` explains the cause).
 """
 from __future__ import annotations
 
 import numpy as np
+from numba import uintp as U
 
 from .config import njit
 
@@ -54,26 +61,33 @@ def im2col_into(x, KH, KW, SH, SW, PT, PL, col):
     """
     N, H, W, C = x.shape
     OH, OW = col.shape[1], col.shape[2]
+    x2 = x.reshape(N * H, W * C)                     # image rows, (w, c) contiguous
+    c2 = col.reshape(N * OH * OW, KH * KW * C)       # one patch per row, (ki, kj, c) contiguous
+    KC = KW * C
     for n in range(N):
         for oh in range(OH):
             h0 = oh * SH - PT
             for ow in range(OW):
                 w0 = ow * SW - PL
-                kj_lo, kj_hi = max(0, -w0), min(KW, W - w0)   # window columns inside the image
+                kj_lo = min(KW, max(0, -w0))             # window columns inside the image:
+                kj_hi = max(kj_lo, min(KW, W - w0))       # an empty range past the edge, never negative
+                cr = c2[U((n * OH + oh) * OW + ow)]
+                lo, hi = U(kj_lo * C), U(kj_hi * C)            # the real cells of a window row
+                xs = U(max(0, w0 + kj_lo) * C)             # (unused when the window misses the image)
                 for ki in range(KH):
                     h = h0 + ki
+                    base = U(ki * KC)
                     if h < 0 or h >= H:                       # padded row
-                        for kj in range(KW):
-                            for c in range(C):
-                                col[n, oh, ow, ki, kj, c] = 0
+                        for t in range(U(KC)):
+                            cr[base + t] = 0
                         continue
-                    for kj in range(KW):
-                        if kj < kj_lo or kj >= kj_hi:         # padded column
-                            for c in range(C):
-                                col[n, oh, ow, ki, kj, c] = 0
-                        else:
-                            for c in range(C):
-                                col[n, oh, ow, ki, kj, c] = x[n, h, w0 + kj, c]
+                    xr = x2[U(n * H + h)]
+                    for t in range(lo):                       # padded columns, left
+                        cr[base + t] = 0
+                    for t in range(hi - lo):                  # one contiguous copy
+                        cr[base + lo + t] = xr[xs + t]
+                    for t in range(hi, U(KC)):                # padded columns, right
+                        cr[base + t] = 0
 
 
 @njit
@@ -102,23 +116,31 @@ def col2im_into(col, SH, SW, PT, PL, gx):
     """
     N, OH, OW, KH, KW, C = col.shape
     H, W = gx.shape[1], gx.shape[2]
+    g2 = gx.reshape(N * H, W * C)
+    c2 = col.reshape(N * OH * OW, KH * KW * C)
+    KC = KW * C
     for n in range(N):
         for h in range(H):
-            for w in range(W):
-                for c in range(C):
-                    gx[n, h, w, c] = 0
+            gr = g2[U(n * H + h)]
+            for t in range(U(W * C)):
+                gr[t] = 0
         for oh in range(OH):
             h0 = oh * SH - PT
             for ow in range(OW):
                 w0 = ow * SW - PL
-                kj_lo, kj_hi = max(0, -w0), min(KW, W - w0)   # window columns inside the image
+                kj_lo = min(KW, max(0, -w0))             # window columns inside the image:
+                kj_hi = max(kj_lo, min(KW, W - w0))       # an empty range past the edge, never negative
+                cr = c2[U((n * OH + oh) * OW + ow)]
+                lo, L = U(kj_lo * C), U((kj_hi - kj_lo) * C)
+                xs = U(max(0, w0 + kj_lo) * C)             # (unused when the window misses the image)
                 for ki in range(KH):
                     h = h0 + ki
                     if h < 0 or h >= H:
                         continue
-                    for kj in range(kj_lo, kj_hi):
-                        for c in range(C):
-                            gx[n, h, w0 + kj, c] += col[n, oh, ow, ki, kj, c]
+                    gr = g2[U(n * H + h)]
+                    base = U(ki * KC) + lo
+                    for t in range(L):                        # one contiguous run of (kj, c)
+                        gr[xs + t] += cr[base + t]
 
 
 @njit
