@@ -163,3 +163,18 @@ def test_direct_windows_wholly_in_the_padding(pads6, C, F):
     direct_weight_grad_add(x, gy, gy, False, SH, SW, PT, PL, gW, gb, np.empty((0, 0, 0, 0)))
     np.testing.assert_allclose(gW, gW_ref, atol=1e-12)
     np.testing.assert_allclose(gb, gb_ref, atol=1e-12)
+
+
+@pytest.mark.parametrize("strides,padding", [(1, "valid"), (2, "same"), (1, "same")])
+@pytest.mark.parametrize("C,F", [(3, 2), (1, 4), (4, 1)])
+def test_fused_relu_transpose_equals_separate_relu(strides, padding, C, F):
+    """conv2d_transpose(relu=True) against conv2d_transpose followed by the relu op: y and every gradient."""
+    from numbanet.engine import functional as Fn
+    rng = np.random.default_rng(C * 10 + F + strides)
+    x, Wk, b = rng.standard_normal((2, 4, 5, C)), rng.standard_normal((3, 3, F, C)), rng.standard_normal(F)
+    gy = rng.standard_normal(conv2d_transpose(x, Wk, b, strides, padding).shape)
+    fused = _run(lambda x, W, b: conv2d_transpose(x, W, b, strides, padding, relu=True), x, Wk, b, gy)
+    separate = _run(lambda x, W, b: Fn.relu(conv2d_transpose(x, W, b, strides, padding)), x, Wk, b, gy)
+    assert (fused[0] == 0).any() and (fused[0] > 0).any()
+    for got, want in zip(fused, separate):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)

@@ -238,6 +238,16 @@ class Conv2D(Function):
         return gx, gW, gb
 
 
+def _bias_relu(y, b, relu):
+    """y = act(y + b) in place, on the threads' halves of the batch (b may be None)."""
+    def part(n0, n1, _):
+        if b is not None:
+            y[n0:n1] += b
+        if relu:
+            np.maximum(y[n0:n1], 0, out=y[n0:n1])
+    parallel.run(part, parallel.split(len(y)))
+
+
 def _masked_by_relu(gy, y):
     """gy * [y > 0], computed on the threads' halves of the batch."""
     gz = np.empty_like(gy)
@@ -257,22 +267,28 @@ class Conv2DTranspose(Function):
                    gW = im2col(gy)^T @ x2             (the convolution's weight gradient,
                                                        with the roles of x and gy swapped)
                    gb = sum of gy over N, OH, OW
+
+    With the relu fused (``relu=True``), y = max(that, 0) and the backward
+    starts from gz = gy * [y > 0], as in Conv2D.
     """
 
-    def __init__(self, strides, out_hw, pads):
+    def __init__(self, strides, out_hw, pads, relu=False):
         self.SH, self.SW = strides
         self.OH, self.OW = out_hw
         self.pads = pads                          # (PT, PB, PL, PR) of the convolution it inverts
+        self.relu = relu
 
     def forward(self, x, W, b=None):
         PT, _, PL, _ = self.pads
         y = conv2d_input_grad(np.ascontiguousarray(x), W, self.OH, self.OW, self.SH, self.SW, PT, PL)
-        if b is not None:
-            y += b
+        if b is not None or self.relu:
+            _bias_relu(y, b, self.relu)
         self.x, self.W = x, W
+        self.y = y if self.relu else None
         return y
 
     def backward(self, gy):
+        gy = _masked_by_relu(gy, self.y) if self.relu else gy     # gz = gy * [y > 0]
         gx = gW = None
         if _wants_grad(self, 0):                  # the convolution itself
             gx = conv2d_forward(gy, self.W, None, self.SH, self.SW, self.pads)
@@ -321,8 +337,10 @@ def conv2d(x, W, b=None, strides=(1, 1), padding="valid", relu=False):
     return fn(x, W) if b is None else fn(x, W, b)
 
 
-def conv2d_transpose(x, W, b=None, strides=(1, 1), padding="valid", output_padding=None):
+def conv2d_transpose(x, W, b=None, strides=(1, 1), padding="valid", output_padding=None, relu=False):
     """Transposed 2-D convolution of NHWC ``x`` with kernel ``W`` (KH, KW, F, C), bias (F,).
+
+    ``relu=True`` applies max(., 0) in the same pass, as in ``conv2d``.
 
     Output size per axis (Keras): output_padding None -> "valid" H*S + max(K - S, 0),
     "same" H*S; else (H - 1)*S + K - 2*pad + op with pad = K//2 ("same") or 0.
@@ -351,5 +369,5 @@ def conv2d_transpose(x, W, b=None, strides=(1, 1), padding="valid", output_paddi
     PL = transpose_pad_before(Wd, OW, KW, SW, padding)
     # the convolution (OH, OW) -> (H, W) that this inverts; PB, PR may be negative
     pads = (PT, (H - 1) * SH + KH - OH - PT, PL, (Wd - 1) * SW + KW - OW - PL)
-    fn = Conv2DTranspose((SH, SW), (OH, OW), pads)
+    fn = Conv2DTranspose((SH, SW), (OH, OW), pads, relu)
     return fn(x, W) if b is None else fn(x, W, b)

@@ -119,6 +119,9 @@ class Conv2DTranspose(_Conv):
         return self.kernel_size + (self.filters, C)
 
     def call(self, x, training=False):
+        if self.activation is activations.relu:  # fused, as in Conv2D
+            return F.conv2d_transpose(x, self.kernel, self.bias, self.strides, self.padding, self.output_padding,
+                                      relu=True)
         y = F.conv2d_transpose(x, self.kernel, self.bias, self.strides, self.padding, self.output_padding)
         return self.activation(y)
 
