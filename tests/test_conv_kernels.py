@@ -141,3 +141,15 @@ def test_windows_wholly_in_the_padding(pads):
     np.testing.assert_array_equal(col, im2col_ref(x, 2, 2, 1, 1, PT, PB, PL, PR))
     g = np.random.default_rng(1).standard_normal(col.shape)
     np.testing.assert_allclose(col2im(g, 3, 4, 1, 1, PT, PL), col2im_ref(g, 3, 4, 1, 1, PT, PL), atol=1e-12)
+
+
+def test_relu_mask_kernel_matches_numpy():
+    from numbanet.engine.kernels.elementwise import relu_mask_into
+    rng = np.random.default_rng(0)
+    for dtype in (np.float32, np.float64):
+        gy, y = rng.standard_normal((3, 5, 4, 2)).astype(dtype), rng.standard_normal((3, 5, 4, 2)).astype(dtype)
+        y[0, 0, 0, 0], y[0, 0, 0, 1], gy[1, 0, 0, 0] = np.nan, 0.0, np.nan
+        y[1, 0, 0, 0] = 1.0                                   # NaN gradient where the relu is open: kept
+        gz = np.full_like(gy, 7.0)
+        relu_mask_into(gy, y, gz)
+        np.testing.assert_array_equal(gz, np.where(y > 0, gy, 0))
