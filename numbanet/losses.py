@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .engine import Tensor
+from .engine import Tensor, parallel, workspace
 from .engine.ops import _stable_sigmoid
 from .engine.tensor import Function, as_tensor
 from .utils import one_of
@@ -260,24 +260,46 @@ class SparseCategoricalCrossentropy(Loss):
 
     def evaluate(self, t, p):
         """From logits, one pass keeps e = exp(z - max) and s = sum(e) for the gradient:
-        l = log(s) + max - z[t],   dl/dz = e / s - one_hot(t)   (no second exp)."""
+        l = log(s) + max - z[t],   dl/dz = e / s - one_hot(t)   (no second exp).
+
+        Rows are independent, so big batches are split across the threads
+        (``parallel.run_numpy``); e comes from the scratch pool when it is big
+        enough to be mmapped afresh every step (``workspace.empty``).
+        """
         if not self.from_logits:
             return self.values(t, p), None
-        zmax = p.max(axis=-1, keepdims=True)
-        e = np.subtract(p, zmax)                           # (..., V), reused in the gradient
-        np.exp(e, out=e)
-        s = e.sum(axis=-1, keepdims=True)
-        values = (np.log(s) + zmax)[..., 0] - self._pick(p, t)
-        return values, (e, s)
+        V = p.shape[-1]
+        p2, t1 = p.reshape(-1, V), t.reshape(-1)           # (..., V) -> (B, V); labels (B,)
+        B = len(p2)
+        e = workspace.empty("sparse_ce.e", (B, V), p.dtype)
+        s = np.empty((B, 1), dtype=p.dtype)
+        values = np.empty(B, dtype=p.dtype)
+
+        def rows(a, b, _):
+            zmax = p2[a:b].max(axis=-1, keepdims=True)
+            np.subtract(p2[a:b], zmax, out=e[a:b])
+            np.exp(e[a:b], out=e[a:b])
+            np.sum(e[a:b], axis=-1, keepdims=True, out=s[a:b])
+            values[a:b] = np.log(s[a:b, 0]) + zmax[:, 0] - p2[np.arange(a, b), t1[a:b]]
+
+        parallel.run_numpy(rows, parallel.split_large(B, p2.size))
+        return values.reshape(t.shape), (e, s)
 
     def gradient_from(self, t, p, c, ctx):
+        """c * (e / s - one_hot(t)), in place in the kept e, as c/s scales one pass."""
         if ctx is None:
             return self.gradient(t, p, c)
         e, s = ctx
-        e /= s                                             # softmax(z), in place (e is ours)
-        np.put_along_axis(e, t[..., None], self._pick(e, t)[..., None] - 1, axis=-1)
-        e *= c[..., None] if np.ndim(c) else c
-        return e
+        t1 = t.reshape(-1)
+        c1 = np.broadcast_to(np.asarray(c, dtype=p.dtype), t.shape).reshape(-1)  # per-row weights (B,)
+
+        def rows(a, b, _):
+            scale = c1[a:b, None] / s[a:b]                 # (b - a, 1)
+            np.multiply(e[a:b], scale, out=e[a:b])         # c * softmax(z)
+            e[np.arange(a, b), t1[a:b]] -= c1[a:b]         # - c * one_hot(t)
+
+        parallel.run_numpy(rows, parallel.split_large(len(e), e.size))
+        return e.reshape(p.shape)
 
     def values(self, t, p):
         """Probabilities only: from logits, ``evaluate`` computes the values with the gradient."""

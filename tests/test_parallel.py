@@ -69,3 +69,36 @@ def test_blas_threads_given_back_when_going_serial():
     parallel.run(lambda a, b, _: None, parallel.split(8))   # starts the workers
     nb.utils.set_num_threads(1)
     assert [lc.get_num_threads() for lc in blas] == before
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_sparse_ce_split_over_threads_matches_float64_reference(two_threads, weighted):
+    """Big enough (B*V >= 65536) for the loss to split its rows across the threads."""
+    rng = np.random.default_rng(2)
+    B, T, V = 40, 5, 400
+    z = (3 * rng.standard_normal((B, T, V))).astype(np.float32)
+    t = rng.integers(0, V, size=(B, T))
+    w = rng.random(B).astype(np.float32) if weighted else None
+    zt = nb.Tensor(z, requires_grad=True)
+    loss = nb.losses.SparseCategoricalCrossentropy(from_logits=True)(t, zt, sample_weight=w)
+    loss.backward()
+    z64 = z.astype(np.float64)
+    lse = np.log(np.exp(z64 - z64.max(-1, keepdims=True)).sum(-1)) + z64.max(-1)
+    per = lse - np.take_along_axis(z64, t[..., None], -1)[..., 0]                   # (B, T)
+    ww = np.ones((B, T)) if w is None else np.broadcast_to(w[:, None], (B, T))
+    np.testing.assert_allclose(float(loss.data), (per * ww).sum() / (B * T), rtol=1e-5)
+    soft = np.exp(z64 - lse[..., None])
+    onehot = np.eye(V)[t]
+    np.testing.assert_allclose(zt.grad, (soft - onehot) * ww[..., None] / (B * T), rtol=1e-4, atol=1e-9)
+
+
+def test_numpy_pool_leaves_blas_threads_alone():
+    nb.utils.set_num_threads(1)
+    blas = parallel._blas_controllers()
+    before = [lc.get_num_threads() for lc in blas]
+    nb.utils.set_num_threads(2)
+    try:
+        parallel.run_numpy(lambda a, b, _: None, parallel.split(8))
+        assert [lc.get_num_threads() for lc in blas] == before
+    finally:
+        nb.utils.set_num_threads(1)

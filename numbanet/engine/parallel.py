@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-_STATE = {"threads": 1, "pool": None, "blas": None, "blas_counts": []}
+_STATE = {"threads": 1, "pool": None, "numpy_pool": None, "blas": None, "blas_counts": []}
 
 
 def set_num_threads(n: int | None = None) -> int:
@@ -46,6 +46,9 @@ def set_num_threads(n: int | None = None) -> int:
             lc.set_num_threads(count)         # BLAS gets its own threads back
     _STATE["pool"] = ThreadPoolExecutor(max_workers=n, thread_name_prefix="numbanet",
                                         initializer=_single_threaded_blas) if n > 1 else None
+    if _STATE["numpy_pool"] is not None:
+        _STATE["numpy_pool"].shutdown(wait=True)
+    _STATE["numpy_pool"] = ThreadPoolExecutor(max_workers=n, thread_name_prefix="numbanet-np") if n > 1 else None
     _STATE["threads"] = n
     return n
 
@@ -92,6 +95,26 @@ def run(fn, ranges):
         return [fn(a, b, i) for i, (a, b) in enumerate(ranges)]
     futures = [pool.submit(fn, a, b, i) for i, (a, b) in enumerate(ranges)]
     return [f.result() for f in futures]
+
+
+def run_numpy(fn, ranges):
+    """As ``run``, for parts that make no BLAS call (NumPy ufuncs and reductions only).
+
+    These run on a second pool whose threads leave BLAS's thread count alone,
+    so a model without convolutions (a text model's big Dense products) keeps
+    BLAS's own threads while its loss and optimizer updates use both cores.
+    """
+    pool = _STATE["numpy_pool"]
+    if pool is None or len(ranges) == 1:
+        return [fn(a, b, i) for i, (a, b) in enumerate(ranges)]
+    futures = [pool.submit(fn, a, b, i) for i, (a, b) in enumerate(ranges)]
+    return [f.result() for f in futures]
+
+
+def split_large(n: int, work: int, minimum: int = 1 << 16):
+    """``split(n)`` when the whole job touches at least ``minimum`` elements, else one range:
+    below that, handing parts to threads costs more than it saves."""
+    return split(n) if work >= minimum else [(0, n)]
 
 
 def column_sums(a2):

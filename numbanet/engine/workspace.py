@@ -29,6 +29,25 @@ def scratch(tag: str, shape: tuple, dtype) -> np.ndarray:
     return buf
 
 
+# glibc serves blocks above its mmap threshold (at most 32 MiB, even after
+# ``utils.tune_malloc``) with a fresh mmap, and every page of it faults on first
+# touch; smaller blocks come back from the heap for free.
+BIG_BYTES = 32 << 20
+
+
+def empty(tag: str, shape: tuple, dtype) -> np.ndarray:
+    """``np.empty(shape, dtype)``, from the scratch pool when it is big enough to be mmapped.
+
+    For results that a graph keeps (a Dense layer's output, a loss's softmax):
+    a caller that still holds last step's array gets a fresh one, as ``scratch``
+    guarantees.
+    """
+    dtype = np.dtype(dtype)
+    if int(np.prod(shape)) * dtype.itemsize < BIG_BYTES:
+        return np.empty(shape, dtype=dtype)
+    return scratch(tag, shape, dtype)
+
+
 def clear():
     """Drop every pooled array (frees the memory)."""
     _POOL.clear()
