@@ -102,3 +102,19 @@ def test_numpy_pool_leaves_blas_threads_alone():
         assert [lc.get_num_threads() for lc in blas] == before
     finally:
         nb.utils.set_num_threads(1)
+
+
+def test_dense_split_once_blas_is_single_threaded(two_threads):
+    """After the batch-split pool has started, a big Dense product runs as two halves: same numbers."""
+    parallel.run(lambda a, b, _: None, parallel.split(8))          # start the workers (BLAS -> 1 thread)
+    rng = np.random.default_rng(3)
+    x, W, b = rng.standard_normal((70, 2100)), rng.standard_normal((2100, 9)), rng.standard_normal(9)
+    assert len(parallel.split_for_blas(70, x.size * 9)) == 2
+    xt, Wt, bt = (nb.Tensor(a, requires_grad=True) for a in (x, W, b))
+    y = nb.functional.linear(xt, Wt, bt)
+    gy = rng.standard_normal(y.shape)
+    y.backward(gy)
+    np.testing.assert_allclose(y.data, x @ W + b, rtol=1e-12)
+    np.testing.assert_allclose(xt.grad, gy @ W.T, rtol=1e-12)
+    np.testing.assert_allclose(Wt.grad, x.T @ gy, rtol=1e-10)
+    np.testing.assert_allclose(bt.grad, gy.sum(0), rtol=1e-10)

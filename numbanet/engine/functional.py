@@ -13,7 +13,7 @@ import numpy as np
 from .ops import (abs, add, cast, clip, concatenate, div, elu, exp, getitem, leaky_relu, log,  # noqa: F401
                   matmul, max, mean, mul, neg, pow, relu, reshape, sigmoid, sqrt, square, stack,
                   sub, sum, tanh, transpose)
-from . import parallel
+from . import parallel, workspace
 from .tensor import Function
 
 
@@ -27,23 +27,45 @@ class Linear(Function):
         gW = x2^T @ gy2                            # (D, B) @ (B, U) -> (D, U)
         gb = sum of gy over B                      # (U,)
     One node instead of three (matmul, add) keeps the tape short for small models.
+    Where the batch-split threads have made BLAS single-threaded, the rows
+    are split across them too (``parallel.split_for_blas``), gW as a sum of the
+    halves' products. A big y comes from the scratch pool (``workspace.empty``).
     """
 
     def forward(self, x, W, b=None):
         self.x, self.W = x, W
         D, U = W.shape
         # one (B, D) @ (D, U) product: a 3-D x @ W would run as many small ones
-        y = x.reshape(-1, D) @ W                   # (..., D) -> (B, D) @ (D, U) -> (B, U)
-        if b is not None:
-            y += b
+        x2 = x.reshape(-1, D)                      # (..., D) -> (B, D)
+        y = workspace.empty("linear.y", (len(x2), U), np.result_type(x2.dtype, W.dtype))
+
+        def rows(r0, r1, _):
+            np.matmul(x2[r0:r1], W, out=y[r0:r1])  # (B, D) @ (D, U) -> (B, U)
+            if b is not None:
+                y[r0:r1] += b
+
+        parallel.run(rows, parallel.split_for_blas(len(x2), x2.size * U))
         return y.reshape(x.shape[:-1] + (U,))      # (B, U) -> (..., U)
 
     def backward(self, gy):
         D, U = self.W.shape
         gy2 = np.ascontiguousarray(gy).reshape(-1, U)    # (..., U) -> (B, U)
         x2 = self.x.reshape(-1, D)                       # (..., D) -> (B, D)
-        gx = (gy2 @ self.W.T).reshape(self.x.shape)      # (B, U) @ (U, D) -> (B, D)
-        gW = x2.T @ gy2                                  # (D, B) @ (B, U) -> (D, U)
+        parts = parallel.split_for_blas(len(x2), x2.size * U)
+        if len(parts) == 1:
+            gx = (gy2 @ self.W.T).reshape(self.x.shape)  # (B, U) @ (U, D) -> (B, D)
+            gW = x2.T @ gy2                              # (D, B) @ (B, U) -> (D, U)
+        else:
+            gx = np.empty(x2.shape, dtype=np.result_type(gy2.dtype, self.W.dtype))
+
+            def rows(r0, r1, _):
+                np.matmul(gy2[r0:r1], self.W.T, out=gx[r0:r1])
+                return x2[r0:r1].T @ gy2[r0:r1]          # this half's share of gW
+            halves = parallel.run(rows, parts)
+            gW = halves[0]
+            for h in halves[1:]:
+                gW += h
+            gx = gx.reshape(self.x.shape)
         gb = parallel.column_sums(gy2)                  # (B, U) -> (U,)
         return gx, gW, gb
 

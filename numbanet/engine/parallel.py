@@ -111,6 +111,19 @@ def run_numpy(fn, ranges):
     return [f.result() for f in futures]
 
 
+def split_for_blas(n: int, work: int, minimum: int = 1 << 20):
+    """Ranges for a matrix product over ``n`` rows (``work`` multiply-adds in all).
+
+    Split across the threads only once the batch-split pool has made BLAS
+    single-threaded (a model with convolutions started it): then one thread
+    per half beats one thread for the whole. Otherwise one range, so that a
+    model of big Dense products keeps BLAS's own threads (see the top).
+    """
+    if _STATE["pool"] is None or not _STATE["blas_counts"] or work < minimum:
+        return [(0, n)]
+    return split(n)
+
+
 def split_large(n: int, work: int, minimum: int = 1 << 16):
     """``split(n)`` when the whole job touches at least ``minimum`` elements, else one range:
     below that, handing parts to threads costs more than it saves."""
