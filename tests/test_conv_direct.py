@@ -178,3 +178,25 @@ def test_fused_relu_transpose_equals_separate_relu(strides, padding, C, F):
     assert (fused[0] == 0).any() and (fused[0] > 0).any()
     for got, want in zip(fused, separate):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+FLIP_CASES = [  # (N, H, W, C, F, (KH, KW), padding): fewer filters than channels, stride 1
+    (2, 7, 6, 5, 3, (3, 3), "same"), (3, 8, 9, 4, 2, (3, 2), "valid"), (2, 6, 6, 6, 4, (2, 3), "same"),
+    (1, 5, 7, 3, 2, (1, 1), "valid")]
+
+
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("N,H,W,C,F,K,padding", FLIP_CASES)
+def test_flipped_convolution_equals_plain_im2col(monkeypatch, N, H, W, C, F, K, padding, relu):
+    """Forward and weight gradient through the flipped convolution: the same numbers as plain im2col."""
+    from numbanet.engine.conv import flips_roles
+    assert flips_roles(C, F, 1, 1)
+    rng = np.random.default_rng(N + H + C * F)
+    x, Wk = rng.standard_normal((N, H, W, C)), rng.standard_normal((*K, C, F))
+    b = rng.standard_normal(F)
+    gy = rng.standard_normal(conv2d(x, Wk, b, 1, padding).shape)
+    fn = lambda x, W, b: conv2d(x, W, b, 1, padding, relu=relu)  # noqa: E731
+    flipped = _run(fn, x, Wk, b, gy)
+    monkeypatch.setattr(conv_module, "flips_roles", lambda *a: False)
+    for got, want in zip(flipped, _run(fn, x, Wk, b, gy)):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
