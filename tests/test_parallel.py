@@ -118,3 +118,30 @@ def test_dense_split_once_blas_is_single_threaded(two_threads):
     np.testing.assert_allclose(xt.grad, gy @ W.T, rtol=1e-12)
     np.testing.assert_allclose(Wt.grad, x.T @ gy, rtol=1e-10)
     np.testing.assert_allclose(bt.grad, gy.sum(0), rtol=1e-10)
+
+
+def test_run_waits_for_every_part_and_reraises(two_threads):
+    import threading
+    import time
+    finished = []
+
+    def part(a, b, i):
+        if i == 0:
+            raise RuntimeError("boom in the caller's part")
+        time.sleep(0.05)
+        finished.append(i)
+        return i
+
+    with pytest.raises(RuntimeError, match="boom"):
+        parallel.run(part, parallel.split(4))
+    assert finished == [1]                                   # the other part ran to its end first
+
+    def bad_worker(a, b, i):
+        if i == 1:
+            raise ValueError("boom in a worker")
+        return threading.current_thread().name
+
+    with pytest.raises(ValueError, match="worker"):
+        parallel.run(bad_worker, parallel.split(4))
+    names = parallel.run(lambda a, b, i: threading.current_thread().name, parallel.split(4))
+    assert names[0] == threading.current_thread().name and names[1] != names[0]

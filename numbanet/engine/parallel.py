@@ -2,7 +2,8 @@
 
 numbanet's big operations split naturally along the batch (rows of a matrix
 product, images of a convolution). With ``set_num_threads(P)`` for P > 1, they
-run their P parts on P Python threads: the Numba kernels release the GIL
+run their P parts on P Python threads, the caller's own and P - 1 pool
+threads that stay alive: the Numba kernels release the GIL
 (``nogil``) and so do NumPy's matrix products and large ufuncs, so the parts
 really run at once. While they do, BLAS is limited to one thread per call, so
 that the two levels of threading do not fight over the same cores.
@@ -14,12 +15,14 @@ costs milliseconds when it starts behind an OpenBLAS call) eats the gain. One
 split per operation, on threads that stay alive, keeps each core busy on its
 own half of the data from im2col through the product to col2im.
 
-The worker threads set BLAS to one thread when they start. OpenBLAS's thread
+The first batch-split operation sets BLAS to one thread. OpenBLAS's thread
 count is process-wide, so from then on every BLAS call of the process is
-single-threaded: the dense products of a model that also has convolutions run
-on one core. A model without batch-split operations (Embedding, SimpleRNN,
-Dense) never starts the pool and keeps BLAS's own threads, which measured
-faster for its large products than splitting them into halves.
+single-threaded; the big Dense products of such a model are then split across
+the threads like the rest (``split_for_blas``). A model without batch-split
+operations (Embedding, SimpleRNN, Dense) never does this and keeps BLAS's own
+threads, which measured faster for its large products than splitting them
+into halves. Its loss and other NumPy-only work can still use both cores
+through ``run_numpy``, whose pool leaves BLAS alone.
 
 With the default of 1 thread nothing changes: operations run serially and BLAS
 keeps its own threads.
@@ -27,11 +30,11 @@ keeps its own threads.
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 
-_STATE = {"threads": 1, "pool": None, "numpy_pool": None, "blas": None, "blas_counts": []}
+_STATE = {"threads": 1, "pool": None, "numpy_pool": None, "blas": None, "blas_counts": [], "blas_single": False}
 
 
 def set_num_threads(n: int | None = None) -> int:
@@ -44,11 +47,13 @@ def set_num_threads(n: int | None = None) -> int:
         pool.shutdown(wait=True)
         for lc, count in zip(_blas_controllers(), _STATE["blas_counts"]):
             lc.set_num_threads(count)         # BLAS gets its own threads back
-    _STATE["pool"] = ThreadPoolExecutor(max_workers=n, thread_name_prefix="numbanet",
+        _STATE["blas_counts"] = []
+    _STATE["blas_single"] = False
+    _STATE["pool"] = ThreadPoolExecutor(max_workers=n - 1, thread_name_prefix="numbanet",
                                         initializer=_single_threaded_blas) if n > 1 else None
     if _STATE["numpy_pool"] is not None:
         _STATE["numpy_pool"].shutdown(wait=True)
-    _STATE["numpy_pool"] = ThreadPoolExecutor(max_workers=n, thread_name_prefix="numbanet-np") if n > 1 else None
+    _STATE["numpy_pool"] = ThreadPoolExecutor(max_workers=n - 1, thread_name_prefix="numbanet-np") if n > 1 else None
     _STATE["threads"] = n
     return n
 
@@ -69,32 +74,51 @@ def _blas_controllers():
 
 
 def split(n: int, parts: int | None = None):
-    """[(start, stop), ...]: ``n`` items in at most ``parts`` near-equal contiguous ranges."""
+    """[(start, stop), ...]: ``n`` items in at most ``parts`` near-equal contiguous ranges.
+
+    Boundary i is i*n/parts rounded half up, in integers (this runs a dozen times
+    a step; ``np.linspace`` cost more than the rest of the bookkeeping together).
+    """
     parts = max(1, min(parts or _STATE["threads"], n))
-    bounds = np.linspace(0, n, parts + 1).round().astype(int)
-    return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+    bounds = [(2 * i * n + parts) // (2 * parts) for i in range(parts + 1)]
+    return [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
 
 def _single_threaded_blas():
-    """Runs once in each worker thread when the pool starts: BLAS calls use one thread."""
+    """BLAS calls use one thread from now on (process-wide for OpenBLAS). Run by the
+    caller of the first batch-split operation and in each worker thread as it starts."""
     blas = _blas_controllers()
     if not _STATE["blas_counts"]:
         _STATE["blas_counts"] = [lc.get_num_threads() for lc in blas]
     for lc in blas:
         lc.set_num_threads(1)
+    _STATE["blas_single"] = bool(blas)
+
+
+def _run_on(pool, fn, ranges):
+    """Part 0 on the calling thread, the others on ``pool``; waits for all, even on an error."""
+    futures = [pool.submit(fn, a, b, i) for i, (a, b) in enumerate(ranges) if i > 0]
+    try:
+        first = fn(ranges[0][0], ranges[0][1], 0)
+    finally:
+        wait(futures)                         # the parts write into shared arrays: let them finish
+    return [first] + [f.result() for f in futures]
 
 
 def run(fn, ranges):
     """fn(start, stop, worker) for each range; returns the results in order.
 
-    With more than one range and a pool, the ranges run on the pool's threads,
-    whose BLAS calls are single-threaded (``_single_threaded_blas``).
+    With more than one range and a pool, range 0 runs on the calling thread
+    and the others on the pool's threads (one hand-off fewer than sending all
+    of them away); BLAS is single-threaded from the first such call on
+    (``_single_threaded_blas``).
     """
     pool = _STATE["pool"]
     if pool is None or len(ranges) == 1:
         return [fn(a, b, i) for i, (a, b) in enumerate(ranges)]
-    futures = [pool.submit(fn, a, b, i) for i, (a, b) in enumerate(ranges)]
-    return [f.result() for f in futures]
+    if not _STATE["blas_single"]:
+        _single_threaded_blas()
+    return _run_on(pool, fn, ranges)
 
 
 def run_numpy(fn, ranges):
@@ -107,8 +131,7 @@ def run_numpy(fn, ranges):
     pool = _STATE["numpy_pool"]
     if pool is None or len(ranges) == 1:
         return [fn(a, b, i) for i, (a, b) in enumerate(ranges)]
-    futures = [pool.submit(fn, a, b, i) for i, (a, b) in enumerate(ranges)]
-    return [f.result() for f in futures]
+    return _run_on(pool, fn, ranges)
 
 
 def split_for_blas(n: int, work: int, minimum: int = 1 << 20):
@@ -119,7 +142,7 @@ def split_for_blas(n: int, work: int, minimum: int = 1 << 20):
     per half beats one thread for the whole. Otherwise one range, so that a
     model of big Dense products keeps BLAS's own threads (see the top).
     """
-    if _STATE["pool"] is None or not _STATE["blas_counts"] or work < minimum:
+    if _STATE["pool"] is None or not _STATE["blas_single"] or work < minimum:
         return [(0, n)]
     return split(n)
 
