@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .engine import Tensor
+from .engine import Tensor, parallel
 from .engine.workspace import scratch
 from .utils import one_of
 
@@ -159,10 +159,23 @@ class Adam(Optimizer):
 
     def update(self, w, g, s, lr):
         # the same lines, written in place through one scratch array d (no temporaries:
-        # for the million-weight layers of a text model the update is memory-bound)
+        # for the million-weight layers of a text model the update is memory-bound);
+        # big weights are cut into flat halves updated on both threads (NumPy releases the GIL)
         t = self.iterations + 1
         m, v = s["m"], s["v"]
         d = scratch("adam.d", w.shape, w.dtype)
+        v_hat = s.get("v_hat")                     # None unless amsgrad
+        if w.flags.c_contiguous and w.size >= 1 << 18 and parallel.num_threads() > 1:
+            g = np.ascontiguousarray(g, dtype=w.dtype)
+            w1, g1, m1, v1, d1 = (a.reshape(-1) for a in (w, g, m, v, d))
+            h1 = None if v_hat is None else v_hat.reshape(-1)
+            parallel.run_numpy(lambda a, b, _: self._update_lines(w1[a:b], g1[a:b], m1[a:b], v1[a:b], d1[a:b],
+                                                                  None if h1 is None else h1[a:b], t, lr),
+                               parallel.split(w.size))
+        else:
+            self._update_lines(w, g, m, v, d, v_hat, t, lr)
+
+    def _update_lines(self, w, g, m, v, d, v_hat, t, lr):
         np.subtract(g, m, out=d)                   # m <- m + (g - m) * (1 - beta_1)
         d *= w.dtype.type(1 - self.beta_1)
         m += d
@@ -170,9 +183,9 @@ class Adam(Optimizer):
         d -= v
         d *= w.dtype.type(1 - self.beta_2)
         v += d
-        if self.amsgrad:
-            np.maximum(s["v_hat"], v, out=s["v_hat"])
-            v = s["v_hat"]
+        if v_hat is not None:
+            np.maximum(v_hat, v, out=v_hat)
+            v = v_hat
         alpha = lr * np.sqrt(1 - self.beta_2 ** t) / (1 - self.beta_1 ** t)
         np.sqrt(v, out=d)                          # w <- w - alpha * m / (sqrt(v) + epsilon)
         d += w.dtype.type(self.epsilon)

@@ -269,3 +269,24 @@ def test_keras_defaults():
     assert (r.learning_rate, r.rho, r.momentum, r.epsilon, r.centered) == (0.001, 0.9, 0.0, 1e-7, False)
     g = O.Adagrad()
     assert (g.learning_rate, g.initial_accumulator_value, g.epsilon) == (0.001, 0.1, 1e-7)
+
+
+@pytest.mark.parametrize("amsgrad", [False, True])
+def test_adam_split_across_threads_gives_the_serial_bits(amsgrad):
+    """Weights of 2^18+ elements are updated as two flat halves on two threads: same result."""
+    import numbanet as nb
+    rng = np.random.default_rng(0)
+    w0 = rng.standard_normal((520, 512)).astype(np.float32)
+    grads = [rng.standard_normal(w0.shape).astype(np.float32) for _ in range(3)]
+    results = []
+    for threads in (1, 2):
+        nb.utils.set_num_threads(threads)
+        try:
+            opt, w = nb.optimizers.Adam(0.01, amsgrad=amsgrad), nb.Tensor(w0.copy())
+            for g in grads:
+                opt.apply_gradients([(g, w)])
+            results.append(w.data)
+        finally:
+            nb.utils.set_num_threads(1)
+    np.testing.assert_array_equal(results[0], results[1])
+    assert not np.array_equal(results[0], w0)
