@@ -41,10 +41,15 @@ class Linear(Function):
 
         def rows(r0, r1, _):
             np.matmul(x2[r0:r1], W, out=y[r0:r1])  # (B, D) @ (D, U) -> (B, U)
-            if b is not None:
+            if b is not None and split:
                 y[r0:r1] += b
 
-        parallel.run(rows, parallel.split_for_blas(len(x2), x2.size * U))
+        parts = parallel.split_for_blas(len(x2), x2.size * U)
+        split = len(parts) > 1
+        parallel.run(rows, parts)
+        if b is not None and not split:            # BLAS threaded the product; the bias add, both cores
+            parallel.run_numpy(lambda r0, r1, _: np.add(y[r0:r1], b, out=y[r0:r1]),
+                               parallel.split_large(len(y), y.size))
         return y.reshape(x.shape[:-1] + (U,))      # (B, U) -> (..., U)
 
     def backward(self, gy):
