@@ -43,9 +43,10 @@ from .workspace import scratch
 # is about CHUNK_BYTES: im2col writes it, the matrix product reads it while it
 # is still in cache, and the full (N*OH*OW, K) matrix, 9x the image for a
 # 3x3 kernel, is never stored (an autoencoder at batch 256 would need 100+ MB).
-# Measured per step (W2 / W3 / W4, ms) at 512 KiB: 8.6 / 26.6 / 35.0;
-# 2 MiB: 8.3 / 26.0 / 34.7; 8 MiB: 8.4 / 29.5 / 38.2; 16 MiB: 8.8 / 32.3 / 48.5.
-# Smaller chunks cost more Python calls, larger ones spill out of cache.
+# Measured per step (W2 / W3 / W4, ms, 2 threads, SkylakeX BLAS) at 1 MiB:
+# 7.0 / 21.7 / 26.3; 2 MiB: 5.6 / 22.6 / 27.4; 4 MiB: 6.1 / 23.3 / 28.5;
+# 8 MiB: 6.3 / 24.1 / 30.6. Smaller chunks cost more Python calls and smaller
+# matrix products, larger ones spill out of cache.
 # The backward pass unfolds each chunk again rather than keeping it. With
 # ``set_num_threads(2)`` the images are first split in two halves, one per
 # thread (see ``parallel``); each thread has its own scratch buffer.
