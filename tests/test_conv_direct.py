@@ -200,3 +200,23 @@ def test_flipped_convolution_equals_plain_im2col(monkeypatch, N, H, W, C, F, K, 
     monkeypatch.setattr(conv_module, "flips_roles", lambda *a: False)
     for got, want in zip(flipped, _run(fn, x, Wk, b, gy)):
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+
+
+@SETTINGS
+@given(direct_case(max_stride=1), st.booleans())
+def test_one_channel_weight_grad_matches_im2col_reference(case, relu):
+    """The row-at-a-time weight gradient for one input channel (used whenever C == 1, stride 1)."""
+    from numbanet.engine.kernels.direct_conv import direct_weight_grad_one_channel_add
+    x, Wk, b, gy, pads6 = case
+    x, Wk = x[..., :1].copy(), Wk[:, :, :1].copy()
+    _, _, PT, _, PL, PR = pads6
+    assume(PL <= Wk.shape[1] and PR <= Wk.shape[1])
+    y_ref, gz_ref, gW_ref, gb_ref, _ = reference(x, Wk, b, gy, pads6, relu)
+    y = np.empty_like(gy)
+    direct_forward_into(x, Wk, b, 1, 1, PT, PL, relu, y)
+    gW, gb, gz = np.zeros_like(Wk), np.zeros_like(b), np.full_like(gy, np.nan)
+    direct_weight_grad_one_channel_add(x, gy, y if relu else gy, relu, PT, PL, gW, gb, gz)
+    tol = dict(rtol=1e-4, atol=1e-4) if x.dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(gW, gW_ref, **tol)
+    np.testing.assert_allclose(gb, gb_ref, **tol)
+    np.testing.assert_allclose(gz, gz_ref, **tol)

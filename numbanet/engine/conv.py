@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from .conv_shapes import check_padding, conv_output_size, conv_pads, pair, transpose_output_size, transpose_pad_before
-from .kernels.direct_conv import direct_forward_into, direct_weight_grad_add
+from .kernels.direct_conv import direct_forward_into, direct_weight_grad_add, direct_weight_grad_one_channel_add
 from .kernels.elementwise import relu_mask_into
 from .kernels.im2col import col2im_into, im2col_into
 from . import parallel
@@ -97,10 +97,17 @@ def _direct_weight_grad(x, gy, y, relu, W_shape, PT, PL, keep_gz):
     gz = np.empty_like(gy) if keep_gz and relu else np.empty((0, 0, 0, 0), dtype=gy.dtype)
     y = y if relu else gy
 
+    KH, KW, C, _ = W_shape
+    PR = (gy.shape[2] - 1) + KW - x.shape[2] - PL            # right padding, from the output width
+    one_channel = C == 1 and PL <= KW and PR <= KW           # the row-at-a-time loop applies
+
     def part(n0, n1, _):
         gW, gb = np.zeros(W_shape, dtype=gy.dtype), np.zeros(W_shape[3], dtype=gy.dtype)
-        direct_weight_grad_add(x[n0:n1], gy[n0:n1], y[n0:n1], relu, 1, 1, PT, PL, gW, gb,
-                               gz[n0:n1] if gz.size else gz)
+        z = gz[n0:n1] if gz.size else gz
+        if one_channel:
+            direct_weight_grad_one_channel_add(x[n0:n1], gy[n0:n1], y[n0:n1], relu, PT, PL, gW, gb, z)
+        else:
+            direct_weight_grad_add(x[n0:n1], gy[n0:n1], y[n0:n1], relu, 1, 1, PT, PL, gW, gb, z)
         return gW, gb
 
     parts = parallel.run(part, parallel.split(len(x)))
