@@ -220,3 +220,26 @@ def test_one_channel_weight_grad_matches_im2col_reference(case, relu):
     np.testing.assert_allclose(gW, gW_ref, **tol)
     np.testing.assert_allclose(gb, gb_ref, **tol)
     np.testing.assert_allclose(gz, gz_ref, **tol)
+
+
+@SETTINGS
+@given(direct_case(max_stride=1), st.booleans(), st.booleans())
+def test_one_filter_row_loops_match_im2col_reference(case, relu, keep_gz):
+    """The row-at-a-time forward pass and weight gradient for one filter (F == 1, stride 1)."""
+    from numbanet.engine.kernels.direct_conv import (direct_forward_one_filter_into,
+                                                     direct_weight_grad_one_filter_add)
+    x, Wk, b, gy, pads6 = case
+    Wk, b, gy = Wk[..., :1].copy(), b[:1].copy(), gy[..., :1].copy()
+    _, _, PT, _, PL, _ = pads6
+    y_ref, gz_ref, gW_ref, gb_ref, _ = reference(x, Wk, b, gy, pads6, relu)
+    tol = dict(rtol=1e-4, atol=1e-4) if x.dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
+    y = np.full_like(gy, np.nan)
+    direct_forward_one_filter_into(x, Wk, b, PT, PL, relu, y)
+    np.testing.assert_allclose(y, y_ref, **tol)
+    gW, gb = np.zeros_like(Wk), np.zeros_like(b)
+    gz = np.full_like(gy, np.nan) if keep_gz else np.empty((0, 0, 0, 0), x.dtype)
+    direct_weight_grad_one_filter_add(x, gy, y if relu else gy, relu, PT, PL, gW, gb, gz)
+    np.testing.assert_allclose(gW, gW_ref, **tol)
+    np.testing.assert_allclose(gb, gb_ref, **tol)
+    if keep_gz:
+        np.testing.assert_allclose(gz, gz_ref, **tol)

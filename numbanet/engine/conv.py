@@ -30,7 +30,8 @@ from __future__ import annotations
 import numpy as np
 
 from .conv_shapes import check_padding, conv_output_size, conv_pads, pair, transpose_output_size, transpose_pad_before
-from .kernels.direct_conv import direct_forward_into, direct_weight_grad_add, direct_weight_grad_one_channel_add
+from .kernels.direct_conv import (direct_forward_into, direct_forward_one_filter_into, direct_weight_grad_add,
+                                  direct_weight_grad_one_channel_add, direct_weight_grad_one_filter_add)
 from .kernels.elementwise import relu_mask_into
 from .kernels.im2col import col2im_into, im2col_into
 from . import parallel
@@ -75,13 +76,26 @@ def uses_direct(C, F, SH, SW):
     return SH == 1 and SW == 1 and min(C, F) == 1
 
 
+def _rows_fit(W_shape, in_w, out_w, PL):
+    """The row-at-a-time loops pad each image row by KW on both sides: left and right padding <= KW."""
+    KW = W_shape[1]
+    return PL <= KW and (out_w - 1) + KW - in_w - PL <= KW
+
+
 def _direct_forward(x, W, b, PT, PL, relu, out_hw):
     """The direct forward pass over the threads' halves of the batch -> y (N, OH, OW, F)."""
     N, F = x.shape[0], W.shape[3]
     y = np.empty((N, *out_hw, F), dtype=x.dtype)
     b = np.zeros(F, dtype=x.dtype) if b is None else b
-    parallel.run(lambda n0, n1, _: direct_forward_into(x[n0:n1], W, b, 1, 1, PT, PL, relu, y[n0:n1]),
-                 parallel.split(N))
+    one_filter = F == 1 and _rows_fit(W.shape, x.shape[2], out_hw[1], PL)
+
+    def part(n0, n1, _):
+        if one_filter:
+            direct_forward_one_filter_into(x[n0:n1], W, b, PT, PL, relu, y[n0:n1])
+        else:
+            direct_forward_into(x[n0:n1], W, b, 1, 1, PT, PL, relu, y[n0:n1])
+
+    parallel.run(part, parallel.split(N))
     return y
 
 
@@ -97,17 +111,18 @@ def _direct_weight_grad(x, gy, y, relu, W_shape, PT, PL, keep_gz):
     gz = np.empty_like(gy) if keep_gz and relu else np.empty((0, 0, 0, 0), dtype=gy.dtype)
     y = y if relu else gy
 
-    KH, KW, C, _ = W_shape
-    PR = (gy.shape[2] - 1) + KW - x.shape[2] - PL            # right padding, from the output width
-    one_channel = C == 1 and PL <= KW and PR <= KW           # the row-at-a-time loop applies
+    C, F = W_shape[2], W_shape[3]
+    rows = _rows_fit(W_shape, x.shape[2], gy.shape[2], PL)   # a row-at-a-time loop applies
 
     def part(n0, n1, _):
-        gW, gb = np.zeros(W_shape, dtype=gy.dtype), np.zeros(W_shape[3], dtype=gy.dtype)
-        z = gz[n0:n1] if gz.size else gz
-        if one_channel:
-            direct_weight_grad_one_channel_add(x[n0:n1], gy[n0:n1], y[n0:n1], relu, PT, PL, gW, gb, z)
+        gW, gb = np.zeros(W_shape, dtype=gy.dtype), np.zeros(F, dtype=gy.dtype)
+        xs, gys, ys, z = x[n0:n1], gy[n0:n1], y[n0:n1], gz[n0:n1] if gz.size else gz
+        if rows and C == 1:
+            direct_weight_grad_one_channel_add(xs, gys, ys, relu, PT, PL, gW, gb, z)
+        elif rows and F == 1:
+            direct_weight_grad_one_filter_add(xs, gys, ys, relu, PT, PL, gW, gb, z)
         else:
-            direct_weight_grad_add(x[n0:n1], gy[n0:n1], y[n0:n1], relu, 1, 1, PT, PL, gW, gb, z)
+            direct_weight_grad_add(xs, gys, ys, relu, 1, 1, PT, PL, gW, gb, z)
         return gW, gb
 
     parts = parallel.run(part, parallel.split(len(x)))

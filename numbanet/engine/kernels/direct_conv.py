@@ -263,3 +263,107 @@ def direct_weight_grad_one_channel_add(x, gy, y, relu, PT, PL, gW, gb, gz):
     for ow in range(OW):
         for f in range(F):
             gb[f] += Rb[ow * F + f]
+
+
+@njit(fastmath=FASTMATH)
+def _padded_rows_into(x2, n, H, XP, KW, C):
+    """XP[h, (w + KW)*C + c] = x[n, h, w, c]; XP's side pads (KW*C zeros each) are left as they are."""
+    for h in range(H):
+        xr, xp = x2[U(n * H + h)], XP[U(h)]
+        s = U(KW * C)
+        for t in range(U(xr.size)):
+            xp[s + t] = xr[t]
+
+
+@njit(fastmath=FASTMATH)
+def direct_forward_one_filter_into(x, W, b, PT, PL, relu, y):
+    """``direct_forward_into`` for one filter (F == 1) at stride 1 (left/right padding <= KW).
+
+    The general loop takes a dot product of KW*C numbers per kernel row and
+    pixel: too short for LLVM's vector body, so it ran scalar. Here a whole
+    output row is one loop of OW*C:
+
+        XP[h, (w + KW)*C + c] = x[n, h, w, c]          (zero side pads of KW*C)
+        WE[k, ow*C + c]       = W[ki, kj, c, 0]        (the kernel row repeated OW times)
+        T[t]                 += XP[h0 + ki, (KW + kj - PL)*C + t] * WE[k, t]     t < OW*C
+        y[n, oh, ow, 0]       = act(b + sum_c T[ow*C + c])
+    """
+    N, H, Wd, C = x.shape
+    KH, KW = W.shape[0], W.shape[1]
+    OH, OW = y.shape[1], y.shape[2]
+    x2 = x.reshape(N * H, Wd * C)
+    L = OW * C
+    XP = np.zeros((H, (Wd + 2 * KW) * C), dtype=y.dtype)
+    WE = np.empty((KH * KW, L), dtype=y.dtype)
+    for ki in range(KH):
+        for kj in range(KW):
+            for ow in range(OW):
+                for c in range(C):
+                    WE[ki * KW + kj, ow * C + c] = W[ki, kj, c, 0]
+    T = np.empty(L, dtype=y.dtype)
+    for n in range(N):
+        _padded_rows_into(x2, n, H, XP, KW, C)
+        for oh in range(OH):
+            h0 = oh - PT
+            for t in range(U(L)):
+                T[t] = 0
+            for ki in range(max(0, -h0), min(KH, H - h0)):
+                xp = XP[U(h0 + ki)]
+                for kj in range(KW):
+                    we = WE[U(ki * KW + kj)]
+                    s = U((KW + kj - PL) * C)
+                    for t in range(U(L)):
+                        T[t] += xp[s + t] * we[t]
+            for ow in range(OW):
+                v = b[0]
+                for c in range(U(C)):
+                    v += T[U(ow * C) + c]
+                y[n, oh, ow, 0] = max(v, 0) if relu else v
+
+
+@njit(fastmath=FASTMATH)
+def direct_weight_grad_one_filter_add(x, gy, y, relu, PT, PL, gW, gb, gz):
+    """``direct_weight_grad_add`` for one filter (F == 1) at stride 1 (left/right padding <= KW).
+
+    A whole output row per loop, as in ``direct_forward_one_filter_into``:
+
+        GE[ow*C + c]  = gz[n, oh, ow, 0]           (each pixel's gradient repeated C times)
+        R[k, t]      += XP[h0 + ki, (KW + kj - PL)*C + t] * GE[t]        t < OW*C
+        gW[ki, kj, c, 0] += sum_ow R[k, ow*C + c]   (once, at the end)
+    """
+    N, H, Wd, C = x.shape
+    KH, KW = gW.shape[0], gW.shape[1]
+    OH, OW = gy.shape[1], gy.shape[2]
+    x2 = x.reshape(N * H, Wd * C)
+    keep = gz.size > 0
+    L = OW * C
+    XP = np.zeros((H, (Wd + 2 * KW) * C), dtype=gb.dtype)
+    R = np.zeros((KH * KW, L), dtype=gb.dtype)
+    GE = np.empty(L, dtype=gb.dtype)
+    sb = gb[0] * 0
+    for n in range(N):
+        _padded_rows_into(x2, n, H, XP, KW, C)
+        for oh in range(OH):
+            for ow in range(OW):
+                g = gy[n, oh, ow, 0]
+                if relu and not y[n, oh, ow, 0] > 0:
+                    g = 0
+                if keep:
+                    gz[n, oh, ow, 0] = g
+                sb += g
+                for c in range(U(C)):
+                    GE[U(ow * C) + c] = g
+            h0 = oh - PT
+            for ki in range(max(0, -h0), min(KH, H - h0)):
+                xp = XP[U(h0 + ki)]
+                for kj in range(KW):
+                    Rk = R[U(ki * KW + kj)]
+                    s = U((KW + kj - PL) * C)
+                    for t in range(U(L)):
+                        Rk[t] += xp[s + t] * GE[t]
+    gb[0] += sb
+    for ki in range(KH):
+        for kj in range(KW):
+            for ow in range(OW):
+                for c in range(C):
+                    gW[ki, kj, c, 0] += R[ki * KW + kj, ow * C + c]
