@@ -67,11 +67,13 @@ def _over_chunks(N, R, K, itemsize, body):
 def uses_direct(C, F, SH, SW):
     """True where the direct loops (``kernels/direct_conv.py``) replace im2col + GEMM.
 
-    Chosen from measurement (``benchmarks/bench_kernels_conv.py``): with one
-    input channel or one filter, stride 1, the direct loops beat the unfold +
-    product by 1.2-3.4x per pass, and the backward pass also fuses the relu mask
-    and the bias gradient into the weight-gradient walk. With more channels on
-    both sides the GEMM wins (up to 6x), so everything else stays on im2col.
+    Chosen from measurement (``python -m benchmarks.bench_conv_paths``, results in
+    ``benchmarks/results/conv_paths.json``; 2 threads, batch 64-256): with one
+    input channel or one filter at stride 1 the direct loops beat the unfold +
+    product 2.3-3.0x forward, 1.8-2.9x for the weight gradient and 1.2-4.8x
+    for the input gradient, and the backward pass also fuses the relu mask and
+    the bias gradient into the weight-gradient walk. With several channels on
+    both sides the GEMM wins, so everything else stays on im2col.
     """
     return SH == 1 and SW == 1 and min(C, F) == 1
 
@@ -146,11 +148,11 @@ def flips_roles(C, F, SH, SW):
 
     With fewer filters than channels (an encoder's 16 -> 8 layers; a decoder's
     transposed 8 -> 16 ones, read as convolutions) that moves half the data.
-    Measured, 2 threads, batch 256 (``benchmarks/bench_kernels_conv.py``):
-    16 -> 8 at 14x14 forward 1.3-1.6 -> 0.8 ms, weight gradient 1.4-1.6 ->
-    1.0-1.3 ms; at 26x26 forward 3.6-3.8 -> 2.3-2.8, weight gradient 4.1-4.3 ->
-    3.1-3.2. The input gradient gains nothing this way (equal or up to 1.5x
-    slower), so it is never flipped; 8 -> 4 layers of 5x5 lose 0.01-0.05 ms.
+    Measured (``python -m benchmarks.bench_conv_paths``, 2 threads, batch 256):
+    16 -> 8 at 14x14 forward 1.51 -> 1.00 ms, weight gradient 1.45 -> 0.96; at
+    26x26 forward 4.12 -> 3.12, weight gradient 4.17 -> 3.17. The input
+    gradient gains nothing this way (1.01 vs 0.97, 2.63 vs 2.66), so it is
+    never flipped. 8 -> 4 at 7x7: forward 0.30 -> 0.35, weight gradient 0.39 -> 0.33.
     """
     return SH == 1 and SW == 1 and F < C
 
