@@ -17,6 +17,9 @@ from . import parallel, workspace
 from .tensor import Function
 
 
+SMALL_WORK = 1 << 16  # multiply-adds below which Linear skips the scratch pool and the thread split
+
+
 class Linear(Function):
     """Dense affine map on the last axis:  y = x @ W + b.
 
@@ -37,6 +40,11 @@ class Linear(Function):
         D, U = W.shape
         # one (B, D) @ (D, U) product: a 3-D x @ W would run as many small ones
         x2 = x.reshape(-1, D)                      # (..., D) -> (B, D)
+        if x2.size * U < SMALL_WORK:               # a small layer: no bookkeeping (it would cost more)
+            y = x2 @ W
+            if b is not None:
+                y += b
+            return y.reshape(x.shape[:-1] + (U,))
         y = workspace.empty("linear.y", (len(x2), U), np.result_type(x2.dtype, W.dtype))
 
         def rows(r0, r1, _):
