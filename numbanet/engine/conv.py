@@ -24,6 +24,18 @@ array to an (N, H, W, C) one. Used as a *forward* pass it is the transposed
 convolution (``Conv2DTranspose``): its kernel (KH, KW, filters, in) is exactly
 a convolution kernel read the other way round, and its own backward passes are
 the convolution's forward (for gx) and weight gradient (for gW).
+
+Three routes compute these passes; ``uses_direct`` and ``flips_roles`` pick one
+per layer from its shape (measurements: ``benchmarks/bench_conv_paths.py``):
+
+* im2col + GEMM (above), the general one;
+* direct loops (``kernels/direct_conv.py``) for one input channel or one
+  filter at stride 1, where the product would have K = 9 columns or a single
+  output column and the unfolding would cost more than the arithmetic;
+* the flipped convolution, for stride 1 and fewer filters than channels: every
+  stride-1 pass is also a pass of the convolution with the kernel turned
+  around, Wf[a, b, f, c] = W[KH-1-a, KW-1-b, c, f], which unfolds the narrower
+  side of the layer (see ``flips_roles``).
 """
 from __future__ import annotations
 
@@ -104,8 +116,7 @@ def _direct_forward(x, W, b, PT, PL, relu, out_hw):
 def _direct_input_grad(gz, W, H, Wd, PT, PL):
     """gx as the stride-1 'full' convolution of gz with the flipped, channel-swapped kernel."""
     KH, KW = W.shape[:2]
-    Wf = np.ascontiguousarray(W[::-1, ::-1].transpose(0, 1, 3, 2))   # (KH, KW, F, C)
-    return _direct_forward(gz, Wf, None, KH - 1 - PT, KW - 1 - PL, False, (H, Wd))
+    return _direct_forward(gz, _flipped(W), None, KH - 1 - PT, KW - 1 - PL, False, (H, Wd))
 
 
 def _direct_weight_grad(x, gy, y, relu, W_shape, PT, PL, keep_gz):
