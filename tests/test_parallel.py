@@ -145,3 +145,34 @@ def test_run_waits_for_every_part_and_reraises(two_threads):
         parallel.run(bad_worker, parallel.split(4))
     names = parallel.run(lambda a, b, i: threading.current_thread().name, parallel.split(4))
     assert names[0] == threading.current_thread().name and names[1] != names[0]
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu", "sigmoid"])
+@pytest.mark.parametrize("shape", [(7, 5), (300, 400)])            # the small path, and the pooled/threaded one
+def test_linear_fused_activation_equals_separate_op(activation, shape):
+    """linear(..., activation=f) against linear followed by the activation op: y and every gradient."""
+    from numbanet.engine import functional as Fn
+    rng = np.random.default_rng(4)
+    B, D = shape
+    x, W, b = rng.standard_normal((B, D)), rng.standard_normal((D, 9)) * 0.1, rng.standard_normal(9)
+    gy = rng.standard_normal((B, 9))
+    out = []
+    for fused in (True, False):
+        xt, Wt, bt = (nb.Tensor(a, requires_grad=True) for a in (x, W, b))
+        y = (Fn.linear(xt, Wt, bt, activation=activation) if fused
+             else getattr(Fn, activation)(Fn.linear(xt, Wt, bt)))
+        y.backward(gy)
+        out.append((y.data, xt.grad, Wt.grad, bt.grad))
+    for got, want in zip(*out):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_linear_fused_activation_finite_differences():
+    from numbanet.engine import functional as Fn
+    rng = np.random.default_rng(5)
+    x, W, b = rng.standard_normal((4, 3)), rng.standard_normal((3, 2)), rng.standard_normal(2)
+    for activation in ("tanh", "sigmoid"):
+        rep = nb.check_grad(lambda x, W, b: Fn.linear(x, W, b, activation=activation), x, W, b)
+        assert rep.passed, str(rep)
+    with pytest.raises(ValueError, match="activation"):
+        Fn.linear(x, W, b, activation="softmax")

@@ -20,20 +20,58 @@ from .tensor import Function
 SMALL_WORK = 1 << 16  # multiply-adds below which Linear skips the scratch pool and the thread split
 
 
+def _tanh_(y):
+    np.tanh(y, out=y)
+
+
+def _relu_(y):
+    np.maximum(y, 0, out=y)
+
+
+def _sigmoid_(y):
+    """1 / (1 + exp(-y)) in place; exp overflowing to inf gives the correct 0."""
+    np.negative(y, out=y)
+    with np.errstate(over="ignore"):
+        np.exp(y, out=y)
+    y += 1
+    np.reciprocal(y, out=y)
+
+
+# name -> (f applied in place to z, f'(z) written from y = f(z))
+FUSED_ACTIVATIONS = {
+    "tanh": (_tanh_, lambda y: 1 - y * y),
+    "relu": (_relu_, lambda y: y > 0),
+    "sigmoid": (_sigmoid_, lambda y: y * (1 - y)),
+}
+
+
 class Linear(Function):
-    """Dense affine map on the last axis:  y = x @ W + b.
+    """Dense affine map on the last axis, with an optional fused activation:  y = f(x @ W + b).
 
     Shapes: x (..., D), W (D, U), b (U,) -> y (..., U). Leading axes are folded
     into one batch axis B for the matrix products:
         x2 = x.reshape(B, D)                      # (..., D) -> (B, D)
-        gx = gy @ W^T                              # (B, U) @ (U, D) -> (B, D)
-        gW = x2^T @ gy2                            # (D, B) @ (B, U) -> (D, U)
-        gb = sum of gy over B                      # (U,)
-    One node instead of three (matmul, add) keeps the tape short for small models.
+        gz = gy * f'(z)                            # f' from y: tanh 1 - y^2, relu [y > 0], sigmoid y(1 - y)
+        gx = gz @ W^T                              # (B, U) @ (U, D) -> (B, D)
+        gW = x2^T @ gz                             # (D, B) @ (B, U) -> (D, U)
+        gb = sum of gz over B                      # (U,)
+    One node instead of four (matmul, add, activation) keeps the tape short for
+    small models: a tiny MLP's step is mostly per-node Python overhead.
     Where the batch-split threads have made BLAS single-threaded, the rows
     are split across them too (``parallel.split_for_blas``), gW as a sum of the
     halves' products. A big y comes from the scratch pool (``workspace.empty``).
     """
+
+    def __init__(self, activation=None):
+        self.activation = activation               # None or a key of FUSED_ACTIVATIONS
+        self.f, self.df = FUSED_ACTIVATIONS[activation] if activation else (None, None)
+
+    def _finish(self, y, b):
+        """y <- f(y + b), in place (b may be None)."""
+        if b is not None:
+            y += b
+        if self.f is not None:
+            self.f(y)
 
     def forward(self, x, W, b=None):
         self.x, self.W = x, W
@@ -42,27 +80,27 @@ class Linear(Function):
         x2 = x.reshape(-1, D)                      # (..., D) -> (B, D)
         if x2.size * U < SMALL_WORK:               # a small layer: no bookkeeping (it would cost more)
             y = x2 @ W
-            if b is not None:
-                y += b
-            return y.reshape(x.shape[:-1] + (U,))
-        y = workspace.empty("linear.y", (len(x2), U), np.result_type(x2.dtype, W.dtype))
+            self._finish(y, b)
+        else:
+            y = workspace.empty("linear.y", (len(x2), U), np.result_type(x2.dtype, W.dtype))
+            parts = parallel.split_for_blas(len(x2), x2.size * U)
 
-        def rows(r0, r1, _):
-            np.matmul(x2[r0:r1], W, out=y[r0:r1])  # (B, D) @ (D, U) -> (B, U)
-            if b is not None and split:
-                y[r0:r1] += b
+            def rows(r0, r1, _):
+                np.matmul(x2[r0:r1], W, out=y[r0:r1])  # (B, D) @ (D, U) -> (B, U)
+                if len(parts) > 1:
+                    self._finish(y[r0:r1], b)
 
-        parts = parallel.split_for_blas(len(x2), x2.size * U)
-        split = len(parts) > 1
-        parallel.run(rows, parts)
-        if b is not None and not split:            # BLAS threaded the product; the bias add, both cores
-            parallel.run_numpy(lambda r0, r1, _: np.add(y[r0:r1], b, out=y[r0:r1]),
-                               parallel.split_large(len(y), y.size))
+            parallel.run(rows, parts)
+            if len(parts) == 1:                    # BLAS threaded the product; bias and f on both cores
+                parallel.run_numpy(lambda r0, r1, _: self._finish(y[r0:r1], b), parallel.split_large(len(y), y.size))
+        self.y = y if self.f is not None else None
         return y.reshape(x.shape[:-1] + (U,))      # (B, U) -> (..., U)
 
     def backward(self, gy):
         D, U = self.W.shape
         gy2 = np.ascontiguousarray(gy).reshape(-1, U)    # (..., U) -> (B, U)
+        if self.df is not None:
+            gy2 = gy2 * self.df(self.y)                  # gz = gy * f'(z)
         x2 = self.x.reshape(-1, D)                       # (..., D) -> (B, D)
         parts = parallel.split_for_blas(len(x2), x2.size * U)
         if len(parts) == 1:
@@ -83,10 +121,12 @@ class Linear(Function):
         return gx, gW, gb
 
 
-def linear(x, W, b=None):
-    if b is None:
-        return Linear()(x, W)
-    return Linear()(x, W, b)
+def linear(x, W, b=None, activation=None):
+    """y = f(x @ W + b) as one node; ``activation`` None, "tanh", "relu" or "sigmoid"."""
+    if activation is not None and activation not in FUSED_ACTIVATIONS:
+        raise ValueError(f"linear: activation must be None or one of {sorted(FUSED_ACTIVATIONS)}, got {activation!r}")
+    fn = Linear(activation)
+    return fn(x, W) if b is None else fn(x, W, b)
 
 
 class Softmax(Function):

@@ -7,6 +7,9 @@ from .. import activations, utils
 from ..engine import functional as F
 from .base import Layer, SymbolicTensor, fmt_shape
 
+# activations that Dense runs inside its Linear node (engine/functional.py), by the function `get` returns
+_FUSED = {activations.tanh: "tanh", activations.relu: "relu", activations.sigmoid: "sigmoid"}
+
 
 def _positive_int(layer, arg, value):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
@@ -48,6 +51,9 @@ class Dense(Layer):
         self.bias = self.add_weight("bias", (self.units,), self.bias_initializer) if self.use_bias else None
 
     def call(self, x, training=False):
+        fused = _FUSED.get(self.activation)      # tanh, relu, sigmoid: inside the Linear node
+        if fused is not None:
+            return F.linear(x, self.kernel, self.bias, activation=fused)
         return self.activation(F.linear(x, self.kernel, self.bias))
 
     def compute_output_shape(self, input_shape):
