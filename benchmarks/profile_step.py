@@ -9,6 +9,8 @@ profiler, so each kernel appears under its own name). Each function's own time
                       Conv2DTranspose.backward, MatMul (engine/ops.py), SimpleRNN._recur/_bptt/
                       forward/backward (engine/recurrent.py): their own time is the BLAS call(s)
     im2col / col2im, pooling, upsampling, embedding kernels   the wrapped Numba kernels
+    direct conv loops  the convolutions with one input channel or one filter (kernels/direct_conv.py):
+                       the layer's arithmetic itself, done in Numba instead of BLAS
     elementwise & reductions   other engine ops (activations, bias add, sums, casts) and NumPy calls
     optimizer, loss            numbanet/optimizers.py, numbanet/losses.py
     framework overhead         the graph walk, layers, models, training loop (Python)
@@ -34,7 +36,10 @@ MATMUL_FUNCS = {("conv.py", "conv2d_forward"), ("conv.py", "conv2d_input_grad"),
                 ("conv.py", "backward"), ("ops.py", "forward:matmul"), ("recurrent.py", "_recur"),
                 ("recurrent.py", "_bptt"), ("recurrent.py", "forward"), ("recurrent.py", "backward")}
 KERNEL_BUCKET = {"im2col.py": "im2col / col2im", "pooling.py": "max-pool kernels",      # by kernel file, so
-                 "upsample.py": "upsampling kernels", "embedding.py": "embedding kernels"}  # renames keep their bucket
+                 "upsample.py": "upsampling kernels", "embedding.py": "embedding kernels",  # renames keep their bucket
+                 "direct_conv.py": "direct conv loops", "elementwise.py": "elementwise & reductions"}
+# the "memory-bound kernels": the ones that only move data (no arithmetic of the model)
+DATA_MOVING = ("im2col / col2im", "max-pool kernels", "upsampling kernels")
 
 
 def bucket(filename, func):
@@ -108,10 +113,13 @@ def profile(name, steps):
     total = sum(buckets.values())
     top.sort(reverse=True)
     shares = {k: v / total for k, v in sorted(buckets.items(), key=lambda kv: -kv[1])}
-    mem_bound = sum(v for k, v in shares.items() if k not in ("matrix products (BLAS)", "framework overhead (Python)"))
+    mem_bound = sum(v for k, v in shares.items()
+                    if k not in ("matrix products (BLAS)", "framework overhead (Python)", "direct conv loops"))
     return {"workload": name, "steps": steps, "step_s_unprofiled": plain, "step_s_profiled": profiled,
             "shares": shares, "matmul_share": shares.get("matrix products (BLAS)", 0.0),
-            "memory_bound_share": mem_bound, "python_overhead_share": shares.get("framework overhead (Python)", 0.0),
+            "direct_conv_share": shares.get("direct conv loops", 0.0),
+            "memory_bound_share": mem_bound, "data_moving_share": sum(shares.get(k, 0.0) for k in DATA_MOVING),
+            "python_overhead_share": shares.get("framework overhead (Python)", 0.0),
             "top_functions": [{"tottime_share": t / total, "function": f, "bucket": bk} for t, f, bk in top[:15]]}
 
 
@@ -143,7 +151,7 @@ def native_bucket(frames):
         if key in where:
             return name
     if where == "?":                       # JIT code without symbols: a Numba kernel
-        return "Numba kernels (im2col/col2im, pooling, upsampling, embedding)"
+        return "Numba kernels (direct conv loops, im2col/col2im, pooling, upsampling, embedding)"
     if where.endswith(".py") or ".py:" in where:
         return "Python interpreter (framework overhead)"
     return "other native code"

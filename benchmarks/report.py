@@ -166,12 +166,17 @@ def profile_table(p):
             continue
         lines.append(f"| {name} | {r['step_s_unprofiled'] * 1e3:.3g} | "
                      + " | ".join(f"{r['shares'].get(b, 0):.0%}" for b in buckets) + " |")
-    for name in ("W2-sgd", "W2-adam"):
+    for name in ("W2-sgd", "W2-adam", "W3", "W4"):
         r = p.get(name)
         if isinstance(r, dict) and "shares" in r:
+            moving = r.get("data_moving_share")
             lines += ["", f"{name}: {r['matmul_share']:.0%} of numbanet's step time in matrix products (BLAS), "
-                          f"{r['memory_bound_share']:.0%} in memory-bound work (im2col/col2im, pooling, elementwise, "
-                          f"loss, optimizer), {r['python_overhead_share']:.0%} in Python framework overhead."]
+                          f"{r.get('direct_conv_share', 0):.0%} in the direct convolution loops, "
+                          f"{r['memory_bound_share']:.0%} in other memory-bound work (im2col/col2im, pooling, "
+                          f"upsampling, elementwise, loss, optimizer), {r['python_overhead_share']:.0%} in Python "
+                          f"framework overhead."
+                          + (f" The data-moving kernels (im2col/col2im, pooling, upsampling) take {moving:.0%} "
+                             f"(target: at most a third)." if moving is not None else "")]
     for name, r in p.items():
         if name != "native" and isinstance(r, dict) and r.get("top_functions"):
             lines += ["", f"<details><summary>{name}: top functions by own time</summary>", "",
