@@ -148,7 +148,7 @@ def test_run_waits_for_every_part_and_reraises(two_threads):
 
 
 @pytest.mark.parametrize("activation", ["tanh", "relu", "sigmoid"])
-@pytest.mark.parametrize("shape", [(7, 5), (300, 400)])            # the small path, and the pooled/threaded one
+@pytest.mark.parametrize("shape", [(7, 5), (300, 400)])            # the small path, and the scratch-pool one
 def test_linear_fused_activation_equals_separate_op(activation, shape):
     """linear(..., activation=f) against linear followed by the activation op: y and every gradient."""
     from numbanet.engine import functional as Fn
