@@ -165,13 +165,13 @@ class Adam(Optimizer):
         m, v = s["m"], s["v"]
         d = scratch("adam.d", w.shape, w.dtype)
         v_hat = s.get("v_hat")                     # None unless amsgrad
-        if w.flags.c_contiguous and w.size >= 1 << 18 and parallel.num_threads() > 1:
+        parts = parallel.split_large(w.size, w.size, 1 << 18)
+        if w.flags.c_contiguous and len(parts) > 1:
             g = np.ascontiguousarray(g, dtype=w.dtype)
             w1, g1, m1, v1, d1 = (a.reshape(-1) for a in (w, g, m, v, d))
             h1 = None if v_hat is None else v_hat.reshape(-1)
             parallel.run_numpy(lambda a, b, _: self._update_lines(w1[a:b], g1[a:b], m1[a:b], v1[a:b], d1[a:b],
-                                                                  None if h1 is None else h1[a:b], t, lr),
-                               parallel.split(w.size))
+                                                                  None if h1 is None else h1[a:b], t, lr), parts)
         else:
             self._update_lines(w, g, m, v, d, v_hat, t, lr)
 

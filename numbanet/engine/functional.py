@@ -13,6 +13,7 @@ import numpy as np
 from .ops import (abs, add, cast, clip, concatenate, div, elu, exp, getitem, leaky_relu, log,  # noqa: F401
                   matmul, max, mean, mul, neg, pow, relu, reshape, sigmoid, sqrt, square, stack,
                   sub, sum, tanh, transpose)
+from .ops import IN_PLACE_ACTIVATIONS
 from . import parallel, workspace
 from .tensor import Function
 
@@ -20,29 +21,7 @@ from .tensor import Function
 SMALL_WORK = 1 << 16  # multiply-adds below which Linear skips the scratch pool and the thread split
 
 
-def _tanh_(y):
-    np.tanh(y, out=y)
-
-
-def _relu_(y):
-    np.maximum(y, 0, out=y)
-
-
-def _sigmoid_(y):
-    """1 / (1 + exp(-y)) in place; exp overflowing to inf gives the correct 0."""
-    np.negative(y, out=y)
-    with np.errstate(over="ignore"):
-        np.exp(y, out=y)
-    y += 1
-    np.reciprocal(y, out=y)
-
-
-# name -> (f applied in place to z, f'(z) written from y = f(z))
-FUSED_ACTIVATIONS = {
-    "tanh": (_tanh_, lambda y: 1 - y * y),
-    "relu": (_relu_, lambda y: y > 0),
-    "sigmoid": (_sigmoid_, lambda y: y * (1 - y)),
-}
+FUSED_ACTIVATIONS = ("tanh", "relu", "sigmoid")   # what Linear runs inside its node (ops.IN_PLACE_ACTIVATIONS)
 
 
 class Linear(Function):
@@ -63,8 +42,8 @@ class Linear(Function):
     """
 
     def __init__(self, activation=None):
-        self.activation = activation               # None or a key of FUSED_ACTIVATIONS
-        self.f, self.df = FUSED_ACTIVATIONS[activation] if activation else (None, None)
+        # activation: None or one of FUSED_ACTIVATIONS -> (f in place, f' from y), or no activation
+        self.f, self.df = IN_PLACE_ACTIVATIONS[activation] if activation else (None, None)
 
     def _finish(self, y, b):
         """y <- f(y + b), in place (b may be None)."""

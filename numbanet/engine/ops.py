@@ -257,6 +257,62 @@ def cast(x, dtype):
 
 
 # ----------------------------------------------------------------- activations
+# The activations as in-place array functions, with the derivative read from
+# the output y = f(z) (so z need not be kept). Fused nodes use them: Linear
+# with an activation (functional.py) and SimpleRNN's recurrence (recurrent.py).
+def tanh_(a):
+    np.tanh(a, out=a)
+
+
+def relu_(a):
+    np.maximum(a, 0, out=a)
+
+
+def sigmoid_(a, out=None):
+    """1 / (1 + exp(-a)) in four passes, written into ``out`` (default: a itself).
+
+    For a < -88 (float32) exp(-a) overflows to inf and 1 / (1 + inf) = 0, the
+    correctly rounded result, so the overflow warning is silenced rather than
+    avoided with a second branch (which cost 3x the time in temporaries)."""
+    out = a if out is None else out
+    with np.errstate(over="ignore"):
+        np.negative(a, out=out)
+        np.exp(out, out=out)
+    out += 1
+    np.reciprocal(out, out=out)
+
+
+def linear_(a):
+    pass
+
+
+def dtanh(y):
+    d = np.square(y)                                           # one new array, then in place
+    np.subtract(1, d, out=d)
+    return d
+
+
+def drelu(y):
+    d = np.empty_like(y)
+    np.greater(y, 0, out=d)
+    return d
+
+
+def dsigmoid(y):
+    d = np.subtract(1, y)
+    d *= y
+    return d
+
+
+# name -> (f applied in place to z, f'(z) computed from y = f(z))
+IN_PLACE_ACTIVATIONS = {
+    "tanh": (tanh_, dtanh),
+    "relu": (relu_, drelu),
+    "sigmoid": (sigmoid_, dsigmoid),
+    "linear": (linear_, np.ones_like),
+}
+
+
 class Tanh(Function):
     """y = tanh(x).   gx = gy * (1 - y^2)."""
 
@@ -273,19 +329,11 @@ def tanh(x):
 
 
 def _stable_sigmoid(x):
-    """1 / (1 + exp(-x)) in four in-place passes over one new array.
-
-    For x < -88 (float32) exp(-x) overflows to inf and 1 / (1 + inf) = 0, the
-    correctly rounded result, so the overflow warning is silenced rather than
-    avoided with a second branch (which cost 3x the time in temporaries).
-    """
+    """1 / (1 + exp(-x)) as a new array (``sigmoid_`` written into it)."""
     x = np.asarray(x)
     e = np.empty(x.shape, dtype=x.dtype if x.dtype.kind == "f" else np.float64)
-    np.negative(x, out=e)
-    with np.errstate(over="ignore"):
-        np.exp(e, out=e)
-    e += 1
-    return np.reciprocal(e, out=e)
+    sigmoid_(x, out=e)
+    return e
 
 
 class Sigmoid(Function):

@@ -42,17 +42,16 @@ def set_num_threads(n: int | None = None) -> int:
     n = int(n or os.cpu_count() or 1)
     if n < 1:
         raise ValueError(f"set_num_threads: need at least 1 thread, got {n}")
-    pool = _STATE["pool"]
-    if pool is not None:
-        pool.shutdown(wait=True)
+    for key in ("pool", "numpy_pool"):
+        if _STATE[key] is not None:
+            _STATE[key].shutdown(wait=True)
+    if _STATE["blas_counts"]:                 # a split ran: BLAS gets its own threads back
         for lc, count in zip(_blas_controllers(), _STATE["blas_counts"]):
-            lc.set_num_threads(count)         # BLAS gets its own threads back
-        _STATE["blas_counts"] = []
-    _STATE["blas_single"] = False
+            lc.set_num_threads(count)
+    _STATE["blas_counts"], _STATE["blas_single"] = [], False
+    # the caller's thread runs one part of each split, so n - 1 workers per pool
     _STATE["pool"] = ThreadPoolExecutor(max_workers=n - 1, thread_name_prefix="numbanet",
                                         initializer=_single_threaded_blas) if n > 1 else None
-    if _STATE["numpy_pool"] is not None:
-        _STATE["numpy_pool"].shutdown(wait=True)
     _STATE["numpy_pool"] = ThreadPoolExecutor(max_workers=n - 1, thread_name_prefix="numbanet-np") if n > 1 else None
     _STATE["threads"] = n
     return n

@@ -47,55 +47,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from .ops import IN_PLACE_ACTIVATIONS
 from .tensor import Function
 
 
-def _tanh(a):
-    np.tanh(a, out=a)
-
-
-def _relu(a):
-    np.maximum(a, 0, out=a)
-
-
-def _sigmoid(a):
-    # 1 / (1 + exp(-a)); exp overflow for a << 0 gives 1/inf = 0, the right limit
-    with np.errstate(over="ignore"):
-        np.negative(a, out=a)
-        np.exp(a, out=a)
-    a += 1
-    np.reciprocal(a, out=a)
-
-
-def _linear(a):
-    pass
-
-
-def _dtanh(H):
-    d = np.square(H)                                           # one new array, then in place
-    np.subtract(1, d, out=d)
-    return d
-
-
-def _drelu(H):
-    d = np.empty_like(H)
-    np.greater(H, 0, out=d)
-    return d
-
-
-def _dsigmoid(H):
-    d = np.subtract(1, H)
-    d *= H
-    return d
-
-
-# name -> (f applied in place to a_t, f'(a_t) written as a function of h_t = f(a_t))
-ACTIVATIONS = {
-    "tanh": (_tanh, _dtanh),
-    "relu": (_relu, _drelu),
-    "sigmoid": (_sigmoid, _dsigmoid),
-    "linear": (_linear, np.ones_like),
-}
+ACTIVATIONS = IN_PLACE_ACTIVATIONS   # name -> (f in place, f' from the output), engine/ops.py
 
 
 class SimpleRNN(Function):

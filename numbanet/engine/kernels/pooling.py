@@ -80,11 +80,7 @@ def max_pool_forward(x, KH, KW, SH, SW, PT, PL, OH, OW):
     """x (N, H, W, C) -> new (y (N, OH, OW, C), window-local arg (N, OH, OW, C))."""
     N, C = x.shape[0], x.shape[3]
     y = np.empty((N, OH, OW, C), dtype=x.dtype)
-    if KH * KW <= 256:
-        arg = np.empty((N, OH, OW, C), dtype=np.uint8)
-        max_pool_forward_into(x, KH, KW, SH, SW, PT, PL, y, arg)
-        return y, arg.astype(np.int32)
-    arg = np.empty((N, OH, OW, C), dtype=np.int32)
+    arg = np.empty((N, OH, OW, C), dtype=np.int32)   # (the layer keeps the smaller ``arg_dtype``)
     max_pool_forward_into(x, KH, KW, SH, SW, PT, PL, y, arg)
     return y, arg
 
