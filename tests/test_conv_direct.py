@@ -10,6 +10,7 @@ from numbanet.engine import conv as conv_module
 from numbanet.engine.conv import conv2d, conv2d_transpose, uses_direct
 from numbanet.engine.kernels.direct_conv import direct_forward_into, direct_weight_grad_add
 
+from bounds import assert_within, bilinear_bound, eps_of, matmul_bound, sum_bound
 from conv_reference import col2im_ref, im2col_ref, out_size
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -49,28 +50,55 @@ def reference(x, Wk, b, gy, pads6, relu):
     return y.reshape(gy.shape), gz.reshape(gy.shape), gW, gz.sum(0), gx
 
 
+def reference_bounds(x, Wk, b, gy, pads6, relu):
+    """Rounding bounds for y, gz, gW, gb, gx of a kernel in x's precision against ``reference``
+    (tests/bounds.py); a relu pre-activation within y's bound of 0 is an ``assume`` failure."""
+    SH, SW, PT, PB, PL, PR = pads6
+    KH, KW, C, F = Wk.shape
+    eps = eps_of(x)
+    col = im2col_ref(x.astype(np.float64), KH, KW, SH, SW, PT, PB, PL, PR)
+    col2, W2 = col.reshape(-1, KH * KW * C), Wk.reshape(-1, F).astype(np.float64)
+    b_y = matmul_bound(col2, W2, add=b, eps=eps)
+    if relu:
+        assume(np.all(np.abs(col2 @ W2 + b) > b_y))          # both sides take the same relu branch
+    gz = np.abs(gy.reshape(-1, F).astype(np.float64))         # |gz| <= |gy|
+    b_gx = bilinear_bound(col2im_ref((gz @ np.abs(W2).T).reshape(col.shape), x.shape[1], x.shape[2],
+                                     SH, SW, PT, PL), F + KH * KW, eps)
+    return (b_y.reshape(gy.shape), 0.0, matmul_bound(col2.T, gz, eps=eps).reshape(Wk.shape),
+            sum_bound(gz, axis=0, eps=eps), b_gx)
+
+
+def path_bounds(fn, x, Wk, b, gy):
+    """Bounds for two routes of one convolution (y, gx, gW, gb): the same operation on |x|,
+    |W|, |b| and |gy| gives each output's sum of |products|; n counts the products of the
+    longest of those sums (a window with its bias, a pixel's covering windows, the batch)."""
+    mag = _run(fn, np.abs(x), np.abs(Wk), np.abs(b), np.abs(gy))
+    n = max(Wk.size + 1, gy.size)
+    return [bilinear_bound(m, n) for m in mag]
+
+
 @SETTINGS
 @given(direct_case(), st.booleans())
 def test_direct_kernels_match_im2col_reference(case, relu):
     x, Wk, b, gy, pads6 = case
     SH, SW, PT, _, PL, _ = pads6
     y_ref, gz_ref, gW_ref, gb_ref, _ = reference(x, Wk, b, gy, pads6, relu)
-    tol = dict(rtol=1e-4, atol=1e-4) if x.dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
+    b_y, b_gz, b_gW, b_gb, _ = reference_bounds(x, Wk, b, gy, pads6, relu)
 
     y = np.empty_like(gy)
     direct_forward_into(x, Wk, b, SH, SW, PT, PL, relu, y)
-    np.testing.assert_allclose(y, y_ref, **tol)
+    assert_within(y, y_ref, b_y, "y")
 
     gW, gb, gz = np.zeros_like(Wk), np.zeros_like(b), np.full_like(gy, np.nan)
     direct_weight_grad_add(x, gy, y if relu else gy, relu, SH, SW, PT, PL, gW, gb, gz)
-    np.testing.assert_allclose(gW, gW_ref, **tol)
-    np.testing.assert_allclose(gb, gb_ref, **tol)
-    np.testing.assert_allclose(gz, gz_ref, **tol)   # every cell written (no NaN left)
+    assert_within(gW, gW_ref, b_gW, "gW")
+    assert_within(gb, gb_ref, b_gb, "gb")
+    assert_within(gz, gz_ref, b_gz, "gz")   # gy or 0, copied: exact; every cell written (no NaN left)
 
     # the kernel adds into gW, gb: a second call doubles them; a zero-size gz skips writing it
     direct_weight_grad_add(x, gy, y if relu else gy, relu, SH, SW, PT, PL, gW, gb, np.empty((0, 0, 0, 0), x.dtype))
-    np.testing.assert_allclose(gW, 2 * gW_ref, **tol)
-    np.testing.assert_allclose(gb, 2 * gb_ref, **tol)
+    assert_within(gW, 2 * gW_ref, 2 * b_gW + 2 * eps_of(x) * np.abs(2 * gW_ref), "2 gW")
+    assert_within(gb, 2 * gb_ref, 2 * b_gb + 2 * eps_of(x) * np.abs(2 * gb_ref), "2 gb")
 
 
 @SETTINGS
@@ -84,8 +112,8 @@ def test_stride1_input_grad_is_the_flipped_full_convolution(case):
     Wf = np.ascontiguousarray(Wk[::-1, ::-1].transpose(0, 1, 3, 2))
     gx = np.empty_like(x)
     direct_forward_into(gy, Wf, np.zeros(C, x.dtype), 1, 1, KH - 1 - PT, KW - 1 - PL, False, gx)
-    tol = 1e-4 if x.dtype == np.float32 else 1e-10
-    np.testing.assert_allclose(gx, gx_ref, rtol=tol, atol=tol)
+    b_gx = reference_bounds(x, Wk, np.zeros(Wk.shape[3]), gy, pads6, False)[4]
+    assert_within(gx, gx_ref, b_gx, "gx")
 
 
 def test_dispatch_rule():
@@ -117,9 +145,13 @@ def test_direct_path_equals_im2col_path(monkeypatch, N, H, W, C, F, K, padding, 
     fn = lambda x, W, b: conv2d(x, W, b, 1, padding, relu=relu)  # noqa: E731
     assert uses_direct(C, F, 1, 1)
     direct = _run(fn, x, Wk, b, gy)
+    bounds = path_bounds(lambda x, W, b: conv2d(x, W, b, 1, padding), x, Wk, b, gy)
+    if relu:
+        z = conv2d(x, Wk, b, 1, padding).data
+        assert np.all(np.abs(z) > bounds[0]), "a pre-activation within rounding of the relu kink"
     monkeypatch.setattr(conv_module, "uses_direct", lambda *a: False)
-    for got, want in zip(direct, _run(fn, x, Wk, b, gy)):
-        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+    for got, want, bound, name in zip(direct, _run(fn, x, Wk, b, gy), bounds, ("y", "gx", "gW", "gb")):
+        assert_within(got, want, bound, name)
 
 
 @pytest.mark.parametrize("N,H,W,C,F,K,padding", CASES)
@@ -131,9 +163,10 @@ def test_direct_transpose_path_equals_im2col_path(monkeypatch, N, H, W, C, F, K,
     gy = rng.standard_normal(conv2d_transpose(x, Wk, b, 1, padding).shape)
     fn = lambda x, W, b: conv2d_transpose(x, W, b, 1, padding)  # noqa: E731
     direct = _run(fn, x, Wk, b, gy)
+    bounds = path_bounds(fn, x, Wk, b, gy)
     monkeypatch.setattr(conv_module, "uses_direct", lambda *a: False)
-    for got, want in zip(direct, _run(fn, x, Wk, b, gy)):
-        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+    for got, want, bound, name in zip(direct, _run(fn, x, Wk, b, gy), bounds, ("y", "gx", "gW", "gb")):
+        assert_within(got, want, bound, name)
 
 
 @pytest.mark.parametrize("N,H,W,C,F,K,padding", CASES[:3])
@@ -158,11 +191,12 @@ def test_direct_windows_wholly_in_the_padding(pads6, C, F):
     y_ref, _, gW_ref, gb_ref, _ = reference(x, Wk, b, gy, pads6, False)
     y = np.empty_like(gy)
     direct_forward_into(x, Wk, b, SH, SW, PT, PL, False, y)
-    np.testing.assert_allclose(y, y_ref, atol=1e-12)
+    b_y, _, b_gW, b_gb, _ = reference_bounds(x, Wk, b, gy, pads6, False)
+    assert_within(y, y_ref, b_y, "y")
     gW, gb = np.zeros_like(Wk), np.zeros_like(b)
     direct_weight_grad_add(x, gy, gy, False, SH, SW, PT, PL, gW, gb, np.empty((0, 0, 0, 0)))
-    np.testing.assert_allclose(gW, gW_ref, atol=1e-12)
-    np.testing.assert_allclose(gb, gb_ref, atol=1e-12)
+    assert_within(gW, gW_ref, b_gW, "gW")
+    assert_within(gb, gb_ref, b_gb, "gb")
 
 
 @pytest.mark.parametrize("strides,padding", [(1, "valid"), (2, "same"), (1, "same")])
@@ -176,8 +210,11 @@ def test_fused_relu_transpose_equals_separate_relu(strides, padding, C, F):
     fused = _run(lambda x, W, b: conv2d_transpose(x, W, b, strides, padding, relu=True), x, Wk, b, gy)
     separate = _run(lambda x, W, b: Fn.relu(conv2d_transpose(x, W, b, strides, padding)), x, Wk, b, gy)
     assert (fused[0] == 0).any() and (fused[0] > 0).any()
-    for got, want in zip(fused, separate):
-        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    bounds = path_bounds(lambda x, W, b: conv2d_transpose(x, W, b, strides, padding), x, Wk, b, gy)
+    z = conv2d_transpose(x, Wk, b, strides, padding).data
+    assert np.all(np.abs(z) > bounds[0]), "a pre-activation within rounding of the relu kink"
+    for got, want, bound, name in zip(fused, separate, bounds, ("y", "gx", "gW", "gb")):
+        assert_within(got, want, bound, name)
 
 
 FLIP_CASES = [  # (N, H, W, C, F, (KH, KW), padding): fewer filters than channels, stride 1
@@ -197,9 +234,12 @@ def test_flipped_convolution_equals_plain_im2col(monkeypatch, N, H, W, C, F, K, 
     gy = rng.standard_normal(conv2d(x, Wk, b, 1, padding).shape)
     fn = lambda x, W, b: conv2d(x, W, b, 1, padding, relu=relu)  # noqa: E731
     flipped = _run(fn, x, Wk, b, gy)
+    bounds = path_bounds(lambda x, W, b: conv2d(x, W, b, 1, padding), x, Wk, b, gy)
+    if relu:
+        assert np.all(np.abs(conv2d(x, Wk, b, 1, padding).data) > bounds[0]), "a pre-activation at the relu kink"
     monkeypatch.setattr(conv_module, "flips_roles", lambda *a: False)
-    for got, want in zip(flipped, _run(fn, x, Wk, b, gy)):
-        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+    for got, want, bound, name in zip(flipped, _run(fn, x, Wk, b, gy), bounds, ("y", "gx", "gW", "gb")):
+        assert_within(got, want, bound, name)
 
 
 @SETTINGS
@@ -216,10 +256,10 @@ def test_one_channel_weight_grad_matches_im2col_reference(case, relu):
     direct_forward_into(x, Wk, b, 1, 1, PT, PL, relu, y)
     gW, gb, gz = np.zeros_like(Wk), np.zeros_like(b), np.full_like(gy, np.nan)
     direct_weight_grad_one_channel_add(x, gy, y if relu else gy, relu, PT, PL, gW, gb, gz)
-    tol = dict(rtol=1e-4, atol=1e-4) if x.dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
-    np.testing.assert_allclose(gW, gW_ref, **tol)
-    np.testing.assert_allclose(gb, gb_ref, **tol)
-    np.testing.assert_allclose(gz, gz_ref, **tol)
+    _, b_gz, b_gW, b_gb, _ = reference_bounds(x, Wk, b, gy, pads6, relu)
+    assert_within(gW, gW_ref, b_gW, "gW")
+    assert_within(gb, gb_ref, b_gb, "gb")
+    assert_within(gz, gz_ref, b_gz, "gz")
 
 
 @SETTINGS
@@ -232,14 +272,14 @@ def test_one_filter_row_loops_match_im2col_reference(case, relu, keep_gz):
     Wk, b, gy = Wk[..., :1].copy(), b[:1].copy(), gy[..., :1].copy()
     _, _, PT, _, PL, _ = pads6
     y_ref, gz_ref, gW_ref, gb_ref, _ = reference(x, Wk, b, gy, pads6, relu)
-    tol = dict(rtol=1e-4, atol=1e-4) if x.dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
+    b_y, b_gz, b_gW, b_gb, _ = reference_bounds(x, Wk, b, gy, pads6, relu)
     y = np.full_like(gy, np.nan)
     direct_forward_one_filter_into(x, Wk, b, PT, PL, relu, y)
-    np.testing.assert_allclose(y, y_ref, **tol)
+    assert_within(y, y_ref, b_y, "y")
     gW, gb = np.zeros_like(Wk), np.zeros_like(b)
     gz = np.full_like(gy, np.nan) if keep_gz else np.empty((0, 0, 0, 0), x.dtype)
     direct_weight_grad_one_filter_add(x, gy, y if relu else gy, relu, PT, PL, gW, gb, gz)
-    np.testing.assert_allclose(gW, gW_ref, **tol)
-    np.testing.assert_allclose(gb, gb_ref, **tol)
+    assert_within(gW, gW_ref, b_gW, "gW")
+    assert_within(gb, gb_ref, b_gb, "gb")
     if keep_gz:
-        np.testing.assert_allclose(gz, gz_ref, **tol)
+        assert_within(gz, gz_ref, b_gz, "gz")
