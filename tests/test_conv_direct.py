@@ -11,7 +11,8 @@ from numbanet.engine.conv import conv2d, conv2d_transpose, uses_direct
 from numbanet.engine.kernels.direct_conv import direct_forward_into, direct_weight_grad_add
 
 from bounds import assert_within, bilinear_bound, eps_of, matmul_bound, sum_bound
-from conv_reference import col2im_ref, im2col_ref, out_size
+from numbanet.reference.conv import col2im as col2im_ref, im2col as im2col_ref
+from numbanet.reference.padding import out_size
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -37,7 +38,7 @@ def direct_case(draw, max_stride=3):
 
 
 def reference(x, Wk, b, gy, pads6, relu):
-    """y, gz, gW, gb, gx by im2col / col2im in float64 (tests/conv_reference.py)."""
+    """y, gz, gW, gb, gx by im2col / col2im in float64 (numbanet/reference/conv.py)."""
     SH, SW, PT, PB, PL, PR = pads6
     KH, KW, C, F = Wk.shape
     x64, W2 = x.astype(np.float64), Wk.reshape(-1, F).astype(np.float64)

@@ -11,31 +11,11 @@ from numbanet import losses, utils
 from numbanet.engine import Tensor, check_grad, no_grad
 from numbanet.engine.functional import simple_rnn
 from numbanet.layers import Dense, SimpleRNN
+from numbanet.reference.recurrent import simple_rnn_forward as _reference_rnn  # the plain loop over time
 
 from bounds import LIBM_ULP, assert_within, elementwise_bound, matmul_bound
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-
-def _reference_rnn(x, W, R, b, h0, act, go_backwards, mask=None):
-    """Obviously correct NumPy loop, (N, T, D) -> (N, T, U) in processing order.
-
-    Masked steps keep the state; their output repeats the previous output (0 at first).
-    """
-    f = {"tanh": np.tanh, "relu": lambda a: np.maximum(a, 0), "linear": lambda a: a,
-         "sigmoid": lambda a: 1 / (1 + np.exp(-a))}[act]
-    N, T, _ = x.shape
-    h = np.zeros((N, W.shape[1])) if h0 is None else h0
-    y = np.zeros_like(h)
-    out = []
-    steps = range(T - 1, -1, -1) if go_backwards else range(T)
-    for t in steps:
-        new = f(x[:, t] @ W + h @ R + (0 if b is None else b))
-        keep = np.ones((N, 1), bool) if mask is None else mask[:, t:t + 1]
-        h = np.where(keep, new, h)
-        y = np.where(keep, new, y)
-        out.append(y)
-    return np.stack(out, axis=1)
 
 
 def _reference_rnn_bound(x, W, R, b, h0, act, go_backwards, mask=None):

@@ -1,0 +1,676 @@
+"""Each tier tests the other: the reference tier (numbanet/reference/) against the fast engine.
+
+Every property draws shapes, strides, paddings, dtypes and the configurations that
+switch the fast tier's routes (one input channel or one filter -> direct loops; fewer
+filters than channels at stride 1 -> flipped convolution; stride > 1 -> im2col; tiny
+chunks; two threads), runs the same computation through both tiers, and compares
+them within a bound on the rounding error, never a tolerance found by trial:
+
+* a sum of n products computed in any order differs from the exact value by at most
+  about n u sum|terms| (u = eps / 2, the unit roundoff), so two such sums differ by at
+  most n eps sum|terms|. sum|terms| is the same computation on absolute values,
+  which the reference computes in float64 (``magnitude``);
+* an elementwise formula of k roundings (and library exp/log, within a few ulp)
+  differs by a few eps times the sizes of its intermediates.
+
+The second half checks each reference backward on its own against central finite
+differences in float64: the reference must be right, not only equal to the fast tier.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+import numbanet as nb
+from numbanet import losses as fast_losses
+from numbanet import optimizers as fast_optimizers
+from numbanet.engine import Tensor, conv as fast_conv, conv_shapes, functional as Fn, ops, parallel
+from numbanet.reference import (activations as A, conv as rc, embedding as re_, linear as rl, losses as rloss,
+                                optimizers as ropt, padding as rpad, pooling as rpool, recurrent as rrnn,
+                                upsample as rup)
+
+SETTINGS = settings(max_examples=25, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+DTYPES = st.sampled_from([np.float32, np.float64])
+
+
+def eps(dtype):
+    return float(np.finfo(dtype).eps)
+
+
+def assert_within(got, ref, bound, what):
+    """|got - ref| <= bound elementwise; the message names the worst element and the shapes."""
+    got, ref = np.asarray(got, np.float64), np.asarray(ref, np.float64)
+    assert got.shape == ref.shape, f"{what}: shape {got.shape} vs reference {ref.shape}"
+    excess = np.abs(got - ref) - bound
+    if excess.size and excess.max() > 0:
+        i = np.unravel_index(np.argmax(excess), excess.shape)
+        raise AssertionError(f"{what} {got.shape}: at {i} fast {got[i]!r} vs reference {ref[i]!r}, "
+                             f"|diff| {abs(got[i] - ref[i]):.3g} > bound {np.broadcast_to(bound, got.shape)[i]:.3g}")
+
+
+def f64abs(*arrays):
+    return [None if a is None else np.abs(np.asarray(a, np.float64)) for a in arrays]
+
+
+@contextmanager
+def fast_route(threads=1, chunk_bytes=None):
+    """Run the fast tier on ``threads`` threads and, if given, with cache chunks of ``chunk_bytes``."""
+    saved = fast_conv.CHUNK_BYTES
+    parallel.set_num_threads(threads)
+    if chunk_bytes is not None:
+        fast_conv.CHUNK_BYTES = chunk_bytes
+    try:
+        yield
+    finally:
+        fast_conv.CHUNK_BYTES = saved
+        parallel.set_num_threads(1)
+
+
+def run_fast(fn, arrays, gy):
+    """y, then the gradient of sum(gy * y) for every array input, through the engine's graph."""
+    ts = [None if a is None else Tensor(a, requires_grad=True) for a in arrays]
+    y = fn(*ts)
+    y.backward(gy)
+    return y.data, [None if t is None else t.grad for t in ts]
+
+
+# ---------------------------------------------------------------- padding rules
+@SETTINGS
+@given(st.integers(1, 12), st.integers(1, 12), st.integers(1, 5), st.integers(1, 5), st.integers(1, 4),
+       st.integers(1, 4), st.sampled_from(["valid", "same"]), st.one_of(st.none(), st.integers(0, 3)))
+def test_padding_rules_agree(H, W, KH, KW, SH, SW, padding, op):
+    assert rpad.conv_pads(H, W, KH, KW, SH, SW, padding) == conv_shapes.conv_pads(H, W, KH, KW, SH, SW, padding)
+    PT, PB, _, _ = rpad.conv_pads(H, W, KH, KW, SH, SW, padding)
+    if padding == "same" or H >= KH:
+        assert rpad.out_size(H, KH, SH, PT, PB) == conv_shapes.conv_output_size(H, KH, SH, padding)
+    assert rpad.transpose_out_size(H, KH, SH, padding, op) == conv_shapes.transpose_output_size(H, KH, SH, padding, op)
+    OH = rpad.transpose_out_size(H, KH, SH, padding, op)
+    assert rpad.transpose_pads(H, W, OH, OH, KH, KW, SH, SW, padding)[0] == \
+        conv_shapes.transpose_pad_before(H, OH, KH, SH, padding)
+
+
+# ------------------------------------------------------------------ convolution
+@st.composite
+def conv_case(draw):
+    """Shapes that take each fast route: C or F = 1 (direct), F < C at stride 1 (flipped), strides > 1."""
+    N, C, F = draw(st.integers(1, 3)), draw(st.sampled_from([1, 2, 3, 5])), draw(st.sampled_from([1, 2, 4]))
+    H, W = draw(st.integers(1, 7)), draw(st.integers(1, 7))
+    KH, KW = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    SH, SW = draw(st.sampled_from([1, 1, 2, 3])), draw(st.sampled_from([1, 1, 2]))
+    padding = draw(st.sampled_from(["valid", "same", "explicit"]))
+    if padding == "explicit":
+        padding = tuple(draw(st.integers(0, k - 1)) for k in (KH, KH, KW, KW))
+    return dict(N=N, C=C, F=F, H=H, W=W, KH=KH, KW=KW, SH=SH, SW=SW, padding=padding,
+                dtype=draw(DTYPES), relu=draw(st.booleans()), bias=draw(st.booleans()),
+                chunk=draw(st.sampled_from([None, 64])), threads=draw(st.sampled_from([1, 2])),
+                seed=draw(st.integers(0, 2 ** 16)))
+
+
+@SETTINGS
+@given(conv_case())
+def test_conv2d_tiers_agree(c):
+    rng = np.random.default_rng(c["seed"])
+    dt, KH, KW, SH, SW, F = c["dtype"], c["KH"], c["KW"], c["SH"], c["SW"], c["F"]
+    pads = rpad.conv_pads(c["H"], c["W"], KH, KW, SH, SW, c["padding"])
+    OH, OW = rpad.out_size(c["H"], KH, SH, pads[0], pads[1]), rpad.out_size(c["W"], KW, SW, pads[2], pads[3])
+    assume(OH >= 1 and OW >= 1)
+    x = rng.standard_normal((c["N"], c["H"], c["W"], c["C"])).astype(dt)
+    Wk = rng.standard_normal((KH, KW, c["C"], F)).astype(dt)
+    b = rng.standard_normal(F).astype(dt) if c["bias"] else None
+    gy = rng.standard_normal((c["N"], OH, OW, F)).astype(dt)
+    # reference: convolution, then relu as its own step
+    z = rc.conv2d_forward(x, Wk, b, SH, SW, pads)
+    ax, aW, ab = f64abs(x, Wk, b)
+    K = KH * KW * c["C"]
+    bound_z = (K + 2) * eps(dt) * rc.conv2d_forward(ax, aW, ab, SH, SW, pads)
+    if c["relu"]:   # where z is within rounding of the kink the two tiers may mask differently: no gradient there
+        gy = np.where(np.abs(z) <= bound_z, 0, gy).astype(dt)
+        y_ref, gz = A.relu(z), gy * A.d_relu(A.relu(z))
+    else:
+        y_ref, gz = z, gy
+    gx_ref, gW_ref, gb_ref = rc.conv2d_backward(gz, x, Wk, SH, SW, pads)
+    with fast_route(c["threads"], c["chunk"]):
+        y, (gx, gW, gb) = run_fast(lambda x, W, b: fast_conv.conv2d(x, W, b, (SH, SW), c["padding"], c["relu"]),
+                                   [x, Wk, b], gy)
+    agz = np.abs(gz.astype(np.float64))
+    assert y.dtype == gx.dtype == gW.dtype == dt
+    assert_within(y, y_ref, bound_z, "conv2d y")
+    assert_within(gx, gx_ref, (F * KH * KW + 1) * eps(dt) *
+                  rc.conv2d_input_grad(agz, aW, c["H"], c["W"], SH, SW, pads[0], pads[2]), "conv2d gx")
+    R = c["N"] * OH * OW
+    assert_within(gW, gW_ref, (R + 1) * eps(dt) * rc.conv2d_weight_grad(ax, agz, Wk.shape, SH, SW, pads), "conv2d gW")
+    if b is not None:
+        assert_within(gb, gb_ref, (R + 1) * eps(dt) * rc.conv2d_bias_grad(agz), "conv2d gb")
+
+
+@SETTINGS
+@given(conv_case(), st.one_of(st.none(), st.integers(0, 2)))
+def test_conv2d_transpose_tiers_agree(c, op):
+    rng = np.random.default_rng(c["seed"])
+    dt, KH, KW, SH, SW, F, C = c["dtype"], c["KH"], c["KW"], c["SH"], c["SW"], c["F"], c["C"]
+    padding = c["padding"] if isinstance(c["padding"], str) else "same"
+    x = rng.standard_normal((c["N"], c["H"], c["W"], C)).astype(dt)
+    Wk = rng.standard_normal((KH, KW, F, C)).astype(dt)          # Keras layout: filters before inputs
+    b = rng.standard_normal(F).astype(dt) if c["bias"] else None
+    ops_ = None if op is None else (min(op, SH - 1), min(op, SW - 1))
+    try:
+        probe = fast_conv.conv2d_transpose(Tensor(x), Tensor(Wk), None, (SH, SW), padding, ops_)
+    except ValueError:                      # a configuration Keras rejects too (tested in test_conv_keras)
+        assume(False)
+    OH, OW = probe.shape[1:3]
+    assert (OH, OW) == (rpad.transpose_out_size(c["H"], KH, SH, padding, None if ops_ is None else ops_[0]),
+                        rpad.transpose_out_size(c["W"], KW, SW, padding, None if ops_ is None else ops_[1]))
+    pads = rpad.transpose_pads(c["H"], c["W"], OH, OW, KH, KW, SH, SW, padding)
+    z = rc.conv2d_transpose_forward(x, Wk, b, OH, OW, SH, SW, pads)
+    ax, aW, ab = f64abs(x, Wk, b)
+    bound_z = (C * KH * KW + 2) * eps(dt) * rc.conv2d_transpose_forward(ax, aW, ab, OH, OW, SH, SW, pads)
+    gy = rng.standard_normal((c["N"], OH, OW, F)).astype(dt)
+    if c["relu"]:
+        gy = np.where(np.abs(z) <= bound_z, 0, gy).astype(dt)
+        y_ref, gz = A.relu(z), gy * A.d_relu(A.relu(z))
+    else:
+        y_ref, gz = z, gy
+    gx_ref, gW_ref, gb_ref = rc.conv2d_transpose_backward(gz, x, Wk, SH, SW, pads)
+    with fast_route(c["threads"], c["chunk"]):
+        y, (gx, gW, gb) = run_fast(lambda x, W, b: fast_conv.conv2d_transpose(x, W, b, (SH, SW), padding, ops_,
+                                                                               c["relu"]), [x, Wk, b], gy)
+    agz = np.abs(gz.astype(np.float64))
+    assert_within(y, y_ref, bound_z, "conv2d_transpose y")
+    assert_within(gx, gx_ref, (KH * KW * F + 1) * eps(dt) * rc.conv2d_forward(agz, aW, None, SH, SW, pads),
+                  "conv2d_transpose gx")
+    R = c["N"] * c["H"] * c["W"]
+    assert_within(gW, gW_ref, (R + 1) * eps(dt) * rc.conv2d_weight_grad(agz, ax, Wk.shape, SH, SW, pads),
+                  "conv2d_transpose gW")
+    if b is not None:
+        assert_within(gb, gb_ref, (c["N"] * OH * OW + 1) * eps(dt) * rc.conv2d_bias_grad(agz), "conv2d_transpose gb")
+
+
+# --------------------------------------------------------------- pooling, upsampling
+@SETTINGS
+@given(st.integers(1, 2), st.integers(1, 7), st.integers(1, 7), st.integers(1, 3), st.integers(1, 4),
+       st.integers(1, 4), st.one_of(st.none(), st.tuples(st.integers(1, 3), st.integers(1, 3))),
+       st.sampled_from(["valid", "same"]), DTYPES, st.booleans(), st.integers(0, 2 ** 16))
+def test_max_pool_tiers_agree(N, H, W, C, KH, KW, strides, padding, dt, ties, seed):
+    assume(padding == "same" or (H >= KH and W >= KW))
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, H, W, C))
+    x = (np.round(x) if ties else x).astype(dt)             # ties: the first maximum must win in both tiers
+    SH, SW = strides or (KH, KW)
+    PT, PB, PL, PR = rpad.conv_pads(H, W, KH, KW, SH, SW, padding)
+    OH, OW = rpad.out_size(H, KH, SH, PT, PB), rpad.out_size(W, KW, SW, PL, PR)
+    gy = rng.standard_normal((N, OH, OW, C)).astype(dt)
+    y_ref, arg_ref = rpool.max_pool2d_forward(x, KH, KW, SH, SW, PT, PL, OH, OW)
+    gx_ref = rpool.max_pool2d_backward(gy, arg_ref, KH, KW, SH, SW, PT, PL, H, W)
+    xt = Tensor(x, requires_grad=True)
+    yt = Fn.max_pool2d(xt, (KH, KW), strides, padding)
+    yt.backward(gy)
+    np.testing.assert_array_equal(yt.data, y_ref)              # a maximum is exact: no rounding at all
+    np.testing.assert_array_equal(yt.creator.arg, arg_ref)
+    # overlapping windows add up to KH*KW gradients in each cell
+    bound = KH * KW * eps(dt) * rpool.max_pool2d_backward(np.abs(gy.astype(np.float64)), arg_ref, KH, KW, SH, SW,
+                                                          PT, PL, H, W)
+    assert_within(xt.grad, gx_ref, bound, "max_pool gx")
+
+
+@SETTINGS
+@given(st.integers(1, 2), st.integers(1, 5), st.integers(1, 5), st.integers(1, 3), st.integers(1, 4),
+       st.integers(1, 4), st.sampled_from(["nearest", "bilinear"]), DTYPES, st.integers(0, 2 ** 16))
+def test_upsample_tiers_agree(N, H, W, C, SH, SW, interpolation, dt, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, H, W, C)).astype(dt)
+    gy = rng.standard_normal((N, H * SH, W * SW, C)).astype(dt)
+    xt = Tensor(x, requires_grad=True)
+    yt = Fn.upsample2d(xt, (SH, SW), interpolation)
+    yt.backward(gy)
+    ax, agy = f64abs(x, gy)
+    if interpolation == "nearest":
+        np.testing.assert_array_equal(yt.data, rup.upsample_nearest_forward(x, SH, SW))   # a copy
+        bound = SH * SW * eps(dt) * rup.upsample_nearest_backward(agy, SH, SW)
+        assert_within(xt.grad, rup.upsample_nearest_backward(gy, SH, SW), bound, "nearest gx")
+    else:
+        # forward: 4 taps, each weight a product of two, a 4-term sum, one final rounding
+        assert_within(yt.data, rup.upsample_bilinear_forward(x, SH, SW),
+                      8 * eps(dt) * rup.upsample_bilinear_forward(ax, SH, SW), "bilinear y")
+        # backward: a cell gathers at most (2 SH + 2)(2 SW + 2) weighted terms (edge clamping adds 2)
+        n = (2 * SH + 2) * (2 * SW + 2) + 4
+        assert_within(xt.grad, rup.upsample_bilinear_backward(gy, SH, SW),
+                      n * eps(dt) * rup.upsample_bilinear_backward(agy, SH, SW), "bilinear gx")
+
+
+# ------------------------------------------------------------------ dense layers
+@SETTINGS
+@given(st.lists(st.integers(1, 4), min_size=1, max_size=3), st.integers(1, 6), st.integers(1, 6),
+       st.sampled_from([None, "tanh", "relu", "sigmoid"]), st.booleans(), st.booleans(), DTYPES,
+       st.integers(0, 2 ** 16))
+def test_linear_tiers_agree(lead, D, U, activation, bias, big, dt, seed):
+    rng = np.random.default_rng(seed)
+    if big:      # 1024 x 16 x 64 multiply-adds: the fast tier's scratch-pool path (SMALL_WORK)
+        lead, D, U = [1024], 16, 64
+    x = rng.standard_normal((*lead, D)).astype(dt)
+    W = (rng.standard_normal((D, U)) / np.sqrt(D)).astype(dt)
+    b = rng.standard_normal(U).astype(dt) if bias else None
+    gy = rng.standard_normal((*lead, U)).astype(dt)
+    f, df = A.FROM_OUTPUT[activation or "linear"]
+    z = rl.linear_forward(x, W, b)
+    ax, aW, ab = f64abs(x, W, b)
+    bz = (D + 2) * eps(dt) * rl.linear_forward(ax, aW, ab)               # rounding of x @ W + b
+    if activation == "relu":
+        gy = np.where(np.abs(z) <= bz, 0, gy).astype(dt)                 # no gradient at a near-kink
+    y_ref = f(z)
+    by = bz + 4 * eps(dt) * np.abs(y_ref)                                # f is 1-Lipschitz; exp within a few ulp
+    gz = gy * df(y_ref)
+    bgz = np.abs(gy) * (2 * by + 3 * eps(dt))                            # |d f'(y) / dy| <= 2 for these f
+    gx_ref, gW_ref, gb_ref = rl.linear_backward(gz, x, W)
+    y, (gx, gW, gb) = run_fast(lambda x, W, b: Fn.linear(x, W, b, activation), [x, W, b], gy)
+    agz, x2, B = np.abs(gz.astype(np.float64)), ax.reshape(-1, D), ax.size // D
+    assert_within(y, y_ref, by, "linear y")
+    assert_within(gx, gx_ref, (U + 1) * eps(dt) * (agz @ aW.T) + bgz @ aW.T, "linear gx")
+    assert_within(gW, gW_ref, (B + 1) * eps(dt) * (x2.T @ agz.reshape(-1, U)) + x2.T @ bgz.reshape(-1, U),
+                  "linear gW")
+    if bias:
+        assert_within(gb, gb_ref, (B + 1) * eps(dt) * agz.reshape(-1, U).sum(0) + bgz.reshape(-1, U).sum(0),
+                      "linear gb")
+
+
+@SETTINGS
+@given(st.integers(1, 5), st.integers(1, 6), st.floats(0.0, 0.9), DTYPES, st.integers(0, 2 ** 16))
+def test_dropout_tiers_agree(N, D, rate, dt, seed):
+    x = np.random.default_rng(seed).standard_normal((N, D)).astype(dt)
+    gy = np.random.default_rng(seed + 1).standard_normal((N, D)).astype(dt)
+    y, (gx,) = run_fast(lambda x: Fn.dropout(x, rate, np.random.default_rng(seed)), [x], gy)
+    keep = np.random.default_rng(seed).random((N, D)) >= rate            # the same draw as the fast tier
+    # x * keep / (1 - rate) vs x * (keep / (1 - rate)): two roundings each
+    assert_within(y, rl.dropout_forward(x, keep, rate), 2 * eps(dt) * np.abs(y), "dropout y")
+    assert_within(gx, rl.dropout_backward(gy, keep, rate), 2 * eps(dt) * np.abs(gx), "dropout gx")
+
+
+ELEMENTWISE = {   # name -> (fast Tensor op, reference f, gradient factor f' from (x, y))
+    "sigmoid": (ops.sigmoid, A.sigmoid, lambda x, y: A.d_sigmoid(y)),
+    "tanh": (ops.tanh, A.tanh, lambda x, y: A.d_tanh(y)),
+    "relu": (ops.relu, A.relu, lambda x, y: A.d_relu(y)),
+    "leaky_relu": (ops.leaky_relu, A.leaky_relu, lambda x, y: A.d_leaky_relu(x)),
+    "elu": (ops.elu, A.elu, lambda x, y: A.d_elu(x, y)),
+}
+
+
+@SETTINGS
+@given(st.sampled_from(sorted(ELEMENTWISE)), st.integers(1, 20), DTYPES, st.integers(0, 2 ** 16))
+def test_activation_tiers_agree(name, n, dt, seed):
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal(n) * 4).astype(dt)
+    x[rng.random(n) < 0.1] = 0                                           # the kinks themselves
+    gy = rng.standard_normal(n).astype(dt)
+    fast_op, f, df = ELEMENTWISE[name]
+    y, (gx,) = run_fast(fast_op, [x], gy)
+    y_ref = f(x)
+    # at most 4 roundings (or a few-ulp exp), then f' from y: |d f'/dy| <= 2 and |f'| <= 1 + |y|
+    assert_within(y, y_ref, 4 * eps(dt) * np.abs(y_ref), f"{name} y")
+    assert_within(gx, gy * df(x, y_ref), 16 * eps(dt) * np.abs(gy) * (1 + np.abs(y_ref)) ** 2, f"{name} gx")
+
+
+@SETTINGS
+@given(st.integers(1, 4), st.integers(1, 8), st.booleans(), DTYPES, st.integers(0, 2 ** 16))
+def test_softmax_tiers_agree(N, D, log, dt, seed):
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal((N, D)) * 3).astype(dt)
+    gy = rng.standard_normal((N, D)).astype(dt)
+    agy = np.abs(gy.astype(np.float64))
+    e = (D + 6) * eps(dt)               # a D-term sum of exp, a log or a division, a few more roundings
+    if log:
+        y, (gx,) = run_fast(Fn.log_softmax, [x], gy)
+        y_ref = A.log_softmax(x)
+        lse = np.abs(np.log(np.exp(x - x.max(-1, keepdims=True)).sum(-1, keepdims=True)))
+        size = np.abs(x - x.max(-1, keepdims=True)) + lse
+        assert_within(y, y_ref, e * size, "log_softmax y")
+        # gy - exp(y) sum(gy): exp turns y's absolute error into a relative one
+        bound = e * (agy + np.exp(y_ref) * agy.sum(-1, keepdims=True) * (1 + size))
+        assert_within(gx, A.log_softmax_backward(gy, y_ref), bound, "log_softmax gx")
+    else:
+        y, (gx,) = run_fast(Fn.softmax, [x], gy)
+        y_ref = A.softmax(x)
+        assert_within(y, y_ref, e * np.abs(y_ref), "softmax y")
+        bound = 2 * e * np.abs(y_ref) * (agy + (agy * np.abs(y_ref)).sum(-1, keepdims=True))
+        assert_within(gx, A.softmax_backward(gy, y_ref), bound, "softmax gx")
+
+
+# -------------------------------------------------------------- embedding, RNN
+@SETTINGS
+@given(st.lists(st.integers(1, 4), min_size=1, max_size=3), st.integers(1, 6), st.integers(1, 5), DTYPES,
+       st.integers(0, 2 ** 16))
+def test_embedding_tiers_agree(shape, V, D, dt, seed):
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(0, V, size=shape)                                  # small V: repeated ids
+    W = rng.standard_normal((V, D)).astype(dt)
+    gy = rng.standard_normal((*shape, D)).astype(dt)
+    Wt = Tensor(W, requires_grad=True)
+    y = Fn.embedding(ids, Wt)
+    y.backward(gy)
+    np.testing.assert_array_equal(y.data, re_.embedding_forward(ids, W))  # a gather: exact
+    M = ids.size
+    bound = M * eps(dt) * re_.embedding_backward(ids, np.abs(gy.astype(np.float64)), V)
+    assert_within(Wt.grad, re_.embedding_backward(ids, gy, V), bound, "embedding gW")
+
+
+rnn_configs = st.fixed_dictionaries({
+    "N": st.integers(1, 3), "T": st.integers(1, 5), "D": st.integers(1, 4), "U": st.integers(1, 4),
+    "act": st.sampled_from(["tanh", "relu", "sigmoid", "linear"]), "seq": st.booleans(), "back": st.booleans(),
+    "bias": st.booleans(), "h0": st.booleans(), "masked": st.booleans(), "dtype": DTYPES,
+    "seed": st.integers(0, 2 ** 16)})
+
+
+def _rnn_inputs(c, dt):
+    rng = np.random.default_rng(c["seed"])
+    N, T, D, U = c["N"], c["T"], c["D"], c["U"]
+    x = rng.standard_normal((N, T, D)).astype(dt)
+    W = (rng.standard_normal((D, U)) * 0.6).astype(dt)
+    R = (rng.standard_normal((U, U)) * 0.4 / np.sqrt(U)).astype(dt)
+    b = (rng.standard_normal(U) * 0.3).astype(dt) if c["bias"] else None
+    h0 = (rng.standard_normal((N, U)) * 0.5).astype(dt) if c["h0"] else None
+    mask = rng.random((N, T)) < 0.7 if c["masked"] else None
+    return x, W, R, b, h0, mask, rng
+
+
+def _pre_activations(x, W, R, b, h0, c, mask):
+    """a_t of every real step, in float64 from the reference states (for the relu kink test)."""
+    h = rrnn.simple_rnn_states(x, W, R, b, h0, c["act"], c["back"], mask)
+    xs = x[:, ::-1] if c["back"] else x
+    a = np.einsum("ntd,du->ntu", xs, W) + h[:, :-1] @ R + (0 if b is None else b)
+    m = np.ones(x.shape[:2], bool) if mask is None else (mask[:, ::-1] if c["back"] else mask)
+    return a[m]
+
+
+@SETTINGS
+@given(rnn_configs)
+def test_simple_rnn_tiers_agree(c):
+    dt = c["dtype"]
+    x, W, R, b, h0, mask, rng = _rnn_inputs(c, dt)
+    N, T, D, U = c["N"], c["T"], c["D"], c["U"]
+    # a first-order error bound: every step adds (D + U + 2) roundings of terms no larger than the
+    # float64 run on absolute values (f replaced by |a| + 1 >= |f(a)|), and errors carried from
+    # earlier steps shrink or grow with the same |R|: T (D + U + 4) eps times that envelope;
+    # the backward multiplies in f'(h), whose sensitivity to h is at most 2: another factor 4
+    ax, aW, aR, ab, ah0 = f64abs(x, W, R, b, h0)
+    env = rrnn.simple_rnn_states(ax, aW, aR, ab, ah0, "linear", c["back"], None)[:, 1:] + 1
+    env = env + np.maximum.accumulate(env, axis=1)
+    e = T * (D + U + 4) * eps(dt)
+    if c["act"] == "relu":   # both tiers must take the same side of every kink
+        assume(np.abs(_pre_activations(*(v if v is None else v.astype(np.float64) for v in (x, W, R, b, h0)),
+                                       c, mask)).min(initial=1) > 4 * e * env.max())
+    gy_full = rng.standard_normal((N, T, U)).astype(dt)
+    if not c["seq"]:
+        gy_full[:, :-1] = 0                                            # only h_T is returned
+    y_ref = rrnn.simple_rnn_forward(x, W, R, b, h0, c["act"], c["back"], mask)
+    grads_ref = rrnn.simple_rnn_backward(gy_full, x, W, R, b, h0, c["act"], c["back"], mask)
+    arrays = [x, W, R, b, h0]
+
+    def fast(x, W, R, b, h0):
+        return Fn.simple_rnn(x, W, R, b, h0, c["act"], c["seq"], c["back"], mask)
+    y, grads = run_fast(fast, arrays, gy_full if c["seq"] else gy_full[:, -1])
+    assert_within(y, y_ref if c["seq"] else y_ref[:, -1], e * (env if c["seq"] else env[:, -1]), "rnn y")
+    # the backward's envelope: the same loop on absolute values with f' = 1
+    genv = rrnn.simple_rnn_backward(np.abs(gy_full.astype(np.float64)), ax, aW, aR, ab,
+                                    ah0 if ah0 is not None else None, "linear", c["back"], None)
+    scale = 4 * e * (1 + env.max())
+    for name, g, g_ref, ge in zip(["gx", "gW", "gR", "gb", "gh0"], grads, grads_ref, genv):
+        if g is not None:
+            assert_within(g, g_ref, scale * ge + scale * np.abs(gy_full).sum() * eps(dt), f"rnn {name}")
+
+
+# --------------------------------------------------------------------- losses
+LOSSES = {   # name -> (fast Loss, reference values, reference backward, sparse labels?)
+    "mse": (lambda fl: fast_losses.MeanSquaredError(), rloss.mean_squared_error,
+            rloss.mean_squared_error_backward, False),
+    "mae": (lambda fl: fast_losses.MeanAbsoluteError(), rloss.mean_absolute_error,
+            rloss.mean_absolute_error_backward, False),
+    "binary": (lambda fl: fast_losses.BinaryCrossentropy(from_logits=fl), rloss.binary_crossentropy,
+               rloss.binary_crossentropy_backward, False),
+    "categorical": (lambda fl: fast_losses.CategoricalCrossentropy(from_logits=fl),
+                    rloss.categorical_crossentropy, rloss.categorical_crossentropy_backward, False),
+    "sparse": (lambda fl: fast_losses.SparseCategoricalCrossentropy(from_logits=fl),
+               rloss.sparse_categorical_crossentropy, rloss.sparse_categorical_crossentropy_backward, True),
+}
+
+
+@SETTINGS
+@given(st.sampled_from(sorted(LOSSES)), st.booleans(), st.integers(1, 6), st.integers(2, 5), st.booleans(),
+       DTYPES, st.integers(0, 2 ** 16))
+def test_loss_tiers_agree(name, from_logits, N, D, weighted, dt, seed):
+    rng = np.random.default_rng(seed)
+    make, values, backward, sparse = LOSSES[name]
+    from_logits = from_logits and name not in ("mse", "mae")
+    if from_logits or name in ("mse", "mae"):
+        p = (rng.standard_normal((N, D)) * 2).astype(dt)
+    else:       # probabilities, a few exactly 0 or 1 so that the clip and its zero gradient take part
+        p = rng.uniform(0.02, 0.98, (N, D))
+        p[rng.random((N, D)) < 0.1] = rng.choice([0.0, 1.0])
+        p = (p / p.sum(-1, keepdims=True) if name != "binary" else p).astype(dt)
+    if sparse:
+        t = rng.integers(0, D, N)
+    elif name == "categorical":
+        t = np.eye(D, dtype=dt)[rng.integers(0, D, N)]
+    else:
+        t = rng.uniform(0, 1, (N, D)).astype(dt) if name == "binary" else rng.standard_normal((N, D)).astype(dt)
+    sw = rng.uniform(0.5, 2, N).astype(dt) if weighted else None
+    loss = make(from_logits)
+    pt = Tensor(p, requires_grad=True)
+    L = loss(t, pt, sample_weight=sw)
+    L.backward()
+    kw = {} if name in ("mse", "mae") else {"from_logits": from_logits}
+    l_ref = values(t, p, **kw)
+    L_ref = rloss.reduce_loss(l_ref, sw)
+    c = rloss.reduce_loss_backward(np.asarray(1.0, dt), sw, N, (N,)).astype(dt)
+    g_ref = backward(t, p, c, **kw)
+    # every intermediate of a row is at most M (1/q up to 1/EPSILON where p is clipped, the logs,
+    # |p|, |t|); a value takes at most D + 8 roundings, a gradient entry D + 16 (the row sums)
+    q = np.clip(p.astype(np.float64), rloss.EPSILON, 1 - rloss.EPSILON)
+    tf = np.eye(D)[t] if sparse else np.abs(t.astype(np.float64))
+    M = (2 + 2 * np.abs(p) + 2 * tf + np.abs(np.log(q)) + np.abs(np.log1p(-q)) + (np.abs(p) + tf) ** 2
+         + np.log(D) + 2 * np.abs(p).max(-1, keepdims=True)).max(-1)
+    w = np.ones(N) if sw is None else sw.astype(np.float64)
+    assert_within(L.data, L_ref, (N + D + 8) * eps(dt) * D * (w * M).sum() / N, f"{name} loss")
+    inside = (p >= rloss.EPSILON) & (p <= 1 - rloss.EPSILON)          # clipped entries pass no gradient
+    Mg = M + np.where(inside, tf / q + (1 - np.minimum(tf, 1)) / (1 - q), 0).max(-1)
+    assert_within(pt.grad, g_ref, (D + 16) * eps(dt) * (D * np.abs(c) * Mg)[:, None], f"{name} dL/dp")
+
+
+# ------------------------------------------------------------------ optimizers
+OPTIMIZERS = {   # name -> (fast optimizer, reference step(w, g, state, t), reference state)
+    "sgd": (lambda: fast_optimizers.SGD(0.1), lambda w, g, s, t: ropt.sgd(w, g, 0.1), lambda w: {}),
+    "momentum": (lambda: fast_optimizers.SGD(0.1, momentum=0.9),
+                 lambda w, g, s, t: ropt.sgd(w, g, 0.1, s["m"], 0.9), lambda w: {"m": np.zeros_like(w)}),
+    "nesterov": (lambda: fast_optimizers.SGD(0.1, momentum=0.7, nesterov=True),
+                 lambda w, g, s, t: ropt.sgd(w, g, 0.1, s["m"], 0.7, nesterov=True),
+                 lambda w: {"m": np.zeros_like(w)}),
+    "adam": (lambda: fast_optimizers.Adam(0.01), lambda w, g, s, t: ropt.adam(w, g, s["m"], s["v"], t, 0.01),
+             lambda w: {"m": np.zeros_like(w), "v": np.zeros_like(w)}),
+    "amsgrad": (lambda: fast_optimizers.Adam(0.01, amsgrad=True),
+                lambda w, g, s, t: ropt.adam(w, g, s["m"], s["v"], t, 0.01, v_hat=s["vh"]),
+                lambda w: {"m": np.zeros_like(w), "v": np.zeros_like(w), "vh": np.zeros_like(w)}),
+    "adagrad": (lambda: fast_optimizers.Adagrad(0.05), lambda w, g, s, t: ropt.adagrad(w, g, s["a"], 0.05),
+                lambda w: {"a": np.full_like(w, 0.1)}),
+    "rmsprop": (lambda: fast_optimizers.RMSprop(0.01), lambda w, g, s, t: ropt.rmsprop(w, g, s["v"], 0.01),
+                lambda w: {"v": np.zeros_like(w)}),
+    "rmsprop_centered_momentum": (
+        lambda: fast_optimizers.RMSprop(0.01, momentum=0.5, centered=True),
+        lambda w, g, s, t: ropt.rmsprop(w, g, s["v"], 0.01, mg=s["mg"], b=s["b"], momentum=0.5),
+        lambda w: {"v": np.zeros_like(w), "mg": np.zeros_like(w), "b": np.zeros_like(w)}),
+    "adadelta": (lambda: fast_optimizers.Adadelta(1.0), lambda w, g, s, t: ropt.adadelta(w, g, s["E"], s["D"], 1.0),
+                 lambda w: {"E": np.zeros_like(w), "D": np.zeros_like(w)}),
+}
+CLIPS = {None: None, "clipvalue": ropt.clip_by_value, "clipnorm": ropt.clip_by_norm,
+         "global_clipnorm": ropt.clip_by_global_norm}
+
+
+@SETTINGS
+@given(st.sampled_from(sorted(OPTIMIZERS)), st.sampled_from(list(CLIPS)), st.integers(1, 6), st.integers(1, 4),
+       DTYPES, st.integers(0, 2 ** 16))
+def test_optimizer_tiers_agree(name, clip, n, steps, dt, seed):
+    rng = np.random.default_rng(seed)
+    make, step, state = OPTIMIZERS[name]
+    opt = make()
+    if clip is not None:
+        setattr(opt, clip, 0.5)
+    w0 = [rng.standard_normal((n, 3)).astype(dt), rng.standard_normal(n).astype(dt)]
+    grads = [[rng.standard_normal(w.shape).astype(dt) * 2 for w in w0] for _ in range(steps)]
+    weights = [Tensor(w.copy()) for w in w0]
+    ws, states = [w.copy() for w in w0], [state(w) for w in w0]
+    moved = [np.abs(w.astype(np.float64)) for w in w0]
+    for t, gs in enumerate(grads, start=1):
+        opt.apply_gradients(zip(gs, weights))
+        gs = gs if clip is None else CLIPS[clip](gs, 0.5)
+        for w, g, s, m in zip(ws, gs, states, moved):
+            before = w.astype(np.float64)
+            step(w, g, s, t)
+            m += np.abs(w - before)                              # |w_0| + sum of |updates|
+    # each update is a few roundings (<= 16) plus what the state arrays carry from earlier steps
+    # (one more such error per step); the clipping scale is a norm over all gradient entries
+    k = 16 * steps + 2 * sum(w.size for w in w0)
+    for wt, w, m in zip(weights, ws, moved):
+        assert_within(wt.data, w, k * steps * eps(dt) * m, f"{name} w")
+
+
+# ============================================ the reference alone: finite differences
+def central_differences(f, arrays, gy, h=1e-6):
+    """d sum(gy * f(*arrays)) / d a for every array a, by central differences in float64.
+
+    Truncation h^2 |f'''| / 6 and rounding ~1e-16 |L| / h are both about 1e-10 of the
+    scales here, so the comparisons below allow 1e-6 relative and 1e-7 absolute.
+    """
+    out = []
+    for k, a in enumerate(arrays):
+        g = np.zeros_like(a)
+        for i in np.ndindex(a.shape):
+            old = a[i]
+            a[i] = old + h
+            plus = float((gy * f(*arrays)).sum())
+            a[i] = old - h
+            minus = float((gy * f(*arrays)).sum())
+            a[i] = old
+            g[i] = (plus - minus) / (2 * h)
+        out.append(g)
+    return out
+
+
+def assert_fd(f, arrays, grads, gy, what):
+    for k, (g, n) in enumerate(zip(grads, central_differences(f, arrays, gy))):
+        np.testing.assert_allclose(g, n, rtol=1e-6, atol=1e-7, err_msg=f"{what}: input {k}")
+
+
+FD = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@FD
+@given(conv_case(), st.integers(0, 2 ** 16))
+def test_reference_conv_gradients_match_finite_differences(c, seed):
+    rng = np.random.default_rng(seed)
+    KH, KW, SH, SW = c["KH"], c["KW"], c["SH"], c["SW"]
+    N, C, F = min(c["N"], 2), min(c["C"], 2), min(c["F"], 2)
+    pads = rpad.conv_pads(c["H"], c["W"], KH, KW, SH, SW, c["padding"])
+    OH, OW = rpad.out_size(c["H"], KH, SH, pads[0], pads[1]), rpad.out_size(c["W"], KW, SW, pads[2], pads[3])
+    assume(OH >= 1 and OW >= 1)
+    x, W, b = rng.standard_normal((N, c["H"], c["W"], C)), rng.standard_normal((KH, KW, C, F)), rng.standard_normal(F)
+    gy = rng.standard_normal((N, OH, OW, F))
+    assert_fd(lambda x, W, b: rc.conv2d_forward(x, W, b, SH, SW, pads), [x, W, b],
+              rc.conv2d_backward(gy, x, W, SH, SW, pads), gy, "conv2d")
+    # the transposed convolution, read with the same kernel: (OH, OW, F) -> (H, W, C)
+    Wt = rng.standard_normal((KH, KW, C, F))
+    gz = rng.standard_normal((N, c["H"], c["W"], C))
+    xt = rng.standard_normal((N, OH, OW, F))
+    assert_fd(lambda x, W, b: rc.conv2d_transpose_forward(x, W, b, c["H"], c["W"], SH, SW, pads),
+              [xt, Wt, rng.standard_normal(C)], rc.conv2d_transpose_backward(gz, xt, Wt, SH, SW, pads), gz,
+              "conv2d_transpose")
+
+
+@FD
+@given(st.integers(1, 5), st.integers(1, 5), st.integers(1, 3), st.integers(1, 3), st.integers(1, 3),
+       st.sampled_from(["valid", "same"]), st.integers(0, 2 ** 16))
+def test_reference_pool_and_upsample_gradients_match_finite_differences(H, W, K, S, up, padding, seed):
+    assume(padding == "same" or (H >= K and W >= K))
+    rng = np.random.default_rng(seed)
+    x = rng.permutation(H * W * 2).reshape(1, H, W, 2) * 0.01            # distinct, 0.01 apart >> h: no ties
+    PT, PB, PL, PR = rpad.conv_pads(H, W, K, K, S, S, padding)
+    OH, OW = rpad.out_size(H, K, S, PT, PB), rpad.out_size(W, K, S, PL, PR)
+    gy = rng.standard_normal((1, OH, OW, 2))
+    _, arg = rpool.max_pool2d_forward(x, K, K, S, S, PT, PL, OH, OW)
+    assert_fd(lambda x: rpool.max_pool2d_forward(x, K, K, S, S, PT, PL, OH, OW)[0], [x],
+              [rpool.max_pool2d_backward(gy, arg, K, K, S, S, PT, PL, H, W)], gy, "max_pool")
+    gu = rng.standard_normal((1, H * up, W * (up % 2 + 1), 2))
+    for fwd, bwd in ((rup.upsample_nearest_forward, rup.upsample_nearest_backward),
+                     (rup.upsample_bilinear_forward, rup.upsample_bilinear_backward)):
+        assert_fd(lambda x: fwd(x, up, up % 2 + 1), [x], [bwd(gu, up, up % 2 + 1)], gu, fwd.__name__)
+
+
+@FD
+@given(st.integers(1, 3), st.integers(1, 4), st.integers(1, 3), st.integers(1, 3), st.integers(0, 2 ** 16))
+def test_reference_linear_and_embedding_gradients_match_finite_differences(N, D, U, V, seed):
+    rng = np.random.default_rng(seed)
+    x, W, b, gy = (rng.standard_normal(s) for s in ((N, 2, D), (D, U), (U,), (N, 2, U)))
+    assert_fd(rl.linear_forward, [x, W, b], rl.linear_backward(gy, x, W), gy, "linear")
+    ids = rng.integers(0, V, (N, 3))
+    E, ge = rng.standard_normal((V, U)), rng.standard_normal((N, 3, U))
+    assert_fd(lambda E: re_.embedding_forward(ids, E), [E], [re_.embedding_backward(ids, ge, V)], ge, "embedding")
+
+
+@FD
+@given(st.sampled_from(sorted(ELEMENTWISE) + ["softmax", "log_softmax"]), st.integers(1, 6), st.integers(0, 2 ** 16))
+def test_reference_activation_gradients_match_finite_differences(name, D, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((2, D)) * 2
+    x = np.where(np.abs(x) < 1e-3, 1e-3, x)                              # away from the kinks at 0
+    gy = rng.standard_normal((2, D))
+    if name in ("softmax", "log_softmax"):
+        f, fb = (A.softmax, A.softmax_backward) if name == "softmax" else (A.log_softmax, A.log_softmax_backward)
+        assert_fd(f, [x], [fb(gy, f(x))], gy, name)
+    else:
+        _, f, df = ELEMENTWISE[name]
+        assert_fd(f, [x], [gy * df(x, f(x))], gy, name)
+
+
+@FD
+@given(rnn_configs)
+def test_reference_rnn_gradients_match_finite_differences(c):
+    x, W, R, b, h0, mask, rng = _rnn_inputs(c, np.float64)
+    if c["act"] == "relu":
+        assume(np.abs(_pre_activations(x, W, R, b, h0, c, mask)).min(initial=1) > 1e-4)
+    b = np.zeros(c["U"]) if b is None else b
+    h0 = np.zeros((c["N"], c["U"])) if h0 is None else h0
+    gy = rng.standard_normal((c["N"], c["T"], c["U"]))
+
+    def f(x, W, R, b, h0):
+        return rrnn.simple_rnn_forward(x, W, R, b, h0, c["act"], c["back"], mask)
+    grads = rrnn.simple_rnn_backward(gy, x, W, R, b, h0, c["act"], c["back"], mask)
+    assert_fd(f, [x, W, R, b, h0], grads, gy, "simple_rnn")
+
+
+@FD
+@given(st.sampled_from(sorted(LOSSES)), st.booleans(), st.integers(1, 3), st.integers(2, 4), st.integers(0, 2 ** 16))
+def test_reference_loss_gradients_match_finite_differences(name, from_logits, N, D, seed):
+    rng = np.random.default_rng(seed)
+    _, values, backward, sparse = LOSSES[name]
+    kw = {} if name in ("mse", "mae") else {"from_logits": from_logits}
+    logits = from_logits or name in ("mse", "mae")
+    p = rng.standard_normal((N, D)) if logits else rng.uniform(0.05, 0.95, (N, D))   # inside the clip range
+    if name == "mae":
+        p = p + 0.01 * np.sign(p)                                          # away from |p - t|'s kink at t = 0
+    t = rng.integers(0, D, N) if sparse else (rng.uniform(0, 1, (N, D)) if name != "mae" else np.zeros((N, D)))
+    c = rng.uniform(0.5, 2, N)
+    assert_fd(lambda p: values(t, p, **kw), [p], [backward(t, p, c, **kw)], c, name)
+
+
+def test_reference_tier_imports_no_fast_machinery():
+    """The reference tier stands on NumPy alone: no Numba, threads, scratch pools or fast kernels."""
+    import ast
+    import pathlib
+    import numbanet.reference as ref
+    for path in pathlib.Path(ref.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                assert all(a.name in ("numpy", "math") for a in node.names), f"{path.name}: {ast.dump(node)}"
+            elif isinstance(node, ast.ImportFrom):
+                assert node.level > 0 or node.module in ("numpy", "math", "__future__"), \
+                    f"{path.name} imports from {node.module}"
