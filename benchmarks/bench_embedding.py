@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from numbanet.engine.kernels.embedding import embedding_backward_array
+from numbanet.fast.kernels.embedding import embedding_backward_array
 
 
 def add_at(ids, gy, V):

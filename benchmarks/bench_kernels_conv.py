@@ -4,7 +4,7 @@
 
 Compared, on float32 NHWC batches of typical CNN shapes:
 
-* ``numbanet``   the serial nogil kernels in ``numbanet/engine/kernels/im2col.py``
+* ``numbanet``   the serial nogil kernels in ``numbanet/fast/kernels/im2col.py``
                  (col2im reads col once in memory order, adding into the input rows);
 * ``numpy``      stride tricks: ``sliding_window_view`` of a padded copy for im2col,
                  KH*KW strided slice-adds for col2im (the tests' NumPy twin);
@@ -29,7 +29,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from numbanet.engine.conv_shapes import same_pads
-from numbanet.engine.kernels.im2col import col2im, im2col
+from numbanet.fast.kernels.im2col import col2im, im2col
 
 CASES = [  # (name, N, H, W, C, K, S, padding)
     ("mnist conv1 32x28x28x1 k5 same", 32, 28, 28, 1, 5, 1, "same"),

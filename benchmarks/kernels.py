@@ -89,7 +89,7 @@ def kernel_cases(quick):
     cases = []
 
     def im2col_case(label, N, H, W, C, K, pad):
-        from numbanet.engine.kernels.im2col import col2im, im2col
+        from numbanet.fast.kernels.im2col import col2im, im2col
         x = rng.random((N, H, W, C), dtype=np.float32)
         p = (K - 1) // 2 if pad == "same" else 0
         q = K - 1 - p if pad == "same" else 0
@@ -102,7 +102,7 @@ def kernel_cases(quick):
                       lambda: col2im(gcol, H, W, 1, 1, p, p), lambda: np_col2im(gcol, H, W, 1, 1, p, p)))
 
     def pool_case(label, N, H, W, C):
-        from numbanet.engine.kernels.pooling import max_pool_backward, max_pool_forward
+        from numbanet.fast.kernels.pooling import max_pool_backward, max_pool_forward
         x = rng.random((N, H, W, C), dtype=np.float32)
         OH, OW = H // 2, W // 2
         y, arg = max_pool_forward(x, 2, 2, 2, 2, 0, 0, OH, OW)
@@ -114,7 +114,7 @@ def kernel_cases(quick):
                       lambda: max_pool_backward(gy, arg, 2, 2, 2, 2, 0, 0, H, W), lambda: np_pool_bwd(gy, warg, H, W, 2)))
 
     def up_case(label, N, H, W, C):
-        from numbanet.engine.kernels.upsample import upsample_nearest_backward, upsample_nearest_forward
+        from numbanet.fast.kernels.upsample import upsample_nearest_backward, upsample_nearest_forward
         x = rng.random((N, H, W, C), dtype=np.float32)
         gy = rng.random((N, 2 * H, 2 * W, C), dtype=np.float32)
         cases.append((f"upsample fwd {label}", f"x {x.shape} -> {gy.shape}",
@@ -123,7 +123,7 @@ def kernel_cases(quick):
                       lambda: upsample_nearest_backward(gy, 2, 2), lambda: np_up_bwd(gy, 2)))
 
     def embed_case(label, M, V, D):
-        from numbanet.engine.kernels.embedding import embedding_backward_array
+        from numbanet.fast.kernels.embedding import embedding_backward_array
         ids = rng.integers(0, V, M).astype(np.intp)
         gy = rng.random((M, D), dtype=np.float32)
         cases.append((f"embedding scatter-add {label}", f"{M} rows of {D} into ({V}, {D})",

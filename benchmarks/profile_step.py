@@ -44,7 +44,7 @@ DATA_MOVING = ("im2col / col2im", "max-pool kernels", "upsampling kernels")
 
 def bucket(filename, func):
     base = filename.replace("\\", "/").split("/")[-1]
-    if "numbanet/engine/kernels/" in filename.replace("\\", "/"):
+    if "numbanet/fast/kernels/" in filename.replace("\\", "/"):
         return KERNEL_BUCKET.get(base, "other kernels")
     if "numbanet/engine" in filename.replace("\\", "/"):
         if base in ("ops.py", "functional.py") and func in ("forward", "backward"):

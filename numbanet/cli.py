@@ -113,7 +113,7 @@ def main(argv=None):
     command, rest = argv[0], argv[1:]
     from .utils import set_num_threads, tune_malloc
     tune_malloc()      # this process is ours: keep large freed blocks for reuse (see utils.tune_malloc)
-    set_num_threads()  # one thread per CPU, each on its share of the batch (see engine/parallel.py)
+    set_num_threads()  # one thread per CPU, each on its share of the batch (see fast/parallel.py)
     if command == "demo":
         return demo(rest)
     if command == "bench":

@@ -29,7 +29,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .engine import Tensor, parallel, workspace
+from .engine import Tensor
+from .fast import parallel, workspace
 from .engine.ops import _stable_sigmoid
 from .engine.tensor import Function, as_tensor
 from .utils import one_of

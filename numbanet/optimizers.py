@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .engine import Tensor, parallel
-from .engine.workspace import scratch
+from .engine import Tensor
+from .fast import parallel
+from .fast.tuning import OPTIMIZER_SPLIT_MIN_ELEMENTS
+from .fast.workspace import scratch
 from .utils import one_of
 
 
@@ -165,7 +167,7 @@ class Adam(Optimizer):
         m, v = s["m"], s["v"]
         d = scratch("adam.d", w.shape, w.dtype)
         v_hat = s.get("v_hat")                     # None unless amsgrad
-        parts = parallel.split_large(w.size, w.size, 1 << 18)
+        parts = parallel.split_large(w.size, w.size, OPTIMIZER_SPLIT_MIN_ELEMENTS)
         if w.flags.c_contiguous and len(parts) > 1:
             g = np.ascontiguousarray(g, dtype=w.dtype)
             w1, g1, m1, v1, d1 = (a.reshape(-1) for a in (w, g, m, v, d))

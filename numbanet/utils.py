@@ -75,7 +75,7 @@ def tune_malloc(mmap_threshold=32 * 1024 * 1024, trim_threshold=256 * 1024 * 102
 def set_num_threads(n=None) -> int:
     """Split the batch of convolutions, pooling and upsampling across ``n`` threads (default: all CPUs).
 
-    See ``numbanet.engine.parallel``; ``set_num_threads(1)`` (the default) runs them serially.
+    See ``numbanet.fast.parallel``; ``set_num_threads(1)`` (the default) runs them serially.
     """
-    from .engine import parallel
+    from .fast import parallel
     return parallel.set_num_threads(n)

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from numbanet.engine import Tensor, check_grad
 from numbanet.engine import conv as conv_module
 from numbanet.engine.conv import conv2d, conv2d_transpose, uses_direct
-from numbanet.engine.kernels.direct_conv import direct_forward_into, direct_weight_grad_add
+from numbanet.fast.kernels.direct_conv import direct_forward_into, direct_weight_grad_add
 
 from bounds import assert_within, bilinear_bound, eps_of, matmul_bound, sum_bound
 from numbanet.reference.conv import col2im as col2im_ref, im2col as im2col_ref
@@ -247,7 +247,7 @@ def test_flipped_convolution_equals_plain_im2col(monkeypatch, N, H, W, C, F, K, 
 @given(direct_case(max_stride=1), st.booleans())
 def test_one_channel_weight_grad_matches_im2col_reference(case, relu):
     """The row-at-a-time weight gradient for one input channel (used whenever C == 1, stride 1)."""
-    from numbanet.engine.kernels.direct_conv import direct_weight_grad_one_channel_add
+    from numbanet.fast.kernels.direct_conv import direct_weight_grad_one_channel_add
     x, Wk, b, gy, pads6 = case
     x, Wk = x[..., :1].copy(), Wk[:, :, :1].copy()
     _, _, PT, _, PL, PR = pads6
@@ -267,7 +267,7 @@ def test_one_channel_weight_grad_matches_im2col_reference(case, relu):
 @given(direct_case(max_stride=1), st.booleans(), st.booleans())
 def test_one_filter_row_loops_match_im2col_reference(case, relu, keep_gz):
     """The row-at-a-time forward pass and weight gradient for one filter (F == 1, stride 1)."""
-    from numbanet.engine.kernels.direct_conv import (direct_forward_one_filter_into,
+    from numbanet.fast.kernels.direct_conv import (direct_forward_one_filter_into,
                                                      direct_weight_grad_one_filter_add)
     x, Wk, b, gy, pads6 = case
     Wk, b, gy = Wk[..., :1].copy(), b[:1].copy(), gy[..., :1].copy()

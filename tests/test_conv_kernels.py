@@ -4,9 +4,9 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from numbanet.engine.kernels.im2col import col2im, im2col
-from numbanet.engine.kernels.pooling import max_pool_backward, max_pool_forward
-from numbanet.engine.kernels.upsample import (upsample_bilinear_backward, upsample_bilinear_forward,
+from numbanet.fast.kernels.im2col import col2im, im2col
+from numbanet.fast.kernels.pooling import max_pool_backward, max_pool_forward
+from numbanet.fast.kernels.upsample import (upsample_bilinear_backward, upsample_bilinear_forward,
                                               upsample_nearest_backward, upsample_nearest_forward)
 
 from bounds import assert_within, bilinear_bound, eps_of, sum_bound
@@ -151,7 +151,7 @@ def test_windows_wholly_in_the_padding(pads):
 
 
 def test_relu_mask_kernel_matches_numpy():
-    from numbanet.engine.kernels.elementwise import relu_mask_into
+    from numbanet.fast.kernels.elementwise import relu_mask_into
     rng = np.random.default_rng(0)
     for dtype in (np.float32, np.float64):
         gy, y = rng.standard_normal((3, 5, 4, 2)).astype(dtype), rng.standard_normal((3, 5, 4, 2)).astype(dtype)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import numbanet as nb
-from numbanet.engine import parallel
+from numbanet.fast import parallel
 
 from bounds import LIBM_ULP, assert_within, elementwise_bound, matmul_bound, sum_bound
 

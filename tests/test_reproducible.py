@@ -1,6 +1,6 @@
 """Same seed, same thread count: ``fit`` gives the same weights and losses, bit for bit.
 
-What the thread count changes (``numbanet/engine/parallel.py``): with
+What the thread count changes (``numbanet/fast/parallel.py``): with
 ``set_num_threads(2)`` a convolution's weight and bias gradients are the sum of
 the two batch halves' partial sums, added in a fixed order, so two 2-thread
 runs agree bit for bit but a 2-thread and a 1-thread run sum the same products
@@ -16,7 +16,7 @@ import pytest
 import numbanet as nb
 
 from bounds import assert_within, bilinear_bound
-from conv_reference import im2col_ref
+from numbanet.reference.conv import im2col as im2col_ref
 
 L = nb.layers
 

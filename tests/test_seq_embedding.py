@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from numbanet.engine import Tensor, check_grad
 from numbanet.engine.functional import embedding
-from numbanet.engine.kernels.embedding import first_out_of_range, scatter_add_rows
+from numbanet.fast.kernels.embedding import first_out_of_range, scatter_add_rows
 from numbanet.layers import Embedding
 from numbanet.reference.embedding import embedding_backward as scatter_add_twin  # np.add.at
 

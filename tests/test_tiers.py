@@ -28,7 +28,8 @@ from hypothesis import strategies as st
 import numbanet as nb
 from numbanet import losses as fast_losses
 from numbanet import optimizers as fast_optimizers
-from numbanet.engine import Tensor, conv as fast_conv, conv_shapes, functional as Fn, ops, parallel
+from numbanet.engine import Tensor, conv as fast_conv, conv_shapes, functional as Fn, ops
+from numbanet.fast import parallel
 from numbanet.reference import (activations as A, conv as rc, embedding as re_, linear as rl, losses as rloss,
                                 optimizers as ropt, padding as rpad, pooling as rpool, recurrent as rrnn,
                                 upsample as rup)

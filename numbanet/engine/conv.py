@@ -42,28 +42,21 @@ from __future__ import annotations
 import numpy as np
 
 from .conv_shapes import check_padding, conv_output_size, conv_pads, pair, transpose_output_size, transpose_pad_before
-from .kernels.direct_conv import (direct_forward_into, direct_forward_one_filter_into, direct_weight_grad_add,
+from ..fast.kernels.direct_conv import (direct_forward_into, direct_forward_one_filter_into, direct_weight_grad_add,
                                   direct_weight_grad_one_channel_add, direct_weight_grad_one_filter_add)
-from .kernels.elementwise import relu_mask_into
-from .kernels.im2col import col2im_into, im2col_into
-from . import parallel
+from ..fast.kernels.elementwise import relu_mask_into
+from ..fast.kernels.im2col import col2im_into, im2col_into
+from ..fast import parallel
 from .tensor import Function
-from .workspace import scratch
+from ..fast.tuning import CHUNK_BYTES
+from ..fast.workspace import scratch
 
 
 # --------------------------------------------------------------- array level
-# The batch is processed in chunks of B images whose patch matrix (B*OH*OW, K)
-# is about CHUNK_BYTES: im2col writes it, the matrix product reads it while it
-# is still in cache, and the full (N*OH*OW, K) matrix, 9x the image for a
-# 3x3 kernel, is never stored (an autoencoder at batch 256 would need 100+ MB).
-# Measured per step (W2 / W3 / W4, ms, 2 threads, SkylakeX BLAS) at 1 MiB:
-# 7.0 / 21.7 / 26.3; 2 MiB: 5.6 / 22.6 / 27.4; 4 MiB: 6.1 / 23.3 / 28.5;
-# 8 MiB: 6.3 / 24.1 / 30.6. Smaller chunks cost more Python calls and smaller
-# matrix products, larger ones spill out of cache.
-# The backward pass unfolds each chunk again rather than keeping it. With
-# ``set_num_threads(2)`` the images are first split in two halves, one per
-# thread (see ``parallel``); each thread has its own scratch buffer.
-CHUNK_BYTES = 2 << 20
+# The batch is processed in chunks of B images whose patch matrix (B*OH*OW, K) is
+# about CHUNK_BYTES (fast/tuning.py): im2col writes it, the matrix product reads it
+# while it is still in cache, and the full (N*OH*OW, K) matrix is never stored.
+# The backward pass unfolds each chunk again rather than keeping it.
 
 
 def _over_chunks(N, R, K, itemsize, body):

@@ -14,11 +14,11 @@ from .ops import (abs, add, cast, clip, concatenate, div, elu, exp, getitem, lea
                   matmul, max, mean, mul, neg, pow, relu, reshape, sigmoid, sqrt, square, stack,
                   sub, sum, tanh, transpose)
 from .ops import IN_PLACE_ACTIVATIONS
-from . import parallel, workspace
+from ..fast import parallel, workspace
+from ..fast.tuning import SMALL_DENSE_WORK  # below it: no scratch pool, no thread split
 from .tensor import Function
 
 
-SMALL_WORK = 1 << 16  # multiply-adds below which Linear skips the scratch pool and the thread split
 
 
 FUSED_ACTIVATIONS = ("tanh", "relu", "sigmoid")   # what Linear runs inside its node (ops.IN_PLACE_ACTIVATIONS)
@@ -57,7 +57,7 @@ class Linear(Function):
         D, U = W.shape
         # one (B, D) @ (D, U) product: a 3-D x @ W would run as many small ones
         x2 = x.reshape(-1, D)                      # (..., D) -> (B, D)
-        if x2.size * U < SMALL_WORK:               # a small layer: no bookkeeping (it would cost more)
+        if x2.size * U < SMALL_DENSE_WORK:               # a small layer: no bookkeeping (it would cost more)
             y = x2 @ W
             self._finish(y, b)
         else:

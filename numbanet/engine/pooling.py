@@ -18,9 +18,9 @@ from __future__ import annotations
 import numpy as np
 
 from .conv_shapes import check_padding, conv_output_size, conv_pads, pair
-from . import parallel
-from .kernels.pooling import arg_dtype, max_pool_backward_into, max_pool_forward_into
-from .kernels.upsample import (upsample_bilinear_backward, upsample_bilinear_forward,
+from ..fast import parallel
+from ..fast.kernels.pooling import arg_dtype, max_pool_backward_into, max_pool_forward_into
+from ..fast.kernels.upsample import (upsample_bilinear_backward, upsample_bilinear_forward,
                                upsample_nearest_backward_into, upsample_nearest_forward_into)
 from .tensor import Function
 

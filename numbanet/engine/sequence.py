@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .kernels.embedding import embedding_backward_array, first_out_of_range
+from ..fast.kernels.embedding import embedding_backward_array, first_out_of_range
 from .tensor import Function, Tensor
 
 

@@ -34,7 +34,7 @@ def im2col(x, KH, KW, SH, SW, PT, PB, PL, PR):
     x (N, H, W, C) -> cols (N, OH, OW, KH, KW, C). One loop over the KH*KW kernel
     offsets: offset (i, j) reads a strided grid of OH x OW pixels. A negative PB or
     PR (transposed convolutions) leaves the last rows/columns unread.
-    fast tier: numbanet.engine.kernels.im2col.im2col (same signature).
+    fast tier: numbanet.fast.kernels.im2col.im2col (same signature).
     """
     N, H, W, C = x.shape
     OH, OW = out_size(H, KH, SH, PT, PB), out_size(W, KW, SW, PL, PR)
@@ -52,7 +52,7 @@ def col2im(cols, H, W, SH, SW, PT, PL):
     cols (N, OH, OW, KH, KW, C) -> x (N, H, W, C): the same loop as im2col with
     ``=`` turned into ``+=`` on a zero-padded image, then the padding cut off.
     Pixels that no window reached stay 0.
-    fast tier: numbanet.engine.kernels.im2col.col2im (same signature).
+    fast tier: numbanet.fast.kernels.im2col.col2im (same signature).
     """
     N, OH, OW, KH, KW, C = cols.shape
     HP, WP = max(PT + H, SH * (OH - 1) + KH), max(PL + W, SW * (OW - 1) + KW)
@@ -102,7 +102,7 @@ def conv2d_weight_grad(x, gy, W_shape, SH, SW, pads):
 def conv2d_bias_grad(gy):
     """gb[f] = sum over n, oh, ow of gy[n, oh, ow, f]:  gy (N, OH, OW, F) -> (F,).
 
-    fast tier: numbanet.engine.parallel.column_sums(gy.reshape(-1, F)) in Conv2D.backward.
+    fast tier: numbanet.fast.parallel.column_sums(gy.reshape(-1, F)) in Conv2D.backward.
     """
     return gy.sum(axis=(0, 1, 2))
 

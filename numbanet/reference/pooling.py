@@ -21,7 +21,7 @@ from .conv import col2im, im2col
 def max_pool2d_forward(x, KH, KW, SH, SW, PT, PL, OH, OW):
     """(y, arg):  x (N, H, W, C) -> y (N, OH, OW, C), arg (N, OH, OW, C) window-local i*KW + j.
 
-    fast tier: numbanet.engine.kernels.pooling.max_pool_forward (same signature, same arg).
+    fast tier: numbanet.fast.kernels.pooling.max_pool_forward (same signature, same arg).
     """
     N, H, W, C = x.shape
     PB, PR = max((OH - 1) * SH + KH - H - PT, 0), max((OW - 1) * SW + KW - W - PL, 0)
@@ -36,7 +36,7 @@ def max_pool2d_backward(gy, arg, KH, KW, SH, SW, PT, PL, H, W):
     """gx (N, H, W, C): each gy[n, oh, ow, c] goes to its window's arg-max cell.
 
     gy, arg (N, OH, OW, C) -> gx (N, H, W, C).
-    fast tier: numbanet.engine.kernels.pooling.max_pool_backward (same signature).
+    fast tier: numbanet.fast.kernels.pooling.max_pool_backward (same signature).
     """
     N, OH, OW, C = gy.shape
     cells = np.arange(KH * KW).reshape(1, 1, 1, KH * KW, 1)

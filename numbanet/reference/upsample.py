@@ -23,7 +23,7 @@ import numpy as np
 def upsample_nearest_forward(x, SH, SW):
     """x (N, H, W, C) -> y (N, H*SH, W*SW, C).
 
-    fast tier: numbanet.engine.kernels.upsample.upsample_nearest_forward (same signature).
+    fast tier: numbanet.fast.kernels.upsample.upsample_nearest_forward (same signature).
     """
     return np.repeat(np.repeat(x, SH, axis=1), SW, axis=2)
 
@@ -31,7 +31,7 @@ def upsample_nearest_forward(x, SH, SW):
 def upsample_nearest_backward(gy, SH, SW):
     """gy (N, H*SH, W*SW, C) -> gx (N, H, W, C), the sum of each SH x SW block.
 
-    fast tier: numbanet.engine.kernels.upsample.upsample_nearest_backward (same signature).
+    fast tier: numbanet.fast.kernels.upsample.upsample_nearest_backward (same signature).
     """
     N, OH, OW, C = gy.shape
     blocks = gy.reshape(N, OH // SH, SH, OW // SW, SW, C)   # (N, H, SH, W, SW, C)
@@ -52,7 +52,7 @@ def bilinear_matrix(n, s):
 def upsample_bilinear_forward(x, SH, SW):
     """y = A_H x A_W^T per image and channel:  x (N, H, W, C) -> y (N, H*SH, W*SW, C).
 
-    fast tier: numbanet.engine.kernels.upsample.upsample_bilinear_forward (same signature).
+    fast tier: numbanet.fast.kernels.upsample.upsample_bilinear_forward (same signature).
     """
     A_H, A_W = bilinear_matrix(x.shape[1], SH), bilinear_matrix(x.shape[2], SW)
     return np.einsum("ih,nhwc,jw->nijc", A_H, x, A_W).astype(x.dtype)
@@ -61,7 +61,7 @@ def upsample_bilinear_forward(x, SH, SW):
 def upsample_bilinear_backward(gy, SH, SW):
     """gx = A_H^T gy A_W per image and channel:  gy (N, H*SH, W*SW, C) -> gx (N, H, W, C).
 
-    fast tier: numbanet.engine.kernels.upsample.upsample_bilinear_backward (same signature).
+    fast tier: numbanet.fast.kernels.upsample.upsample_bilinear_backward (same signature).
     """
     A_H, A_W = bilinear_matrix(gy.shape[1] // SH, SH), bilinear_matrix(gy.shape[2] // SW, SW)
     return np.einsum("ih,nijc,jw->nhwc", A_H, gy, A_W).astype(gy.dtype)

@@ -29,10 +29,7 @@ def scratch(tag: str, shape: tuple, dtype) -> np.ndarray:
     return buf
 
 
-# glibc serves blocks above its mmap threshold (at most 32 MiB, even after
-# ``utils.tune_malloc``) with a fresh mmap, and every page of it faults on first
-# touch; smaller blocks come back from the heap for free.
-BIG_BYTES = 32 << 20
+from .tuning import BIG_BYTES  # outputs above it come from the pool (glibc mmaps them afresh)
 
 
 def empty(tag: str, shape: tuple, dtype) -> np.ndarray:

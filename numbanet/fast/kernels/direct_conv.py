@@ -54,7 +54,7 @@ unsigned integers (``uintp``); the window bounds computed beforehand keep
 every index inside the image.
 
 All kernels are serial and ``nogil``; the caller splits the batch across
-threads (``engine.parallel``). The weight-gradient kernel *adds* into the
+threads (``fast.parallel``). The weight-gradient kernel *adds* into the
 given gW, gb (one pair per thread, summed afterwards).
 """
 from __future__ import annotations

@@ -34,6 +34,8 @@ from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 
+from .tuning import BLAS_SPLIT_MIN_WORK, NUMPY_SPLIT_MIN_ELEMENTS
+
 _STATE = {"threads": 1, "pool": None, "numpy_pool": None, "blas": None, "blas_counts": [], "blas_single": False}
 
 
@@ -133,7 +135,7 @@ def run_numpy(fn, ranges):
     return _run_on(pool, fn, ranges)
 
 
-def split_for_blas(n: int, work: int, minimum: int = 1 << 20):
+def split_for_blas(n: int, work: int, minimum: int = BLAS_SPLIT_MIN_WORK):
     """Ranges for a matrix product over ``n`` rows (``work`` multiply-adds in all).
 
     Split across the threads only once the batch-split pool has made BLAS
@@ -146,7 +148,7 @@ def split_for_blas(n: int, work: int, minimum: int = 1 << 20):
     return split(n)
 
 
-def split_large(n: int, work: int, minimum: int = 1 << 16):
+def split_large(n: int, work: int, minimum: int = NUMPY_SPLIT_MIN_ELEMENTS):
     """``split(n)`` when the whole job touches at least ``minimum`` elements, else one range:
     below that, handing parts to threads costs more than it saves."""
     return split(n) if work >= minimum else [(0, n)]

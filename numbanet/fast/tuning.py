@@ -1,0 +1,36 @@
+"""Every tuning constant of the fast tier, in one place, each with the measurement that set it.
+
+None of these changes a result beyond floating-point rounding; each only picks
+how the same arithmetic is cut up. The figures behind them, with the machine they
+were measured on, are in ``benchmarks/results/tuning.md``; a choice measured on
+one CPU is a default, not a law, so re-run the named benchmark on yours.
+"""
+
+# Convolutions process the batch in chunks whose patch matrix (B*OH*OW, KH*KW*C)
+# is about this many bytes: im2col writes it and the matrix product reads it while
+# it is still in cache. Smaller chunks cost more Python calls and smaller products,
+# larger ones spill out of cache. Set by the W2/W3/W4 step times at 1, 2, 4 and
+# 8 MiB (benchmarks/results/tuning.md, "CHUNK_BYTES"); 2 MiB was fastest on W2
+# and within 5% of the best on W3/W4.
+CHUNK_BYTES = 2 << 20
+
+# Multiply-adds below which a dense layer skips the scratch pool and the thread
+# split: that bookkeeping made W1's step (a 1-10-10-1 network) 20% slower.
+SMALL_DENSE_WORK = 1 << 16
+
+# Multiply-adds from which a matrix product is split by rows over the threads once
+# BLAS is single-threaded (``parallel.split_for_blas``).
+BLAS_SPLIT_MIN_WORK = 1 << 20
+
+# Elements from which NumPy-only work (bias adds, activations, the loss rows) is
+# split over the threads (``parallel.split_large``): below it, handing the parts to
+# threads costs more than it saves.
+NUMPY_SPLIT_MIN_ELEMENTS = 1 << 16
+
+# Weights from which an optimizer update is cut into flat halves on both threads:
+# Adam on 512k weights 0.53 -> 0.34 ms (benchmarks/results/tuning.md, "ADAM_SPLIT").
+OPTIMIZER_SPLIT_MIN_ELEMENTS = 1 << 18
+
+# Arrays above glibc's mmap threshold (at most 32 MiB) get fresh pages, each of
+# which faults on first touch; above this size outputs come from the scratch pool.
+BIG_BYTES = 32 << 20
