@@ -1,0 +1,292 @@
+"""Errors that teach: the mistakes a learner makes first get an exception of the right type whose
+message names the argument (or layer), what was given, and what to write instead.
+
+Covered: strings, bools and out-of-range numbers for optimizer hyperparameters and for the scalar
+arguments of fit / evaluate / predict; summary() before the model is built, and model.build();
+from_logits=True on a softmax or sigmoid output; get_slot for a missing slot; optimizer configs
+that round-trip; the command line's help and its quiet stderr; the README's first example.
+"""
+from __future__ import annotations
+
+import inspect
+import re
+
+import numpy as np
+import pytest
+
+import numbanet as nb
+from numbanet import optimizers as O
+from numbanet.layers import Dense
+
+OPTIMIZERS = [O.SGD, O.Adam, O.Adagrad, O.RMSprop, O.Adadelta]
+
+
+def _raises(exc_type, call, *fragments):
+    """Run ``call``; it must raise ``exc_type`` whose message contains every fragment (literal text)."""
+    with pytest.raises(exc_type) as info:
+        call()
+    message = str(info.value)
+    for fragment in fragments:
+        assert fragment in message, f"{fragment!r} not in message {message!r}"
+    return message
+
+
+# ------------------------------------------------------------------------------------------------
+# optimizer hyperparameters: a string or a bool is a TypeError naming the optimizer and argument
+
+NUMERIC_HYPER = {
+    O.SGD: ["learning_rate", "momentum"],
+    O.Adam: ["learning_rate", "beta_1", "beta_2", "epsilon"],
+    O.Adagrad: ["learning_rate", "initial_accumulator_value", "epsilon"],
+    O.RMSprop: ["learning_rate", "rho", "momentum", "epsilon"],
+    O.Adadelta: ["learning_rate", "rho", "epsilon"],
+}
+FLAG_HYPER = {O.SGD: ["nesterov"], O.Adam: ["amsgrad"], O.RMSprop: ["centered"]}
+
+
+@pytest.mark.parametrize("cls,arg", [(c, a) for c, args in NUMERIC_HYPER.items() for a in args]
+                         + [(c, a) for c in OPTIMIZERS for a in ("clipnorm", "clipvalue", "global_clipnorm")])
+def test_optimizer_string_hyperparameter_is_a_type_error_that_says_drop_the_quotes(cls, arg):
+    name = cls.__name__
+    _raises(TypeError, lambda: cls(**{arg: "0.5"}),
+            f"{name}: {arg} must be a number, got the str '0.5'", f"write {arg}=0.5, without quotes")
+    _raises(TypeError, lambda: cls(**{arg: True}), f"{name}: {arg} must be a number, got the bool True")
+    _raises(TypeError, lambda: cls(**{arg: [0.5]}), f"{name}: {arg} must be a number, got the list [0.5]")
+
+
+def test_the_issues_example_reads_as_asked():
+    message = _raises(TypeError, lambda: O.Adam(learning_rate="0.01"))
+    assert message.startswith("Adam: learning_rate must be a number, got the str '0.01'")
+
+
+@pytest.mark.parametrize("cls,arg", [(c, a) for c, args in FLAG_HYPER.items() for a in args])
+def test_optimizer_flag_must_be_a_bool(cls, arg):
+    _raises(TypeError, lambda: cls(**{arg: "True"}), f"{cls.__name__}: {arg} must be True or False, got the str 'True'")
+    _raises(TypeError, lambda: cls(**{arg: 1}), f"{arg} must be True or False, got the int 1")
+
+
+@pytest.mark.parametrize("cls,kwargs,text", [
+    (O.SGD, dict(learning_rate=-0.1), "SGD: learning_rate must be a number > 0, got -0.1"),
+    (O.Adam, dict(learning_rate=0.0), "Adam: learning_rate must be a number > 0, got 0.0"),
+    (O.Adam, dict(beta_1=1.0), "Adam: beta_1 must be a number in [0, 1), got 1.0"),
+    (O.Adam, dict(beta_2=-0.5), "Adam: beta_2 must be a number in [0, 1), got -0.5"),
+    (O.Adam, dict(epsilon=-1e-7), "Adam: epsilon must be a number >= 0, got -1e-07"),
+    (O.Adam, dict(epsilon=float("nan")), "Adam: epsilon must be a number >= 0, got nan"),
+    (O.SGD, dict(momentum=1.5), "SGD: momentum must be a number in [0, 1], got 1.5"),
+    (O.RMSprop, dict(rho=1.0), "RMSprop: rho must be a number in [0, 1), got 1.0"),
+    (O.Adagrad, dict(initial_accumulator_value=-1), "Adagrad: initial_accumulator_value must be a number >= 0"),
+    (O.Adadelta, dict(clipnorm=0), "Adadelta: clipnorm must be a number > 0, got 0"),
+])
+def test_optimizer_out_of_range_is_a_value_error_with_the_range(cls, kwargs, text):
+    _raises(ValueError, lambda: cls(**kwargs), text)
+
+
+def test_optimizer_accepts_numpy_numbers_and_a_schedule():
+    assert O.Adam(learning_rate=np.float32(0.01), beta_1=np.float64(0.8)).beta_1 == 0.8
+    opt = O.SGD(learning_rate=lambda step: 0.1 / (1 + step))
+    assert opt.current_learning_rate() == 0.1
+
+
+# ------------------------------------------------------------------------------------------------
+# get_config returns every constructor argument, and from_config round-trips
+
+# every hyperparameter away from its default, so a from_config that dropped one would step differently
+NON_DEFAULT = {
+    O.SGD: dict(learning_rate=0.05, momentum=0.8, nesterov=True, clipnorm=0.7, name="my_sgd"),
+    O.Adam: dict(learning_rate=0.002, beta_1=0.8, beta_2=0.99, epsilon=1e-5, amsgrad=True, clipvalue=0.3,
+                 name="my_adam"),
+    O.Adagrad: dict(learning_rate=0.03, initial_accumulator_value=0.2, epsilon=1e-6, global_clipnorm=1.5,
+                    name="my_adagrad"),
+    O.RMSprop: dict(learning_rate=0.004, rho=0.8, momentum=0.5, epsilon=1e-6, centered=True, clipnorm=0.9,
+                    name="my_rmsprop"),
+    O.Adadelta: dict(learning_rate=0.5, rho=0.9, epsilon=1e-6, clipvalue=0.2, name="my_adadelta"),
+}
+
+
+def _constructor_arguments(cls):
+    """The keyword arguments ``cls(...)`` takes: its own signature plus the base Optimizer's."""
+    names = set()
+    for c in (cls, O.Optimizer):
+        names |= {p.name for p in inspect.signature(c.__init__).parameters.values()
+                  if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+    return names
+
+
+@pytest.mark.parametrize("cls", OPTIMIZERS)
+def test_get_config_has_every_constructor_argument_with_its_value(cls):
+    kwargs = NON_DEFAULT[cls]
+    config = cls(**kwargs).get_config()
+    assert set(config) == _constructor_arguments(cls)
+    for k, v in kwargs.items():
+        assert config[k] == v, k
+    defaults = cls().get_config()
+    # the test's own values differ from the defaults in every argument of the class and in the rate
+    own = _constructor_arguments(cls) - _constructor_arguments(O.Optimizer)
+    assert all(config[k] != defaults[k] for k in own | {"learning_rate", "name"})
+
+
+@pytest.mark.parametrize("cls", OPTIMIZERS)
+def test_from_config_round_trips_config_and_steps(cls):
+    original = cls(**NON_DEFAULT[cls])
+    clone = cls.from_config(original.get_config())
+    assert type(clone) is cls and clone.get_config() == original.get_config()
+    rng = np.random.default_rng(3)
+    start = [rng.standard_normal((4, 3)), rng.standard_normal(3)]
+    w_a = [nb.Tensor(a.copy(), requires_grad=True) for a in start]
+    w_b = [nb.Tensor(a.copy(), requires_grad=True) for a in start]
+    for _ in range(4):
+        grads = [rng.standard_normal(a.shape) for a in start]
+        original.apply_gradients(zip(grads, w_a))
+        clone.apply_gradients(zip([g.copy() for g in grads], w_b))
+    for a, b, s in zip(w_a, w_b, start):
+        assert not np.array_equal(a.data, s)              # the steps moved the weights
+        np.testing.assert_array_equal(a.data, b.data)     # same operations in the same order: equal bits
+        for slot in original.slot_names():
+            np.testing.assert_array_equal(original.get_slot(a, slot), clone.get_slot(b, slot))
+
+
+def test_get_config_of_a_default_optimizer_is_keras_defaults():
+    # Keras 3's defaults, written out here (API.md): a changed default would show
+    assert O.Adam().get_config() == dict(name="adam", learning_rate=0.001, beta_1=0.9, beta_2=0.999,
+                                         epsilon=1e-7, amsgrad=False, clipnorm=None, clipvalue=None,
+                                         global_clipnorm=None)
+    assert O.SGD().get_config()["momentum"] == 0.0 and O.SGD().get_config()["nesterov"] is False
+    assert O.Adadelta().get_config()["rho"] == 0.95
+
+
+# ------------------------------------------------------------------------------------------------
+# get_slot for a missing slot names the valid ones
+
+def _stepped(opt, shape=(2, 3)):
+    w = nb.Tensor(np.ones(shape), requires_grad=True, name="dense/kernel")
+    opt.apply_gradients([(np.full(shape, 0.5), w)])
+    return w
+
+
+@pytest.mark.parametrize("opt,valid", [
+    (O.SGD(momentum=0.9), ["'momentum'"]),
+    (O.Adam(), ["'m'", "'v'"]),
+    (O.Adam(amsgrad=True), ["'m'", "'v'", "'v_hat'"]),
+    (O.Adagrad(), ["'accumulator'"]),
+    (O.RMSprop(momentum=0.5, centered=True), ["'velocity'", "'momentum'", "'average_gradient'"]),
+    (O.Adadelta(), ["'accumulated_grad'", "'accumulated_delta_var'"]),
+])
+def test_get_slot_missing_name_lists_the_valid_names(opt, valid):
+    w = _stepped(opt)
+    message = _raises(KeyError, lambda: opt.get_slot(w, "nope"),
+                      f"{type(opt).__name__}: no slot 'nope'; this optimizer's slots are: ", *valid)
+    assert not message.startswith(("'", '"'))          # read as a sentence, not a quoted key
+    for name in opt.slot_names():                      # every listed name works
+        assert opt.get_slot(w, name).shape == w.shape
+
+
+def test_get_slot_says_when_a_setting_would_create_the_slot():
+    opt = O.SGD()
+    w = _stepped(opt)
+    _raises(KeyError, lambda: opt.get_slot(w, "momentum"),
+            "SGD: no slot 'momentum'", "slots are: none", "only with momentum > 0")
+    opt = O.Adam()
+    w = _stepped(opt)
+    _raises(KeyError, lambda: opt.get_slot(w, "momentum"), "slots are: 'm', 'v'")
+    _raises(KeyError, lambda: opt.get_slot(w, "v_hat"), "only with amsgrad=True")
+    opt = O.RMSprop()
+    _raises(KeyError, lambda: opt.get_slot(_stepped(opt), "average_gradient"), "only with centered=True")
+
+
+def test_get_slot_before_the_first_step_says_when_slots_appear():
+    opt = O.Adam()
+    w = nb.Tensor(np.ones(3), requires_grad=True, name="dense/bias")
+    _raises(KeyError, lambda: opt.get_slot(w, "m"), "no slots yet for weight 'dense/bias'", "first step")
+
+
+def test_get_slot_values_are_the_update_state():
+    # SGD momentum after one step from m = 0: m = -lr * g  (written out, not read from the optimizer)
+    opt = O.SGD(learning_rate=0.1, momentum=0.9)
+    w = _stepped(opt)
+    np.testing.assert_array_equal(opt.get_slot(w, "momentum"), np.full((2, 3), -0.1 * 0.5))
+
+
+# ------------------------------------------------------------------------------------------------
+# the scalar arguments of fit / evaluate / predict
+
+def _small_model():
+    nb.utils.set_random_seed(0)
+    model = nb.Sequential([Dense(4, activation="tanh", input_shape=(1,)), Dense(1)], name="net")
+    model.compile(optimizer="sgd", loss="mse")
+    x = np.linspace(-1, 1, 12, dtype=np.float32).reshape(-1, 1)
+    return model, x, x ** 2
+
+
+STRING_ARGS = [("fit", "epochs", "5", "must be an integer, got the str '5'; write epochs=5, without quotes"),
+               ("fit", "batch_size", "32", "must be an integer, got the str '32'; write batch_size=32, without quotes"),
+               ("fit", "verbose", "1", "must be 0, 1, 2 or 'auto', got the str '1'; write verbose=1, without quotes"),
+               ("fit", "validation_split", "0.2",
+                "must be a number, got the str '0.2'; write validation_split=0.2, without quotes"),
+               ("fit", "initial_epoch", "1", "must be an integer, got the str '1'"),
+               ("fit", "shuffle", "True", "must be True or False, got the str 'True'"),
+               ("evaluate", "batch_size", "8", "must be an integer, got the str '8'"),
+               ("evaluate", "verbose", "0", "must be 0, 1, 2 or 'auto', got the str '0'"),
+               ("predict", "batch_size", "8", "must be an integer, got the str '8'"),
+               ("predict", "verbose", "two", "must be 0, 1, 2 or 'auto', got the str 'two'")]
+
+
+@pytest.mark.parametrize("method,arg,value,text", STRING_ARGS)
+def test_string_scalar_argument_is_a_type_error_naming_it(method, arg, value, text):
+    model, x, y = _small_model()
+    before = model.get_weights()
+    args = (x,) if method == "predict" else (x, y)
+    kwargs = {"verbose": 0, arg: value}
+    _raises(TypeError, lambda: getattr(model, method)(*args, **kwargs), f"net.{method}: {arg} {text}")
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("kwargs,exc,text", [
+    (dict(epochs=True), TypeError, "net.fit: epochs must be an integer, got the bool True"),
+    (dict(batch_size=False), TypeError, "net.fit: batch_size must be an integer, got the bool False"),
+    (dict(epochs=5.0), TypeError, "net.fit: epochs must be an integer, got the float 5.0; write epochs=5"),
+    (dict(batch_size=4.5), TypeError, "net.fit: batch_size must be an integer, got the float 4.5"),
+    (dict(validation_split=True), TypeError, "net.fit: validation_split must be a number, got the bool True"),
+    (dict(batch_size=0), ValueError, "net.fit: batch_size must be a positive integer, got 0"),
+    (dict(batch_size=-4), ValueError, "net.fit: batch_size must be a positive integer, got -4"),
+    (dict(epochs=-1), ValueError, "net.fit: epochs must be an integer >= 0, got -1"),
+    (dict(initial_epoch=-2), ValueError, "net.fit: initial_epoch must be an integer >= 0, got -2"),
+    (dict(validation_split=1.0), ValueError, "net.fit: validation_split must be a number in [0, 1), got 1.0"),
+    (dict(validation_split=-0.1), ValueError, "net.fit: validation_split must be a number in [0, 1), got -0.1"),
+    (dict(verbose=3), ValueError, "net.fit: verbose must be 0, 1, 2 or 'auto', got 3"),
+    (dict(verbose=1.0), TypeError, "net.fit: verbose must be an integer, got the float 1.0"),
+    (dict(shuffle=1), TypeError, "net.fit: shuffle must be True or False, got the int 1"),
+])
+def test_fit_bad_scalar_arguments(kwargs, exc, text):
+    model, x, y = _small_model()
+    before = model.get_weights()
+    _raises(exc, lambda: model.fit(x, y, **{"verbose": 0, **kwargs}), text)
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_evaluate_and_predict_bad_batch_size():
+    model, x, y = _small_model()
+    _raises(ValueError, lambda: model.evaluate(x, y, batch_size=0), "net.evaluate: batch_size must be a positive integer")
+    _raises(ValueError, lambda: model.predict(x, batch_size=-1), "net.predict: batch_size must be a positive integer")
+    _raises(ValueError, lambda: model.evaluate(x, y, verbose=-1), "net.evaluate: verbose must be 0, 1, 2 or 'auto'")
+
+
+def test_zero_epochs_trains_nothing_as_keras_does():
+    model, x, y = _small_model()
+    before = model.get_weights()
+    history = model.fit(x, y, epochs=0, verbose=0)
+    assert history.history == {}
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_accepted_scalar_forms(capsys):
+    model, x, y = _small_model()
+    h = model.fit(x, y, epochs=np.int64(2), batch_size=np.int32(4), validation_split=np.float32(0.25),
+                  shuffle=np.bool_(False), verbose=False)
+    assert len(h.history["loss"]) == 2 and len(h.history["val_loss"]) == 2
+    assert capsys.readouterr().out == ""                  # verbose=False is 0
+    model.fit(x, y, epochs=1, batch_size=None, verbose="auto")
+    assert "Epoch 1/1" in capsys.readouterr().out          # "auto" is 1: the progress bar
+    assert model.predict(x, batch_size=None, verbose="auto").shape == (12, 1)
