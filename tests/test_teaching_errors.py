@@ -290,3 +290,67 @@ def test_accepted_scalar_forms(capsys):
     model.fit(x, y, epochs=1, batch_size=None, verbose="auto")
     assert "Epoch 1/1" in capsys.readouterr().out          # "auto" is 1: the progress bar
     assert model.predict(x, batch_size=None, verbose="auto").shape == (12, 1)
+
+
+# ------------------------------------------------------------------------------------------------
+# summary() before the model is built; model.build(input_shape)
+
+class _Subclassed(nb.Model):
+    def __init__(self):
+        super().__init__()
+        self.hidden = Dense(4, activation="tanh")
+        self.out = Dense(2)
+
+    def call(self, x):
+        return self.out(self.hidden(x))
+
+
+def _summary_text(model):
+    lines = []
+    model.summary(print_fn=lines.append)
+    return "\n".join(lines)
+
+
+@pytest.mark.parametrize("make", [lambda: nb.Sequential([Dense(4), Dense(2)], name="unbuilt"),
+                                  lambda: _Subclassed()])
+def test_summary_before_build_is_a_value_error_naming_the_fixes(make):
+    model = make()
+    message = _raises(ValueError, lambda: model.summary(print_fn=lambda line: None),
+                      f"{model.name}: summary() needs the model built", "model.build((None, 1))",
+                      "input_shape=(1,)", "Input(shape=(1,))", "model(x[:1])")
+    assert "?" not in message
+
+
+@pytest.mark.parametrize("make", [lambda: nb.Sequential([Dense(4, activation="tanh"), Dense(2)]),
+                                  lambda: _Subclassed()])
+def test_build_then_summary_shows_shapes_and_counts(make):
+    model = make()
+    model.build((None, 3))
+    assert model.built and model.output_shape == (None, 2)
+    assert [w.shape for w in model.weights] == [(3, 4), (4,), (4, 2), (2,)]
+    text = _summary_text(model)
+    assert "(None, 4)" in text and "(None, 2)" in text
+    assert f"Total params: {3 * 4 + 4 + 4 * 2 + 2}" in text
+    # the built model computes with the weights build made: tanh(x W1 + b1) W2 + b2, in NumPy
+    x = np.random.default_rng(0).standard_normal((5, 3)).astype(np.float32)
+    W1, b1, W2, b2 = model.get_weights()
+    expected = np.tanh(x.astype(np.float64) @ W1 + b1) @ W2 + b2
+    # float32: each output sums 4 products after 3 inside tanh; 1e-5 covers a few ulps of values near 1
+    np.testing.assert_allclose(model.predict(x), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_build_errors_name_the_argument():
+    model = nb.Sequential([Dense(2)], name="seq")
+    _raises(ValueError, lambda: model.build(), "seq.build: needs the input shape", "model.build((None, 1))")
+    _raises(TypeError, lambda: model.build(3), "seq.build: input_shape must be a tuple", "got 3")
+    _raises(ValueError, lambda: model.build((None, "3")), "input_shape sizes must be positive integers or None",
+            "got '3' at position 1")
+    _raises(ValueError, lambda: model.build((None, 0)), "got 0 at position 1")
+    assert not model.built
+    _raises(ValueError, lambda: _Subclassed().build(), "build: needs the input shape")
+
+
+def test_sequential_build_uses_the_declared_shape():
+    model = nb.Sequential([nb.Input((3,)), Dense(2)])
+    model.build()
+    assert model.output_shape == (None, 2)
