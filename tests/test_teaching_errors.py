@@ -354,3 +354,69 @@ def test_sequential_build_uses_the_declared_shape():
     model = nb.Sequential([nb.Input((3,)), Dense(2)])
     model.build()
     assert model.output_shape == (None, 2)
+
+
+# ------------------------------------------------------------------------------------------------
+# from_logits=True on a softmax or sigmoid output warns once
+
+def _classifier(last, loss, n_classes=3):
+    nb.utils.set_random_seed(1)
+    layers = [Dense(5, activation="tanh", input_shape=(4,))] + last
+    model = nb.Sequential(layers)
+    model.compile(optimizer="sgd", loss=loss)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((40, 4)).astype(np.float32)
+    labels = rng.integers(0, n_classes, 40)
+    return model, x, labels
+
+
+def _fit_warnings(model, x, y, epochs=2):
+    import warnings
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")          # count every warning raised, not Python's once-per-line
+        model.fit(x, y, batch_size=8, epochs=epochs, verbose=0)   # 5 batches an epoch
+    return [w for w in caught if "from_logits" in str(w.message)]
+
+
+L = nb.losses
+
+
+@pytest.mark.parametrize("last,loss,target,made_by", [
+    ([Dense(3, activation="softmax")], L.CategoricalCrossentropy(from_logits=True), "onehot", "softmax"),
+    ([Dense(3), nb.layers.Activation("softmax")], L.CategoricalCrossentropy(from_logits=True), "onehot", "softmax"),
+    ([Dense(3, activation="softmax")], L.SparseCategoricalCrossentropy(from_logits=True), "labels", "softmax"),
+    ([Dense(1, activation="sigmoid")], L.BinaryCrossentropy(from_logits=True), "binary", "sigmoid"),
+    ([Dense(1), nb.layers.Activation("sigmoid")], L.BinaryCrossentropy(from_logits=True), "binary", "sigmoid"),
+])
+def test_probabilities_with_from_logits_warn_once(last, loss, target, made_by):
+    model, x, labels = _classifier(last, loss)
+    y = {"onehot": np.eye(3, dtype=np.float32)[labels], "labels": labels,
+         "binary": (labels % 2).astype(np.float32).reshape(-1, 1)}[target]
+    caught = _fit_warnings(model, x, y)
+    assert len(caught) == 1                                    # 10 batches, one warning
+    assert caught[0].category is UserWarning
+    message = str(caught[0].message)
+    name = type(loss).__name__
+    for fragment in (f"{name} received from_logits=True", f"output of a {made_by} activation",
+                     f"{name}(from_logits=False)", f"remove the {made_by}"):
+        assert fragment in message, (fragment, message)
+    assert _fit_warnings(model, x, y) == []                    # the same loss: said once
+    model.compile(optimizer="sgd", loss=type(loss)(from_logits=True))
+    assert len(_fit_warnings(model, x, y, epochs=1)) == 1      # a new loss object says it again
+
+
+@pytest.mark.parametrize("last,loss", [
+    ([Dense(3)], L.CategoricalCrossentropy(from_logits=True)),              # logits: the right use
+    ([Dense(3, activation="softmax")], L.CategoricalCrossentropy()),        # probabilities, from_logits=False
+    ([Dense(3, activation="tanh")], L.CategoricalCrossentropy(from_logits=True)),
+    ([Dense(3, activation="relu")], L.SparseCategoricalCrossentropy(from_logits=True)),
+])
+def test_no_warning_for_logits_or_from_logits_false(last, loss):
+    model, x, labels = _classifier(last, loss)
+    y = labels if isinstance(loss, L.SparseCategoricalCrossentropy) else np.eye(3, dtype=np.float32)[labels]
+    assert _fit_warnings(model, x, y) == []
+
+
+def test_from_logits_must_be_a_bool():
+    _raises(TypeError, lambda: L.BinaryCrossentropy(from_logits="True"),
+            "BinaryCrossentropy: from_logits must be True or False, got the str 'True'")
