@@ -420,3 +420,98 @@ def test_no_warning_for_logits_or_from_logits_false(last, loss):
 def test_from_logits_must_be_a_bool():
     _raises(TypeError, lambda: L.BinaryCrossentropy(from_logits="True"),
             "BinaryCrossentropy: from_logits must be True or False, got the str 'True'")
+
+
+# ------------------------------------------------------------------------------------------------
+# the command line: help for every demo, a quiet stderr unless -v
+
+from numbanet import cli                                    # noqa: E402
+from numbanet.demos import DEMOS                            # noqa: E402
+
+# each demo's options, written out here (a demo that loses or renames one should fail this test)
+DEMO_OPTIONS = {
+    "sine": ["--epochs", "--learning-rate", "--momentum", "--seed", "--verbose", "--out"],
+    "iris": ["--epochs", "--seed", "--learning-rate", "--verbose", "--out"],
+    "cnn": ["--epochs", "--batch-size", "--learning-rate", "--data", "--limit", "--seed", "--verbose", "--out"],
+    "autoencoder": ["--decoder", "--epochs", "--limit", "--batch-size", "--learning-rate", "--data", "--seed",
+                    "--verbose", "--out"],
+    "lyrics": ["--corpus", "--epochs", "--patience", "--vocab", "--embed-dim", "--units", "--seq-len", "--dropout",
+               "--batch-size", "--learning-rate", "--clipnorm", "--validation-split", "--seeds", "--temperature",
+               "--seed", "--verbose", "--out"],
+}
+
+
+def test_every_demo_is_listed_with_its_options():
+    assert set(DEMO_OPTIONS) == set(DEMOS)
+
+
+@pytest.mark.parametrize("name", sorted(DEMO_OPTIONS))
+def test_demo_name_help_lists_its_options_with_help_texts(name, capsys):
+    assert cli.main(["demo", name, "--help"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    out = captured.out
+    assert out.startswith(f"usage: numbanet demo {name}")
+    for option in DEMO_OPTIONS[name]:
+        # the option's own line in the options list, followed by a help text (on that line or the next)
+        match = re.search(rf"^  {re.escape(option)}( [A-Z_{{}},0-9]+)?(?P<help>.*)\n(?P<next>.*)", out, re.M)
+        assert match, (option, out)
+        help_text = match["help"].strip() or match["next"].strip()
+        assert len(help_text) > 10, (option, help_text)
+    # the demo's own parser (python -m numbanet.demos.NAME) takes the same options
+    module = __import__(DEMOS[name], fromlist=["main"])
+    with pytest.raises(SystemExit) as done:
+        module.main(["--help"])
+    assert done.value.code == 0
+    own = capsys.readouterr().out
+    for option in DEMO_OPTIONS[name]:
+        assert option in own
+
+
+def test_demo_help_lists_the_demos(capsys):
+    assert cli.main(["demo", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "numbanet demo NAME --help" in out
+    for name in DEMOS:
+        assert re.search(rf"^    {name}\b", out, re.M), name
+    assert "Dense 1-10-10-1" in out                          # the sine demo's one-line summary
+
+
+def test_top_level_help_names_the_commands_and_verbose(capsys):
+    assert cli.main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "demo" in out and "bench" in out and "-v, --verbose" in out and "BLAS" in out
+
+
+@pytest.mark.parametrize("argv,text", [(["demo", "nope"], "invalid choice: 'nope'"),
+                                       (["demo", "sine", "--bogus"], "unrecognized arguments: --bogus"),
+                                       (["demo", "sine", "--epochs", "five"], "invalid int value: 'five'"),
+                                       (["train"], "invalid choice: 'train'")])
+def test_command_line_mistakes_are_usage_errors(argv, text, capsys):
+    assert cli.main(argv) == 2
+    captured = capsys.readouterr()
+    assert text in captured.err and "usage: numbanet" in captured.err
+
+
+def _run_command(args, tmp_path):
+    """``python -m numbanet.cli ARGS`` in a fresh process running this checkout's numbanet."""
+    import os
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(cli.__file__)))
+    env = {k: v for k, v in os.environ.items() if k != "NUMBANET_KEEP_BLAS"}   # let the command restart itself
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
+    return subprocess.run([sys.executable, "-m", "numbanet.cli", *args], capture_output=True, text=True,
+                          env=env, cwd=tmp_path, timeout=600)
+
+
+def test_a_run_is_quiet_on_stderr_unless_verbose(tmp_path):
+    args = ["demo", "iris", "--epochs", "1", "--verbose", "0", "--out", str(tmp_path)]
+    quiet = _run_command(args, tmp_path)
+    assert quiet.returncode == 0, quiet.stderr
+    assert "test accuracy" in quiet.stdout
+    assert quiet.stderr == ""
+    loud = _run_command(["-v"] + args, tmp_path)
+    assert loud.returncode == 0, loud.stderr
+    assert re.search(r"^numbanet: \d+ threads for batch-split operations; BLAS: ", loud.stderr, re.M), loud.stderr
+    assert "OPENBLAS_CORETYPE=" in loud.stderr
