@@ -267,7 +267,8 @@ def test_fit_bad_scalar_arguments(kwargs, exc, text):
 
 def test_evaluate_and_predict_bad_batch_size():
     model, x, y = _small_model()
-    _raises(ValueError, lambda: model.evaluate(x, y, batch_size=0), "net.evaluate: batch_size must be a positive integer")
+    _raises(ValueError, lambda: model.evaluate(x, y, batch_size=0),
+            "net.evaluate: batch_size must be a positive integer")
     _raises(ValueError, lambda: model.predict(x, batch_size=-1), "net.predict: batch_size must be a positive integer")
     _raises(ValueError, lambda: model.evaluate(x, y, verbose=-1), "net.evaluate: verbose must be 0, 1, 2 or 'auto'")
 

@@ -74,7 +74,8 @@ def add_arguments(parser):
     parser.add_argument("--learning-rate", type=float, default=1.0,
                         help="Adadelta's learning rate (default: %(default)s, the paper's form)")
     parser.add_argument("--data", default=None, help="mnist.npz file or IDX directory (default: Keras's location)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the weights and the shuffling (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the weights and the shuffling (default: %(default)s)")
     parser.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2),
                         help="training output: 0 quiet, 1 a progress bar per epoch, 2 one line per epoch "
                              "(default: %(default)s)")

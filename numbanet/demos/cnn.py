@@ -55,10 +55,12 @@ def add_arguments(parser):
     parser.add_argument("--epochs", type=int, default=None,
                         help="passes over the training set (default: 10 on the 5,000-digit set, 3 on full MNIST)")
     parser.add_argument("--batch-size", type=int, default=32, help="images per training step (default: %(default)s)")
-    parser.add_argument("--learning-rate", type=float, default=0.001, help="Adam's learning rate (default: %(default)s)")
+    parser.add_argument("--learning-rate", type=float, default=0.001,
+                        help="Adam's learning rate (default: %(default)s)")
     parser.add_argument("--data", default=None, help="mnist.npz file or IDX directory (default: Keras's location)")
     parser.add_argument("--limit", type=int, default=None, help="train on the first N images only (default: all)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the weights and the shuffling (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the weights and the shuffling (default: %(default)s)")
     parser.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2),
                         help="training output: 0 quiet, 1 a progress bar per epoch, 2 one line per epoch "
                              "(default: %(default)s)")

@@ -138,7 +138,8 @@ def add_arguments(p):
     p.add_argument("--seeds", default=DEFAULT_SEEDS, help="comma-separated first words of the generated lines")
     p.add_argument("--temperature", type=float, default=0.8,
                    help="sampling temperature of the second generated line (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=1, help="seed of the weights, shuffling and sampling (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=1,
+                   help="seed of the weights, shuffling and sampling (default: %(default)s)")
     p.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2),
                    help="training output: 0 quiet, 1 a progress bar per epoch, 2 one line per epoch "
                         "(default: %(default)s)")
