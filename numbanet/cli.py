@@ -54,7 +54,7 @@ def build_parser():
         module, why = _demo_module(module_name)
         summary = module.SUMMARY if module is not None else why
         sub = names.add_parser(name, help=summary, description=summary)
-        if module is not None and hasattr(module, "add_arguments"):
+        if module is not None:
             module.add_arguments(sub)
     commands.add_parser("bench", add_help=False, help="run the benchmarks (numbanet bench --help for their options)")
     return parser
@@ -162,21 +162,27 @@ def main(argv=None):
     try:
         # bench's options belong to the benchmark runner: only a demo's must all be known here
         args, _ = parser.parse_known_args(argv)
-        if args.command == "demo":
+        if args.command == "demo" and args.demo is not None:
+            module, why = _demo_module(DEMOS[args.demo])
+            if module is None:
+                print(f"numbanet demo {args.demo}: {why}", file=sys.stderr)
+                return 2
             args = parser.parse_args(argv)
     except SystemExit as done:                 # --help printed, or a usage error said
         return done.code if isinstance(done.code, int) else 2
+    if args.command is None:                   # options alone (numbanet -v)
+        parser.print_help()
+        return 0
     if args.command == "demo" and (args.list or args.demo is None):
         return list_demos()
-    # everything from the command on is what the restarted process parses again
-    _reexec_with_avx512_blas(argv, args.show_setup)
+    _reexec_with_avx512_blas(argv, args.show_setup)   # the restarted process parses the same argv again
     from .utils import set_num_threads, tune_malloc
     tune_malloc()      # this process is ours: keep large freed blocks for reuse (see utils.tune_malloc)
     threads = set_num_threads()  # one thread per CPU, each on its share of the batch (see engine/parallel.py)
     _report_threads(threads, args.show_setup)
     if args.command == "demo":
         start = argv.index(args.demo) + 1     # the demo parses its own options again (its checks run)
-        importlib.import_module(DEMOS[args.demo]).main(argv[start:])
+        module.main(argv[start:])
         return 0
     return bench(argv[argv.index("bench") + 1:])
 

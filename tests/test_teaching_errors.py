@@ -551,3 +551,37 @@ def test_readme_example_validates_on_shuffled_data(capsys):
     # the same code without the shuffle validates on [8, 10) only: extrapolation, far worse than the fit
     loss_sorted, val_sorted = _run_example(code.replace(shuffle, "pass"), capsys)
     assert val_sorted > 10 * loss_sorted and val_sorted > 0.1, (loss_sorted, val_sorted)
+
+
+def test_unavailable_demo_says_why_and_stops(monkeypatch, capsys):
+    monkeypatch.setitem(cli.DEMOS, "broken", "numbanet.demos.no_such_demo")
+    assert cli.main(["demo", "broken", "--epochs", "1"]) == 2         # stops before any restart or thread setup
+    err = capsys.readouterr().err
+    assert "numbanet demo broken: (unavailable: No module named 'numbanet.demos.no_such_demo')" in err
+
+
+def test_thread_report_is_silent_unless_verbose_or_blas_missing(monkeypatch, capsys):
+    from numbanet.engine import parallel
+
+    class FakeBlas:
+        internal_api, version, num_threads = "openblas", "0.3.0", 1
+
+        def info(self):
+            return {"architecture": "Haswell"}
+
+    monkeypatch.setattr(parallel, "_blas_controllers", lambda: [FakeBlas()])
+    cli._report_threads(2, verbose=False)
+    assert capsys.readouterr().err == ""
+    cli._report_threads(2, verbose=True)
+    assert "numbanet: 2 threads for batch-split operations; BLAS: openblas 0.3.0 (Haswell kernels), 1 threads" \
+        in capsys.readouterr().err
+    monkeypatch.setattr(parallel, "_blas_controllers", lambda: [])
+    cli._report_threads(1, verbose=False)
+    assert capsys.readouterr().err == ""                  # one thread: nothing to limit
+    cli._report_threads(2, verbose=False)
+    assert "no BLAS library found through threadpoolctl" in capsys.readouterr().err
+
+
+def test_options_alone_print_the_help(capsys):
+    assert cli.main(["-v"]) == 0
+    assert "usage: numbanet" in capsys.readouterr().out
