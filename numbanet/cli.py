@@ -1,8 +1,13 @@
 """The ``numbanet`` command.
 
-    numbanet demo NAME [options]     train a demo end to end and write its pictures
-    numbanet demo --list             list the demos
-    numbanet bench [options]         run the benchmarks (see benchmarks/)
+    numbanet [-v] demo NAME [options]   train a demo end to end and write its pictures
+    numbanet demo NAME --help           that demo's options
+    numbanet demo --help | --list       the demos
+    numbanet [-v] bench [options]       run the benchmarks (see benchmarks/; bench --help)
+
+``-v`` prints the BLAS library, its kernels and the thread counts on stderr; without
+it stderr stays quiet unless something is wrong (the BLAS cannot be found to limit
+its threads, or the restart onto the AVX-512 kernels fails).
 """
 from __future__ import annotations
 
@@ -15,28 +20,51 @@ from pathlib import Path
 from .demos import DEMOS
 
 
-def _demo_summary(module_name):
+def _demo_module(module_name):
+    """(module, None), or (None, why) for a demo whose optional packages are missing."""
     try:
-        return importlib.import_module(module_name).SUMMARY
-    except Exception as err:  # a demo whose optional packages are missing still gets listed
-        return f"(unavailable: {err})"
+        return importlib.import_module(module_name), None
+    except Exception as err:  # a demo that cannot load is still listed, with the reason
+        return None, f"(unavailable: {err})"
 
 
-def demo(argv):
-    if not argv or argv[0] in ("--list", "-l"):
-        print("demos:")
-        for name, module in DEMOS.items():
-            print(f"  {name:<12} {_demo_summary(module)}")
-        print("run one with: numbanet demo NAME [--help]")
-        return 0
-    name, rest = argv[0], argv[1:]
-    if name in ("-h", "--help"):
-        print(__doc__)
-        return 0
-    if name not in DEMOS:
-        print(f"numbanet: unknown demo {name!r}; choose one of: {', '.join(DEMOS)}", file=sys.stderr)
-        return 2
-    importlib.import_module(DEMOS[name]).main(rest)
+def _demo_summary(module_name):
+    module, why = _demo_module(module_name)
+    return module.SUMMARY if module is not None else why
+
+
+def build_parser():
+    """The whole command line as one argparse tree: numbanet -> demo -> NAME, and bench.
+
+    Each demo's sub-parser takes its options from the demo's ``add_arguments``, so
+    ``numbanet demo NAME --help`` lists them with their help texts; ``bench`` passes
+    everything after it to the benchmark runner, which has its own ``--help``.
+    """
+    parser = argparse.ArgumentParser(prog="numbanet", description="numbanet: demos and benchmarks",
+                                     epilog="Put -v before the command: numbanet -v demo sine")
+    parser.add_argument("-v", "--verbose", action="store_true", dest="show_setup",  # a demo's --verbose is its own
+                        help="print the BLAS library, its kernels and the thread counts on stderr")
+    commands = parser.add_subparsers(dest="command", metavar="{demo,bench}")
+    demo = commands.add_parser("demo", help="train a demo end to end and write its pictures",
+                               description="Train a demo end to end and write its pictures. "
+                                           "numbanet demo NAME --help lists NAME's options.")
+    demo.add_argument("-l", "--list", action="store_true", help="list the demos and exit")
+    names = demo.add_subparsers(dest="demo", metavar="NAME")
+    for name, module_name in DEMOS.items():
+        module, why = _demo_module(module_name)
+        summary = module.SUMMARY if module is not None else why
+        sub = names.add_parser(name, help=summary, description=summary)
+        if module is not None:
+            module.add_arguments(sub)
+    commands.add_parser("bench", add_help=False, help="run the benchmarks (numbanet bench --help for their options)")
+    return parser
+
+
+def list_demos():
+    print("demos:")
+    for name, module in DEMOS.items():
+        print(f"  {name:<12} {_demo_summary(module)}")
+    print("run one with: numbanet demo NAME (numbanet demo NAME --help lists its options)")
     return 0
 
 
@@ -78,48 +106,85 @@ def _cpu_has_avx512():
         return False
 
 
-def _reexec_with_avx512_blas(argv):
+def _reexec_with_avx512_blas(argv, verbose):
     """Restart this command with OpenBLAS's AVX-512 (SkylakeX) kernels when the CPU has them.
 
     NumPy's OpenBLAS reads OPENBLAS_CORETYPE once, when NumPy is first imported, so
     the choice needs a fresh process. Some machines pin an older core type (e.g.
     Haswell, AVX2) for old OpenBLAS builds; on a current NumPy the AVX-512 kernels
     roughly double float32 matrix products. Set NUMBANET_KEEP_BLAS=1 to keep the
-    environment as it is.
+    environment as it is. The restart is said on stderr only with ``verbose``; a
+    restart that fails is always said, and the command goes on with the kernels it has.
     """
     if os.environ.get("NUMBANET_KEEP_BLAS") or os.environ.get("OPENBLAS_CORETYPE") == "SkylakeX":
         return
     if not _cpu_has_avx512():
         return
     env = dict(os.environ, OPENBLAS_CORETYPE="SkylakeX", NUMBANET_KEEP_BLAS="1")
-    print(f"numbanet: this CPU has AVX-512; using OpenBLAS's SkylakeX kernels (OPENBLAS_CORETYPE was "
-          f"{os.environ.get('OPENBLAS_CORETYPE', 'unset')}; NUMBANET_KEEP_BLAS=1 keeps it)", file=sys.stderr)
+    if verbose:
+        print(f"numbanet: this CPU has AVX-512; using OpenBLAS's SkylakeX kernels (OPENBLAS_CORETYPE was "
+              f"{os.environ.get('OPENBLAS_CORETYPE', 'unset')}; NUMBANET_KEEP_BLAS=1 keeps it)", file=sys.stderr)
     sys.stderr.flush()
     sys.stdout.flush()
-    os.execve(sys.executable, [sys.executable, "-m", "numbanet.cli", *argv], env)
+    try:
+        os.execve(sys.executable, [sys.executable, "-m", "numbanet.cli", *argv], env)
+    except OSError as err:
+        print(f"numbanet: could not restart with OpenBLAS's SkylakeX kernels ({err}); going on with the "
+              f"kernels OpenBLAS chose", file=sys.stderr)
+
+
+def _report_threads(threads, verbose):
+    """With ``verbose``, one stderr line on the threads and the BLAS; without, only a problem.
+
+    The problem worth saying unasked: more than one thread but no BLAS library found
+    through threadpoolctl, so the batch-split threads cannot keep BLAS to one thread each
+    and the two levels of threading may compete for the cores (engine/parallel.py).
+    """
+    from .fast import parallel
+    blas = parallel._blas_controllers()
+    if verbose:
+        libs = "; ".join(f"{lc.internal_api} {lc.version} ({lc.info().get('architecture') or '?'} kernels), "
+                         f"{lc.num_threads} threads" for lc in blas) or "not found"
+        print(f"numbanet: {threads} threads for batch-split operations; BLAS: {libs}; OPENBLAS_CORETYPE="
+              f"{os.environ.get('OPENBLAS_CORETYPE', 'unset')}", file=sys.stderr)
+    elif threads > 1 and not blas:
+        print("numbanet: warning: no BLAS library found through threadpoolctl, so its threads cannot be "
+              "limited while numbanet splits batches (pip install threadpoolctl; -v shows the setup)",
+              file=sys.stderr)
 
 
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in ("demo", "bench") and argv[1:2] != ["--list"]:
-        _reexec_with_avx512_blas(argv)
-    parser = argparse.ArgumentParser(prog="numbanet", description="numbanet: demos and benchmarks",
-                                     usage="numbanet {demo,bench} ...")
-    parser.add_argument("command", choices=("demo", "bench"))
-    if not argv or argv[0] in ("-h", "--help"):
+    parser = build_parser()
+    if not argv:
         parser.print_help()
-        print(__doc__)
         return 0
-    command, rest = argv[0], argv[1:]
+    try:
+        # bench's options belong to the benchmark runner: only a demo's must all be known here
+        args, _ = parser.parse_known_args(argv)
+        if args.command == "demo" and args.demo is not None:
+            module, why = _demo_module(DEMOS[args.demo])
+            if module is None:
+                print(f"numbanet demo {args.demo}: {why}", file=sys.stderr)
+                return 2
+            args = parser.parse_args(argv)
+    except SystemExit as done:                 # --help printed, or a usage error said
+        return done.code if isinstance(done.code, int) else 2
+    if args.command is None:                   # options alone (numbanet -v)
+        parser.print_help()
+        return 0
+    if args.command == "demo" and (args.list or args.demo is None):
+        return list_demos()
+    _reexec_with_avx512_blas(argv, args.show_setup)   # the restarted process parses the same argv again
     from .utils import set_num_threads, tune_malloc
     tune_malloc()      # this process is ours: keep large freed blocks for reuse (see utils.tune_malloc)
-    set_num_threads()  # one thread per CPU, each on its share of the batch (see fast/parallel.py)
-    if command == "demo":
-        return demo(rest)
-    if command == "bench":
-        return bench(rest)
-    parser.parse_args(argv[:1])
-    return 2
+    threads = set_num_threads()  # one thread per CPU, each on its share of the batch (see fast/parallel.py)
+    _report_threads(threads, args.show_setup)
+    if args.command == "demo":
+        start = argv.index(args.demo) + 1     # the demo parses its own options again (its checks run)
+        module.main(argv[start:])
+        return 0
+    return bench(argv[argv.index("bench") + 1:])
 
 
 if __name__ == "__main__":

@@ -29,9 +29,12 @@ from __future__ import annotations
 
 import numpy as np
 
+import warnings
+
 from .engine import Tensor
 from .fast import parallel, workspace
-from .engine.ops import _stable_sigmoid
+from .engine.functional import Linear, Softmax
+from .engine.ops import IN_PLACE_ACTIVATIONS, Sigmoid, _stable_sigmoid
 from .engine.tensor import Function, as_tensor
 from .utils import one_of
 
@@ -56,6 +59,50 @@ class _ReducedLoss(Function):
             c = c * self.w
         g = self.loss.gradient_from(self.t, self.p, np.asarray(c, dtype=self.p.dtype), self.ctx)
         return g.astype(self.p.dtype, copy=False)
+
+
+def _activation_that_made(y_pred):
+    """"softmax" or "sigmoid" when ``y_pred`` is the direct output of that activation, else None.
+
+    Read from the node that produced it (a Softmax, a Sigmoid, or a Dense's fused
+    Linear node with sigmoid inside); outside the graph (``no_grad``) nothing is known.
+    """
+    fn = getattr(y_pred, "creator", None)
+    if isinstance(fn, Softmax):
+        return "softmax"
+    if isinstance(fn, Sigmoid) or (isinstance(fn, Linear) and fn.f is IN_PLACE_ACTIVATIONS["sigmoid"][0]):
+        return "sigmoid"
+    return None
+
+
+class _FromLogits:
+    """Cross-entropies' ``from_logits`` flag, and Keras's warning when it contradicts the model.
+
+    ``from_logits=True`` says y_pred holds logits (any real numbers); a softmax or
+    sigmoid output holds probabilities, so the loss would apply a second softmax /
+    sigmoid and train the wrong thing silently. As Keras does, the first such call
+    warns (a UserWarning); one warning per loss object, not one per batch.
+    """
+
+    def _init_logits(self, from_logits):
+        if not isinstance(from_logits, (bool, np.bool_)):
+            raise TypeError(f"{type(self).__name__}: from_logits must be True or False, "
+                            f"got the {type(from_logits).__name__} {from_logits!r}")
+        self.from_logits = bool(from_logits)
+        self._warned_logits = False
+
+    def _check_logits(self, y_pred):
+        if not self.from_logits or self._warned_logits:
+            return
+        made_by = _activation_that_made(y_pred)
+        if made_by is None:
+            return
+        self._warned_logits = True
+        warnings.warn(f"{type(self).__name__} received from_logits=True, but y_pred is the output of a "
+                      f"{made_by} activation, so it holds probabilities, not logits: the loss would apply "
+                      f"{made_by} a second time. Either use {type(self).__name__}(from_logits=False), or "
+                      f"remove the {made_by} from the last layer (e.g. Dense(units) with no activation) to "
+                      f"keep from_logits=True", UserWarning, stacklevel=3)
 
 
 class Loss:
@@ -90,6 +137,8 @@ class Loss:
         y_pred = as_tensor(y_pred)
         if y_pred.ndim == 0:
             raise ValueError(f"{type(self).__name__}: y_pred must have a batch axis, got a scalar")
+        if isinstance(self, _FromLogits):
+            self._check_logits(y_pred)
         t = self.prepare_true(y_true, y_pred.data)
         value_shape = y_pred.shape if self.sparse else y_pred.shape[:-1]
         if not value_shape:  # 1-D predictions: one value per sample
@@ -155,12 +204,12 @@ class MeanAbsoluteError(Loss):
         return c * np.sign(p - t) / D
 
 
-class BinaryCrossentropy(Loss):
+class BinaryCrossentropy(_FromLogits, Loss):
     name = "binary_crossentropy"
 
     def __init__(self, from_logits=False, **kwargs):
         super().__init__(**kwargs)
-        self.from_logits = from_logits
+        self._init_logits(from_logits)
 
     def values(self, t, p):
         if self.from_logits:  # max(z,0) - z t + log(1 + exp(-|z|)): never overflows
@@ -188,12 +237,12 @@ def _log_softmax(z):
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
-class CategoricalCrossentropy(Loss):
+class CategoricalCrossentropy(_FromLogits, Loss):
     name = "categorical_crossentropy"
 
     def __init__(self, from_logits=False, **kwargs):
         super().__init__(**kwargs)
-        self.from_logits = from_logits
+        self._init_logits(from_logits)
 
     def values(self, t, p):
         if self.from_logits:
@@ -216,14 +265,14 @@ class CategoricalCrossentropy(Loss):
         return {**super().get_config(), "from_logits": self.from_logits}
 
 
-class SparseCategoricalCrossentropy(Loss):
+class SparseCategoricalCrossentropy(_FromLogits, Loss):
     """Categorical cross-entropy with integer labels. y_pred (..., V), y_true (...) or (..., 1)."""
 
     name = "sparse_categorical_crossentropy"
 
     def __init__(self, from_logits=False, **kwargs):
         super().__init__(**kwargs)
-        self.from_logits = from_logits
+        self._init_logits(from_logits)
 
     def prepare_true(self, y_true, p):
         t = np.asarray(y_true.data if isinstance(y_true, Tensor) else y_true)
@@ -249,6 +298,7 @@ class SparseCategoricalCrossentropy(Loss):
         y_pred = as_tensor(y_pred)
         if y_pred.ndim < 2:
             raise ValueError(f"SparseCategoricalCrossentropy: y_pred must have shape (..., classes), got {y_pred.shape}")
+        self._check_logits(y_pred)
         t = self.prepare_true(y_true, y_pred.data)
         weights, denom = _weights(type(self).__name__, t.shape, sample_weight, mask, y_pred.dtype)
         if self.reduction == "sum":

@@ -19,22 +19,45 @@ from .engine import Tensor
 from .fast import parallel
 from .fast.tuning import OPTIMIZER_SPLIT_MIN_ELEMENTS
 from .fast.workspace import scratch
-from .utils import one_of
+from .utils import check_number, one_of
+
+
+class SlotError(KeyError):
+    """``get_slot`` for a slot the optimizer does not keep: a ``KeyError`` whose text reads plainly."""
+
+    def __str__(self):
+        return str(self.args[0]) if self.args else ""
+
+
+def _check_flag(owner, arg, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{owner}: {arg} must be True or False, got the {type(value).__name__} {value!r}")
+    return bool(value)
 
 
 class Optimizer:
+    """Base class: clipping, the step counter, slots and the config; subclasses give the update.
+
+    ``get_config()`` returns every constructor argument (the base's and the
+    subclass's, listed in its ``_hyper``), so ``type(opt).from_config(opt.get_config())``
+    makes an optimizer that takes the same steps (its slots start empty).
+    """
+
+    _hyper = ()   # the subclass's own constructor arguments, in signature order
+
     def __init__(self, learning_rate=0.001, clipnorm=None, clipvalue=None, global_clipnorm=None, name=None):
+        owner = type(self).__name__
         given = [k for k, v in (("clipnorm", clipnorm), ("clipvalue", clipvalue),
                                 ("global_clipnorm", global_clipnorm)) if v is not None]
         if len(given) > 1:
-            raise ValueError(f"{type(self).__name__}: only one of clipnorm, clipvalue and global_clipnorm "
+            raise ValueError(f"{owner}: only one of clipnorm, clipvalue and global_clipnorm "
                              f"may be set, got {given}")
         for k in given:
-            v = locals()[k]
-            if not v > 0:
-                raise ValueError(f"{type(self).__name__}: {k} must be positive, got {v}")
-        if not callable(learning_rate) and not learning_rate > 0:
-            raise ValueError(f"{type(self).__name__}: learning_rate must be positive, got {learning_rate}")
+            check_number(owner, k, locals()[k], above=0)
+        if not callable(learning_rate):   # a schedule: lr(iterations) -> float
+            check_number(owner, "learning_rate", learning_rate, above=0)  # 0 or less never trains
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"{owner}: name must be a str or None, got the {type(name).__name__} {name!r}")
         self.learning_rate = learning_rate
         self.clipnorm, self.clipvalue, self.global_clipnorm = clipnorm, clipvalue, global_clipnorm
         self.name = name or type(self).__name__.lower()
@@ -81,12 +104,43 @@ class Optimizer:
         lr = self.learning_rate
         return float(lr(self.iterations)) if callable(lr) else float(lr)
 
+    def slot_names(self):
+        """The names of the slots this optimizer keeps per weight, as configured (maybe none)."""
+        return list(self.create_slots(np.zeros(1)))
+
     def get_slot(self, weight, name):
-        return self.slots[id(weight)][name]
+        """The slot ``name`` (an ndarray of the weight's shape) kept for ``weight``.
+
+        Raises ``SlotError`` (a ``KeyError``) naming the valid slot names when this
+        optimizer keeps no slot of that name, or has not yet stepped ``weight``.
+        """
+        owner, valid = type(self).__name__, self.slot_names()
+        if name not in valid:
+            names = ", ".join(repr(n) for n in valid) if valid else "none (with this configuration)"
+            raise SlotError(f"{owner}: no slot {name!r}; this optimizer's slots are: {names}"
+                            f"{self._slot_hint(name)}")
+        state = self.slots.get(id(weight))
+        if state is None:
+            label = getattr(weight, "name", None) or type(weight).__name__
+            raise SlotError(f"{owner}: no slots yet for weight {label!r}: slots are created at the first step "
+                            f"that updates it (fit, apply_gradients or step)")
+        return state[name]
+
+    def _slot_hint(self, name):
+        """A hint when ``name`` is a slot this optimizer would keep with another setting."""
+        return ""
 
     def get_config(self):
-        return {"name": self.name, "learning_rate": self.learning_rate, "clipnorm": self.clipnorm,
-                "clipvalue": self.clipvalue, "global_clipnorm": self.global_clipnorm}
+        """Every constructor argument, Keras's names: ``type(self)(**config)`` rebuilds the optimizer."""
+        config = {"name": self.name, "learning_rate": self.learning_rate, "clipnorm": self.clipnorm,
+                  "clipvalue": self.clipvalue, "global_clipnorm": self.global_clipnorm}
+        config.update({k: getattr(self, k) for k in self._hyper})
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        """A fresh optimizer (no slots, step 0) with the hyperparameters of ``config``."""
+        return cls(**config)
 
     # --------------------------------------------------------------- internals
     def _clip(self, grads):
@@ -116,14 +170,18 @@ class SGD(Optimizer):
                         w <- w + momentum * m - lr * g              (nesterov=True)
     """
 
+    _hyper = ("momentum", "nesterov")
+
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, **kwargs):
         super().__init__(learning_rate, **kwargs)
-        if not 0 <= momentum <= 1:
-            raise ValueError(f"SGD: momentum must be in [0, 1], got {momentum}")
-        self.momentum, self.nesterov = momentum, nesterov
+        self.momentum = check_number("SGD", "momentum", momentum, at_least=0, at_most=1)
+        self.nesterov = _check_flag("SGD", "nesterov", nesterov)
 
     def create_slots(self, w):
         return {"momentum": np.zeros_like(w)} if self.momentum else {}
+
+    def _slot_hint(self, name):
+        return "; SGD keeps 'momentum' only with momentum > 0" if name == "momentum" else ""
 
     def update(self, w, g, s, lr):
         if not self.momentum:
@@ -149,15 +207,23 @@ class Adam(Optimizer):
         w <- w - alpha * m / (sqrt(v) + epsilon)
     """
 
+    _hyper = ("beta_1", "beta_2", "epsilon", "amsgrad")
+
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False, **kwargs):
         super().__init__(learning_rate, **kwargs)
-        self.beta_1, self.beta_2, self.epsilon, self.amsgrad = beta_1, beta_2, epsilon, amsgrad
+        self.beta_1 = check_number("Adam", "beta_1", beta_1, at_least=0, below=1)  # 1 - beta_1^t divides
+        self.beta_2 = check_number("Adam", "beta_2", beta_2, at_least=0, below=1)
+        self.epsilon = check_number("Adam", "epsilon", epsilon, at_least=0)
+        self.amsgrad = _check_flag("Adam", "amsgrad", amsgrad)
 
     def create_slots(self, w):
         s = {"m": np.zeros_like(w), "v": np.zeros_like(w)}
         if self.amsgrad:
             s["v_hat"] = np.zeros_like(w)
         return s
+
+    def _slot_hint(self, name):
+        return "; Adam keeps 'v_hat' only with amsgrad=True" if name == "v_hat" else ""
 
     def update(self, w, g, s, lr):
         # the same lines, written in place through one scratch array d (no temporaries:
@@ -203,9 +269,13 @@ class Adagrad(Optimizer):
         w <- w - lr * g / sqrt(a + epsilon)
     """
 
+    _hyper = ("initial_accumulator_value", "epsilon")
+
     def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7, **kwargs):
         super().__init__(learning_rate, **kwargs)
-        self.initial_accumulator_value, self.epsilon = initial_accumulator_value, epsilon
+        self.initial_accumulator_value = check_number("Adagrad", "initial_accumulator_value",
+                                                      initial_accumulator_value, at_least=0)
+        self.epsilon = check_number("Adagrad", "epsilon", epsilon, at_least=0)
 
     def create_slots(self, w):
         return {"accumulator": np.full_like(w, self.initial_accumulator_value)}
@@ -226,11 +296,18 @@ class RMSprop(Optimizer):
         otherwise:     b <- momentum * b + step;  w <- w - b
     """
 
+    _hyper = ("rho", "momentum", "epsilon", "centered")
+
     def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False, **kwargs):
         super().__init__(learning_rate, **kwargs)
-        if not 0 <= momentum <= 1:
-            raise ValueError(f"RMSprop: momentum must be in [0, 1], got {momentum}")
-        self.rho, self.momentum, self.epsilon, self.centered = rho, momentum, epsilon, centered
+        self.rho = check_number("RMSprop", "rho", rho, at_least=0, below=1)
+        self.momentum = check_number("RMSprop", "momentum", momentum, at_least=0, at_most=1)
+        self.epsilon = check_number("RMSprop", "epsilon", epsilon, at_least=0)
+        self.centered = _check_flag("RMSprop", "centered", centered)
+
+    def _slot_hint(self, name):
+        return {"momentum": "; RMSprop keeps 'momentum' only with momentum > 0",
+                "average_gradient": "; RMSprop keeps 'average_gradient' only with centered=True"}.get(name, "")
 
     def create_slots(self, w):
         s = {"velocity": np.zeros_like(w)}
@@ -273,9 +350,12 @@ class Adadelta(Optimizer):
     learning_rate=1.0, epsilon=1e-6.
     """
 
+    _hyper = ("rho", "epsilon")
+
     def __init__(self, learning_rate=0.001, rho=0.95, epsilon=1e-7, **kwargs):
         super().__init__(learning_rate, **kwargs)
-        self.rho, self.epsilon = rho, epsilon
+        self.rho = check_number("Adadelta", "rho", rho, at_least=0, below=1)
+        self.epsilon = check_number("Adadelta", "epsilon", epsilon, at_least=0)
 
     def create_slots(self, w):
         return {"accumulated_grad": np.zeros_like(w), "accumulated_delta_var": np.zeros_like(w)}

@@ -46,6 +46,53 @@ def one_of(kind: str, name, table: dict):
     return table[key]
 
 
+def check_number(owner: str, arg: str, value, *, integer=False, at_least=None, above=None,
+                 below=None, at_most=None):
+    """Return ``value`` if it is a number in range, else raise an error that says what to write.
+
+    A number is an ``int``, a ``float`` or a NumPy number; ``integer=True`` takes
+    integers only. A ``bool`` is not a number here (``epochs=True`` is a mistake,
+    not one epoch), nor is a string (``"0.01"`` is text: the message says to
+    drop the quotes). Wrong type: ``TypeError``; out of range (bounds
+    ``at_least <= value``, ``above < value``, ``value < below``,
+    ``value <= at_most``, each optional): ``ValueError``. Both messages start
+    with ``owner`` and name ``arg`` and the value given.
+    """
+    kind = "an integer" if integer else "a number"
+    ok_types = (int, np.integer) if integer else (int, float, np.integer, np.floating)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, ok_types):
+        got = f"the {type(value).__name__} {value!r}"
+        fix = ""
+        if isinstance(value, str):
+            try:
+                as_number = int(value) if integer else float(value)
+                fix = f"; write {arg}={as_number!r}, without quotes"
+            except ValueError:
+                pass
+        elif isinstance(value, (bool, np.bool_)):
+            fix = f"; True and False are not numbers here: write {arg} as a number"
+        elif integer and isinstance(value, (float, np.floating)) and float(value).is_integer():
+            fix = f"; write {arg}={int(value)}"
+        raise TypeError(f"{owner}: {arg} must be {kind}, got {got}{fix}")
+    low = (at_least, "[", value >= at_least) if at_least is not None else \
+        (above, "(", value > above) if above is not None else None
+    high = (below, ")", value < below) if below is not None else \
+        (at_most, "]", value <= at_most) if at_most is not None else None
+    if value != value or not all(ok for _, _, ok in filter(None, (low, high))):  # value != value: NaN
+        if integer and at_least == 1 and not high:
+            kind, wanted = "a positive integer", ""
+        elif low and high:                   # in [0, 1)
+            wanted = f" in {low[1]}{low[0]}, {high[0]}{high[1]}"
+        elif low:                            # >= 0, > 0
+            wanted = f" {'>=' if low[1] == '[' else '>'} {low[0]}"
+        elif high:
+            wanted = f" {'<=' if high[1] == ']' else '<'} {high[0]}"
+        else:
+            wanted = " (not NaN)"
+        raise ValueError(f"{owner}: {arg} must be {kind}{wanted}, got {value!r}")
+    return value
+
+
 def tune_malloc(mmap_threshold=32 * 1024 * 1024, trim_threshold=256 * 1024 * 1024) -> bool:
     """Ask glibc to keep freed large blocks for reuse instead of returning them to the OS.
 

@@ -63,17 +63,28 @@ def write_pictures(nb, model, x_test, history, out, decoder):
     return paths
 
 
+def add_arguments(parser):
+    """This demo's options (``numbanet demo autoencoder --help`` lists them)."""
+    parser.add_argument("--decoder", choices=("upsampling", "transpose"), default="upsampling",
+                        help="decoder: UpSampling2D + Conv2D, or Conv2DTranspose (default: %(default)s)")
+    parser.add_argument("--epochs", type=int, default=15, help="passes over the training images (default: %(default)s)")
+    parser.add_argument("--limit", type=int, default=4000,
+                        help="train on the first N images, 0 for all (default: %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=64, help="images per training step (default: %(default)s)")
+    parser.add_argument("--learning-rate", type=float, default=1.0,
+                        help="Adadelta's learning rate (default: %(default)s, the paper's form)")
+    parser.add_argument("--data", default=None, help="mnist.npz file or IDX directory (default: Keras's location)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the weights and the shuffling (default: %(default)s)")
+    parser.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2),
+                        help="training output: 0 quiet, 1 a progress bar per epoch, 2 one line per epoch "
+                             "(default: %(default)s)")
+    parser.add_argument("--out", default="numbanet-out", help="folder for the PNG files (default: ./%(default)s)")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="numbanet demo autoencoder", description=SUMMARY)
-    parser.add_argument("--decoder", choices=("upsampling", "transpose"), default="upsampling")
-    parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--limit", type=int, default=4000, help="train on the first N images (0: all)")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--learning-rate", type=float, default=1.0)
-    parser.add_argument("--data", default=None, help="mnist.npz file or IDX directory (default: Keras's location)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2))
-    parser.add_argument("--out", default="numbanet-out", help="folder for the PNG files (default: ./numbanet-out)")
+    add_arguments(parser)
     args = parser.parse_args(argv)
 
     import numbanet as nb

@@ -50,17 +50,26 @@ def write_pictures(nb, model, x_test, y_test, out):
     return paths
 
 
+def add_arguments(parser):
+    """This demo's options (``numbanet demo cnn --help`` lists them)."""
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="passes over the training set (default: 10 on the 5,000-digit set, 3 on full MNIST)")
+    parser.add_argument("--batch-size", type=int, default=32, help="images per training step (default: %(default)s)")
+    parser.add_argument("--learning-rate", type=float, default=0.001,
+                        help="Adam's learning rate (default: %(default)s)")
+    parser.add_argument("--data", default=None, help="mnist.npz file or IDX directory (default: Keras's location)")
+    parser.add_argument("--limit", type=int, default=None, help="train on the first N images only (default: all)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the weights and the shuffling (default: %(default)s)")
+    parser.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2),
+                        help="training output: 0 quiet, 1 a progress bar per epoch, 2 one line per epoch "
+                             "(default: %(default)s)")
+    parser.add_argument("--out", default="numbanet-out", help="folder for the PNG files (default: ./%(default)s)")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="numbanet demo cnn", description=SUMMARY)
-    parser.add_argument("--epochs", type=int, default=None,
-                        help="default: 10 on the 5,000-digit set, 3 on full MNIST")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--learning-rate", type=float, default=0.001)
-    parser.add_argument("--data", default=None, help="mnist.npz file or IDX directory (default: Keras's location)")
-    parser.add_argument("--limit", type=int, default=None, help="train on the first N images only")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2))
-    parser.add_argument("--out", default="numbanet-out", help="folder for the PNG files (default: ./numbanet-out)")
+    add_arguments(parser)
     args = parser.parse_args(argv)
 
     import numbanet as nb

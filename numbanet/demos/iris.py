@@ -13,13 +13,21 @@ import numpy as np
 SUMMARY = "Dense 4-10-10-3 softmax on Fisher's iris (scikit-learn's copy) with Adam; prints test accuracy"
 
 
+def add_arguments(parser):
+    """This demo's options (``numbanet demo iris --help`` lists them)."""
+    parser.add_argument("--epochs", type=int, default=100, help="passes over the training set (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the split and the weights (default: %(default)s)")
+    parser.add_argument("--learning-rate", type=float, default=0.003,
+                        help="Adam's learning rate (default: %(default)s)")
+    parser.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2),
+                        help="training output: 0 quiet, 1 a progress bar per epoch, 2 one line per epoch "
+                             "(default: %(default)s)")
+    parser.add_argument("--out", default="numbanet-out", help="folder for the PNG (default: ./%(default)s)")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="numbanet demo iris", description=SUMMARY)
-    parser.add_argument("--epochs", type=int, default=100)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--learning-rate", type=float, default=0.003)
-    parser.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2))
-    parser.add_argument("--out", default="numbanet-out")
+    add_arguments(parser)
     args = parser.parse_args(argv)
 
     import numbanet as nb

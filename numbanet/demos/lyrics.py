@@ -118,27 +118,37 @@ def generate(model, tokenizer, seed, temperature=0.0, max_words=14, rng=None):
 
 
 # --------------------------------------------------------------------- main
-def parse_args(argv):
-    p = argparse.ArgumentParser(prog="numbanet demo lyrics", description=SUMMARY)
+def add_arguments(p):
+    """This demo's options (``numbanet demo lyrics --help`` lists them)."""
     p.add_argument("--corpus", default=None, metavar="GLOB",
                    help="text files to learn from, line by line (default: Shakespeare's sonnets from olipy)")
-    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--epochs", type=int, default=30, help="most passes over the sequences (default: %(default)s)")
     p.add_argument("--patience", type=int, default=5,
                    help="stop when val_loss has not improved for this many epochs, keeping the best weights (0: never)")
     p.add_argument("--vocab", type=int, default=2000, help="vocabulary cap, padding and <unk> included")
-    p.add_argument("--embed-dim", type=int, default=128)
-    p.add_argument("--units", type=int, default=256)
+    p.add_argument("--embed-dim", type=int, default=128, help="size of each word's vector (default: %(default)s)")
+    p.add_argument("--units", type=int, default=256, help="units of each SimpleRNN (default: %(default)s)")
     p.add_argument("--seq-len", type=int, default=14, help="words per training sequence (longer lines are cut)")
     p.add_argument("--dropout", type=float, default=0.5, help="dropout rate before the output layer (0: none)")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--learning-rate", type=float, default=0.001)
+    p.add_argument("--batch-size", type=int, default=32, help="sequences per training step (default: %(default)s)")
+    p.add_argument("--learning-rate", type=float, default=0.001, help="Adam's learning rate (default: %(default)s)")
     p.add_argument("--clipnorm", type=float, default=1.0, help="clip each gradient to this norm (RNNs explode)")
-    p.add_argument("--validation-split", type=float, default=0.1)
+    p.add_argument("--validation-split", type=float, default=0.1,
+                   help="fraction of the sequences held out for val_loss (default: %(default)s)")
     p.add_argument("--seeds", default=DEFAULT_SEEDS, help="comma-separated first words of the generated lines")
-    p.add_argument("--temperature", type=float, default=0.8)
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2))
-    p.add_argument("--out", default="numbanet-out", help="folder for the PNG (default: ./numbanet-out)")
+    p.add_argument("--temperature", type=float, default=0.8,
+                   help="sampling temperature of the second generated line (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=1,
+                   help="seed of the weights, shuffling and sampling (default: %(default)s)")
+    p.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2),
+                   help="training output: 0 quiet, 1 a progress bar per epoch, 2 one line per epoch "
+                        "(default: %(default)s)")
+    p.add_argument("--out", default="numbanet-out", help="folder for the PNG (default: ./%(default)s)")
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="numbanet demo lyrics", description=SUMMARY)
+    add_arguments(p)
     args = p.parse_args(argv)
     for name in ("epochs", "vocab", "embed_dim", "units", "seq_len", "batch_size"):
         if getattr(args, name) < 1:

@@ -25,15 +25,23 @@ def build_model(nb):
     ])
 
 
+def add_arguments(parser):
+    """This demo's options (``numbanet demo sine --help`` lists them)."""
+    parser.add_argument("--epochs", type=int, default=3000,
+                        help="passes over the 80 training points (default: %(default)s)")
+    parser.add_argument("--learning-rate", type=float, default=0.01, help="SGD's learning rate (default: %(default)s)")
+    parser.add_argument("--momentum", type=float, default=0.9, help="SGD's momentum (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=1,
+                        help="seed of the weights and the shuffling (default: %(default)s)")
+    parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2),
+                        help="1: one progress bar over the epochs; 2: Keras's line per epoch; 0: quiet "
+                             "(default: %(default)s)")
+    parser.add_argument("--out", default="numbanet-out", help="folder for the PNG (default: ./%(default)s)")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="numbanet demo sine", description=SUMMARY)
-    parser.add_argument("--epochs", type=int, default=3000)
-    parser.add_argument("--learning-rate", type=float, default=0.01)
-    parser.add_argument("--momentum", type=float, default=0.9)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2),
-                        help="1: one progress bar over the epochs; 2: Keras's line per epoch; 0: quiet")
-    parser.add_argument("--out", default="numbanet-out", help="folder for the PNG (default: ./numbanet-out)")
+    add_arguments(parser)
     args = parser.parse_args(argv)
 
     import numbanet as nb

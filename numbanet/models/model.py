@@ -13,12 +13,26 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..engine import Tensor
+from ..engine import Tensor, no_grad
 from ..layers.base import Layer, SymbolicTensor, _is_symbolic
 from ..utils import unique_name
 from .saving import WeightsIO
 from .summary import print_summary
 from .training import Trainer
+
+
+def check_build_shape(owner, input_shape):
+    """``input_shape`` for ``build``: a tuple of sizes, batch axis first (None or an int), each other size
+    a positive int or None; e.g. ``(None, 1)``. Anything else raises a TypeError / ValueError naming ``owner``."""
+    example = "model.build((None, 1)) for inputs of 1 feature"
+    if not isinstance(input_shape, (tuple, list)) or not input_shape:
+        raise TypeError(f"{owner}: input_shape must be a tuple with the batch axis first, e.g. {example}; "
+                        f"got {input_shape!r}")
+    for i, d in enumerate(input_shape):
+        if d is not None and (isinstance(d, bool) or not isinstance(d, (int, np.integer)) or (i > 0 and d < 1)):
+            raise ValueError(f"{owner}: input_shape sizes must be positive integers or None, got {d!r} at "
+                             f"position {i} of {tuple(input_shape)} (e.g. {example})")
+    return tuple(None if d is None else int(d) for d in input_shape)
 
 
 class Model(Trainer, WeightsIO, Layer):
@@ -167,6 +181,26 @@ class Model(Trainer, WeightsIO, Layer):
         if len(shape) != len(expected) or any(e is not None and e != s for e, s in zip(expected[1:], shape[1:])):
             from ..layers.base import fmt_shape
             raise ValueError(f"{self.name}: expected input of shape {fmt_shape(expected)}, got {fmt_shape(shape)}")
+
+    def build(self, input_shape=None):
+        """Create the weights for inputs of ``input_shape`` (batch axis first, e.g. ``(None, 1)``).
+
+        A functional model is built from its ``Input`` already; a subclassed model is built
+        by running ``call`` once on zeros of that shape (batch 1), as Keras's ``build`` does.
+        """
+        if self._nodes is not None:
+            return
+        owner = f"{self.name}.build"
+        if input_shape is None:
+            raise ValueError(f"{owner}: needs the input shape, e.g. model.build((None, 1)) for inputs of 1 "
+                             f"feature (None stands for the batch size)")
+        input_shape = check_build_shape(owner, input_shape)
+        zeros = np.zeros((1,) + tuple(1 if d is None else d for d in input_shape[1:]), dtype=self.dtype)
+        with no_grad():
+            y = self(zeros)                        # the first call builds each layer on its input's shape
+        self.input_shape = input_shape
+        self.output_shape = (input_shape[0],) + tuple(y.shape[1:]) if isinstance(y, Tensor) else None
+        self.built = True
 
     def build_from_shape(self, input_shape):
         if self._nodes is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from ..layers.base import Layer, SymbolicTensor
 from ..layers.core import InputLayer
 from ..utils import unique_name
-from .model import Model
+from .model import Model, check_build_shape
 
 
 class Sequential(Model):
@@ -44,7 +44,15 @@ class Sequential(Model):
         self.input_shape, self.output_shape = tuple(input_shape), shape
 
     def build(self, input_shape=None):
-        self._build_stack(input_shape or self.batch_input_shape)
+        """Create every layer's weights for inputs of ``input_shape``, the shape of a batch with None
+        for its size, e.g. ``(None, 1)`` (Keras's form); without it, the shape the model declares."""
+        if input_shape is None:
+            input_shape = self.batch_input_shape
+        if input_shape is None:
+            raise ValueError(f"{self.name}.build: needs the input shape, e.g. model.build((None, 1)) for inputs "
+                             f"of 1 feature (None stands for the batch size), since no Input(shape) or "
+                             f"input_shape= on the first layer declares it")
+        self._build_stack(check_build_shape(f"{self.name}.build", input_shape))
 
     @property
     def layers(self):

@@ -21,7 +21,21 @@ def _shape_text(layer):
     return fmt_shape(shape)
 
 
+def _require_built(model):
+    """A model's table needs its shapes and weights: say how to build it when it has none yet."""
+    if model.built:
+        return
+    raise ValueError(
+        f"{model.name}: summary() needs the model built, and it is not: its layers have no input shape yet, "
+        f"so they have no weights, output shapes or parameter counts to show. Build it first, in one of "
+        f"these ways: model.build((None, F)), the shape of a batch of inputs with None for the batch size "
+        f"and F features per sample, e.g. model.build((None, 1)); give the first layer its input shape, "
+        f"e.g. Dense(10, input_shape=(1,)); start a Sequential with Input(shape=(1,)); or call the model "
+        f"once on a batch of data, e.g. model(x[:1]).")
+
+
 def print_summary(model, print_fn=print):
+    _require_built(model)
     rows = [(f"{layer.name} ({type(layer).__name__})", _shape_text(layer), f"{layer.count_params():,}")
             for layer in model.layers]
     widths = [max(31, *(len(r[0]) + 2 for r in rows)) if rows else 31, 24, 15]

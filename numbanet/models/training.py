@@ -28,6 +28,40 @@ from .callbacks import Callback, History
 from .progress import ProgressBar
 
 
+def _check_scalars(owner, batch_size=None, verbose=0, epochs=0, validation_split=0.0, shuffle=True,
+                   initial_epoch=0):
+    """Check the scalar arguments of fit / evaluate / predict before any data is touched.
+
+    batch_size        None (32) or an integer >= 1
+    verbose           0, 1, 2, "auto" (1) or a bool (False = 0, True = 1, as Keras code writes it)
+    epochs            an integer >= 0 (0 trains nothing, as in Keras)
+    initial_epoch     an integer >= 0
+    validation_split  a number in [0, 1) (0: no split)
+    shuffle           True or False
+
+    A string or a bool where a number belongs is a TypeError, a number out of range
+    a ValueError, each naming ``owner`` (e.g. "sequential.fit") and the argument.
+    Returns the batch size and verbosity to use: (32 if batch_size is None, 1 for "auto").
+    """
+    if batch_size is not None:
+        utils.check_number(owner, "batch_size", batch_size, integer=True, at_least=1)
+    utils.check_number(owner, "epochs", epochs, integer=True, at_least=0)
+    utils.check_number(owner, "initial_epoch", initial_epoch, integer=True, at_least=0)
+    utils.check_number(owner, "validation_split", validation_split, at_least=0, below=1)
+    if not isinstance(shuffle, (bool, np.bool_)):
+        raise TypeError(f"{owner}: shuffle must be True or False, got the {type(shuffle).__name__} {shuffle!r}")
+    if isinstance(verbose, str) and verbose != "auto":
+        fix = f"; write verbose={verbose.strip()}, without quotes" if verbose.strip() in ("0", "1", "2") else ""
+        raise TypeError(f"{owner}: verbose must be 0, 1, 2 or 'auto', got the str {verbose!r}{fix}")
+    if verbose == "auto":
+        verbose = 1
+    elif not isinstance(verbose, (bool, np.bool_)):
+        utils.check_number(owner, "verbose", verbose, integer=True)
+        if verbose not in (0, 1, 2):
+            raise ValueError(f"{owner}: verbose must be 0, 1, 2 or 'auto', got {verbose!r}")
+    return (32 if batch_size is None else int(batch_size)), int(verbose)
+
+
 class Trainer:
     def __init__(self):
         self.optimizer = None
@@ -118,14 +152,10 @@ class Trainer:
         before any shuffling, as Keras does).
         """
         self._require_compiled("fit")
+        batch_size, verbose = _check_scalars(f"{self.name}.fit", batch_size, verbose, epochs, validation_split,
+                                             shuffle, initial_epoch)
         x, y, sample_weight = self._prepare_data(x, y, "fit", sample_weight)
-        if batch_size is None:
-            batch_size = 32
-        if not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
-            raise ValueError(f"{self.name}.fit: batch_size must be a positive integer, got {batch_size!r}")
         if validation_data is None and validation_split:
-            if not 0 < validation_split < 1:
-                raise ValueError(f"{self.name}.fit: validation_split must be in (0, 1), got {validation_split}")
             n_train = int(len(x) * (1 - validation_split))
             if n_train == 0 or n_train == len(x):
                 raise ValueError(f"{self.name}.fit: validation_split={validation_split} leaves "
@@ -147,6 +177,7 @@ class Trainer:
         self.history = history
         self.stop_training = False
         n, steps = len(x), math.ceil(len(x) / batch_size)
+        logs = {}                                  # epochs=0 (or initial_epoch >= epochs) trains nothing
         for cb in cbs:
             cb.on_train_begin()
         for epoch in range(initial_epoch, epochs):
@@ -210,6 +241,7 @@ class Trainer:
     def evaluate(self, x=None, y=None, batch_size=32, verbose=0, sample_weight=None, return_dict=False):
         """Loss (and metrics) on (x, y): a float, or ``[loss, *metrics]`` when metrics were compiled."""
         self._require_compiled("evaluate")
+        batch_size, verbose = _check_scalars(f"{self.name}.evaluate", batch_size, verbose)
         x, y, sample_weight = self._prepare_data(x, y, "evaluate", sample_weight)
         logs = self._evaluate_arrays(x, y, batch_size or 32, sample_weight)
         if verbose:
@@ -221,6 +253,7 @@ class Trainer:
     # ----------------------------------------------------------------- predict
     def predict(self, x, batch_size=32, verbose=0):
         """Outputs for ``x`` as an ndarray, computed in batches without recording a graph."""
+        batch_size, verbose = _check_scalars(f"{self.name}.predict", batch_size, verbose)
         x, _, _ = self._prepare_data(x, None, "predict", needs_y=False)
         outs = []
         with no_grad():
