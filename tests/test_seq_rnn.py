@@ -261,12 +261,6 @@ def test_rnn_learns_to_count_ones():
 
 
 # ------------------------------------------------------------ Keras parity
-@pytest.fixture(scope="module")
-def tf():
-    tf = pytest.importorskip("tensorflow")
-    return tf
-
-
 @pytest.mark.parametrize("act, seq, back, use_h0, use_bias, masked", [
     ("tanh", True, False, False, True, False),
     ("tanh", False, False, True, True, False),
