@@ -1,10 +1,9 @@
 """SimpleRNN: gradient checks (finite differences), Keras parity, learning, bad input."""
 import os
-import time
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, HealthCheck
+from hypothesis import assume, given, settings, HealthCheck
 from hypothesis import strategies as st
 
 from numbanet import losses, utils
@@ -15,10 +14,12 @@ from numbanet.layers import Dense, SimpleRNN
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
-def _reference_rnn(x, W, R, b, h0, act, go_backwards, mask=None):
+def _reference_rnn(x, W, R, b, h0, act, go_backwards, mask=None, pre_activations=None):
     """Obviously correct NumPy loop, (N, T, D) -> (N, T, U) in processing order.
 
     Masked steps keep the state; their output repeats the previous output (0 at first).
+    Each step's pre-activation a_t = x_t W + h_{t-1} R + b (N, U) is appended to
+    the list ``pre_activations`` when one is given.
     """
     f = {"tanh": np.tanh, "relu": lambda a: np.maximum(a, 0), "linear": lambda a: a,
          "sigmoid": lambda a: 1 / (1 + np.exp(-a))}[act]
@@ -28,7 +29,10 @@ def _reference_rnn(x, W, R, b, h0, act, go_backwards, mask=None):
     out = []
     steps = range(T - 1, -1, -1) if go_backwards else range(T)
     for t in steps:
-        new = f(x[:, t] @ W + h @ R + (0 if b is None else b))
+        a = x[:, t] @ W + h @ R + (0 if b is None else b)
+        if pre_activations is not None:
+            pre_activations.append(a)
+        new = f(a)
         keep = np.ones((N, 1), bool) if mask is None else mask[:, t:t + 1]
         h = np.where(keep, new, h)
         y = np.where(keep, new, y)
@@ -53,11 +57,15 @@ def test_simple_rnn_gradients_match_finite_differences(c):
     R = rng.standard_normal((c["U"], c["U"])) * 0.4
     b = rng.standard_normal(c["U"]) * 0.3 if c["bias"] else None
     h0 = rng.standard_normal((c["N"], c["U"])) * 0.5 if c["h0"] else None
-    if c["act"] == "relu":  # keep pre-activations away from the kink at 0
-        x = x + np.sign(x) * 0.1
     out_shape = (c["N"], c["T"], c["U"]) if c["seq"] else (c["N"], c["U"])
     gy = rng.standard_normal(out_shape)
     mask = rng.random((c["N"], c["T"])) < 0.6 if c["masked"] else None
+    if c["act"] == "relu":  # keep every pre-activation x_t W + h_{t-1} R + b away from the kink at 0
+        pres = []
+        _reference_rnn(x, W, R, b, h0, "relu", c["back"], mask, pre_activations=pres)
+        # a central difference moves one input by 1e-6, so a pre-activation by 1e-6 times an
+        # entry of x, W, R or h (a few units at most here): a margin of 1e-4 keeps every probe on one side
+        assume(np.abs(np.stack(pres)).min() > 1e-4)
     inputs = [x, W, R] + [v for v in (b, h0) if v is not None]
 
     def fn(x, W, R, *rest):
@@ -71,10 +79,6 @@ def test_simple_rnn_gradients_match_finite_differences(c):
     ref = _reference_rnn(x, W, R, b, h0, c["act"], c["back"], mask)
     np.testing.assert_allclose(y, ref if c["seq"] else ref[:, -1], rtol=1e-10, atol=1e-12)
     report = check_grad(fn, *inputs, grad_output=gy, rtol=1e-5, atol=1e-7)
-    if c["act"] == "relu" and not report.passed:  # a pre-activation landed within eps of 0
-        pre = np.abs(np.einsum("ntd,du->ntu", x, W))
-        if pre.min() < 1e-4:
-            return
     assert report.passed, str(report)
 
 
@@ -234,7 +238,6 @@ def test_rnn_learns_to_count_ones():
     m = [np.zeros_like(p.data) for p in params]
     v = [np.zeros_like(p.data) for p in params]
     lr, b1, b2, step = 0.01, 0.9, 0.999, 0
-    start = time.perf_counter()
     for epoch in range(30):
         order = rng.permutation(len(x))
         for i in range(0, len(x), 64):
@@ -257,7 +260,6 @@ def test_rnn_learns_to_count_ones():
             break
     print(f"count task: accuracy {acc:.3f} after {epoch + 1} epochs")
     assert acc > 0.95, f"accuracy {acc:.3f} after {epoch + 1} epochs"
-    assert time.perf_counter() - start < 30
 
 
 # ------------------------------------------------------------ Keras parity
