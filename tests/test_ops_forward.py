@@ -30,7 +30,7 @@ from numbanet.engine import ops
 
 LD = np.longdouble
 DTYPES = st.sampled_from([np.float32, np.float64])
-FORWARD = settings(max_examples=40, deadline=None,
+FORWARD = settings(max_examples=25, deadline=None,
                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
@@ -118,8 +118,9 @@ EXACT_UNARY = {
 }
 
 
+@pytest.mark.parametrize("name", sorted(UNARY))
 @FORWARD
-@given(st.data(), st.sampled_from(sorted(UNARY)), DTYPES)
+@given(data=st.data(), dtype=DTYPES)
 def test_unary_forward(data, name, dtype):
     fn, oracle, (low, high, signed), k = UNARY[name]
     shape = data.draw(hnp.array_shapes(min_dims=0, max_dims=3, max_side=5), label="shape")
@@ -129,8 +130,9 @@ def test_unary_forward(data, name, dtype):
                  atol=float(np.finfo(dtype).tiny), label=name)
 
 
+@pytest.mark.parametrize("name", sorted(EXACT_UNARY))
 @FORWARD
-@given(st.data(), st.sampled_from(sorted(EXACT_UNARY)), DTYPES)
+@given(data=st.data(), dtype=DTYPES)
 def test_exact_unary_forward(data, name, dtype):
     fn, oracle = EXACT_UNARY[name]
     shape = data.draw(hnp.array_shapes(min_dims=0, max_dims=3, max_side=5), label="shape")
@@ -176,8 +178,9 @@ BINARY = {
 }
 
 
+@pytest.mark.parametrize("name", sorted(BINARY))
 @FORWARD
-@given(st.data(), st.sampled_from(sorted(BINARY)), DTYPES)
+@given(data=st.data(), dtype=DTYPES)
 def test_binary_forward_broadcasting(data, name, dtype):
     fn, oracle, da, db, k = BINARY[name]
     shapes = data.draw(hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=4, max_side=4),
@@ -208,8 +211,9 @@ _CONSTANT = {"2.5 + t": 2.5, "t + 0.1": 0.1, "2.5 - t": 2.5, "t - 0.1": 0.1, "0.
              "t / 0.7": 0.7, "2.0 ** t": 2.0, "t ** 2": 2, "t ** 3": 3, "t ** 0.5": 0.5, "ops.square": 2}
 
 
+@pytest.mark.parametrize("name", sorted(REFLECTED))
 @FORWARD
-@given(st.data(), st.sampled_from(sorted(REFLECTED)), DTYPES)
+@given(data=st.data(), dtype=DTYPES)
 def test_operators_with_a_constant(data, name, dtype):
     fn, oracle, k = REFLECTED[name]
     shape = data.draw(hnp.array_shapes(min_dims=0, max_dims=3, max_side=5), label="shape")
@@ -252,8 +256,9 @@ def _matmul_oracle(a, b):
     return y, mag
 
 
+@pytest.mark.parametrize("how", ["ops.matmul", "a @ b", "nd @ t"])
 @FORWARD
-@given(st.data(), DTYPES, st.sampled_from(["ops.matmul", "a @ b", "nd @ t"]))
+@given(data=st.data(), dtype=DTYPES)
 def test_matmul_forward(data, dtype, how):
     shapes = data.draw(hnp.mutually_broadcastable_shapes(signature="(m?,n),(n,p?)->(m?,p?)", max_dims=4,
                                                          max_side=5), label="shapes")
@@ -301,8 +306,9 @@ REDUCTIONS = {
 }
 
 
+@pytest.mark.parametrize("name", sorted(REDUCTIONS))
 @FORWARD
-@given(st.data(), st.sampled_from(sorted(REDUCTIONS)), DTYPES, st.booleans())
+@given(data=st.data(), dtype=DTYPES, keepdims=st.booleans())
 def test_sum_and_mean_forward(data, name, dtype, keepdims):
     shape = data.draw(hnp.array_shapes(min_dims=0, max_dims=4, max_side=5), label="shape")
     x = draw_array(data, shape, dtype, 0.0, 10.0, signed=True)
@@ -392,8 +398,9 @@ def test_getitem_slices(data, dtype):
     assert_exact(ops.getitem(nb.Tensor(x), index), expected, dtype, label=f"getitem {index}")
 
 
+@pytest.mark.parametrize("kind", ["int", "int array", "Tensor ids", "bool mask", "int then slice"])
 @FORWARD
-@given(st.data(), DTYPES, st.sampled_from(["int", "int array", "Tensor ids", "bool mask", "int then slice"]))
+@given(data=st.data(), dtype=DTYPES)
 def test_getitem_integer_and_mask_indices(data, dtype, kind):
     shape = data.draw(hnp.array_shapes(min_dims=1, max_dims=3, max_side=5), label="shape")
     x = draw_array(data, shape, dtype, 0.0, 10.0, signed=True)
@@ -457,9 +464,10 @@ def test_concatenate_and_stack_forward(data, dtype, use_stack):
 
 
 # ------------------------------------------------------------- functional
+@pytest.mark.parametrize("activation", [None, "tanh", "relu", "sigmoid"])
+@pytest.mark.parametrize("size", ["small", "large"])
 @FORWARD
-@given(st.data(), DTYPES, st.sampled_from([None, "tanh", "relu", "sigmoid"]), st.booleans(),
-       st.sampled_from(["small", "large"]))
+@given(data=st.data(), dtype=DTYPES, use_bias=st.booleans())
 def test_linear_forward(data, dtype, activation, use_bias, size):
     if size == "small":
         lead = data.draw(hnp.array_shapes(min_dims=1, max_dims=3, max_side=4), label="lead")
@@ -480,8 +488,9 @@ def test_linear_forward(data, dtype, activation, use_bias, size):
                  label=f"linear {activation} {x.shape} @ {W.shape}")
 
 
+@pytest.mark.parametrize("which", ["softmax", "activation softmax", "log_softmax"])
 @FORWARD
-@given(st.data(), DTYPES, st.sampled_from(["softmax", "activation softmax", "log_softmax"]))
+@given(data=st.data(), dtype=DTYPES)
 def test_softmax_and_log_softmax_forward(data, dtype, which):
     shape = data.draw(hnp.array_shapes(min_dims=1, max_dims=3, max_side=5), label="shape")
     x = draw_array(data, shape, dtype, 0.0, 10.0, signed=True)
@@ -609,9 +618,10 @@ def _loss_case(kind, from_logits, dtype, rng, N, D):
     return losses.SparseCategoricalCrossentropy(from_logits=from_logits), labels, p, terms
 
 
+@pytest.mark.parametrize("case", [("mse", False), ("mae", False), ("bce", False), ("bce", True), ("cce", False),
+                                  ("cce", True), ("sparse", False), ("sparse", True)])
 @FORWARD
-@given(st.data(), DTYPES, st.sampled_from([("mse", False), ("mae", False), ("bce", False), ("bce", True),
-                                           ("cce", False), ("cce", True), ("sparse", False), ("sparse", True)]))
+@given(data=st.data(), dtype=DTYPES)
 def test_loss_forward(data, dtype, case):
     kind, from_logits = case
     N = data.draw(st.integers(1, 6), label="N")
