@@ -93,6 +93,30 @@ def check_x_against_model(model, x, where):
                      f"i.e. {fmt_shape(expected)} for N samples" + (f"; {hint} gives that shape" if hint else ""))
 
 
+def first_layer(model):
+    """The one layer that receives x in a Sequential or functional model, else None.
+
+    A subclassed model's call may use its layers in any order, so it has none.
+    """
+    stack = getattr(model, "_stack", None)
+    if stack is not None:
+        return stack[0] if stack else None
+    nodes = getattr(model, "_nodes", None)
+    if nodes:
+        takers = {id(layer): layer for layer, parents, _ in nodes if parents[0] is model._input_symbol}
+        return next(iter(takers.values())) if len(takers) == 1 else None
+    return None
+
+
+def check_ids_against_model(model, x, arg, where):
+    """Integer ids in [0, input_dim) for a model that starts with an Embedding, over the whole of x."""
+    from ..engine.sequence import check_ids
+    layer = first_layer(model)
+    if layer is None or not getattr(layer, "accepts_integer_input", False) or not hasattr(layer, "input_dim"):
+        return
+    check_ids(x, layer.input_dim, where=f"{where}: {arg} for {layer.name} ({type(layer).__name__})")
+
+
 def check_y_against_model(model, y, where):
     """y must fit the model's output under the compiled loss (the loss's own target check)."""
     from ..losses import FunctionLoss, Loss
@@ -134,6 +158,7 @@ def prepare_data(model, x, y, what, sample_weight=None, needs_y=True):
     if len(x) == 0:
         raise ValueError(f"{where}: no samples (x has shape {x.shape})")
     check_x_against_model(model, x, where)
+    check_ids_against_model(model, x, "x", where)
     if y is not None:
         check_y_against_model(model, y, where)
     return x, y, sample_weight
