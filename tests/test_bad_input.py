@@ -135,8 +135,10 @@ def test_unknown_names_through_the_public_api():
 
 
 def test_initializer_that_fails_leaves_layer_unbuilt():
-    layer = Dense(3, kernel_initializer="nope")
-    with pytest.raises(ValueError, match="unknown initializer"):
+    with pytest.raises(ValueError, match="kernel_initializer: unknown initializer 'nope'"):
+        Dense(3, kernel_initializer="nope")  # an unknown name fails at construction, as in Keras
+    layer = Dense(3, bias_initializer="orthogonal")  # a known one that cannot make a 1-D bias fails at build
+    with pytest.raises(ValueError, match=r"dense.*'bias' of shape \(3,\).*orthogonal"):
         layer(np.zeros((1, 2)))
     assert not layer.built
 

@@ -446,6 +446,10 @@ def test_fit_evaluate_predict(warm, data):
         kwargs["validation_data"] = data.draw(st.sampled_from([np.zeros(3), (np.zeros(3),), [], "xy", None]))
     elif val == "split":
         kwargs["validation_split"] = data.draw(st.sampled_from([0.2, 0.5]))
+    weighting = data.draw(st.sampled_from(["none", "none", "good", "short", "2d", "str", "nan"]), label="weights")
+    if weighting != "none":
+        kwargs["sample_weight"] = {"good": rng.uniform(0, 1, n), "short": np.ones(n + 1), "2d": np.ones((n, 2)),
+                                   "str": np.array(["a"] * n), "nan": np.full(n, np.nan)}[weighting]
     ok, hist = attempt(lambda: model.fit(x, y, **kwargs), names, model)
     event(f"fit {'returned' if ok else 'raised'}")
     if ok:
@@ -526,3 +530,102 @@ def test_predict_lets_nan_through_row_by_row():
     assert np.isnan(out[2]).all()
     rows = [0, 1, 3, 4, 5]
     np.testing.assert_array_equal(out[rows], clean[rows])  # same operations on the same rows
+
+
+# ------------------------------------------------------- compile, random stacks
+@fuzz(100)
+@given(data=st.data())
+def test_compile(warm, data):
+    model = compiled("mlp", "mse")
+    optimizer = data.draw(st.sampled_from(["sgd", "Adam", "RMSprop", "adagrad", "nope", 5, None, [], {"a": 1},
+                                           nb.optimizers.SGD(0.1)]), label="optimizer")
+    loss = data.draw(st.sampled_from(["mse", "MAE", "binary_crossentropy", "nope", 5, None, ["mse"], {"a": 1},
+                                      nb.losses.MeanSquaredError(), lambda t, p: (p - t) * (p - t)]), label="loss")
+    metrics = data.draw(st.sampled_from([None, "mse", ["accuracy"], ["mae", "mse"], ["nope"], [None], 5,
+                                         {"a": "mse"}, [["mse"]]]), label="metrics")
+    ok, _ = attempt(lambda: model.compile(optimizer=optimizer, loss=loss, metrics=metrics),
+                    [model.name, "optimizer", "loss", "metric"], model)
+    event("compile returned" if ok else "compile raised")
+    if ok:
+        x = np.random.default_rng(0).uniform(-1, 1, (6, 4))
+        hist = model.fit(x, x[:, :1], batch_size=3, epochs=1, verbose=0)
+        assert np.isfinite(hist.history["loss"][0])
+
+
+@st.composite
+def random_stack(draw):
+    """A random valid Sequential (as (class, kwargs) pairs) and the per-sample input shape it reads."""
+    kind = draw(st.sampled_from(["image", "sequence", "ids", "vector"]))
+    specs = []
+    if kind == "image":
+        shape = (draw(st.integers(3, 6)), draw(st.integers(3, 6)), draw(st.integers(1, 2)))
+        for _ in range(draw(st.integers(1, 2))):
+            cls = draw(st.sampled_from([L.Conv2D, L.Conv2DTranspose, L.MaxPooling2D, L.UpSampling2D]))
+            kw = {}
+            if cls in (L.Conv2D, L.Conv2DTranspose):
+                kw = {"filters": draw(SMALL), "kernel_size": draw(st.integers(1, 3)), "strides": draw(st.integers(1, 2)),
+                      "padding": draw(st.sampled_from(["valid", "same"])), "activation": draw(ACTIVATION)}
+            elif cls is L.MaxPooling2D:
+                kw = {"pool_size": draw(st.integers(1, 2)), "padding": draw(st.sampled_from(["valid", "same"]))}
+            specs.append((cls, kw))
+        specs.append((L.Flatten, {}))
+    elif kind == "sequence":
+        shape = (draw(st.integers(1, 4)), draw(st.integers(1, 3)))
+        specs.append((L.SimpleRNN, {"units": draw(SMALL), "return_sequences": draw(BOOL)}))
+    elif kind == "ids":
+        shape = (draw(st.integers(1, 4)),)
+        specs.append((L.Embedding, {"input_dim": draw(st.integers(2, 6)), "output_dim": draw(SMALL)}))
+        specs.append((L.SimpleRNN, {"units": draw(SMALL)}))
+    else:
+        shape = (draw(st.integers(1, 4)),)
+        if draw(BOOL):
+            specs.append((L.Dropout, {"rate": 0.5}))
+    specs.append((L.Dense, {"units": draw(SMALL), "activation": draw(ACTIVATION)}))
+    return kind, shape, specs
+
+
+@fuzz(150)
+@given(data=st.data())
+def test_random_stack_predict_and_fit(warm, data):
+    kind, shape, specs = data.draw(random_stack(), label="stack")
+    declare = data.draw(BOOL, label="input_shape given")
+    nb.utils.set_random_seed(0)
+    made = [cls(**kw) for cls, kw in specs]
+    if declare:
+        made[0] = specs[0][0](**specs[0][1], input_shape=shape)
+    names = [layer.name for layer in made] + [cls.__name__ for cls, _ in specs] + ["x", "y"]
+    ok, model = attempt(lambda: nb.Sequential(made), names)
+    if not ok:
+        event("stack rejected at build")
+        return
+    names.append(model.name)
+    model.compile("sgd", "mse")
+    rng = np.random.default_rng(data.draw(st.integers(0, 2 ** 32 - 1), label="seed"))
+    n = data.draw(st.integers(1, 6), label="n")
+    if kind == "ids":
+        x = rng.integers(0, specs[0][1]["input_dim"], (n,) + shape)
+    else:
+        x = rng.uniform(-1, 1, (n,) + shape).astype(data.draw(st.sampled_from(["float32", "float64", "float16"])))
+    want = (n,) + shape
+    for cls, kw in specs:  # the shape each layer's docstring formula gives
+        want = expected_shape(None, cls, kw, want)
+    ok, out = attempt(lambda: model.predict(x, batch_size=4), names, model if model.built else None)
+    event(f"predict {'returned' if ok else 'raised'}")
+    if not ok:
+        return
+    assert out.shape == want and np.all(np.isfinite(out)), (specs, out.shape, want)
+    y = data.draw(perturbed(rng, rng.uniform(-1, 1, want), "y"), label="y")
+    ok, hist = attempt(lambda: model.fit(x, y, batch_size=4, epochs=1, verbose=0), names, model)
+    event(f"fit {'returned' if ok else 'raised'}")
+    if ok:
+        assert np.isfinite(hist.history["loss"][0])
+
+
+def test_1d_x_into_an_undeclared_dense_names_the_data():
+    model = nb.Sequential([L.Dense(1)])
+    model.compile("sgd", "mse")
+    with pytest.raises(ValueError) as info:
+        model.fit(np.arange(80.0), np.arange(80.0), batch_size=20, verbose=0)
+    msg = str(info.value)
+    assert "(80,)" in msg and "x.reshape(-1, 1)" in msg and "(20,)" not in msg, msg
+    assert not model.built  # nothing was built from the rejected data

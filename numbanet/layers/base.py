@@ -89,7 +89,7 @@ class Layer:
         except TypeError:  # NumPy's "data type 'x' not understood" names neither the layer nor the argument
             raise TypeError(f"{self.name}: dtype must be a floating type such as 'float32', got {dtype!r}") from None
         if self.dtype not in (np.float32, np.float64):  # the kernels are compiled for these two
-            raise TypeError(f"{self.name}: dtype must be 'float32' or 'float64', got {self.dtype}")
+            raise TypeError(f"{self.name}: dtype must be a floating type, 'float32' or 'float64', got {self.dtype}")
         self.built = False
         self._weight_list = []  # [(name, Tensor)], Keras order
         self._trainable = bool(trainable)

@@ -83,6 +83,7 @@ def check_x_against_model(model, x, where):
     """x must be (N, *input_shape) when the model declares its input shape."""
     expected = getattr(model, "batch_input_shape", None)
     if expected is None:
+        check_x_against_first_layer(model, x, where)
         return
     input_shape = tuple(expected[1:])
     fits = x.ndim == len(expected) and all(e is None or e == s for e, s in zip(input_shape, x.shape[1:]))
@@ -115,6 +116,19 @@ def check_ids_against_model(model, x, arg, where):
     if layer is None or not getattr(layer, "accepts_integer_input", False) or not hasattr(layer, "input_dim"):
         return
     check_ids(x, layer.input_dim, where=f"{where}: {arg} for {layer.name} ({type(layer).__name__})")
+
+
+def check_x_against_first_layer(model, x, where):
+    """Without a declared input shape, the first layer's own shape check, on the whole data's shape."""
+    layer = first_layer(model)
+    if layer is None:
+        return
+    try:
+        layer.validate_input_shape((None,) + tuple(x.shape[1:]))
+    except ValueError as err:
+        hint = "; x.reshape(-1, 1) makes it one feature per sample, (N, 1)" if x.ndim == 1 else ""
+        raise ValueError(f"{where}: x has shape {tuple(x.shape)}, which {layer.name} does not accept: {err}"
+                         + hint) from None
 
 
 def check_y_against_model(model, y, where):
