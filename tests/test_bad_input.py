@@ -140,7 +140,7 @@ def test_initializer_that_fails_leaves_layer_unbuilt():
     layer = Dense(3, bias_initializer="orthogonal")  # a known one that cannot make a 1-D bias fails at build
     with pytest.raises(ValueError, match=r"dense.*'bias' of shape \(3,\).*orthogonal"):
         layer(np.zeros((1, 2)))
-    assert not layer.built
+    assert not layer.built and layer.weights == []  # the kernel made before the bias failed is gone
 
 
 # ------------------------------------------------------------------------ data

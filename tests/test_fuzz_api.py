@@ -231,7 +231,9 @@ def layer_input(draw, cls, rng):
         if dtype not in ("object", "list"):
             x = np.asarray(x).round().astype(dtype)
         return x
-    dtype = draw(st.sampled_from(DTYPES))
+    dtype = draw(st.sampled_from(DTYPES + ["tensor"]))
+    if dtype == "tensor":
+        return nb.Tensor(make_array(rng, shape, draw(st.sampled_from(["float32", "float64"]))))
     special = draw(st.sampled_from([None, None, None, "nan", "inf"])) if dtype.startswith("float") else None
     return make_array(rng, shape, dtype, special)
 
@@ -272,20 +274,27 @@ def test_layer_construct_and_call(warm, cls, data):
         return  # built, not called: its weights or output would take terabytes
     rng = np.random.default_rng(data.draw(st.integers(0, 2 ** 32 - 1), label="seed"))
     x = data.draw(layer_input(cls, rng), label="x")
+    for attempt_no in range(2):  # a first call builds the layer; a second one meets a built layer
+        if attempt_no:
+            x = data.draw(layer_input(cls, rng), label="x again")
+        call_and_check(layer, cls, kw, x, data.draw(BOOL, label="training"))
+
+
+def call_and_check(layer, cls, kw, x, training):
     names = [layer.name, cls.__name__, "input", "x"]
-    weights = [w.copy() for w in layer.get_weights()]
-    training = data.draw(BOOL, label="training")
+    weights = layer.get_weights()
     ok, y = attempt(lambda: layer(x, training=training), names)
     event("call returned" if ok else f"call raised {type(y).__name__}")
-    if not ok:
-        if weights:  # a built layer keeps its weights bit for bit
-            assert all(a.tobytes() == b.tobytes() for a, b in zip(weights, layer.get_weights()))
+    if not ok:  # a built layer keeps its weights bit for bit; an unbuilt one has none
+        after = layer.get_weights()
+        assert len(after) == len(weights) and all(a.tobytes() == b.tobytes() for a, b in zip(weights, after))
+        assert layer.built or after == []
         return
     in_shape = np.shape(x)
     want = expected_shape(layer, cls, kw, tuple(in_shape))
     got = tuple(t.shape for t in y) if isinstance(y, tuple) else y.shape
     assert got == want, f"{cls.__name__}{kw} on {in_shape}: output {got}, docstring formula gives {want}"
-    if is_finite_numeric(x):
+    if is_finite_numeric(x.data if isinstance(x, nb.Tensor) else x):
         for t in (y if isinstance(y, tuple) else (y,)):
             assert np.all(np.isfinite(t.data)), f"{cls.__name__}{kw}: non-finite output for finite input"
 

@@ -195,7 +195,12 @@ class Layer:
         input_shape = tuple(input_shape)
         self.validate_input_shape(input_shape)
         if not self.built:
-            self.build(input_shape)
+            n_weights = len(self._weight_list)
+            try:
+                self.build(input_shape)
+            except BaseException:  # a build that fails half-way leaves no weights behind
+                del self._weight_list[n_weights:]
+                raise
             self.built = True
             self.input_shape = input_shape
         out = self.compute_output_shape(input_shape)
@@ -228,13 +233,21 @@ class Layer:
             raise ValueError(f"{self.name}: the input is ragged: its rows must all have the same shape") from None
         if not shape:
             raise ValueError(f"{self.name}: expected an input with a batch axis (N, ...), got a scalar")
-        if not self.built:
+        was_built = self.built
+        if not was_built:
             self.build_from_shape((None,) + shape[1:])
         else:
             self.validate_input_shape((None,) + shape[1:])
         if _takes_training(type(self)):
             kwargs["training"] = training
-        y = self.call(x, **kwargs)
+        try:
+            y = self.call(x, **kwargs)
+        except BaseException:  # e.g. ids out of range: a failed first call leaves the layer unbuilt, as it was
+            if not was_built:
+                del self._weight_list[:]
+                self.built = False
+                self.input_shape = self.output_shape = None
+            raise
         mask = getattr(x, "mask", None)
         if (mask is not None and isinstance(y, Tensor) and y.mask is None and y.ndim == mask.ndim + 1
                 and y.shape[:mask.ndim] == mask.shape):
