@@ -638,3 +638,12 @@ def test_1d_x_into_an_undeclared_dense_names_the_data():
     msg = str(info.value)
     assert "(80,)" in msg and "x.reshape(-1, 1)" in msg and "(20,)" not in msg, msg
     assert not model.built  # nothing was built from the rejected data
+
+
+def test_grey_images_without_a_channel_axis_get_the_fix():
+    model = nb.Sequential([L.Conv2D(2, 3), L.Flatten(), L.Dense(1)])
+    model.compile("sgd", "mse")
+    with pytest.raises(ValueError) as info:
+        model.fit(np.zeros((4, 6, 6)), np.zeros((4, 1)), verbose=0)
+    msg = str(info.value)
+    assert "(4, 6, 6)" in msg and "x[..., np.newaxis]" in msg and "(4, 6, 6, 1)" in msg, msg

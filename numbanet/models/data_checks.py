@@ -126,9 +126,19 @@ def check_x_against_first_layer(model, x, where):
     try:
         layer.validate_input_shape((None,) + tuple(x.shape[1:]))
     except ValueError as err:
-        hint = "; x.reshape(-1, 1) makes it one feature per sample, (N, 1)" if x.ndim == 1 else ""
         raise ValueError(f"{where}: x has shape {tuple(x.shape)}, which {layer.name} does not accept: {err}"
-                         + hint) from None
+                         + _new_axis_hint(layer, x)) from None
+
+
+def _new_axis_hint(layer, x):
+    """The fix when x lacks a last axis of size 1 (a 1-D x for Dense, grey images for Conv2D), else ''."""
+    try:
+        layer.validate_input_shape((None,) + tuple(x.shape[1:]) + (1,))
+    except ValueError:
+        return ""
+    if x.ndim == 1:
+        return "; x.reshape(-1, 1) makes it one feature per sample, (N, 1)"
+    return f"; x[..., np.newaxis] adds the missing last axis, {tuple(x.shape) + (1,)}"
 
 
 def check_y_against_model(model, y, where):
@@ -143,8 +153,9 @@ def check_y_against_model(model, y, where):
     try:
         loss.prepare_true(y, stand_in)
     except (ValueError, TypeError) as err:
+        detail = str(err).removeprefix(f"{type(loss).__name__}: ")
         raise type(err)(f"{where}: y of shape {tuple(y.shape)} does not fit the model's output "
-                        f"{fmt_shape((None,) + tuple(out[1:]))} under {type(loss).__name__}: {err}") from None
+                        f"{fmt_shape((None,) + tuple(out[1:]))} under {type(loss).__name__}: {detail}") from None
 
 
 def prepare_data(model, x, y, what, sample_weight=None, needs_y=True):
