@@ -50,7 +50,8 @@ def assert_clean_error(err, names):
     where = tb.tb_frame.f_code.co_filename
     assert os.path.abspath(where).startswith(PKG), f"raised outside numbanet, in {where}: {err}"
     msg = str(err)
-    assert any(n and n in msg for n in names), f"message names none of {names}: {msg}"
+    assert any(re.search(rf"(?<!\w){re.escape(n)}(?!\w)", msg) for n in names if n), \
+        f"message names none of {names} (as a word): {msg}"
 
 
 def attempt(fn, names, snapshot_of=None):
@@ -259,12 +260,13 @@ def warm():
 
 
 @pytest.mark.parametrize("cls", list(LAYER_ARGS), ids=lambda c: c.__name__)
-@fuzz(200)
+@fuzz(300)
 @given(data=st.data())
 def test_layer_construct_and_call(warm, cls, data):
     kw = data.draw(layer_kwargs(cls), label="kwargs")
-    names = [cls.__name__, snake_case(cls.__name__)] + list(kw)
-    ok, layer = attempt(lambda: cls(**kw), names)
+    name = "fuzzed_" + snake_case(cls.__name__)
+    names = [cls.__name__, name] + list(kw)
+    ok, layer = attempt(lambda: cls(name=name, **kw), names)
     event("constructed" if ok else f"constructor raised {type(layer).__name__}")
     if not ok:
         return
@@ -281,7 +283,7 @@ def test_layer_construct_and_call(warm, cls, data):
 
 
 def call_and_check(layer, cls, kw, x, training):
-    names = [layer.name, cls.__name__, "input", "x"]
+    names = [layer.name, cls.__name__]
     weights = layer.get_weights()
     ok, y = attempt(lambda: layer(x, training=training), names)
     event("call returned" if ok else f"call raised {type(y).__name__}")
@@ -368,7 +370,7 @@ def good_inputs(rng, arch, n):
 
 
 @st.composite
-def perturbed(draw, rng, good, kind):
+def perturbed(draw, rng, good):
     """``good`` or a random corruption of it: dtype, container, shape, length, NaN."""
     how = draw(st.sampled_from(["good", "good", "good", "dtype", "container", "drop_axis", "add_axis",
                                 "resize_axis", "length", "empty", "nan", "flatten"]))
@@ -412,11 +414,11 @@ def compiled(arch, loss, seed=0):
 
 
 def model_names(model):
-    return [model.name, "x", "y", "validation_data", "sample_weight", "input"] + \
+    return [model.name, "x", "y", "validation_data", "sample_weight"] + \
         [layer.name for layer in model.layers] + [type(model.loss).__name__]
 
 
-@fuzz(400)
+@fuzz(500)
 @given(data=st.data())
 def test_fit_evaluate_predict(warm, data):
     arch = data.draw(st.sampled_from(list(ARCHS)), label="arch")
@@ -424,8 +426,8 @@ def test_fit_evaluate_predict(warm, data):
     model = compiled(arch, loss)
     rng = np.random.default_rng(data.draw(st.integers(0, 2 ** 32 - 1), label="seed"))
     n = data.draw(st.integers(1, 9), label="n")
-    x = data.draw(perturbed(rng, good_inputs(rng, arch, n), "x"), label="x")
-    y = data.draw(perturbed(rng, good_targets(rng, loss, n), "y"), label="y")
+    x = data.draw(perturbed(rng, good_inputs(rng, arch, n)), label="x")
+    y = data.draw(perturbed(rng, good_targets(rng, loss, n)), label="y")
     call = data.draw(st.sampled_from(["fit", "fit", "evaluate", "predict"]), label="call")
     names = model_names(model)
     out_units = model.output_shape[-1]
@@ -449,8 +451,8 @@ def test_fit_evaluate_predict(warm, data):
     if val == "good":
         kwargs["validation_data"] = (good_inputs(rng, arch, 3), good_targets(rng, loss, 3))
     elif val == "bad":
-        kwargs["validation_data"] = (data.draw(perturbed(rng, good_inputs(rng, arch, 3), "x")),
-                                     data.draw(perturbed(rng, good_targets(rng, loss, 3), "y")))
+        kwargs["validation_data"] = (data.draw(perturbed(rng, good_inputs(rng, arch, 3))),
+                                     data.draw(perturbed(rng, good_targets(rng, loss, 3))))
     elif val == "shape":
         kwargs["validation_data"] = data.draw(st.sampled_from([np.zeros(3), (np.zeros(3),), [], "xy", None]))
     elif val == "split":
@@ -485,13 +487,13 @@ def test_save_and_load_weights(warm, data, tmp_path_factory):
         np.savez(path, w0=np.zeros(3))
     ok, _ = attempt(lambda: b.load_weights(path), [b.name, "load_weights"], b)
     event(f"load_weights {'returned' if ok else 'raised'}")
-    if ok:  # only a file of the same architecture loads, and then every weight is the file's
-        assert what == "file" and (a_arch, ARCHS[a_arch][0](a_loss).count_params()) == \
-            (b_arch, ARCHS[b_arch][0](b_loss).count_params())
+    same_shapes = [w.shape for w in a.weights] == [w.shape for w in b.weights]
+    if ok:  # only a file of weights of the same count and shapes loads, and then every weight is the file's
+        assert what == "file" and same_shapes
         for wa, wb in zip(a.get_weights(), b.get_weights()):
             assert wa.tobytes() == wb.tobytes()
-    elif what == "file" and [w.shape for w in a.weights] == [w.shape for w in b.weights]:
-        pytest.fail(f"{a_arch}->{b_arch}: a file of the same shapes was refused")
+    else:
+        assert not (what == "file" and same_shapes), f"{a_arch}->{b_arch}: a file of the same shapes was refused"
 
 
 # ------------------------------------------------------------ the taught errors
@@ -593,7 +595,7 @@ def random_stack(draw):
     return kind, shape, specs
 
 
-@fuzz(150)
+@fuzz(300)
 @given(data=st.data())
 def test_random_stack_predict_and_fit(warm, data):
     kind, shape, specs = data.draw(random_stack(), label="stack")
@@ -623,7 +625,7 @@ def test_random_stack_predict_and_fit(warm, data):
     if not ok:
         return
     assert out.shape == want and np.all(np.isfinite(out)), (specs, out.shape, want)
-    y = data.draw(perturbed(rng, rng.uniform(-1, 1, want), "y"), label="y")
+    y = data.draw(perturbed(rng, rng.uniform(-1, 1, want)), label="y")
     ok, hist = attempt(lambda: model.fit(x, y, batch_size=4, epochs=1, verbose=0), names, model)
     event(f"fit {'returned' if ok else 'raised'}")
     if ok:

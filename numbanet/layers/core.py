@@ -94,7 +94,8 @@ class Flatten(Layer):
             raise ValueError(f"{self.name}: Flatten expects input of rank >= 2, got {fmt_shape(input_shape)}")
 
     def call(self, x, training=False):
-        return F.reshape(x, (x.shape[0], -1))  # (N, d1, ..., dk) -> (N, d1*...*dk)
+        # (N, d1, ..., dk) -> (N, d1*...*dk), the size given (NumPy cannot infer -1 when N = 0)
+        return F.reshape(x, (x.shape[0], int(np.prod(x.shape[1:]))))
 
     def compute_output_shape(self, input_shape):
         rest = input_shape[1:]
