@@ -142,20 +142,28 @@ def _new_axis_hint(layer, x):
 
 
 def check_y_against_model(model, y, where):
-    """y must fit the model's output under the compiled loss (the loss's own target check)."""
+    """y, checked to fit the model's output under the compiled loss (the loss's own target check).
+
+    A y the loss takes by reshaping (same size, another rank, e.g. (N, 3, 1) for an output
+    (N, 3), which Keras squeezes) comes back in the output's shape, so that the metrics,
+    which compare shapes, see what the loss sees.
+    """
     from ..losses import FunctionLoss, Loss
     loss = getattr(model, "loss", None)
     out = getattr(model, "output_shape", None)
     if (not isinstance(loss, Loss) or isinstance(loss, FunctionLoss) or not getattr(model, "built", False)
             or not isinstance(out, tuple) or len(out) < 2 or not all(isinstance(d, (int, np.integer)) for d in out[1:])):
-        return  # unknown output shape or a user's loss: the first batch checks it
+        return y  # unknown output shape or a user's loss: the first batch checks it
     stand_in = np.broadcast_to(np.zeros((), dtype=model.dtype), (len(y),) + tuple(out[1:]))
     try:
-        loss.prepare_true(y, stand_in)
+        t = loss.prepare_true(y, stand_in)
     except (ValueError, TypeError) as err:
         detail = str(err).removeprefix(f"{type(loss).__name__}: ")
         raise type(err)(f"{where}: y of shape {tuple(y.shape)} does not fit the model's output "
                         f"{fmt_shape((None,) + tuple(out[1:]))} under {type(loss).__name__}: {detail}") from None
+    if not loss.sparse and t.shape == stand_in.shape and y.shape != t.shape:
+        y = y.reshape(t.shape)
+    return y
 
 
 def prepare_data(model, x, y, what, sample_weight=None, needs_y=True):
@@ -185,7 +193,7 @@ def prepare_data(model, x, y, what, sample_weight=None, needs_y=True):
     check_x_against_model(model, x, where)
     check_ids_against_model(model, x, "x", where)
     if y is not None:
-        check_y_against_model(model, y, where)
+        y = check_y_against_model(model, y, where)
     return x, y, sample_weight
 
 
