@@ -291,13 +291,32 @@ def test_layer_construct_and_call(warm, cls, data):
     for attempt_no in range(2):  # a first call builds the layer; a second one meets a built layer
         if attempt_no:
             x = data.draw(layer_input(cls, rng), label="x again")
-        call_and_check(layer, cls, kw, x, data.draw(BOOL, label="training"))
+        extra = data.draw(rnn_call_kwargs(np.shape(x), kw.get("units")), label="call kwargs") \
+            if cls is L.SimpleRNN else {}
+        call_and_check(layer, cls, kw, x, data.draw(BOOL, label="training"), extra)
 
 
-def call_and_check(layer, cls, kw, x, training):
+@st.composite
+def rnn_call_kwargs(draw, shape, units):
+    """SimpleRNN's call arguments: initial_state and mask, right, misshapen or of a wrong type."""
+    N = shape[0] if len(shape) else 1
+    T = shape[1] if len(shape) > 1 else 1
+    U = units if isinstance(units, int) else 1
+    kwargs = {}
+    if draw(BOOL):
+        kwargs["initial_state"] = draw(st.sampled_from([
+            np.zeros((N, U)), [np.zeros((N, U))], nb.Tensor(np.zeros((N, U))), np.zeros((N, U + 1)),
+            [np.zeros((N, U))] * 2, [], "abc", np.full((N, U), "a"), np.zeros((N, U), dtype=object), 5]))
+    if draw(BOOL):
+        kwargs["mask"] = draw(st.sampled_from([
+            np.ones((N, T), bool), np.arange(N * T).reshape(N, T) % 2 == 0, np.ones((N, T + 1), bool), "abc", 3]))
+    return kwargs
+
+
+def call_and_check(layer, cls, kw, x, training, extra):
     names = [layer.name, cls.__name__]
     weights = layer.get_weights()
-    ok, y = attempt(lambda: layer(x, training=training), names)
+    ok, y = attempt(lambda: layer(x, training=training, **extra), names)
     event("call returned" if ok else f"call raised {type(y).__name__}")
     if not ok:  # a built layer keeps its weights bit for bit; an unbuilt one has none
         after = layer.get_weights()

@@ -86,7 +86,11 @@ class SimpleRNN(Layer):
                                  f"array or a one-element list, got a list of {len(state)}")
             state = state[0]
         if not isinstance(state, Tensor):
-            state = Tensor(np.asarray(state), dtype=self.dtype)
+            arr = np.asarray(state)
+            if arr.dtype.kind not in "fiub":
+                raise TypeError(f"{self.name}: initial_state must be a numeric array of shape (batch, units) = "
+                                f"{(N, self.units)}, got dtype {arr.dtype}")
+            state = Tensor(arr, dtype=self.dtype)
         if state.shape != (N, self.units):
             raise ValueError(f"{self.name}: initial_state must have shape (batch, units) = "
                              f"{(N, self.units)}, got {state.shape}")
