@@ -165,9 +165,11 @@ LAYER_ARGS = {
 }
 REQUIRED = {"units", "filters", "kernel_size", "input_dim", "output_dim", "target_shape", "activation", "rate"}
 
-# arguments whose values size a weight or an output: a huge valid value would allocate terabytes,
-# as it would in Keras, so calls are made only when these are small
+# arguments whose values size a weight or an output (a transposed convolution's output grows with
+# its strides): a huge valid value would allocate terabytes, as it would in Keras, so calls are
+# made only when these are small
 SIZE_ARGS = {"units", "filters", "input_dim", "output_dim", "size", "kernel_size"}
+SIZE_ARGS_OF = {L.Conv2DTranspose: SIZE_ARGS | {"strides"}}
 
 
 @st.composite
@@ -201,7 +203,7 @@ def expected_shape(layer, cls, kw, in_shape):
         return (N, int(np.prod(in_shape[1:])))
     if cls is L.Reshape:
         t = kw["target_shape"]
-        t = (t,) if isinstance(t, int) else tuple(t)
+        t = (t,) if isinstance(t, (int, np.integer)) else tuple(t)
         known = int(np.prod([d for d in t if d != -1]))
         return (N,) + tuple(int(np.prod(in_shape[1:])) // known if d == -1 else d for d in t)
     if cls is L.Embedding:
@@ -284,7 +286,7 @@ def test_layer_construct_and_call(warm, cls, data):
         return
     assert isinstance(layer.get_config(), dict)
     if any(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and abs(v) > 1000
-           for k, v in kw.items() if k in SIZE_ARGS):
+           for k, v in kw.items() if k in SIZE_ARGS_OF.get(cls, SIZE_ARGS)):
         return  # built, not called: its weights or output would take terabytes
     rng = np.random.default_rng(data.draw(st.integers(0, 2 ** 32 - 1), label="seed"))
     x = data.draw(layer_input(cls, rng), label="x")

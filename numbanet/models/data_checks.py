@@ -54,7 +54,7 @@ def _finite(arr, arg, where):
     if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
         bad = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
         raise ValueError(f"{where}: {arg} contains NaN or infinity (first at index {bad}); "
-                         f"remove or impute those samples before training")
+                         f"remove or impute those samples")
 
 
 def _cast(arr, dtype):
