@@ -14,8 +14,8 @@ The contract checked (API.md, "Every rejected configuration or input ..."):
   ``predict`` propagates NaN, ``fit`` reports a nan loss and turns the weights to NaN),
   while ``fit`` and ``evaluate`` reject NaN data before any step.
 
-Every test runs a fixed number of derandomized examples (``fuzz(n)``), so CI sees the same
-cases every time. A deadline per example (20 s, against typical runtimes of 1-15 ms) flags a
+Every test runs a fixed number of examples (``fuzz(n)``) from a fixed seed (``derandomize``,
+no example database), so a run does not depend on earlier runs or on the machine's clock. A deadline per example (20 s, against typical runtimes of 1-15 ms) flags a
 pathologically slow case; a hang, which never returns to Hypothesis, is ended by the
 ``hang_guard`` watchdog (faulthandler), which dumps every thread's traceback and exits.
 The kernels are compiled once by the ``warm`` fixture first, so compilation time does not
