@@ -87,7 +87,7 @@ class Layer:
         try:
             self.dtype = np.dtype(dtype or "float32")
         except TypeError:  # NumPy's "data type 'x' not understood" names neither the layer nor the argument
-            raise TypeError(f"{self.name}: dtype must be a floating type such as 'float32', got {dtype!r}") from None
+            raise TypeError(f"{self.name}: dtype must be 'float32' or 'float64', got {dtype!r}") from None
         if self.dtype not in (np.float32, np.float64):  # the kernels are compiled for these two
             raise TypeError(f"{self.name}: dtype must be a floating type, 'float32' or 'float64', got {self.dtype}")
         self.built = False

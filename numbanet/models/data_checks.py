@@ -202,7 +202,7 @@ def prepare_validation(model, validation_data, x, y):
     where = f"{model.name}.fit (validation_data)"
     if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
         kind = (f"a {type(validation_data).__name__} of {len(validation_data)}"
-                if isinstance(validation_data, (tuple, list)) else f"a {type(validation_data).__name__}")
+                if isinstance(validation_data, (tuple, list)) else f"an object of type {type(validation_data).__name__}")
         raise ValueError(f"{where}: validation_data must be a tuple (x_val, y_val), got {kind}")
     vx, vy, _ = prepare_data(model, validation_data[0], validation_data[1], "fit (validation_data)")
     if vx.shape[1:] != x.shape[1:]:
