@@ -37,6 +37,10 @@ from numbanet.utils import snake_case
 
 PKG = os.path.dirname(nb.__file__)
 
+# NaN and inf inputs are drawn on purpose: NumPy warns about them inside matmul and exp.
+pytestmark = pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning",
+                                        "ignore:overflow encountered:RuntimeWarning")
+
 
 def fuzz(n):
     return settings(max_examples=n, derandomize=True, database=None, deadline=timedelta(seconds=20),
