@@ -14,6 +14,8 @@ pass picks one of three routes from the layer's shape and records it
   forward pass and the weight gradient run as the convolution with the kernel turned
   around, Wf[a, b, f, c] = W[KH-1-a, KW-1-b, c, f], which unfolds the narrower side.
 
+The three passes, ``forward``, ``input_grad`` and ``weight_grad``, are used by the
+protocol functions at the bottom (and timed by ``benchmarks/bench_conv_paths.py``).
 Every route splits the batch over the threads (``parallel``); im2col and col2im
 work chunk by chunk (``_over_chunks``) in reused scratch buffers (``workspace``).
 The relu is fused: into the direct loops, or applied to each chunk right after its
@@ -179,8 +181,11 @@ def _flipped_pads(in_hw, out_hw, KH, KW, PT, PL):
 
 
 # ------------------------------------------------------------------ the three passes
-def _forward(x, W, b, SH, SW, pads, relu):
-    """y = act(im2col(x) @ W2 + b), by the route of ``route``; x (N, H, W, C) -> y (N, OH, OW, F)."""
+def forward(x, W, b, SH, SW, pads, relu):
+    """y = act(im2col(x) @ W2 + b), by the route of ``route``; x (N, H, W, C) -> y (N, OH, OW, F).
+
+    Mirrors ``reference/conv.py: conv2d_forward``, with act = relu if ``relu`` else identity.
+    """
     KH, KW, C, F = W.shape
     x = np.ascontiguousarray(x)
     N, H, Wd, _ = x.shape
@@ -188,7 +193,7 @@ def _forward(x, W, b, SH, SW, pads, relu):
     if uses_direct(C, F, SH, SW):
         return _direct_forward(x, np.ascontiguousarray(W), b, pads[0], pads[2], relu, (OH, OW))
     if flips_roles(C, F, SH, SW):                # GEMM with K = C, then col2im of KH*KW*F per pixel
-        y = _input_grad(x, _flipped(W), OH, OW, 1, 1, KH - 1 - pads[0], KW - 1 - pads[2])
+        y = input_grad(x, _flipped(W), OH, OW, 1, 1, KH - 1 - pads[0], KW - 1 - pads[2])
         if b is not None or relu:
             _bias_relu(y, b, relu)
         return y
@@ -211,8 +216,11 @@ def _forward(x, W, b, SH, SW, pads, relu):
     return y
 
 
-def _input_grad(gy, W, H, Wd, SH, SW, PT, PL):
-    """gx = col2im(gy2 @ W2^T), direct or im2col (never flipped); gy (N, OH, OW, F) -> gx (N, H, Wd, C)."""
+def input_grad(gy, W, H, Wd, SH, SW, PT, PL):
+    """gx = col2im(gy2 @ W2^T), direct or im2col (never flipped); gy (N, OH, OW, F) -> gx (N, H, Wd, C).
+
+    Mirrors ``reference/conv.py: conv2d_input_grad``; also the transposed convolution's forward pass.
+    """
     KH, KW, C, F = W.shape
     gy = np.ascontiguousarray(gy)
     if uses_direct(C, F, SH, SW):
@@ -235,15 +243,18 @@ def _input_grad(gy, W, H, Wd, SH, SW, PT, PL):
     return gx
 
 
-def _weight_grad(x, gy, W_shape, SH, SW, pads):
-    """gW = sum over chunks of im2col(x_c)^T @ G_c, by the route of ``route``: -> (KH, KW, C, F)."""
+def weight_grad(x, gy, W_shape, SH, SW, pads):
+    """gW = sum over chunks of im2col(x_c)^T @ G_c, by the route of ``route``: -> (KH, KW, C, F).
+
+    Mirrors ``reference/conv.py: conv2d_weight_grad``.
+    """
     KH, KW, C, F = W_shape
     x, gy = np.ascontiguousarray(x), np.ascontiguousarray(gy)
     if uses_direct(C, F, SH, SW):
         return _direct_weight_grad(x, gy, None, False, W_shape, pads[0], pads[2], False)[0]
     N, OH, OW, _ = gy.shape
     if flips_roles(C, F, SH, SW):                # unfold gy (F channels) rather than x (C channels)
-        gWf = _weight_grad(gy, x, (KH, KW, F, C), 1, 1,
+        gWf = weight_grad(gy, x, (KH, KW, F, C), 1, 1,
                            _flipped_pads(x.shape[1:3], (OH, OW), KH, KW, pads[0], pads[2]))
         return _flipped(gWf)                     # the flip is its own inverse
     K, R = KH * KW * C, OH * OW
@@ -262,7 +273,10 @@ def _weight_grad(x, gy, W_shape, SH, SW, pads):
 
 
 def _bias_grad(gz):
-    """gb = sum of gz over N, OH, OW, as one matrix-vector product (``parallel.column_sums``)."""
+    """gb = sum of gz over N, OH, OW, as one matrix-vector product (``parallel.column_sums``).
+
+    Mirrors ``reference/conv.py: conv2d_bias_grad``.
+    """
     return parallel.column_sums(gz.reshape(-1, gz.shape[-1]))   # (N*OH*OW, F) -> (F,)
 
 
@@ -298,7 +312,7 @@ def conv2d_forward(x, W, b, strides, pads, activation=None):
     """
     SH, SW = strides
     record("conv2d_forward", route(W.shape[2], W.shape[3], SH, SW))
-    return _forward(x, W, b, SH, SW, pads, _relu(activation))
+    return forward(x, W, b, SH, SW, pads, _relu(activation))
 
 
 def conv2d_backward(gy, x, W, y, strides, pads, activation, need_gx=True, need_gW=True, need_gb=True):
@@ -320,8 +334,8 @@ def conv2d_backward(gy, x, W, y, strides, pads, activation, need_gx=True, need_g
         gx = _direct_input_grad(gz, W, H, Wd, PT, PL) if need_gx else None
         return gx, (gW if need_gW else None), (gb if need_gb else None)
     gz = _masked_by_relu(gy, y) if relu else gy
-    gx = _input_grad(gz, W, H, Wd, SH, SW, PT, PL) if need_gx else None
-    gW = _weight_grad(x, gz, W.shape, SH, SW, pads) if need_gW else None
+    gx = input_grad(gz, W, H, Wd, SH, SW, PT, PL) if need_gx else None
+    gW = weight_grad(x, gz, W.shape, SH, SW, pads) if need_gW else None
     return gx, gW, (_bias_grad(gz) if need_gb else None)
 
 
@@ -334,7 +348,7 @@ def conv2d_transpose_forward(x, W, b, strides, out_hw, pads, activation=None):
     SH, SW = strides
     record("conv2d_transpose_forward", "direct" if uses_direct(W.shape[2], W.shape[3], SH, SW) else "im2col")
     relu = _relu(activation)
-    y = _input_grad(np.ascontiguousarray(x), W, out_hw[0], out_hw[1], SH, SW, pads[0], pads[2])
+    y = input_grad(np.ascontiguousarray(x), W, out_hw[0], out_hw[1], SH, SW, pads[0], pads[2])
     if b is not None or relu:
         _bias_relu(y, b, relu)
     return y
@@ -349,6 +363,6 @@ def conv2d_transpose_backward(gy, x, W, y, strides, pads, activation, need_gx=Tr
     SH, SW = strides
     record("conv2d_transpose_backward", route(W.shape[2], W.shape[3], SH, SW))
     gz = _masked_by_relu(gy, y) if _relu(activation) else gy
-    gx = _forward(gz, W, None, SH, SW, pads, False) if need_gx else None
-    gW = _weight_grad(gz, x, W.shape, SH, SW, pads) if need_gW else None
+    gx = forward(gz, W, None, SH, SW, pads, False) if need_gx else None
+    gW = weight_grad(gz, x, W.shape, SH, SW, pads) if need_gW else None
     return gx, gW, (_bias_grad(gz) if need_gb else None)

@@ -66,7 +66,7 @@ def col2im(cols, H, W, SH, SW, PT, PL):
 def conv2d_forward(x, W, b, SH, SW, pads):
     """y = im2col(x) @ W2 + b:  x (N, H, W, C), W (KH, KW, C, F), b (F,) or None -> y (N, OH, OW, F).
 
-    fast tier: numbanet.fast.conv._forward (routed; the fused relu comes from the tier's conv2d_forward).
+    fast tier: numbanet.fast.conv.forward (routed, with the relu fused).
     """
     KH, KW, C, F = W.shape
     cols = im2col(x, KH, KW, SH, SW, *pads)                  # (N, OH, OW, KH, KW, C)
@@ -79,7 +79,7 @@ def conv2d_forward(x, W, b, SH, SW, pads):
 def conv2d_input_grad(gy, W, H, Wd, SH, SW, PT, PL):
     """gx = col2im(G @ W2^T):  gy (N, OH, OW, F), W (KH, KW, C, F) -> gx (N, H, Wd, C).
 
-    fast tier: numbanet.fast.conv._input_grad (same signature).
+    fast tier: numbanet.fast.conv.input_grad (same signature).
     """
     KH, KW, C, F = W.shape
     N, OH, OW, _ = gy.shape
@@ -91,7 +91,7 @@ def conv2d_input_grad(gy, W, H, Wd, SH, SW, PT, PL):
 def conv2d_weight_grad(x, gy, W_shape, SH, SW, pads):
     """gW = im2col(x)^T @ G:  x (N, H, W, C), gy (N, OH, OW, F) -> gW W_shape = (KH, KW, C, F).
 
-    fast tier: numbanet.fast.conv._weight_grad (same signature).
+    fast tier: numbanet.fast.conv.weight_grad (same signature).
     """
     KH, KW, C, F = W_shape
     X = im2col(x, KH, KW, SH, SW, *pads).reshape(-1, KH * KW * C)   # (N*OH*OW, K)
