@@ -485,6 +485,21 @@ def test_conv_activation_fused_or_its_own_node(transpose):
         fast_tier.conv2d_forward(x.data, W.data, None, (1, 1), (1, 1, 1, 1), "tanh")
 
 
+
+@pytest.mark.parametrize("forward_tier,backward_tier", [("fast", "reference"), ("reference", "fast")])
+def test_max_pool_recorded_under_one_tier_differentiates_under_the_other(forward_tier, backward_tier):
+    """Each tier reads the other's arg-max (the window-local index i*KW + j, uint8 or int64). With
+    windows that do not overlap each cell receives one gradient or none, so gx is exact."""
+    rng = np.random.default_rng(5)
+    x = Tensor(rng.standard_normal((2, 6, 7, 3)), requires_grad=True)
+    gy = rng.standard_normal((2, 3, 4, 3))
+    with nb.kernels(forward_tier):
+        y = Fn.max_pool2d(x, 2, padding="same")
+    with nb.kernels(backward_tier):
+        y.backward(gy)
+    _, arg = rpool.max_pool2d_forward(x.data, 2, 2, 2, 2, 0, 0, 3, 4)
+    np.testing.assert_array_equal(x.grad, rpool.max_pool2d_backward(gy, arg, 2, 2, 2, 2, 0, 0, 6, 7))
+
 # ------------------------------------------------------------------ dense layers
 @SETTINGS
 @given(st.lists(st.integers(1, 4), min_size=1, max_size=3), st.integers(1, 6), st.integers(1, 6),

@@ -13,7 +13,7 @@ from . import conv, pooling, upsample
 # Shapes: x (N, H, W, C), W (KH, KW, C, F) (a transposed convolution's (KH, KW, F, C)),
 # b (F,) or None, strides (SH, SW), pads (PT, PB, PL, PR), y (N, OH, OW, F).
 # activation: None or "relu", applied after the bias as its own step.
-ACTIVATIONS = {None: (A.linear, A.d_linear), "relu": (A.relu, A.d_relu)}   # name -> (f, f' from y)
+CONV_ACTIVATIONS = {None: (A.linear, A.d_linear), "relu": (A.relu, A.d_relu)}   # name -> (f, f' from y)
 
 
 def conv2d_forward(x, W, b, strides, pads, activation=None):
@@ -23,7 +23,7 @@ def conv2d_forward(x, W, b, strides, pads, activation=None):
     fast tier: numbanet.fast.conv.conv2d_forward.
     """
     z = conv.conv2d_forward(x, W, b, *strides, pads)
-    return ACTIVATIONS[activation][0](z)
+    return CONV_ACTIVATIONS[activation][0](z)
 
 
 def conv2d_backward(gy, x, W, y, strides, pads, activation, need_gx=True, need_gW=True, need_gb=True):
@@ -37,7 +37,7 @@ def conv2d_backward(gy, x, W, y, strides, pads, activation, need_gx=True, need_g
     Each is None where not needed. fast tier: numbanet.fast.conv.conv2d_backward.
     """
     SH, SW = strides
-    gz = gy if activation is None else gy * ACTIVATIONS[activation][1](y)
+    gz = gy if activation is None else gy * CONV_ACTIVATIONS[activation][1](y)
     gx = conv.conv2d_input_grad(gz, W, x.shape[1], x.shape[2], SH, SW, pads[0], pads[2]) if need_gx else None
     gW = conv.conv2d_weight_grad(x, gz, W.shape, SH, SW, pads) if need_gW else None
     gb = conv.conv2d_bias_grad(gz) if need_gb else None
@@ -52,7 +52,7 @@ def conv2d_transpose_forward(x, W, b, strides, out_hw, pads, activation=None):
     z = col2im(x2 @ W2^T) + b. fast tier: numbanet.fast.conv.conv2d_transpose_forward.
     """
     z = conv.conv2d_transpose_forward(x, W, b, *out_hw, *strides, pads)
-    return ACTIVATIONS[activation][0](z)
+    return CONV_ACTIVATIONS[activation][0](z)
 
 
 def conv2d_transpose_backward(gy, x, W, y, strides, pads, activation, need_gx=True, need_gW=True, need_gb=True):
@@ -66,7 +66,7 @@ def conv2d_transpose_backward(gy, x, W, y, strides, pads, activation, need_gx=Tr
     Each is None where not needed. fast tier: numbanet.fast.conv.conv2d_transpose_backward.
     """
     SH, SW = strides
-    gz = gy if activation is None else gy * ACTIVATIONS[activation][1](y)
+    gz = gy if activation is None else gy * CONV_ACTIVATIONS[activation][1](y)
     gx = conv.conv2d_forward(gz, W, None, SH, SW, pads) if need_gx else None
     gW = conv.conv2d_weight_grad(gz, x, W.shape, SH, SW, pads) if need_gW else None
     gb = conv.conv2d_bias_grad(gz) if need_gb else None
