@@ -270,14 +270,37 @@ def assert_grads_within(got, ref, bounds, what):
             assert_within(g, r, bound, f"{what} {name}")
 
 
+# one configuration per route and split, so that each runs on every test run (not only when drawn):
+# (C, F, strides, chunk bytes, threads) -> the route; padding "same", 2 images, float32 and float64
+ROUTE_CASES = [(1, 4, (1, 1), None, 1, "direct"), (5, 1, (1, 1), 64, 2, "direct"),
+               (5, 2, (1, 1), None, 2, "flipped"), (3, 2, (1, 1), 64, 1, "flipped"),
+               (2, 4, (1, 1), 64, 2, "im2col"), (1, 4, (2, 1), None, 2, "im2col"), (5, 2, (1, 2), 64, 1, "im2col")]
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+@pytest.mark.parametrize("C,F,strides,chunk,threads,route", ROUTE_CASES)
+def test_conv_protocol_each_route(C, F, strides, chunk, threads, route, dt):
+    assert expected_route(C, F, *strides) == route
+    for relu in (False, True):
+        c = dict(N=2, C=C, F=F, H=6, W=5, KH=3, KW=2, SH=strides[0], SW=strides[1], padding="same", dtype=dt,
+                 relu=relu, bias=True, chunk=chunk, threads=threads, seed=C * 10 + F)
+        assert check_conv2d_protocol(c, True, True) and check_conv2d_transpose_protocol(c, None, True, True)
+
+
 @SETTINGS
 @given(conv_case(), st.booleans(), st.booleans())
 def test_conv2d_protocol_tiers_agree(c, need_gx, need_gW):
+    assume(check_conv2d_protocol(c, need_gx, need_gW))
+
+
+def check_conv2d_protocol(c, need_gx, need_gW):
+    """Both tiers' conv2d_forward and conv2d_backward on case ``c``; False if its sizes are not a convolution."""
     rng = np.random.default_rng(c["seed"])
     dt, KH, KW, SH, SW, C, F = c["dtype"], c["KH"], c["KW"], c["SH"], c["SW"], c["C"], c["F"]
     pads = rpad.conv_pads(c["H"], c["W"], KH, KW, SH, SW, c["padding"])
     OH, OW = rpad.out_size(c["H"], KH, SH, pads[0], pads[1]), rpad.out_size(c["W"], KW, SW, pads[2], pads[3])
-    assume(OH >= 1 and OW >= 1)
+    if OH < 1 or OW < 1:
+        return False
     x = rng.standard_normal((c["N"], c["H"], c["W"], C)).astype(dt)
     Wk = rng.standard_normal((KH, KW, C, F)).astype(dt)
     b = rng.standard_normal(F).astype(dt) if c["bias"] else None
@@ -303,21 +326,29 @@ def test_conv2d_protocol_tiers_agree(c, need_gx, need_gW):
                                                                        pads[2]), F * KH * KW, e),
                                    bilinear_bound(rc.conv2d_weight_grad(ax, agy, Wk.shape, SH, SW, pads), R, e),
                                    bilinear_bound(rc.conv2d_bias_grad(agy), R, e)), "conv2d_backward")
+    return True
 
 
 @SETTINGS
 @given(conv_case(), st.one_of(st.none(), st.integers(0, 2)), st.booleans(), st.booleans())
 def test_conv2d_transpose_protocol_tiers_agree(c, op, need_gx, need_gW):
+    assume(check_conv2d_transpose_protocol(c, op, need_gx, need_gW))
+
+
+def check_conv2d_transpose_protocol(c, op, need_gx, need_gW):
+    """Both tiers' transposed convolution on case ``c``; False if Keras would reject its sizes."""
     rng = np.random.default_rng(c["seed"])
     dt, KH, KW, SH, SW, C, F = c["dtype"], c["KH"], c["KW"], c["SH"], c["SW"], c["C"], c["F"]
     H, W = c["H"], c["W"]
     padding = c["padding"] if isinstance(c["padding"], str) else "same"
     OH = rpad.transpose_out_size(H, KH, SH, padding, None if op is None else min(op, SH - 1))
     OW = rpad.transpose_out_size(W, KW, SW, padding, None if op is None else min(op, SW - 1))
-    assume(OH >= 1 and OW >= 1)
+    if OH < 1 or OW < 1:
+        return False
     pads = rpad.transpose_pads(H, W, OH, OW, KH, KW, SH, SW, padding)
     # only sizes that the convolution (OH, OW) -> (H, W) really comes back from (Keras rejects the others)
-    assume(rpad.out_size(OH, KH, SH, pads[0], pads[1]) == H and rpad.out_size(OW, KW, SW, pads[2], pads[3]) == W)
+    if rpad.out_size(OH, KH, SH, pads[0], pads[1]) != H or rpad.out_size(OW, KW, SW, pads[2], pads[3]) != W:
+        return False
     x = rng.standard_normal((c["N"], H, W, C)).astype(dt)
     Wk = rng.standard_normal((KH, KW, F, C)).astype(dt)          # Keras layout: filters before inputs
     b = rng.standard_normal(F).astype(dt) if c["bias"] else None
@@ -344,6 +375,7 @@ def test_conv2d_transpose_protocol_tiers_agree(c, op, need_gx, need_gW):
                                    bilinear_bound(rc.conv2d_weight_grad(agy, ax, Wk.shape, SH, SW, pads),
                                                   c["N"] * H * W, e),
                                    bilinear_bound(rc.conv2d_bias_grad(agy), R, e)), "conv2d_transpose_backward")
+    return True
 
 
 @SETTINGS
