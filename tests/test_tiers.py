@@ -482,7 +482,8 @@ def test_conv_functions_under_both_tiers(activation, transpose, x_grad, bias, dt
 
     fast, ref = run("fast"), run("reference")
     bounds = (bilinear_bound(mag_z, n_z, eps(dt)), bilinear_bound(mags[0], ns[0], eps(dt)),
-              bilinear_bound(mags[1], ns[1], eps(dt)), bilinear_bound(agy.sum(axis=(0, 1, 2)), gy[..., 0].size, eps(dt)))
+              bilinear_bound(mags[1], ns[1], eps(dt)),
+              bilinear_bound(agy.sum(axis=(0, 1, 2)), gy[..., 0].size, eps(dt)))     # gb: N*OH*OW terms
     for name, g, r, bound in zip(("y", "gx", "gW", "gb"), fast, ref, bounds):
         assert (g is None) == (r is None), name
         if r is not None:

@@ -233,7 +233,7 @@ def input_grad(gy, W, H, Wd, SH, SW, PT, PL):
 
     def chunk(n0, n1, tag, B):
         c = scratch(tag, (B, OH, OW, KH, KW, C), gy.dtype)[:n1 - n0]
-        if F == 1:  # an outer product: a broadcast multiply beats BLAS's GEMM here
+        if F == 1:  # an outer product: a broadcast multiply beats BLAS's GEMM (benchmarks/results/tuning.md)
             np.multiply(G2[n0 * R:n1 * R], W2T, out=c.reshape(-1, K))   # (B*OH*OW, 1) * (1, K)
         else:
             np.matmul(G2[n0 * R:n1 * R], W2T, out=c.reshape(-1, K))     # (B*OH*OW, F) @ (F, K) -> (B*OH*OW, K)
