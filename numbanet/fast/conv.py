@@ -298,9 +298,12 @@ def _masked_by_relu(gy, y):
     return gz
 
 
-def _relu(activation):
+def _relu(activation, op):
+    """True for "relu", False for None; any other activation is not fused here."""
     if activation not in ACTIVATIONS:
-        raise ValueError(f"fast conv: activation must be one of {ACTIVATIONS} (the fused ones), got {activation!r}")
+        raise ValueError(f"fast tier {op}: activation must be None or 'relu' (the ones fused into the convolution), "
+                         f"got {activation!r}; functional.conv2d / conv2d_transpose(activation=...) run any other "
+                         f"activation as its own node")
     return activation == "relu"
 
 
@@ -312,7 +315,7 @@ def conv2d_forward(x, W, b, strides, pads, activation=None):
     """
     SH, SW = strides
     record("conv2d_forward", route(W.shape[2], W.shape[3], SH, SW))
-    return forward(x, W, b, SH, SW, pads, _relu(activation))
+    return forward(x, W, b, SH, SW, pads, _relu(activation, "conv2d_forward"))
 
 
 def conv2d_backward(gy, x, W, y, strides, pads, activation, need_gx=True, need_gW=True, need_gb=True):
@@ -323,7 +326,7 @@ def conv2d_backward(gy, x, W, y, strides, pads, activation, need_gx=True, need_g
     im2col) and "im2col": gz in one pass, then each gradient by its own chunked pass.
     """
     SH, SW = strides
-    relu = _relu(activation)
+    relu = _relu(activation, "conv2d_backward")
     _, H, Wd, C = x.shape
     PT, _, PL, _ = pads
     way = route(C, W.shape[3], SH, SW)
@@ -347,7 +350,7 @@ def conv2d_transpose_forward(x, W, b, strides, out_hw, pads, activation=None):
     """
     SH, SW = strides
     record("conv2d_transpose_forward", "direct" if uses_direct(W.shape[2], W.shape[3], SH, SW) else "im2col")
-    relu = _relu(activation)
+    relu = _relu(activation, "conv2d_transpose_forward")
     y = input_grad(np.ascontiguousarray(x), W, out_hw[0], out_hw[1], SH, SW, pads[0], pads[2])
     if b is not None or relu:
         _bias_relu(y, b, relu)
@@ -362,7 +365,7 @@ def conv2d_transpose_backward(gy, x, W, y, strides, pads, activation, need_gx=Tr
     """
     SH, SW = strides
     record("conv2d_transpose_backward", route(W.shape[2], W.shape[3], SH, SW))
-    gz = _masked_by_relu(gy, y) if _relu(activation) else gy
+    gz = _masked_by_relu(gy, y) if _relu(activation, "conv2d_transpose_backward") else gy
     gx = forward(gz, W, None, SH, SW, pads, False) if need_gx else None
     gW = weight_grad(gz, x, W.shape, SH, SW, pads) if need_gW else None
     return gx, gW, (_bias_grad(gz) if need_gb else None)
