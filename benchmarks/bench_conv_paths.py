@@ -1,4 +1,4 @@
-"""Which way each convolution pass runs: the measurements behind ``engine/conv.py``'s choices.
+"""Which way each convolution pass runs: the measurements behind ``numbanet/fast/conv.py``'s routes.
 
 For the layer shapes of W2-W4 (batch as in the workloads, float32, 2 threads split
 over the batch as ``numbanet bench`` runs them), times each pass three ways:
@@ -7,7 +7,7 @@ over the batch as ``numbanet bench`` runs them), times each pass three ways:
 * ``direct``   the direct loops of ``kernels/direct_conv.py`` (one input channel or one filter);
 * ``flipped``  the flipped convolution (``conv.flips_roles``: fewer filters than channels).
 
-The engine's rules (``uses_direct``, ``flips_roles``) are switched by replacing them
+The fast tier's rules (``uses_direct``, ``flips_roles``) are switched by replacing them
 in the module for the run, so every variant goes through the same code as training.
 
     python -m benchmarks.bench_conv_paths [--repeat 31] [--json benchmarks/results/conv_paths.json]
@@ -55,7 +55,7 @@ def main(argv=None):
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
     import numbanet as nb
-    from numbanet.engine import conv as C
+    from numbanet.fast import conv as C
     from numbanet.engine.conv_shapes import conv_pads
 
     nb.utils.set_num_threads(args.threads)
@@ -84,10 +84,10 @@ def main(argv=None):
                 setattr(C, key, fn)
             try:
                 row = dict(layer=name, variant=variant,
-                           forward=timed(lambda: C.conv2d_forward(x, W, b, 1, 1, pads, True), args.repeat),
-                           input_grad=timed(lambda: C.conv2d_input_grad(gy, W, H, H, 1, 1, pads[0], pads[2]),
+                           forward=timed(lambda: C.forward(x, W, b, 1, 1, pads, True), args.repeat),
+                           input_grad=timed(lambda: C.input_grad(gy, W, H, H, 1, 1, pads[0], pads[2]),
                                             args.repeat),
-                           weight_grad=timed(lambda: C.conv2d_weight_grad(x, gy, W.shape, 1, 1, pads), args.repeat))
+                           weight_grad=timed(lambda: C.weight_grad(x, gy, W.shape, 1, 1, pads), args.repeat))
             finally:
                 for key, fn in rules.items():
                     setattr(C, key, fn)

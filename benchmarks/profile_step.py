@@ -5,8 +5,8 @@ the Python function that made them (Numba dispatchers do report their calls to t
 profiler, so each kernel appears under its own name). Each function's own time
 ("tottime") is put in a bucket:
 
-    matrix products   conv2d_forward / conv2d_input_grad / conv2d_weight_grad (engine/conv.py),
-                      Conv2DTranspose.backward, MatMul (engine/ops.py), SimpleRNN._recur/_bptt/
+    matrix products   the chunked convolution passes (fast/conv.py: forward / input_grad / weight_grad
+                      and their chunks), MatMul (engine/ops.py), SimpleRNN._recur/_bptt/
                       forward/backward (engine/recurrent.py): their own time is the BLAS call(s)
     im2col / col2im, pooling, upsampling, embedding kernels   the wrapped Numba kernels
     direct conv loops  the convolutions with one input channel or one filter (kernels/direct_conv.py):
@@ -32,8 +32,7 @@ import pstats
 import time
 import traceback
 
-MATMUL_FUNCS = {("conv.py", "conv2d_forward"), ("conv.py", "conv2d_input_grad"), ("conv.py", "conv2d_weight_grad"),
-                ("conv.py", "backward"), ("ops.py", "forward:matmul"), ("recurrent.py", "_recur"),
+MATMUL_FUNCS = {("ops.py", "forward:matmul"), ("recurrent.py", "_recur"),
                 ("recurrent.py", "_bptt"), ("recurrent.py", "forward"), ("recurrent.py", "backward")}
 KERNEL_BUCKET = {"im2col.py": "im2col / col2im", "pooling.py": "max-pool kernels",      # by kernel file, so
                  "upsample.py": "upsampling kernels", "embedding.py": "embedding kernels",  # renames keep their bucket
@@ -46,12 +45,12 @@ def bucket(filename, func):
     base = filename.replace("\\", "/").split("/")[-1]
     if "numbanet/fast/kernels/" in filename.replace("\\", "/"):
         return KERNEL_BUCKET.get(base, "other kernels")
-    if "numbanet/engine" in filename.replace("\\", "/"):
+    if "numbanet/engine" in filename.replace("\\", "/") or "numbanet/fast/" in filename.replace("\\", "/"):
         if base in ("ops.py", "functional.py") and func in ("forward", "backward"):
             return "matmul-or-elementwise"            # resolved below by line number
         if (base, func) in MATMUL_FUNCS:
             return "matrix products (BLAS)"
-        if base == "conv.py" and func != "_masked_by_relu":   # the chunked conv code: products + bias/relu
+        if filename.replace("\\", "/").endswith("fast/conv.py") and func != "_masked_by_relu":   # products + bias/relu
             return "matrix products (BLAS)"
         if base == "parallel.py" and func == "column_sums":   # bias gradients as GEMV
             return "matrix products (BLAS)"

@@ -6,8 +6,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from numbanet.engine import Tensor, check_grad
-from numbanet.engine import conv as conv_module
-from numbanet.engine.conv import conv2d, conv2d_transpose, uses_direct
+from numbanet.engine.conv import conv2d, conv2d_transpose
+from numbanet.fast import conv as conv_module
+from numbanet.fast.conv import uses_direct
 from numbanet.fast.kernels.direct_conv import direct_forward_into, direct_weight_grad_add
 
 from bounds import assert_within, bilinear_bound, eps_of, matmul_bound, sum_bound
@@ -143,7 +144,7 @@ def test_direct_path_equals_im2col_path(monkeypatch, N, H, W, C, F, K, padding, 
     x, Wk = rng.standard_normal((N, H, W, C)), rng.standard_normal((K, K, C, F))
     b = rng.standard_normal(F)
     gy = rng.standard_normal(conv2d(x, Wk, b, 1, padding).shape)
-    fn = lambda x, W, b: conv2d(x, W, b, 1, padding, relu=relu)  # noqa: E731
+    fn = lambda x, W, b: conv2d(x, W, b, 1, padding, activation="relu" if relu else None)  # noqa: E731
     assert uses_direct(C, F, 1, 1)
     direct = _run(fn, x, Wk, b, gy)
     bounds = path_bounds(lambda x, W, b: conv2d(x, W, b, 1, padding), x, Wk, b, gy)
@@ -179,7 +180,7 @@ def test_direct_relu_conv_gradients_against_finite_differences(N, H, W, C, F, K,
     z = conv2d(x, Wk, b, 1, padding).data
     assert np.abs(z).min() > 1e-4, "a pre-activation sits on the relu kink: pick another seed"
     assert (z > 0).any() and (z < 0).any()                             # both sides of the relu taken
-    check_grad(lambda x, W, b: conv2d(x, W, b, 1, padding, relu=True), x, Wk, b, raise_on_failure=True)
+    check_grad(lambda x, W, b: conv2d(x, W, b, 1, padding, activation="relu"), x, Wk, b, raise_on_failure=True)
 
 
 @pytest.mark.parametrize("pads6", [(1, 1, 0, 0, 5, 0), (1, 1, 0, 0, 0, 5), (1, 1, 4, 3, 0, 0), (2, 1, 4, 4, 4, 4)])
@@ -203,12 +204,12 @@ def test_direct_windows_wholly_in_the_padding(pads6, C, F):
 @pytest.mark.parametrize("strides,padding", [(1, "valid"), (2, "same"), (1, "same")])
 @pytest.mark.parametrize("C,F", [(3, 2), (1, 4), (4, 1)])
 def test_fused_relu_transpose_equals_separate_relu(strides, padding, C, F):
-    """conv2d_transpose(relu=True) against conv2d_transpose followed by the relu op: y and every gradient."""
+    """conv2d_transpose(activation="relu") against conv2d_transpose followed by the relu op: y and every gradient."""
     from numbanet.engine import functional as Fn
     rng = np.random.default_rng(C * 10 + F + strides)
     x, Wk, b = rng.standard_normal((2, 4, 5, C)), rng.standard_normal((3, 3, F, C)), rng.standard_normal(F)
     gy = rng.standard_normal(conv2d_transpose(x, Wk, b, strides, padding).shape)
-    fused = _run(lambda x, W, b: conv2d_transpose(x, W, b, strides, padding, relu=True), x, Wk, b, gy)
+    fused = _run(lambda x, W, b: conv2d_transpose(x, W, b, strides, padding, activation="relu"), x, Wk, b, gy)
     separate = _run(lambda x, W, b: Fn.relu(conv2d_transpose(x, W, b, strides, padding)), x, Wk, b, gy)
     assert (fused[0] == 0).any() and (fused[0] > 0).any()
     bounds = path_bounds(lambda x, W, b: conv2d_transpose(x, W, b, strides, padding), x, Wk, b, gy)
@@ -227,13 +228,13 @@ FLIP_CASES = [  # (N, H, W, C, F, (KH, KW), padding): fewer filters than channel
 @pytest.mark.parametrize("N,H,W,C,F,K,padding", FLIP_CASES)
 def test_flipped_convolution_equals_plain_im2col(monkeypatch, N, H, W, C, F, K, padding, relu):
     """Forward and weight gradient through the flipped convolution: the same numbers as plain im2col."""
-    from numbanet.engine.conv import flips_roles
+    from numbanet.fast.conv import flips_roles
     assert flips_roles(C, F, 1, 1)
     rng = np.random.default_rng(N + H + C * F)
     x, Wk = rng.standard_normal((N, H, W, C)), rng.standard_normal((*K, C, F))
     b = rng.standard_normal(F)
     gy = rng.standard_normal(conv2d(x, Wk, b, 1, padding).shape)
-    fn = lambda x, W, b: conv2d(x, W, b, 1, padding, relu=relu)  # noqa: E731
+    fn = lambda x, W, b: conv2d(x, W, b, 1, padding, activation="relu" if relu else None)  # noqa: E731
     flipped = _run(fn, x, Wk, b, gy)
     bounds = path_bounds(lambda x, W, b: conv2d(x, W, b, 1, padding), x, Wk, b, gy)
     if relu:

@@ -57,7 +57,7 @@ def test_threads_match_serial(two_threads):
 def test_gradients_with_threads_against_finite_differences(two_threads):
     rng = np.random.default_rng(1)
     x, W, b = rng.standard_normal((5, 6, 6, 2)), rng.standard_normal((3, 3, 2, 4)), rng.standard_normal(4)
-    rep = nb.check_grad(lambda x, W, b: nb.functional.conv2d(x, W, b, padding="same", relu=True), x, W, b)
+    rep = nb.check_grad(lambda x, W, b: nb.functional.conv2d(x, W, b, padding="same", activation="relu"), x, W, b)
     assert rep.passed, str(rep)
     rep = nb.check_grad(lambda x: nb.functional.max_pool2d(x, 2), x)
     assert rep.passed, str(rep)

@@ -25,14 +25,18 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from bounds import bilinear_bound
+
 import numbanet as nb
 from numbanet import losses as fast_losses
 from numbanet import optimizers as fast_optimizers
 from numbanet.engine import Tensor, conv as fast_conv, conv_shapes, functional as Fn, ops
-from numbanet.fast import parallel
+from numbanet.fast import parallel, routes, tuning
+from numbanet.fast import tier as fast_tier
 from numbanet.reference import (activations as A, conv as rc, embedding as re_, linear as rl, losses as rloss,
                                 optimizers as ropt, padding as rpad, pooling as rpool, recurrent as rrnn,
                                 upsample as rup)
+from numbanet.reference import tier as ref_tier
 
 SETTINGS = settings(max_examples=25, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
@@ -61,14 +65,14 @@ def f64abs(*arrays):
 @contextmanager
 def fast_route(threads=1, chunk_bytes=None):
     """Run the fast tier on ``threads`` threads and, if given, with cache chunks of ``chunk_bytes``."""
-    saved = fast_conv.CHUNK_BYTES
+    saved = tuning.CHUNK_BYTES
     parallel.set_num_threads(threads)
     if chunk_bytes is not None:
-        fast_conv.CHUNK_BYTES = chunk_bytes
+        tuning.CHUNK_BYTES = chunk_bytes
     try:
         yield
     finally:
-        fast_conv.CHUNK_BYTES = saved
+        tuning.CHUNK_BYTES = saved
         parallel.set_num_threads(1)
 
 
@@ -136,7 +140,8 @@ def test_conv2d_tiers_agree(c):
         y_ref, gz = z, gy
     gx_ref, gW_ref, gb_ref = rc.conv2d_backward(gz, x, Wk, SH, SW, pads)
     with fast_route(c["threads"], c["chunk"]):
-        y, (gx, gW, gb) = run_fast(lambda x, W, b: fast_conv.conv2d(x, W, b, (SH, SW), c["padding"], c["relu"]),
+        y, (gx, gW, gb) = run_fast(lambda x, W, b: fast_conv.conv2d(x, W, b, (SH, SW), c["padding"],
+                                                                          "relu" if c["relu"] else None),
                                    [x, Wk, b], gy)
     agz = np.abs(gz.astype(np.float64))
     assert y.dtype == gx.dtype == gW.dtype == dt
@@ -179,7 +184,8 @@ def test_conv2d_transpose_tiers_agree(c, op):
     gx_ref, gW_ref, gb_ref = rc.conv2d_transpose_backward(gz, x, Wk, SH, SW, pads)
     with fast_route(c["threads"], c["chunk"]):
         y, (gx, gW, gb) = run_fast(lambda x, W, b: fast_conv.conv2d_transpose(x, W, b, (SH, SW), padding, ops_,
-                                                                               c["relu"]), [x, Wk, b], gy)
+                                                                               "relu" if c["relu"] else None),
+                                   [x, Wk, b], gy)
     agz = np.abs(gz.astype(np.float64))
     assert_within(y, y_ref, bound_z, "conv2d_transpose y")
     assert_within(gx, gx_ref, (KH * KW * F + 1) * eps(dt) * rc.conv2d_forward(agz, aW, None, SH, SW, pads),
@@ -242,6 +248,290 @@ def test_upsample_tiers_agree(N, H, W, C, SH, SW, interpolation, dt, seed):
         assert_within(xt.grad, rup.upsample_bilinear_backward(gy, SH, SW),
                       n * eps(dt) * rup.upsample_bilinear_backward(agy, SH, SW), "bilinear gx")
 
+
+# ============================== convolution, pooling, upsampling: the protocol functions of both tiers
+# Each protocol function of numbanet/fast/tier.py against the same-named one of
+# numbanet/reference/tier.py, on the route-triggering configurations of conv_case
+# (one channel, one filter, fewer filters than channels at stride 1, strides > 1,
+# 64-byte chunks, two threads), and the route the fast tier recorded for it.
+def expected_route(C, F, SH, SW):
+    """The fast tier's documented rule (numbanet/fast/conv.py), restated: direct, flipped, im2col."""
+    if SH == SW == 1 and min(C, F) == 1:
+        return "direct"
+    return "flipped" if SH == SW == 1 and F < C else "im2col"
+
+
+def assert_grads_within(got, ref, bounds, what):
+    """Both tiers return None for the same gradients, and the others agree within their bounds."""
+    for name, g, r, bound in zip(("gx", "gW", "gb"), got, ref, bounds):
+        assert (g is None) == (r is None), f"{what} {name}: fast gives {g is None and 'None'}, reference {r is None}"
+        if r is not None:
+            assert g.dtype == r.dtype, f"{what} {name}: dtype {g.dtype} vs reference {r.dtype}"
+            assert_within(g, r, bound, f"{what} {name}")
+
+
+# one configuration per route and split, so that each runs on every test run (not only when drawn):
+# (C, F, strides, chunk bytes, threads) -> the route; padding "same", 2 images, float32 and float64
+ROUTE_CASES = [(1, 4, (1, 1), None, 1, "direct"), (5, 1, (1, 1), 64, 2, "direct"),
+               (5, 2, (1, 1), None, 2, "flipped"), (3, 2, (1, 1), 64, 1, "flipped"),
+               (2, 4, (1, 1), 64, 2, "im2col"), (1, 4, (2, 1), None, 2, "im2col"), (5, 2, (1, 2), 64, 1, "im2col")]
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+@pytest.mark.parametrize("C,F,strides,chunk,threads,route", ROUTE_CASES)
+def test_conv_protocol_each_route(C, F, strides, chunk, threads, route, dt):
+    assert expected_route(C, F, *strides) == route
+    for relu in (False, True):
+        c = dict(N=2, C=C, F=F, H=6, W=5, KH=3, KW=2, SH=strides[0], SW=strides[1], padding="same", dtype=dt,
+                 relu=relu, bias=True, chunk=chunk, threads=threads, seed=C * 10 + F)
+        assert check_conv2d_protocol(c, True, True) and check_conv2d_transpose_protocol(c, None, True, True)
+
+
+@SETTINGS
+@given(conv_case(), st.booleans(), st.booleans())
+def test_conv2d_protocol_tiers_agree(c, need_gx, need_gW):
+    assume(check_conv2d_protocol(c, need_gx, need_gW))
+
+
+def check_conv2d_protocol(c, need_gx, need_gW):
+    """Both tiers' conv2d_forward and conv2d_backward on case ``c``; False if its sizes are not a convolution."""
+    rng = np.random.default_rng(c["seed"])
+    dt, KH, KW, SH, SW, C, F = c["dtype"], c["KH"], c["KW"], c["SH"], c["SW"], c["C"], c["F"]
+    pads = rpad.conv_pads(c["H"], c["W"], KH, KW, SH, SW, c["padding"])
+    OH, OW = rpad.out_size(c["H"], KH, SH, pads[0], pads[1]), rpad.out_size(c["W"], KW, SW, pads[2], pads[3])
+    if OH < 1 or OW < 1:
+        return False
+    x = rng.standard_normal((c["N"], c["H"], c["W"], C)).astype(dt)
+    Wk = rng.standard_normal((KH, KW, C, F)).astype(dt)
+    b = rng.standard_normal(F).astype(dt) if c["bias"] else None
+    act = "relu" if c["relu"] else None
+    K, R, e = KH * KW * C, c["N"] * OH * OW, eps(dt)
+    ax, aW, ab = f64abs(x, Wk, b)
+    bound_y = bilinear_bound(rc.conv2d_forward(ax, aW, ab, SH, SW, pads), K + 1, e)   # K products and the bias
+    y_ref = ref_tier.conv2d_forward(x, Wk, b, (SH, SW), pads, act)
+    gy = rng.standard_normal((c["N"], OH, OW, F)).astype(dt)
+    if act:   # a pre-activation within rounding of the kink may be masked differently: no gradient there
+        gy[np.abs(rc.conv2d_forward(x, Wk, b, SH, SW, pads)) <= bound_y] = 0
+    flags = (need_gx, need_gW, b is not None)
+    ref = ref_tier.conv2d_backward(gy, x, Wk, y_ref, (SH, SW), pads, act, *flags)
+    with fast_route(c["threads"], c["chunk"]):
+        y = fast_tier.conv2d_forward(x, Wk, b, (SH, SW), pads, act)
+        assert routes.last("conv2d_forward") == expected_route(C, F, SH, SW)
+        got = fast_tier.conv2d_backward(gy, x, Wk, y, (SH, SW), pads, act, *flags)
+        assert routes.last("conv2d_backward") == expected_route(C, F, SH, SW)
+    assert y.dtype == y_ref.dtype == dt
+    assert_within(y, y_ref, bound_y, "conv2d_forward y")
+    agy = np.abs(gy.astype(np.float64))
+    assert_grads_within(got, ref, (bilinear_bound(rc.conv2d_input_grad(agy, aW, c["H"], c["W"], SH, SW, pads[0],
+                                                                       pads[2]), F * KH * KW, e),
+                                   bilinear_bound(rc.conv2d_weight_grad(ax, agy, Wk.shape, SH, SW, pads), R, e),
+                                   bilinear_bound(rc.conv2d_bias_grad(agy), R, e)), "conv2d_backward")
+    return True
+
+
+@SETTINGS
+@given(conv_case(), st.one_of(st.none(), st.integers(0, 2)), st.booleans(), st.booleans())
+def test_conv2d_transpose_protocol_tiers_agree(c, op, need_gx, need_gW):
+    assume(check_conv2d_transpose_protocol(c, op, need_gx, need_gW))
+
+
+def check_conv2d_transpose_protocol(c, op, need_gx, need_gW):
+    """Both tiers' transposed convolution on case ``c``; False if Keras would reject its sizes."""
+    rng = np.random.default_rng(c["seed"])
+    dt, KH, KW, SH, SW, C, F = c["dtype"], c["KH"], c["KW"], c["SH"], c["SW"], c["C"], c["F"]
+    H, W = c["H"], c["W"]
+    padding = c["padding"] if isinstance(c["padding"], str) else "same"
+    OH = rpad.transpose_out_size(H, KH, SH, padding, None if op is None else min(op, SH - 1))
+    OW = rpad.transpose_out_size(W, KW, SW, padding, None if op is None else min(op, SW - 1))
+    if OH < 1 or OW < 1:
+        return False
+    pads = rpad.transpose_pads(H, W, OH, OW, KH, KW, SH, SW, padding)
+    # only sizes that the convolution (OH, OW) -> (H, W) really comes back from (Keras rejects the others)
+    if rpad.out_size(OH, KH, SH, pads[0], pads[1]) != H or rpad.out_size(OW, KW, SW, pads[2], pads[3]) != W:
+        return False
+    x = rng.standard_normal((c["N"], H, W, C)).astype(dt)
+    Wk = rng.standard_normal((KH, KW, F, C)).astype(dt)          # Keras layout: filters before inputs
+    b = rng.standard_normal(F).astype(dt) if c["bias"] else None
+    act, e = ("relu" if c["relu"] else None), eps(dt)
+    ax, aW, ab = f64abs(x, Wk, b)
+    bound_y = bilinear_bound(rc.conv2d_transpose_forward(ax, aW, ab, OH, OW, SH, SW, pads), C * KH * KW + 1, e)
+    y_ref = ref_tier.conv2d_transpose_forward(x, Wk, b, (SH, SW), (OH, OW), pads, act)
+    gy = rng.standard_normal((c["N"], OH, OW, F)).astype(dt)
+    if act:
+        gy[np.abs(rc.conv2d_transpose_forward(x, Wk, b, OH, OW, SH, SW, pads)) <= bound_y] = 0
+    flags = (need_gx, need_gW, b is not None)
+    ref = ref_tier.conv2d_transpose_backward(gy, x, Wk, y_ref, (SH, SW), pads, act, *flags)
+    with fast_route(c["threads"], c["chunk"]):
+        y = fast_tier.conv2d_transpose_forward(x, Wk, b, (SH, SW), (OH, OW), pads, act)
+        direct = expected_route(F, C, SH, SW) == "direct"     # read as a convolution: F inputs, C filters
+        assert routes.last("conv2d_transpose_forward") == ("direct" if direct else "im2col")   # never flipped
+        got = fast_tier.conv2d_transpose_backward(gy, x, Wk, y, (SH, SW), pads, act, *flags)
+        assert routes.last("conv2d_transpose_backward") == expected_route(F, C, SH, SW)
+    assert y.dtype == y_ref.dtype == dt
+    assert_within(y, y_ref, bound_y, "conv2d_transpose_forward y")
+    agy = np.abs(gy.astype(np.float64))
+    R = c["N"] * OH * OW
+    assert_grads_within(got, ref, (bilinear_bound(rc.conv2d_forward(agy, aW, None, SH, SW, pads), KH * KW * F, e),
+                                   bilinear_bound(rc.conv2d_weight_grad(agy, ax, Wk.shape, SH, SW, pads),
+                                                  c["N"] * H * W, e),
+                                   bilinear_bound(rc.conv2d_bias_grad(agy), R, e)), "conv2d_transpose_backward")
+    return True
+
+
+@SETTINGS
+@given(st.integers(1, 3), st.integers(1, 7), st.integers(1, 7), st.integers(1, 3), st.integers(1, 4),
+       st.integers(1, 4), st.one_of(st.none(), st.tuples(st.integers(1, 3), st.integers(1, 3))),
+       st.sampled_from(["valid", "same"]), DTYPES, st.booleans(), st.sampled_from([1, 2]), st.integers(0, 2 ** 16))
+def test_max_pool2d_protocol_tiers_agree(N, H, W, C, KH, KW, strides, padding, dt, ties, threads, seed):
+    assume(padding == "same" or (H >= KH and W >= KW))
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, H, W, C))
+    x = (np.round(x) if ties else x).astype(dt)              # ties: the first maximum wins in both tiers
+    SH, SW = strides or (KH, KW)
+    pads = rpad.conv_pads(H, W, KH, KW, SH, SW, padding)
+    out_hw = rpad.out_size(H, KH, SH, pads[0], pads[1]), rpad.out_size(W, KW, SW, pads[2], pads[3])
+    gy = rng.standard_normal((N, *out_hw, C)).astype(dt)
+    y_ref, arg_ref = ref_tier.max_pool2d_forward(x, (KH, KW), (SH, SW), pads, out_hw)
+    gx_ref = ref_tier.max_pool2d_backward(gy, arg_ref, (KH, KW), (SH, SW), pads, (H, W))
+    with fast_route(threads):
+        y, arg = fast_tier.max_pool2d_forward(x, (KH, KW), (SH, SW), pads, out_hw)
+        gx = fast_tier.max_pool2d_backward(gy, arg, (KH, KW), (SH, SW), pads, (H, W))
+        split = "split" if threads > 1 and N > 1 else "serial"
+        assert routes.last("max_pool2d_forward") == routes.last("max_pool2d_backward") == split
+    np.testing.assert_array_equal(y, y_ref)                   # a maximum is exact: no rounding at all
+    np.testing.assert_array_equal(arg, arg_ref)
+    assert y.dtype == gx.dtype == dt
+    # a cell sums the gradients of at most ceil(KH/SH) * ceil(KW/SW) overlapping windows
+    n = -(-KH // SH) * -(-KW // SW)
+    agy = np.abs(gy.astype(np.float64))
+    assert_within(gx, gx_ref, bilinear_bound(ref_tier.max_pool2d_backward(agy, arg_ref, (KH, KW), (SH, SW), pads,
+                                                                        (H, W)), n, eps(dt)), "max_pool2d gx")
+
+
+@SETTINGS
+@given(st.integers(1, 3), st.integers(1, 5), st.integers(1, 5), st.integers(1, 3), st.integers(1, 4),
+       st.integers(1, 4), st.sampled_from(["nearest", "bilinear"]), DTYPES, st.sampled_from([1, 2]),
+       st.integers(0, 2 ** 16))
+def test_upsample2d_protocol_tiers_agree(N, H, W, C, SH, SW, interpolation, dt, threads, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, H, W, C)).astype(dt)
+    gy = rng.standard_normal((N, H * SH, W * SW, C)).astype(dt)
+    y_ref = ref_tier.upsample2d_forward(x, (SH, SW), interpolation)
+    gx_ref = ref_tier.upsample2d_backward(gy, (SH, SW), interpolation)
+    with fast_route(threads):
+        y = fast_tier.upsample2d_forward(x, (SH, SW), interpolation)
+        gx = fast_tier.upsample2d_backward(gy, (SH, SW), interpolation)
+        want = "whole" if interpolation == "bilinear" else ("split" if threads > 1 and N > 1 else "serial")
+        assert routes.last("upsample2d_forward") == routes.last("upsample2d_backward") == want
+    assert y.dtype == gx.dtype == dt
+    ax, agy = f64abs(x, gy)
+    if interpolation == "nearest":
+        np.testing.assert_array_equal(y, y_ref)                          # a copy
+        assert_within(gx, gx_ref, bilinear_bound(ref_tier.upsample2d_backward(agy, (SH, SW), "nearest"), SH * SW,
+                                               eps(dt)), "nearest gx")
+    else:
+        # each output mixes 4 taps whose weights are products of two: 4 terms, a few roundings each
+        assert_within(y, y_ref, bilinear_bound(ref_tier.upsample2d_forward(ax, (SH, SW), "bilinear"), 8, eps(dt)),
+                      "bilinear y")
+        # a cell gathers at most (2 SH + 2)(2 SW + 2) weighted terms (edge clamping adds 2 per axis)
+        assert_within(gx, gx_ref, bilinear_bound(ref_tier.upsample2d_backward(agy, (SH, SW), "bilinear"),
+                                                 (2 * SH + 2) * (2 * SW + 2) + 4, eps(dt)), "bilinear gx")
+
+
+@SETTINGS
+@given(st.sampled_from([None, "relu"]), st.booleans(), st.booleans(), st.booleans(), DTYPES, st.integers(0, 2 ** 16))
+def test_conv_functions_under_both_tiers(activation, transpose, x_grad, bias, dt, seed):
+    """The engine's Conv2D / Conv2DTranspose nodes give the same y and gradients under
+    ``nb.kernels("reference")`` as under the fast tier; gx only where x asks for one."""
+    rng = np.random.default_rng(seed)
+    N, H, W, C, F, K, S = 2, 5, 4, 3, 2, 3, 2
+    x = rng.standard_normal((N, H, W, C)).astype(dt)
+    Wk = rng.standard_normal((K, K, F, C) if transpose else (K, K, C, F)).astype(dt)
+    b = rng.standard_normal(F).astype(dt) if bias else None
+    ax, aW, ab = f64abs(x, Wk, b)
+    if transpose:
+        OH, OW = rpad.transpose_out_size(H, K, S, "same"), rpad.transpose_out_size(W, K, S, "same")
+        pads = rpad.transpose_pads(H, W, OH, OW, K, K, S, S, "same")
+        z = rc.conv2d_transpose_forward(x, Wk, b, OH, OW, S, S, pads)
+        mag_z, n_z = rc.conv2d_transpose_forward(ax, aW, ab, OH, OW, S, S, pads), K * K * C + 1
+    else:
+        pads = rpad.conv_pads(H, W, K, K, S, S, "same")
+        z = rc.conv2d_forward(x, Wk, b, S, S, pads)
+        mag_z, n_z = rc.conv2d_forward(ax, aW, ab, S, S, pads), K * K * C + 1
+    gy = rng.standard_normal(z.shape).astype(dt)
+    if activation:   # no gradient where the pre-activation is within rounding of the kink
+        gy[np.abs(z) <= bilinear_bound(mag_z, n_z, eps(dt))] = 0
+    agy = np.abs(gy.astype(np.float64))
+    if transpose:
+        mags = (rc.conv2d_forward(agy, aW, None, S, S, pads), rc.conv2d_weight_grad(agy, ax, Wk.shape, S, S, pads))
+        ns = (K * K * F, N * H * W)
+    else:
+        mags = (rc.conv2d_input_grad(agy, aW, H, W, S, S, pads[0], pads[2]),
+                rc.conv2d_weight_grad(ax, agy, Wk.shape, S, S, pads))
+        ns = (K * K * F, N * z.shape[1] * z.shape[2])
+    conv = fast_conv.conv2d_transpose if transpose else fast_conv.conv2d
+
+    def run(tier):
+        with nb.kernels(tier):
+            tx, tW = Tensor(x, requires_grad=x_grad), Tensor(Wk, requires_grad=True)
+            tb = None if b is None else Tensor(b, requires_grad=True)
+            y = conv(tx, tW, tb, S, "same", activation=activation)
+            assert y.creator.activation == activation            # computed inside the convolution's node
+            y.backward(gy)
+            return y.data, tx.grad, tW.grad, None if tb is None else tb.grad
+
+    fast, ref = run("fast"), run("reference")
+    bounds = (bilinear_bound(mag_z, n_z, eps(dt)), bilinear_bound(mags[0], ns[0], eps(dt)),
+              bilinear_bound(mags[1], ns[1], eps(dt)),
+              bilinear_bound(agy.sum(axis=(0, 1, 2)), gy[..., 0].size, eps(dt)))     # gb: N*OH*OW terms
+    for name, g, r, bound in zip(("y", "gx", "gW", "gb"), fast, ref, bounds):
+        assert (g is None) == (r is None), name
+        if r is not None:
+            assert g.dtype == r.dtype == dt, name
+            assert_within(g, r, bound, f"{'transposed ' * transpose}conv {name}")
+    assert (fast[1] is None) == (not x_grad) and (fast[3] is None) == (not bias)
+
+
+@pytest.mark.parametrize("transpose", [False, True])
+def test_conv_activation_fused_or_its_own_node(transpose):
+    """"relu" (by name, or the relu function a layer holds) is computed in the convolution's node;
+    any other activation is a node of its own after it; a bad one is a TypeError naming the function."""
+    rng = np.random.default_rng(0)
+    x = Tensor(rng.standard_normal((1, 4, 4, 2)), requires_grad=True)
+    W = Tensor(rng.standard_normal((3, 3, 2, 2)), requires_grad=True)
+    conv = fast_conv.conv2d_transpose if transpose else fast_conv.conv2d
+    for act in ("relu", nb.activations.relu, nb.activations.get("relu")):
+        y = conv(x, W, None, 1, "same", activation=act)
+        assert isinstance(y.creator, (fast_conv.Conv2D, fast_conv.Conv2DTranspose)) and y.creator.activation == "relu"
+    plain = conv(x, W, None, 1, "same").data
+    y = conv(x, W, None, 1, "same", activation="tanh")
+    assert type(y.creator).__name__ == "Tanh" and y.creator.inputs[0].creator.activation is None
+    np.testing.assert_array_equal(y.data, np.tanh(plain))      # the same tanh node as ops.tanh on the result
+    layer = (nb.layers.Conv2DTranspose if transpose else nb.layers.Conv2D)(2, 3, padding="same", activation="relu")
+    assert layer(x).creator.activation == "relu"
+    name = "conv2d_transpose" if transpose else "conv2d"
+    with pytest.raises(TypeError, match=name + ": activation must be None, an activation name"):
+        conv(x, W, None, 1, "same", activation=3)
+    with pytest.raises(ValueError, match="activation"):
+        conv(x, W, None, 1, "same", activation="no_such_activation")
+    with pytest.raises(ValueError, match="conv2d_forward: activation must be None or .relu."):
+        fast_tier.conv2d_forward(x.data, W.data, None, (1, 1), (1, 1, 1, 1), "tanh")
+
+
+
+@pytest.mark.parametrize("forward_tier,backward_tier", [("fast", "reference"), ("reference", "fast")])
+def test_max_pool_recorded_under_one_tier_differentiates_under_the_other(forward_tier, backward_tier):
+    """Each tier reads the other's arg-max (the window-local index i*KW + j, uint8 or int64). With
+    windows that do not overlap each cell receives one gradient or none, so gx is exact."""
+    rng = np.random.default_rng(5)
+    x = Tensor(rng.standard_normal((2, 6, 7, 3)), requires_grad=True)
+    gy = rng.standard_normal((2, 3, 4, 3))
+    with nb.kernels(forward_tier):
+        y = Fn.max_pool2d(x, 2, padding="same")
+    with nb.kernels(backward_tier):
+        y.backward(gy)
+    _, arg = rpool.max_pool2d_forward(x.data, 2, 2, 2, 2, 0, 0, 3, 4)
+    np.testing.assert_array_equal(x.grad, rpool.max_pool2d_backward(gy, arg, 2, 2, 2, 2, 0, 0, 6, 7))
 
 # ------------------------------------------------------------------ dense layers
 @SETTINGS

@@ -10,83 +10,59 @@ Upsampling by integer factors (SH, SW), x (N, H, W, C) -> y (N, H*SH, W*SW, C)::
     nearest:   y[n, i, j] = x[n, i // SH, j // SW]      gx = block sums of gy
     bilinear:  y = four-tap half-pixel interpolation   gx = the same taps, transposed
 
-The index arithmetic lives with the kernels (``kernels/pooling.py``,
-``kernels/upsample.py``).
+The reference tier computes these as written here (``numbanet/reference/pooling.py``,
+``reference/upsample.py``); the fast tier runs Numba kernels on the threads' parts
+of the batch (``numbanet/fast/pooling.py``). Each Function below calls the active
+tier once forward and once backward (``tiers.active()``).
 """
 from __future__ import annotations
 
-import numpy as np
-
+from . import tiers
 from .conv_shapes import check_padding, conv_output_size, conv_pads, pair
-from ..fast import parallel
-from ..fast.kernels.pooling import arg_dtype, max_pool_backward_into, max_pool_forward_into
-from ..fast.kernels.upsample import (upsample_bilinear_backward, upsample_bilinear_forward,
-                               upsample_nearest_backward_into, upsample_nearest_forward_into)
 from .tensor import Function
-
-
-def _by_images(kernel, N):
-    """Run kernel(n0, n1) over the batch, split across the threads (``parallel``)."""
-    parallel.run(lambda n0, n1, _: kernel(n0, n1), parallel.split(N))
 
 
 class MaxPool2D(Function):
     """y = max over each window; gx routes gy to the window's first arg-max.
 
-    Shapes: x (N, H, W, C) -> y (N, OH, OW, C); the window-local arg-max (N, OH, OW, C), uint8 for
-    windows up to 256 cells, is kept for backward.
+    Shapes: x (N, H, W, C) -> y (N, OH, OW, C). The forward also returns arg
+    (N, OH, OW, C), the window-local index i*KW + j of each window's first
+    maximum, kept for the backward: gx[n, h, w, c] = sum of gy[n, oh, ow, c] over
+    the windows whose arg names (h, w).
     """
 
     def __init__(self, pool, strides, pads, out_hw):
-        self.KH, self.KW = pool
-        self.SH, self.SW = strides
-        self.PT, self.PL = pads[0], pads[2]
-        self.OH, self.OW = out_hw
+        self.pool = pool                          # (KH, KW)
+        self.strides = strides                    # (SH, SW)
+        self.pads = pads                          # (PT, PB, PL, PR)
+        self.out_hw = out_hw                      # (OH, OW)
 
     def forward(self, x):
-        x = np.ascontiguousarray(x)
-        N, self.H, self.W, C = x.shape
-        y = np.empty((N, self.OH, self.OW, C), dtype=x.dtype)
-        self.arg = arg = np.empty((N, self.OH, self.OW, C), dtype=arg_dtype(self.KH, self.KW))
-        _by_images(lambda a, b: max_pool_forward_into(x[a:b], self.KH, self.KW, self.SH, self.SW,
-                                                      self.PT, self.PL, y[a:b], arg[a:b]), N)
+        self.in_hw = x.shape[1:3]
+        y, self.arg = tiers.active().max_pool2d_forward(x, self.pool, self.strides, self.pads, self.out_hw)
         return y
 
     def backward(self, gy):
-        gy = np.ascontiguousarray(gy)
-        N, C = gy.shape[0], gy.shape[3]
-        gx = np.empty((N, self.H, self.W, C), dtype=gy.dtype)
-        _by_images(lambda a, b: max_pool_backward_into(gy[a:b], self.arg[a:b], self.KH, self.KW, self.SH, self.SW,
-                                                       self.PT, self.PL, gx[a:b]), N)
-        return gx
+        return tiers.active().max_pool2d_backward(gy, self.arg, self.pool, self.strides, self.pads, self.in_hw)
 
 
 class Upsample2D(Function):
-    """y = upsample(x) by (SH, SW), "nearest" or "bilinear"; gx = the transposed map of gy."""
+    """y = upsample(x) by (SH, SW), "nearest" or "bilinear"; gx = the transposed map of gy.
+
+    Shapes: x (N, H, W, C) -> y (N, H*SH, W*SW, C); gy of y's shape -> gx of x's.
+    """
 
     INTERPOLATIONS = ("nearest", "bilinear")
 
     def __init__(self, size, interpolation):
-        self.SH, self.SW = size
-        self.nearest = interpolation == "nearest"
+        self.size = size                          # (SH, SW)
+        self.interpolation = interpolation
 
     def forward(self, x):
-        x = np.ascontiguousarray(x)
-        if not self.nearest:
-            return upsample_bilinear_forward(x, self.SH, self.SW)
-        N, H, W, C = x.shape
-        y = np.empty((N, H * self.SH, W * self.SW, C), dtype=x.dtype)
-        _by_images(lambda a, b: upsample_nearest_forward_into(x[a:b], self.SH, self.SW, y[a:b]), N)
-        return y
+        return tiers.active().upsample2d_forward(x, self.size, self.interpolation)
 
     def backward(self, gy):
-        gy = np.ascontiguousarray(gy)
-        if not self.nearest:
-            return upsample_bilinear_backward(gy, self.SH, self.SW)
-        N, OH, OW, C = gy.shape
-        gx = np.empty((N, OH // self.SH, OW // self.SW, C), dtype=gy.dtype)
-        _by_images(lambda a, b: upsample_nearest_backward_into(gy[a:b], self.SH, self.SW, gx[a:b]), N)
-        return gx
+        return tiers.active().upsample2d_backward(gy, self.size, self.interpolation)
 
 
 def _check_4d(x, owner):

@@ -7,8 +7,12 @@ Everything about *how fast* lives here, and nothing about *what* is computed
                   ``numbanet/reference/tier.py``); each picks a route and runs it
     tuning.py     every tuning constant (chunk bytes, split thresholds), each with the
                   measurement that set it
+    conv.py       the convolutions' routes (direct / flipped / im2col), chunks and fused relu
+    pooling.py    max pooling and upsampling on the threads' parts of the batch
+    routes.py     which route each function took on its last call (``nb.fast.routes.last()``)
     parallel.py   the batch split over threads, and the BLAS thread count
     workspace.py  reusable scratch buffers
     kernels/      the @njit loops (im2col/col2im, direct convolution, pooling,
                   upsampling, embedding scatter-add, elementwise masks)
 """
+from . import routes  # noqa: E402,F401  (nb.fast.routes.last() before any op has run)

@@ -81,10 +81,7 @@ class Conv2D(_Conv):
         return self.kernel_size + (C, self.filters)
 
     def call(self, x, training=False):
-        if self.activation is activations.relu:  # fused into the convolution's own pass
-            return F.conv2d(x, self.kernel, self.bias, self.strides, self.padding, relu=True)
-        y = F.conv2d(x, self.kernel, self.bias, self.strides, self.padding)
-        return self.activation(y)
+        return F.conv2d(x, self.kernel, self.bias, self.strides, self.padding, activation=self.activation)
 
     def compute_output_shape(self, input_shape):
         N, H, W, _ = input_shape
@@ -119,11 +116,8 @@ class Conv2DTranspose(_Conv):
         return self.kernel_size + (self.filters, C)
 
     def call(self, x, training=False):
-        if self.activation is activations.relu:  # fused, as in Conv2D
-            return F.conv2d_transpose(x, self.kernel, self.bias, self.strides, self.padding, self.output_padding,
-                                      relu=True)
-        y = F.conv2d_transpose(x, self.kernel, self.bias, self.strides, self.padding, self.output_padding)
-        return self.activation(y)
+        return F.conv2d_transpose(x, self.kernel, self.bias, self.strides, self.padding, self.output_padding,
+                                  activation=self.activation)
 
     def compute_output_shape(self, input_shape):
         N, H, W, _ = input_shape

@@ -66,7 +66,7 @@ def col2im(cols, H, W, SH, SW, PT, PL):
 def conv2d_forward(x, W, b, SH, SW, pads):
     """y = im2col(x) @ W2 + b:  x (N, H, W, C), W (KH, KW, C, F), b (F,) or None -> y (N, OH, OW, F).
 
-    fast tier: numbanet.engine.conv.conv2d_forward (which also takes a fused ``relu``).
+    fast tier: numbanet.fast.conv.forward (routed, with the relu fused).
     """
     KH, KW, C, F = W.shape
     cols = im2col(x, KH, KW, SH, SW, *pads)                  # (N, OH, OW, KH, KW, C)
@@ -79,7 +79,7 @@ def conv2d_forward(x, W, b, SH, SW, pads):
 def conv2d_input_grad(gy, W, H, Wd, SH, SW, PT, PL):
     """gx = col2im(G @ W2^T):  gy (N, OH, OW, F), W (KH, KW, C, F) -> gx (N, H, Wd, C).
 
-    fast tier: numbanet.engine.conv.conv2d_input_grad (same signature).
+    fast tier: numbanet.fast.conv.input_grad (same signature).
     """
     KH, KW, C, F = W.shape
     N, OH, OW, _ = gy.shape
@@ -91,7 +91,7 @@ def conv2d_input_grad(gy, W, H, Wd, SH, SW, PT, PL):
 def conv2d_weight_grad(x, gy, W_shape, SH, SW, pads):
     """gW = im2col(x)^T @ G:  x (N, H, W, C), gy (N, OH, OW, F) -> gW W_shape = (KH, KW, C, F).
 
-    fast tier: numbanet.engine.conv.conv2d_weight_grad (same signature).
+    fast tier: numbanet.fast.conv.weight_grad (same signature).
     """
     KH, KW, C, F = W_shape
     X = im2col(x, KH, KW, SH, SW, *pads).reshape(-1, KH * KW * C)   # (N*OH*OW, K)
@@ -102,7 +102,7 @@ def conv2d_weight_grad(x, gy, W_shape, SH, SW, pads):
 def conv2d_bias_grad(gy):
     """gb[f] = sum over n, oh, ow of gy[n, oh, ow, f]:  gy (N, OH, OW, F) -> (F,).
 
-    fast tier: numbanet.fast.parallel.column_sums(gy.reshape(-1, F)) in Conv2D.backward.
+    fast tier: numbanet.fast.conv._bias_grad (parallel.column_sums(gy.reshape(-1, F))).
     """
     return gy.sum(axis=(0, 1, 2))
 
@@ -110,7 +110,7 @@ def conv2d_bias_grad(gy):
 def conv2d_backward(gy, x, W, SH, SW, pads):
     """The three gradients of y = conv2d(x, W) + b, each by its own function -> (gx, gW, gb).
 
-    fast tier: numbanet.engine.conv.Conv2D.backward.
+    fast tier: numbanet.fast.conv.conv2d_backward.
     """
     gx = conv2d_input_grad(gy, W, x.shape[1], x.shape[2], SH, SW, pads[0], pads[2])
     return gx, conv2d_weight_grad(x, gy, W.shape, SH, SW, pads), conv2d_bias_grad(gy)
@@ -123,7 +123,7 @@ def conv2d_transpose_forward(x, W, b, OH, OW, SH, SW, pads):
     -> y (N, OH, OW, F). Read as a convolution kernel, W maps an (OH, OW, F)
     image to an (H, W, C) one with ``pads`` (``padding.transpose_pads``); this
     runs that map backwards:  y = col2im(x2 @ W2^T) + b.
-    fast tier: numbanet.engine.conv.Conv2DTranspose.forward.
+    fast tier: numbanet.fast.conv.conv2d_transpose_forward.
     """
     y = conv2d_input_grad(x, W, OH, OW, SH, SW, pads[0], pads[2])
     return y if b is None else y + b
@@ -135,7 +135,7 @@ def conv2d_transpose_backward(gy, x, W, SH, SW, pads):
     gx = conv2d(gy, W)               (N, H, W, C)    the convolution's forward pass
     gW = im2col(gy)^T @ x2           (KH, KW, F, C)  the convolution's weight gradient, gy as input
     gb = sum of gy over N, OH, OW    (F,)
-    fast tier: numbanet.engine.conv.Conv2DTranspose.backward.
+    fast tier: numbanet.fast.conv.conv2d_transpose_backward.
     """
     gx = conv2d_forward(gy, W, None, SH, SW, pads)
     return gx, conv2d_weight_grad(gy, x, W.shape, SH, SW, pads), conv2d_bias_grad(gy)
