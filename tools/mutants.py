@@ -387,14 +387,19 @@ def locate(source: str, entry: dict) -> tuple[Mutant | None, str]:
 
 
 def sample(targets: list[str], per_module: int, seed: int) -> list[Mutant]:
-    """per_module mutants from each target, drawn with a per-module seeded RNG (stratified)."""
-    chosen = []
+    """per_module mutants from each target, drawn with a per-module seeded RNG (stratified).
+
+    The list is ordered round robin over the modules (the first pick of each module, then
+    the second, ...), so that a run stopped early has covered every module alike.
+    """
+    per = []
     for mod in targets:
         cands = find_mutants((ROOT / mod).read_text(), mod)
         rng = random.Random(f"{seed}:{mod}")
         picks = sorted(rng.sample(range(len(cands)), min(per_module, len(cands))))
-        chosen += [cands[i] for i in picks]
-    return chosen
+        per.append([cands[i] for i in picks])
+    # round robin over the modules, so that a run cut short still covers every module alike
+    return [ms[i] for i in range(per_module) for ms in per if i < len(ms)]
 
 
 # ---------------------------------------------------------------- running mutants
@@ -447,6 +452,8 @@ def _make_scratch(base: Path) -> Path:
 
 
 def run(entries: list[dict], jobs: int, out: Path, meta: dict, log=print) -> list[dict]:
+    t_start = time.perf_counter()
+    meta["wall_before"] = meta.get("wall_seconds", 0)
     tmp = Path(tempfile.mkdtemp(prefix="numbanet-mutants-"))
     try:
         scratches = [_make_scratch(tmp / f"w{j}") for j in range(jobs)]
@@ -509,6 +516,7 @@ def run(entries: list[dict], jobs: int, out: Path, meta: dict, log=print) -> lis
                 e["detail"] = detail
                 with lock:
                     done[0] += 1
+                    meta["wall_seconds"] = meta.get("wall_before", 0) + round(time.perf_counter() - t_start)
                     log(f"[{done[0]}/{len(entries)}] {e['status']:8s} {dt:6.1f}s  {e['module']}:{e['line']}  "
                         f"{e['func']}  {e['orig']} -> {e['repl']}  {detail}")
                     write_results(entries, out, meta)
@@ -527,7 +535,7 @@ def run(entries: list[dict], jobs: int, out: Path, meta: dict, log=print) -> lis
 
 def summarize(entries: list[dict]) -> dict:
     def score(es):
-        n = sum(e["status"] != "gone" for e in es)
+        n = sum(e["status"] not in ("gone", "pending") for e in es)
         k = sum(e["status"] in ("killed", "error", "timeout") for e in es)
         return {"total": len(es), "gone": sum(e["status"] == "gone" for e in es),
                 "killed": sum(e["status"] == "killed" for e in es), "error": sum(e["status"] == "error" for e in es),
@@ -551,14 +559,14 @@ def write_results(entries: list[dict], out: Path, meta: dict):
              f"{meta.get('per_module')} per module; source list: `{meta.get('source', 'sampled')}`; "
              f"wall time {meta.get('wall_seconds', '?')} s; pytest {meta.get('pytest')}; tests deselected "
              f"(they fail without any mutant): {', '.join(meta.get('deselected_failing_unmutated', [])) or 'none'}.", "",
-             f"**Score {pct(o)}**: {o['killed'] + o['error'] + o['timeout']} killed of {o['total'] - o['gone']} "
+             f"**Score {pct(o)}**: {o['killed'] + o['error'] + o['timeout']} killed of {o['total'] - o['gone'] - o['pending']} "
              f"({o['killed']} by a failing test, {o['error']} by an import/collection error, {o['timeout']} by the "
              f"time limit); {o['survived']} survived; {o['gone']} gone" + (f"; {o['pending']} not run" if o["pending"] else "") + ".",
-             "", "| module | mutants | killed | error | timeout | survived | gone | score |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "", "| module | mutants | killed | error | timeout | survived | gone | not run | score |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for m, s in summary["per_module"].items():
         lines.append(f"| {m} | {s['total']} | {s['killed']} | {s['error']} | {s['timeout']} | {s['survived']} | "
-                     f"{s['gone']} | {pct(s)} |")
+                     f"{s['gone']} | {s['pending']} | {pct(s)} |")
     lines += ["", "| operator | mutants | survived | score |", "|---|---:|---:|---:|"]
     for op, s in summary["per_operator"].items():
         lines.append(f"| {op} | {s['total']} | {s['survived']} | {pct(s)} |")
@@ -576,11 +584,14 @@ def write_results(entries: list[dict], out: Path, meta: dict):
 
 
 def main(argv=None):
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))      # run the clean-up in run()'s finally
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--per-module", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--modules", nargs="*", default=DEFAULT_TARGETS, help="target files (default: all in TEST_MAP)")
     ap.add_argument("--replay", type=Path, help="run the mutants listed in this results JSON against the current tree")
+    ap.add_argument("--resume", type=Path, help="run the mutants still pending in this results JSON, in place")
+    ap.add_argument("--report", type=Path, help="rewrite the Markdown summary of this results JSON")
     ap.add_argument("--limit", type=int, help="run only the first N mutants (to time a run)")
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--list", action="store_true", help="print the mutants and exit")
@@ -590,6 +601,19 @@ def main(argv=None):
                     help="test ids to leave out of every run (tests that fail without any mutant)")
     args = ap.parse_args(argv)
 
+    if args.report:
+        d = json.loads(args.report.read_text())
+        write_results(d["mutants"], args.report.with_suffix(""), d["meta"])
+        return 0
+    if args.resume:
+        d = json.loads(args.resume.read_text())
+        entries, meta = d["mutants"], d["meta"]
+        DESELECT.update(meta.get("deselected_failing_unmutated", []))
+        t0 = time.perf_counter()
+        run(entries, args.jobs, args.resume.with_suffix(""), meta)
+        meta["wall_seconds"] = meta["wall_before"] + round(time.perf_counter() - t0)
+        write_results(entries, args.resume.with_suffix(""), meta)
+        return 0
     if args.replay:
         old = json.loads(args.replay.read_text())
         keys = ("id", "module", "func", "op", "k", "orig", "repl", "line", "col")
@@ -623,7 +647,7 @@ def main(argv=None):
     DESELECT.update(args.deselect)
     t0 = time.perf_counter()
     run(entries, args.jobs, args.out, meta)
-    meta["wall_seconds"] = round(time.perf_counter() - t0)
+    meta["wall_seconds"] = meta["wall_before"] + round(time.perf_counter() - t0)
     write_results(entries, args.out, meta)
     s = summarize(entries)["overall"]
     print(f"score {s['score']}: killed {s['killed']} + error {s['error']} + timeout {s['timeout']}, "
