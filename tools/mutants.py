@@ -115,6 +115,8 @@ TEST_MAP: dict[str, list[str]] = {
     "numbanet/optimizers.py": ["tests/test_optimizers.py", "tests/test_keras_parity_dense.py",
                                "tests/test_training.py", "tests/test_models_api.py", "tests/test_bad_input.py"],
 }
+# tests written to kill survivors of a run: cheap, so every module runs them
+TEST_MAP = {module: tests + ["tests/test_mutation_killers.py"] for module, tests in TEST_MAP.items()}
 # kernels/config.py holds only the @njit flags (cache, nogil, the fastmath set): its mutants change
 # speed, not answers, and each one recompiles every kernel; it is left out unless named with --modules.
 DEFAULT_TARGETS = [m for m in TEST_MAP if m != "numbanet/engine/kernels/config.py"]
@@ -597,6 +599,8 @@ def main(argv=None):
     ap.add_argument("--only", nargs="*", help="with --replay: only the mutants with these recorded outcomes "
                                               "(e.g. survived)")
     ap.add_argument("--tests", nargs="*", help="run these test files for every mutant instead of TEST_MAP's")
+    ap.add_argument("--add-tests", nargs="*", default=[],
+                    help="test files to run for every module after TEST_MAP's (new test files of a changed suite)")
     ap.add_argument("--limit", type=int, help="run only the first N mutants (to time a run)")
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--list", action="store_true", help="print the mutants and exit")
@@ -632,7 +636,8 @@ def main(argv=None):
         step = max(1, len(entries) // args.limit)               # spread over the modules, for timing
         entries = entries[::step][:args.limit]
     for e in entries:
-        e["tests"] = args.tests or TEST_MAP.get(e["module"], ["tests"])
+        e["tests"] = args.tests or TEST_MAP.get(e["module"], ["tests"]) + [t for t in args.add_tests
+                                                                         if t not in TEST_MAP.get(e["module"], [])]
         m, how = locate((ROOT / e["module"]).read_text(), e)
         e["status"] = "pending" if m else "gone"
         e["located"] = how
