@@ -565,7 +565,8 @@ def write_results(entries: list[dict], out: Path, meta: dict):
              f"time limit); {o['survived']} survived; {o['gone']} gone" + (f"; {o['pending']} not run" if o["pending"] else "") + ".",
              "", *([f"Note: {meta['note']}.", ""] if meta.get("note") else []),
              f"Of the killed, {sum(str(e.get('detail', '')).startswith('crashed') for e in entries)} crashed the test "
-             f"process (an out-of-bounds write in a kernel: signal 6 or 11) rather than failing a test.",
+             f"process (a signal: SIGABRT, SIGBUS or SIGSEGV, from an out-of-bounds access in a kernel) rather than "
+             f"failing a test.",
              "", "| module | mutants | killed | error | timeout | survived | gone | not run | score |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for m, s in summary["per_module"].items():
