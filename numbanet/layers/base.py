@@ -25,6 +25,7 @@ import numpy as np
 
 from .. import initializers
 from ..engine import Tensor, no_grad
+from ..engine.tensor import call_in_layer
 from ..engine.ops import cast
 from ..utils import snake_case, unique_name
 
@@ -57,7 +58,16 @@ class SymbolicTensor:
         return f"<SymbolicTensor shape={fmt_shape(self.shape)} from {self.layer.name if self.layer else 'input'}>"
 
 
-def _is_symbolic(x):
+def positive_int(owner, arg, value) -> int:
+    """``value`` as an int if it is a positive integer, else a TypeError/ValueError naming ``owner`` and ``arg``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{owner}: {arg} must be a positive integer, got {value!r}")
+    if value <= 0:
+        raise ValueError(f"{owner}: {arg} must be a positive integer, got {value}")
+    return int(value)
+
+
+def is_symbolic(x):
     if isinstance(x, SymbolicTensor):
         return True
     return isinstance(x, (list, tuple)) and len(x) > 0 and all(isinstance(v, SymbolicTensor) for v in x)
@@ -195,7 +205,7 @@ class Layer:
         return Tensor(arr, dtype=self.dtype)
 
     def __call__(self, x, training=False, **kwargs):
-        if _is_symbolic(x):
+        if is_symbolic(x):
             return self._call_symbolic(x, kwargs)
         x = self._convert_input(x)
         shape = tuple(np.shape(x.data if isinstance(x, Tensor) else x))
@@ -203,9 +213,9 @@ class Layer:
             self.build_from_shape((None,) + shape[1:])
         else:
             self.validate_input_shape((None,) + shape[1:])
-        if _takes_training(type(self)):
+        if takes_training(type(self)):
             kwargs["training"] = training
-        y = self.call(x, **kwargs)
+        y = call_in_layer(self.name, self.call, x, kwargs)
         mask = getattr(x, "mask", None)
         if (mask is not None and isinstance(y, Tensor) and y.mask is None and y.ndim == mask.ndim + 1
                 and y.shape[:mask.ndim] == mask.shape):
@@ -229,7 +239,7 @@ class Layer:
 _TAKES_TRAINING = {}
 
 
-def _takes_training(cls) -> bool:
+def takes_training(cls) -> bool:
     """Whether ``cls.call`` accepts ``training=`` (user-written calls often do not)."""
     if cls not in _TAKES_TRAINING:
         params = inspect.signature(cls.call).parameters
