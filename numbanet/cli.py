@@ -141,7 +141,7 @@ def _report_threads(threads, verbose):
     and the two levels of threading may compete for the cores (engine/parallel.py).
     """
     from .fast import parallel
-    blas = parallel._blas_controllers()
+    blas = parallel.blas_controllers()
     if verbose:
         libs = "; ".join(f"{lc.internal_api} {lc.version} ({lc.info().get('architecture') or '?'} kernels), "
                          f"{lc.num_threads} threads" for lc in blas) or "not found"
