@@ -20,7 +20,8 @@ def test_w1_numbanet_only(tmp_path):
     result = json.loads((tmp_path / "smoke.json").read_text())
     nb = result["workloads"]["W1"]["variants"]["numbanet"]
     assert "error" not in nb, nb.get("error")
-    assert nb["epoch_s"]["n"] == 2 and 0 < nb["epoch_s"]["median"] < 1.0
+    # two timed epochs were recorded (how fast they ran is for benchmarks/, not a unit test)
+    assert nb["epoch_s"]["n"] == 2 and np.isfinite(nb["epoch_s"]["median"]) and nb["epoch_s"]["median"] > 0
     assert np.isfinite(nb["loss"]) and nb["peak_rss_mb"] > 0
     assert nb["threads"]["requested"] == 2
     md = (tmp_path / "smoke.md").read_text()

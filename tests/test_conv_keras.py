@@ -11,9 +11,7 @@ from numbanet.layers import Conv2D, Conv2DTranspose, MaxPooling2D, UpSampling2D
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
-@pytest.fixture(scope="module")
-def tf():
-    return pytest.importorskip("tensorflow")
+# the tf fixture comes from conftest.py (skip without TensorFlow, fail in CI)
 
 
 def run_both(tf, ours, theirs, x, weights=()):
@@ -47,6 +45,26 @@ def assert_parity(results, grads, tol=2e-4):
         np.testing.assert_allclose(g_ours, g_tf, rtol=tol, atol=tol * max(1.0, np.abs(g_tf).max()))
 
 
+def assert_both_reject(tf, ours, theirs, x, keras_empty=False):
+    """numbanet raises a ValueError naming the layer and the input's shape; Keras rejects it too.
+
+    Keras raises a ValueError when it checks the shape itself and a TensorFlow
+    ``OpError`` (InvalidArgumentError, or AbortedError from oneDNN) when the
+    kernel finds it; for a few configurations (``keras_empty``) it returns an
+    output with a zero-size axis instead.
+    """
+    with pytest.raises(ValueError) as ours_error:
+        ours(x)
+    message = str(ours_error.value)
+    assert ours.name in message, message
+    assert f"{x.shape[1]}, {x.shape[2]}, {x.shape[3]})" in message, message
+    if keras_empty:
+        assert 0 in theirs(x).shape
+        return
+    with pytest.raises((ValueError, tf.errors.OpError)):
+        theirs(x)
+
+
 def _weights(rng, kernel_shape, filters):
     return [rng.standard_normal(kernel_shape).astype(np.float32) * 0.5,
             rng.standard_normal(filters).astype(np.float32)]
@@ -58,19 +76,25 @@ CONV_CASES = list(itertools.product([(5, 7), (6, 6), (1, 3)], [(3, 3), (2, 4), (
 
 @pytest.mark.parametrize("hw,k,s,padding", CONV_CASES)
 def test_conv2d_matches_keras(tf, hw, k, s, padding):
-    if padding == "valid" and (hw[0] < k[0] or hw[1] < k[1]):
-        pytest.skip("Keras rejects it (see test_conv_errors)")
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, *hw, 3)).astype(np.float32)
     w = _weights(rng, (*k, 3, 4), 4)
     ours = Conv2D(4, k, s, padding, activation="relu")
     theirs = tf.keras.layers.Conv2D(4, k, s, padding, activation="relu")
+    if padding == "valid" and (hw[0] < k[0] or hw[1] < k[1]):   # a kernel larger than the input
+        assert_both_reject(tf, ours, theirs, x)
+        return
     assert_parity(*run_both(tf, ours, theirs, x, w))
 
 
 TRANSPOSE_CASES = [(hw, k, s, p, op) for hw, k, s, p, op in itertools.product(
     [(4, 5), (1, 2), (3, 3)], [(3, 3), (2, 4), (1, 1), (5, 2)], [(1, 1), (2, 2), (3, 2)], ["valid", "same"],
     [None, (0, 0), (1, 1)]) if op is None or (op[0] < s[0] and op[1] < s[1])]
+
+
+# configurations numbanet rejects where Keras returns an output with a zero-size axis
+# (input height 1, kernel height 2, "same", output_padding 0: output height 0)
+EMPTY_IN_KERAS = {((1, 2), (2, 4), "same", (0, 0))}
 
 
 @pytest.mark.parametrize("hw,k,s,padding,op", TRANSPOSE_CASES)
@@ -83,12 +107,8 @@ def test_conv2d_transpose_matches_keras(tf, hw, k, s, padding, op):
     theirs = tf.keras.layers.Conv2DTranspose(2, k, s, padding, output_padding=op)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, *hw, 3)).astype(np.float32)
-    if shape is None:  # we reject it: TensorFlow must reject it too (or give an empty output)
-        try:
-            y = theirs(x)
-        except Exception:  # noqa: BLE001 - TF raises several kinds of error here
-            return
-        assert 0 in y.shape
+    if shape is None:  # we reject it: TensorFlow must reject it too, or give an empty output
+        assert_both_reject(tf, ours, theirs, x, keras_empty=(hw, k, padding, op) in EMPTY_IN_KERAS)
         return
     assert_parity(*run_both(tf, ours, theirs, x, _weights(rng, (*k, 2, 3), 2)))
 
@@ -96,11 +116,13 @@ def test_conv2d_transpose_matches_keras(tf, hw, k, s, padding, op):
 @pytest.mark.parametrize("hw,pool,strides,padding", list(itertools.product(
     [(5, 7), (4, 4), (1, 2)], [(2, 2), (3, 1), (1, 1)], [None, (1, 1), (3, 2)], ["valid", "same"])))
 def test_max_pooling_matches_keras(tf, hw, pool, strides, padding):
-    if padding == "valid" and (hw[0] < pool[0] or hw[1] < pool[1]):
-        pytest.skip("Keras rejects it")
     x = np.random.default_rng(0).permutation(2 * hw[0] * hw[1] * 3).reshape(2, *hw, 3).astype(np.float32) - 20
     ours = MaxPooling2D(pool, strides, padding)
     theirs = tf.keras.layers.MaxPooling2D(pool, strides, padding)
+    if padding == "valid" and (hw[0] < pool[0] or hw[1] < pool[1]):   # a window larger than the input
+        # a 2x2 window at stride 1 over 1 row: TensorFlow gives 0 output rows; the others raise
+        assert_both_reject(tf, ours, theirs, x, keras_empty=(hw, pool, strides) == ((1, 2), (2, 2), (1, 1)))
+        return
     assert_parity(*run_both(tf, ours, theirs, x))
 
 

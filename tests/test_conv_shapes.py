@@ -24,7 +24,12 @@ def keras_transpose_size(n, k, s, padding, op):
 @pytest.mark.parametrize("padding", ["valid", "same"])
 def test_conv2d_and_pool_shapes(padding):
     for h, w, kh, kw, s in itertools.product(SIZES, SIZES[:3], KERNELS, KERNELS[:2], STRIDES):
-        if padding == "valid" and (h < kh or w < kw):
+        if padding == "valid" and (h < kh or w < kw):   # a kernel larger than the input: rejected
+            x = np.zeros((1, h, w, 1), np.float32)
+            with pytest.raises(ValueError, match="conv2d"):
+                Conv2D(2, (kh, kw), s, padding)(x)
+            with pytest.raises(ValueError, match="max_pooling2d"):
+                MaxPooling2D((kh, kw), s, padding)(x)
             continue
         want = (None, keras_conv_size(h, kh, s, padding), keras_conv_size(w, kw, s, padding))
         conv = Conv2D(2, (kh, kw), s, padding)

@@ -5,7 +5,6 @@ distributions, summary parameter counts and a short end-to-end fit.
 
 Runs wherever TensorFlow is installed; skipped otherwise.
 """
-import os
 
 import numpy as np
 import pytest
@@ -17,17 +16,7 @@ from numbanet import optimizers as O
 ACTIVATIONS = ["linear", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "softmax"]
 
 
-@pytest.fixture(scope="module")
-def tf():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    return pytest.importorskip("tensorflow")
-
-
-@pytest.fixture(scope="module")
-def keras(tf):
-    import keras
-    assert keras.__version__.startswith("3"), keras.__version__
-    return keras
+# the tf and keras fixtures come from conftest.py (skip without TensorFlow, fail in CI)
 
 
 def twin_models(keras, act1, act2, use_bias=True, seed=0):

@@ -102,11 +102,6 @@ def test_bad_constructor_arguments():
         Embedding(5, 2.0)
 
 
-@pytest.fixture(scope="module")
-def tf():
-    return pytest.importorskip("tensorflow")
-
-
 def test_keras_parity_output_and_gradient(tf):
     rng = np.random.default_rng(0)
     ids = rng.integers(0, 7, (4, 5))

@@ -9,6 +9,8 @@ from hypothesis import strategies as st
 from numbanet.engine import Tensor, check_grad
 from numbanet.losses import SparseCategoricalCrossentropy
 
+from conftest import tf_required
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
@@ -88,13 +90,6 @@ def test_targets_of_shape_n_t_1_and_bad_targets():
         loss(y + 4, Tensor(z))
 
 
-@pytest.fixture(scope="module")
-def keras():
-    pytest.importorskip("tensorflow")
-    import keras
-    return keras
-
-
 def test_keras_parity_masked_and_weighted(keras):
     import tensorflow as tf
     rng = np.random.default_rng(3)
@@ -107,8 +102,11 @@ def test_keras_parity_masked_and_weighted(keras):
     assert float(ours(y, Tensor(z), sample_weight=sw).data) == pytest.approx(float(k_loss(y, z, sample_weight=sw)), rel=1e-5)
     try:
         from keras.src.backend import set_keras_mask
-    except ImportError:
-        pytest.skip("this Keras has no set_keras_mask")
+    except ImportError as exc:  # a private Keras 3 helper: fail in CI (the pinned Keras has it), else skip
+        if tf_required():
+            raise AssertionError("keras.src.backend.set_keras_mask is gone from this Keras; "
+                                 "the masked-loss parity check needs another way to attach the mask") from exc
+        pytest.skip("this Keras has no keras.src.backend.set_keras_mask")
     zt = tf.constant(z)
     set_keras_mask(zt, tf.constant(mask))  # what Embedding(mask_zero=True) propagates in Keras
     assert float(ours(y, Tensor(z), mask=mask).data) == pytest.approx(float(k_loss(y, zt)), rel=1e-5)

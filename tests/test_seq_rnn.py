@@ -1,10 +1,9 @@
 """SimpleRNN: gradient checks (finite differences), Keras parity, learning, bad input."""
 import os
-import time
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, HealthCheck
+from hypothesis import assume, given, settings, HealthCheck
 from hypothesis import strategies as st
 
 from numbanet import losses, utils
@@ -12,6 +11,7 @@ from numbanet.engine import Tensor, check_grad, no_grad
 from numbanet.engine.functional import simple_rnn
 from numbanet.layers import Dense, SimpleRNN
 from numbanet.reference.recurrent import simple_rnn_forward as _reference_rnn  # the plain loop over time
+from numbanet.reference.recurrent import simple_rnn_states
 
 from bounds import LIBM_ULP, assert_within, elementwise_bound, matmul_bound
 
@@ -61,11 +61,16 @@ def test_simple_rnn_gradients_match_finite_differences(c):
     R = rng.standard_normal((c["U"], c["U"])) * 0.4
     b = rng.standard_normal(c["U"]) * 0.3 if c["bias"] else None
     h0 = rng.standard_normal((c["N"], c["U"])) * 0.5 if c["h0"] else None
-    if c["act"] == "relu":  # keep pre-activations away from the kink at 0
-        x = x + np.sign(x) * 0.1
     out_shape = (c["N"], c["T"], c["U"]) if c["seq"] else (c["N"], c["U"])
     gy = rng.standard_normal(out_shape)
     mask = rng.random((c["N"], c["T"])) < 0.6 if c["masked"] else None
+    if c["act"] == "relu":  # keep every pre-activation x_t W + h_{t-1} R + b away from the kink at 0
+        h = simple_rnn_states(x, W, R, b, h0, "relu", c["back"], mask)        # (N, T+1, U), h[:, 0] = h_0
+        xs = x[:, ::-1] if c["back"] else x                                   # processing order
+        pres = xs @ W + h[:, :-1] @ R + (0 if b is None else b)              # a_t (N, T, U), every step
+        # a central difference moves one input by 1e-6, so a pre-activation by 1e-6 times an
+        # entry of x, W, R or h (a few units at most here): a margin of 1e-4 keeps every probe on one side
+        assume(np.abs(pres).min() > 1e-4)
     inputs = [x, W, R] + [v for v in (b, h0) if v is not None]
 
     def fn(x, W, R, *rest):
@@ -80,10 +85,6 @@ def test_simple_rnn_gradients_match_finite_differences(c):
     bound = _reference_rnn_bound(x, W, R, b, h0, c["act"], c["back"], mask)
     assert_within(y, ref if c["seq"] else ref[:, -1], bound if c["seq"] else bound[:, -1], str(c))
     report = check_grad(fn, *inputs, grad_output=gy, rtol=1e-5, atol=1e-7)
-    if c["act"] == "relu" and not report.passed:  # a pre-activation landed within eps of 0
-        pre = np.abs(np.einsum("ntd,du->ntu", x, W))
-        if pre.min() < 1e-4:
-            return
     assert report.passed, str(report)
 
 
@@ -248,7 +249,6 @@ def test_rnn_learns_to_count_ones():
     m = [np.zeros_like(p.data) for p in params]
     v = [np.zeros_like(p.data) for p in params]
     lr, b1, b2, step = 0.01, 0.9, 0.999, 0
-    start = time.perf_counter()
     for epoch in range(30):
         order = rng.permutation(len(x))
         for i in range(0, len(x), 64):
@@ -271,16 +271,9 @@ def test_rnn_learns_to_count_ones():
             break
     print(f"count task: accuracy {acc:.3f} after {epoch + 1} epochs")
     assert acc > 0.95, f"accuracy {acc:.3f} after {epoch + 1} epochs"
-    assert time.perf_counter() - start < 30
 
 
 # ------------------------------------------------------------ Keras parity
-@pytest.fixture(scope="module")
-def tf():
-    tf = pytest.importorskip("tensorflow")
-    return tf
-
-
 @pytest.mark.parametrize("act, seq, back, use_h0, use_bias, masked", [
     ("tanh", True, False, False, True, False),
     ("tanh", False, False, True, True, False),
@@ -324,8 +317,8 @@ def test_keras_parity_outputs_states_gradients(tf, act, seq, back, use_h0, use_b
     ((out * Tensor(gy)).sum() + (state * Tensor(gs)).sum()).backward()
     ours = [xn.grad, h0n.grad if use_h0 else None] + [w.grad for w in layer.trainable_weights]
     for name, a, k in zip(["x", "h0", "kernel", "recurrent_kernel", "bias"], ours, k_grads):
-        if k is None:
-            assert a is None or not use_h0, name
+        if k is None:   # only an unused initial state has no gradient in TensorFlow, and none here either
+            assert name == "h0" and not use_h0 and a is None, name
             continue
         np.testing.assert_allclose(a, k.numpy(), rtol=1e-4, atol=1e-4, err_msg=name)
 

@@ -1,0 +1,45 @@
+"""Shared fixtures: TensorFlow / Keras for the parity tests.
+
+The parity tests run wherever TensorFlow is installed and skip, with a reason,
+where it is not. With ``NUMBANET_REQUIRE_TF=1`` (set by ``.ci/run``) a missing
+TensorFlow is a failure instead: CI installs it with the ``test`` extra, so a
+skip there would mean the parity tests silently stopped running.
+"""
+import os
+
+import pytest
+
+REQUIRE_TF_VAR = "NUMBANET_REQUIRE_TF"
+
+
+def tf_required() -> bool:
+    """True when a missing TensorFlow must fail the run (``NUMBANET_REQUIRE_TF=1``)."""
+    return os.environ.get(REQUIRE_TF_VAR, "") == "1"
+
+
+def import_tensorflow():
+    """The ``tensorflow`` module; skips the calling test when it is missing, or fails it in CI."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        import tensorflow
+    except ImportError as exc:
+        if tf_required():
+            pytest.fail(f"TensorFlow cannot be imported ({exc}) but {REQUIRE_TF_VAR}=1: the Keras parity "
+                        f"tests must run here. Install it with pip install -e '.[test]'.", pytrace=False)
+        pytest.skip(f"TensorFlow is not installed ({exc}); the Keras parity tests need it "
+                    f"(pip install -e '.[test]')")
+    return tensorflow
+
+
+@pytest.fixture(scope="session")
+def tf():
+    """The ``tensorflow`` module (see ``import_tensorflow``)."""
+    return import_tensorflow()
+
+
+@pytest.fixture(scope="session")
+def keras(tf):
+    """Keras 3, as TensorFlow ships it; an older Keras fails the test (parity is with Keras 3)."""
+    import keras
+    assert keras.__version__.startswith("3"), f"the parity tests compare with Keras 3, found {keras.__version__}"
+    return keras
