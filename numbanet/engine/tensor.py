@@ -42,8 +42,10 @@ import weakref
 import numpy as np
 
 _GRAD_ENABLED = [True]
-# The name of the layer whose call is running (Layer.__call__ sets it), recorded on each Function.
-_CURRENT_LAYER = [None]
+# The name of the layer whose call is running, recorded by every Function that joins the graph
+# (``Tensor.graph`` prints it). Layer.__call__ and Model.__call__ set it around their ``call``
+# and restore the outer name afterwards, so nested calls record the innermost layer.
+CURRENT_LAYER = [None]
 
 
 def is_grad_enabled() -> bool:
@@ -59,22 +61,6 @@ def no_grad():
         yield
     finally:
         _GRAD_ENABLED[0] = previous
-
-
-def call_in_layer(name, call, x, kwargs):
-    """``call(x, **kwargs)`` with ``name`` recorded as the layer of every graph node it makes.
-
-    ``Layer.__call__`` runs its ``call`` through this, so ``Tensor.graph()`` can
-    say which layer each op belongs to. Nested calls (a layer inside a model)
-    record the innermost name; the outer one is restored afterwards, also when
-    the call raises.
-    """
-    outer = _CURRENT_LAYER[0]
-    _CURRENT_LAYER[0] = name
-    try:
-        return call(x, **kwargs)
-    finally:
-        _CURRENT_LAYER[0] = outer
 
 
 def _to_array(data, dtype=None) -> np.ndarray:
@@ -307,7 +293,7 @@ class Function:
             y.requires_grad = True
             y.creator = self
             self.inputs = xs
-            self.layer = _CURRENT_LAYER[0]
+            self.layer = CURRENT_LAYER[0]
             self.out_shape = y.data.shape
         return y
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from .. import initializers
 from ..engine import Tensor, no_grad
-from ..engine.tensor import call_in_layer
+from ..engine.tensor import CURRENT_LAYER
 from ..engine.ops import cast
 from ..utils import snake_case, unique_name
 
@@ -215,7 +215,11 @@ class Layer:
             self.validate_input_shape((None,) + shape[1:])
         if takes_training(type(self)):
             kwargs["training"] = training
-        y = call_in_layer(self.name, self.call, x, kwargs)
+        outer, CURRENT_LAYER[0] = CURRENT_LAYER[0], self.name   # the graph's nodes name this layer
+        try:
+            y = self.call(x, **kwargs)
+        finally:
+            CURRENT_LAYER[0] = outer
         mask = getattr(x, "mask", None)
         if (mask is not None and isinstance(y, Tensor) and y.mask is None and y.ndim == mask.ndim + 1
                 and y.shape[:mask.ndim] == mask.shape):

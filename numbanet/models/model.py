@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..engine import Tensor, no_grad
-from ..engine.tensor import call_in_layer
+from ..engine.tensor import CURRENT_LAYER
 from ..layers.base import Layer, SymbolicTensor, is_symbolic, takes_training
 from ..utils import unique_name
 from .saving import WeightsIO
@@ -167,7 +167,11 @@ class Model(Trainer, WeightsIO, Layer):
             self._check_model_input(x)
         if takes_training(type(self)):
             kwargs["training"] = training
-        y = call_in_layer(self.name, self.call, x, kwargs)
+        outer, CURRENT_LAYER[0] = CURRENT_LAYER[0], self.name   # the graph's nodes name this layer
+        try:
+            y = self.call(x, **kwargs)
+        finally:
+            CURRENT_LAYER[0] = outer
         if not self.built:
             self.built = True
             shape = tuple(getattr(x, "shape", ()))
