@@ -268,6 +268,11 @@ class Function:
       respect to each input, given ``gy`` = dL/dy of y's shape. A gradient may
       have the broadcast shape; ``unbroadcast`` fixes it centrally. ``None``
       means "no gradient for this input" (e.g. an integer index).
+
+    A call that joins the graph records on the function its ``inputs`` (the
+    Tensors, None for constants), ``layer`` (the name of the layer whose call ran
+    it, or None) and ``out_shape`` (its output's shape): what ``backward()``
+    and ``Tensor.graph()`` read.
     """
 
     __slots__ = ("inputs", "layer", "out_shape", "__dict__")
