@@ -40,8 +40,12 @@ def unique_name(base: str) -> str:
 def one_of(kind: str, name, table: dict):
     """Look ``name`` up in ``table`` or raise a ValueError that lists the valid names."""
     key = name.lower() if isinstance(name, str) else name
-    if key not in table:
-        valid = ", ".join(sorted(k for k in table if isinstance(k, str)))
+    valid = ", ".join(sorted(k for k in table if isinstance(k, str)))
+    try:
+        found = key in table
+    except TypeError:  # an unhashable value (a list, a dict) cannot be a name
+        raise TypeError(f"{kind} must be a name ({valid}), got {name!r}") from None
+    if not found:
         raise ValueError(f"unknown {kind} {name!r}; valid names: {valid}")
     return table[key]
 

@@ -18,6 +18,8 @@ max((n - 1)*s + k - out, 0) // 2.
 """
 from __future__ import annotations
 
+import numpy as np
+
 PADDINGS = ("valid", "same")
 
 
@@ -25,7 +27,7 @@ def pair(value, name, owner, minimum=1):
     """An int or a pair of ints -> a tuple of two ints >= ``minimum``; ValueError otherwise."""
     if isinstance(value, bool):
         raise TypeError(f"{owner}: {name} must be an int or a tuple of 2 ints, got {value!r}")
-    if isinstance(value, int):
+    if isinstance(value, (int, np.integer)):  # NumPy integers too, as Keras takes them
         value = (value, value)
     try:
         a, b = value

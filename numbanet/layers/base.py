@@ -34,6 +34,17 @@ def fmt_shape(shape) -> str:
     return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
+def check_shape(shape, arg, owner):
+    """A per-sample shape (an int or a sequence of positive ints or None) as a tuple, or the error."""
+    if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
+        shape = (shape,)
+    if not isinstance(shape, (tuple, list)) or any(
+            d is not None and (isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d <= 0) for d in shape):
+        raise ValueError(f"{owner}: {arg} must be a tuple of positive integers (or None), e.g. (28, 28, 1), "
+                         f"got {shape!r}")
+    return tuple(None if d is None else int(d) for d in shape)
+
+
 class SymbolicTensor:
     """A placeholder flowing through the functional API: a shape and where it came from.
 
@@ -83,18 +94,19 @@ class Layer:
         if kwargs:
             raise TypeError(f"{type(self).__name__}: unexpected keyword argument(s) {sorted(kwargs)}")
         self.name = name or unique_name(snake_case(type(self).__name__))
-        self.dtype = np.dtype(dtype or "float32")
-        if self.dtype.kind != "f":
-            raise TypeError(f"{self.name}: dtype must be a floating type, got {self.dtype}")
+        try:
+            self.dtype = np.dtype(dtype or "float32")
+        except TypeError:  # NumPy's "data type 'x' not understood" names neither the layer nor the argument
+            raise TypeError(f"{self.name}: dtype must be 'float32' or 'float64', got {dtype!r}") from None
+        if self.dtype not in (np.float32, np.float64):  # the kernels are compiled for these two
+            raise TypeError(f"{self.name}: dtype must be a floating type, 'float32' or 'float64', got {self.dtype}")
         self.built = False
         self._weight_list = []  # [(name, Tensor)], Keras order
         self._trainable = bool(trainable)
         if input_shape is None and input_dim is not None:
             input_shape = (input_dim,)
         if input_shape is not None:
-            if isinstance(input_shape, int):
-                input_shape = (input_shape,)
-            input_shape = (None,) + tuple(input_shape)
+            input_shape = (None,) + check_shape(input_shape, "input_shape", self.name)
         self.batch_input_shape = input_shape
         self.input_shape = None
         self.output_shape = None
@@ -111,10 +123,22 @@ class Layer:
         for _, w in self._weight_list:
             w.requires_grad = self._trainable
 
+    def check_initializer(self, arg, value):
+        """``value`` if ``initializers.get`` accepts it, else the error naming this layer and ``arg``."""
+        try:
+            initializers.get(value)
+        except (ValueError, TypeError) as err:
+            raise type(err)(f"{self.name}: {arg}: {err}") from None
+        return value
+
     def add_weight(self, name, shape, initializer="zeros", trainable=True) -> Tensor:
         """Create a weight Tensor of ``shape`` drawn from ``initializer`` in the layer's dtype."""
-        init = initializers.get(initializer)
-        value = np.asarray(init(tuple(shape), dtype=self.dtype), dtype=self.dtype)
+        try:
+            init = initializers.get(initializer)
+            value = np.asarray(init(tuple(shape), dtype=self.dtype), dtype=self.dtype)
+        except (ValueError, TypeError) as err:  # e.g. an orthogonal initializer for a 1-D bias
+            raise type(err)(f"{self.name}: cannot initialize weight {name!r} of shape {tuple(shape)} "
+                            f"with {initializer!r}: {err}") from None
         w = Tensor(value, requires_grad=trainable and self.trainable, name=f"{self.name}/{name}")
         self._weight_list.append((name, w))
         return w
@@ -181,7 +205,12 @@ class Layer:
         input_shape = tuple(input_shape)
         self.validate_input_shape(input_shape)
         if not self.built:
-            self.build(input_shape)
+            n_weights = len(self._weight_list)
+            try:
+                self.build(input_shape)
+            except BaseException:  # a build that fails half-way leaves no weights behind
+                del self._weight_list[n_weights:]
+                raise
             self.built = True
             self.input_shape = input_shape
         out = self.compute_output_shape(input_shape)
@@ -208,8 +237,14 @@ class Layer:
         if is_symbolic(x):
             return self._call_symbolic(x, kwargs)
         x = self._convert_input(x)
-        shape = tuple(np.shape(x.data if isinstance(x, Tensor) else x))
-        if not self.built:
+        try:
+            shape = tuple(np.shape(x.data if isinstance(x, Tensor) else x))
+        except ValueError:  # a ragged nested list
+            raise ValueError(f"{self.name}: the input is ragged: its rows must all have the same shape") from None
+        if not shape:
+            raise ValueError(f"{self.name}: expected an input with a batch axis (N, ...), got a scalar")
+        was_built = self.built
+        if not was_built:
             self.build_from_shape((None,) + shape[1:])
         else:
             self.validate_input_shape((None,) + shape[1:])
@@ -218,6 +253,12 @@ class Layer:
         outer, CURRENT_LAYER[0] = CURRENT_LAYER[0], self.name   # the graph's nodes name this layer
         try:
             y = self.call(x, **kwargs)
+        except BaseException:  # e.g. ids out of range: a failed first call leaves the layer unbuilt, as it was
+            if not was_built:
+                del self._weight_list[:]
+                self.built = False
+                self.input_shape = self.output_shape = None
+            raise
         finally:
             CURRENT_LAYER[0] = outer
         mask = getattr(x, "mask", None)

@@ -25,8 +25,8 @@ class _Conv(Layer):
         self.padding = check_padding(padding, self.name)
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
-        self.kernel_initializer = kernel_initializer
-        self.bias_initializer = bias_initializer
+        self.kernel_initializer = self.check_initializer("kernel_initializer", kernel_initializer)
+        self.bias_initializer = self.check_initializer("bias_initializer", bias_initializer)
 
     def validate_input_shape(self, input_shape):
         if len(input_shape) != 4:

@@ -5,7 +5,7 @@ import numpy as np
 
 from .. import activations, utils
 from ..engine import functional as F
-from .base import Layer, SymbolicTensor, fmt_shape, positive_int
+from .base import Layer, SymbolicTensor, check_shape, fmt_shape, positive_int
 
 # activations that Dense runs inside its Linear node (engine/functional.py), by the function `get` returns
 _FUSED = {activations.tanh: "tanh", activations.relu: "relu", activations.sigmoid: "sigmoid"}
@@ -25,13 +25,16 @@ class Dense(Layer):
         self.units = positive_int(self.name, "units", units)
         self.activation = activations.get(activation)
         self.use_bias = use_bias
-        self.kernel_initializer = kernel_initializer
-        self.bias_initializer = bias_initializer
+        self.kernel_initializer = self.check_initializer("kernel_initializer", kernel_initializer)
+        self.bias_initializer = self.check_initializer("bias_initializer", bias_initializer)
 
     def validate_input_shape(self, input_shape):
         if len(input_shape) < 2:
             raise ValueError(f"{self.name}: Dense expects input of rank >= 2 (batch, ..., features), "
                              f"got shape {fmt_shape(input_shape)}")
+        if input_shape[-1] == 0:
+            raise ValueError(f"{self.name}: Dense needs at least one feature on the last axis, "
+                             f"got input of shape {fmt_shape(input_shape)}")
         if self.built and input_shape[-1] != self.kernel.shape[0]:
             raise ValueError(f"{self.name}: expected last axis of size {self.kernel.shape[0]}, "
                              f"got input of shape {fmt_shape(input_shape)}")
@@ -64,6 +67,8 @@ class Activation(Layer):
         self.activation = activations.get(activation)
 
     def call(self, x, training=False):
+        if x.size == 0:  # nothing to transform; softmax's max over an empty axis would fail in NumPy
+            return x
         return self.activation(x)
 
     def compute_output_shape(self, input_shape):
@@ -81,7 +86,8 @@ class Flatten(Layer):
             raise ValueError(f"{self.name}: Flatten expects input of rank >= 2, got {fmt_shape(input_shape)}")
 
     def call(self, x, training=False):
-        return F.reshape(x, (x.shape[0], -1))  # (N, d1, ..., dk) -> (N, d1*...*dk)
+        # (N, d1, ..., dk) -> (N, d1*...*dk), the size given (NumPy cannot infer -1 when N = 0)
+        return F.reshape(x, (x.shape[0], int(np.prod(x.shape[1:]))))
 
     def compute_output_shape(self, input_shape):
         rest = input_shape[1:]
@@ -93,9 +99,16 @@ class Reshape(Layer):
 
     def __init__(self, target_shape, **kwargs):
         super().__init__(**kwargs)
+        if isinstance(target_shape, (int, np.integer)) and not isinstance(target_shape, bool):
+            target_shape = (target_shape,)
+        if (not isinstance(target_shape, (tuple, list)) or not target_shape
+                or any(isinstance(d, bool) or not isinstance(d, (int, np.integer)) for d in target_shape)):
+            raise TypeError(f"{self.name}: target_shape must be a tuple of integers (one may be -1), "
+                            f"got {target_shape!r}")
         self.target_shape = tuple(int(d) for d in target_shape)
         if sum(d == -1 for d in self.target_shape) > 1 or any(d == 0 or d < -1 for d in self.target_shape):
-            raise ValueError(f"{self.name}: invalid target_shape {self.target_shape}")
+            raise ValueError(f"{self.name}: invalid target_shape {self.target_shape}: positive sizes, "
+                             f"at most one -1")
 
     def compute_output_shape(self, input_shape):
         size = int(np.prod([d for d in input_shape[1:]]))
@@ -126,6 +139,8 @@ class Dropout(Layer):
 
     def __init__(self, rate, seed=None, **kwargs):
         super().__init__(**kwargs)
+        if isinstance(rate, bool) or not isinstance(rate, (int, float, np.integer, np.floating)):
+            raise TypeError(f"{self.name}: rate must be a number in [0, 1), got {rate!r}")
         if not 0 <= rate < 1:
             raise ValueError(f"{self.name}: rate must be in [0, 1), got {rate}")
         self.rate = float(rate)
@@ -148,9 +163,13 @@ class InputLayer(Layer):
     """The layer behind ``Input(shape)``: no weights, marks where data enters."""
 
     def __init__(self, shape, dtype=None, name=None, batch_size=None):
+        try:
+            input_dtype = np.dtype(dtype or "float32")
+        except TypeError:
+            raise TypeError(f"Input: dtype must be a NumPy dtype such as 'float32' or 'int32', got {dtype!r}") from None
         super().__init__(name=name or utils.unique_name("input_layer"),
-                         dtype=dtype if dtype is None or np.dtype(dtype).kind == "f" else None)
-        self.input_dtype = np.dtype(dtype or "float32")
+                         dtype=dtype if input_dtype in (np.float32, np.float64) else None)
+        self.input_dtype = input_dtype
         self.batch_input_shape = (batch_size,) + tuple(shape)
         self.built = True
         self.input_shape = self.output_shape = self.batch_input_shape
@@ -164,10 +183,6 @@ class InputLayer(Layer):
 
 def Input(shape, dtype=None, name=None, batch_size=None):
     """A symbolic input of per-sample ``shape`` (the batch axis is added), for ``Model(inputs, outputs)``."""
-    if isinstance(shape, int):
-        shape = (shape,)
-    shape = tuple(shape)
-    if any(d is not None and (not isinstance(d, (int, np.integer)) or d <= 0) for d in shape):
-        raise ValueError(f"Input: shape must hold positive integers (or None), got {shape}")
+    shape = check_shape(shape, "shape", "Input")
     layer = InputLayer(shape, dtype=dtype, name=name, batch_size=batch_size)
     return SymbolicTensor(layer.batch_input_shape, layer.input_dtype, layer, (), name=layer.name)

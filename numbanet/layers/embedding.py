@@ -33,7 +33,7 @@ class Embedding(Layer):
         super().__init__(**kwargs)
         self.input_dim = positive_int(self.name, "input_dim", input_dim)
         self.output_dim = positive_int(self.name, "output_dim", output_dim)
-        self.embeddings_initializer = embeddings_initializer
+        self.embeddings_initializer = self.check_initializer("embeddings_initializer", embeddings_initializer)
         self.mask_zero = bool(mask_zero)
 
     def validate_input_shape(self, input_shape):

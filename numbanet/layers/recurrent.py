@@ -35,13 +35,13 @@ class SimpleRNN(Layer):
         super().__init__(**kwargs)
         self.units = positive_int(self.name, "units", units)
         self.activation = "linear" if activation is None else activation
-        if self.activation not in ACTIVATIONS:
+        if not isinstance(self.activation, str) or self.activation not in ACTIVATIONS:
             raise ValueError(f"{self.name}: SimpleRNN activation must be one of {sorted(ACTIVATIONS)}, "
                              f"got {activation!r}")
         self.use_bias = bool(use_bias)
-        self.kernel_initializer = kernel_initializer
-        self.recurrent_initializer = recurrent_initializer
-        self.bias_initializer = bias_initializer
+        self.kernel_initializer = self.check_initializer("kernel_initializer", kernel_initializer)
+        self.recurrent_initializer = self.check_initializer("recurrent_initializer", recurrent_initializer)
+        self.bias_initializer = self.check_initializer("bias_initializer", bias_initializer)
         self.return_sequences, self.return_state = bool(return_sequences), bool(return_state)
         self.go_backwards = bool(go_backwards)
 
@@ -85,7 +85,11 @@ class SimpleRNN(Layer):
                                  f"array or a one-element list, got a list of {len(state)}")
             state = state[0]
         if not isinstance(state, Tensor):
-            state = Tensor(np.asarray(state), dtype=self.dtype)
+            arr = np.asarray(state)
+            if arr.dtype.kind not in "fiub":
+                raise TypeError(f"{self.name}: initial_state must be a numeric array of shape (batch, units) = "
+                                f"{(N, self.units)}, got dtype {arr.dtype}")
+            state = Tensor(arr, dtype=self.dtype)
         if state.shape != (N, self.units):
             raise ValueError(f"{self.name}: initial_state must have shape (batch, units) = "
                              f"{(N, self.units)}, got {state.shape}")

@@ -24,6 +24,7 @@ from .. import metrics as metrics_mod
 from .. import optimizers as optimizers_mod
 from .. import utils
 from ..engine import Tensor, no_grad
+from . import data_checks
 from .callbacks import Callback, History
 from .progress import ProgressBar
 
@@ -87,42 +88,7 @@ class Trainer:
 
     # ------------------------------------------------------------- data checks
     def _prepare_data(self, x, y, what, sample_weight=None, needs_y=True):
-        if x is None or (needs_y and y is None):
-            raise ValueError(f"{self.name}.{what}: needs {'x and y (the targets)' if needs_y else 'x'}, "
-                             f"got x={type(x).__name__}, y={type(y).__name__}")
-        if isinstance(x, Tensor):
-            x = x.data
-        if isinstance(y, Tensor):
-            y = y.data
-        x = np.asarray(x)
-        if x.ndim == 0:
-            raise ValueError(f"{self.name}.{what}: x must have a batch axis, got a scalar")
-        if x.dtype.kind == "f":
-            x = x.astype(self.dtype, copy=False)
-            if not np.all(np.isfinite(x)):
-                bad = tuple(int(i) for i in np.argwhere(~np.isfinite(x))[0])
-                raise ValueError(f"{self.name}.{what}: x contains NaN or infinity (first at index {bad})")
-        elif x.dtype.kind not in "iub":
-            raise TypeError(f"{self.name}.{what}: x must be numeric, got dtype {x.dtype}")
-        if y is not None:
-            y = np.asarray(y)
-            if y.dtype.kind == "f":
-                y = y.astype(self.dtype, copy=False)
-                if not np.all(np.isfinite(y)):
-                    raise ValueError(f"{self.name}.{what}: y contains NaN or infinity")
-            elif y.dtype.kind not in "iub":
-                raise TypeError(f"{self.name}.{what}: y must be numeric, got dtype {y.dtype}")
-            if y.ndim == 0 or len(y) != len(x):
-                raise ValueError(f"{self.name}.{what}: x and y must have the same number of samples, "
-                                 f"got x with shape {x.shape} and y with shape {y.shape}")
-        if sample_weight is not None:
-            sample_weight = np.asarray(sample_weight, dtype=self.dtype)
-            if len(sample_weight) != len(x):
-                raise ValueError(f"{self.name}.{what}: sample_weight has {len(sample_weight)} entries "
-                                 f"for {len(x)} samples")
-        if len(x) == 0:
-            raise ValueError(f"{self.name}.{what}: no samples (x has shape {x.shape})")
-        return x, y, sample_weight
+        return data_checks.prepare_data(self, x, y, what, sample_weight, needs_y)
 
     # -------------------------------------------------------------------- step
     def compute_loss(self, y, y_pred, sample_weight=None):
@@ -165,8 +131,7 @@ class Trainer:
             if sample_weight is not None:
                 sample_weight = sample_weight[:n_train]
         if validation_data is not None:
-            vx, vy = validation_data[0], validation_data[1]
-            vx, vy, _ = self._prepare_data(vx, vy, "fit (validation_data)")
+            vx, vy = data_checks.prepare_validation(self, validation_data, x, y)
 
         history = History()
         cbs = [history] + list(callbacks or [])
