@@ -1,6 +1,7 @@
 """The ``numbanet`` command.
 
     numbanet [-v] demo NAME [options]   train a demo end to end and write its pictures
+                                        (--kernels reference: with the plain NumPy kernels)
     numbanet demo NAME --help           that demo's options
     numbanet demo --help | --list       the demos
     numbanet [-v] bench [options]       run the benchmarks (see benchmarks/; bench --help)
@@ -56,8 +57,30 @@ def build_parser():
         sub = names.add_parser(name, help=summary, description=summary)
         if module is not None:
             module.add_arguments(sub)
+        add_kernels_option(sub)
     commands.add_parser("bench", add_help=False, help="run the benchmarks (numbanet bench --help for their options)")
     return parser
+
+
+def add_kernels_option(parser):
+    """``--kernels fast|reference``, which every demo takes: the tier that computes the arrays."""
+    from .engine.tiers import TIERS
+    parser.add_argument("--kernels", choices=TIERS, default="fast",
+                        help="fast: the routed, fused, threaded kernels; reference: the plain NumPy textbook "
+                             "versions (numbanet/reference/), the same figures, slower (default: %(default)s)")
+
+
+def without_kernels_option(argv):
+    """``argv`` less ``--kernels NAME`` / ``--kernels=NAME``: the demo's own parser does not know it."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--kernels":
+            skip = True
+        elif not arg.startswith("--kernels="):
+            out.append(arg)
+    return out
 
 
 def list_demos():
@@ -141,7 +164,7 @@ def _report_threads(threads, verbose):
     and the two levels of threading may compete for the cores (engine/parallel.py).
     """
     from .fast import parallel
-    blas = parallel._blas_controllers()
+    blas = parallel.blas_controllers()
     if verbose:
         libs = "; ".join(f"{lc.internal_api} {lc.version} ({lc.info().get('architecture') or '?'} kernels), "
                          f"{lc.num_threads} threads" for lc in blas) or "not found"
@@ -182,7 +205,11 @@ def main(argv=None):
     _report_threads(threads, args.show_setup)
     if args.command == "demo":
         start = argv.index(args.demo) + 1     # the demo parses its own options again (its checks run)
-        module.main(argv[start:])
+        from .engine.tiers import kernels
+        if args.kernels != "fast":
+            print(f"numbanet: computing with the {args.kernels} kernels (numbanet/{args.kernels}/)")
+        with kernels(args.kernels):
+            module.main(without_kernels_option(argv[start:]))
         return 0
     return bench(argv[argv.index("bench") + 1:])
 

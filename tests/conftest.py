@@ -1,4 +1,4 @@
-"""Shared fixtures: TensorFlow / Keras for the parity tests.
+"""Shared fixtures: TensorFlow / Keras for the parity tests; ``tier`` runs a test under both kernel tiers.
 
 The parity tests run wherever TensorFlow is installed and skip, with a reason,
 where it is not. With ``NUMBANET_REQUIRE_TF=1`` (set by ``.ci/run``) a missing
@@ -43,3 +43,17 @@ def keras(tf):
     import keras
     assert keras.__version__.startswith("3"), f"the parity tests compare with Keras 3, found {keras.__version__}"
     return keras
+
+
+@pytest.fixture(params=["fast", "reference"])
+def tier(request):
+    """Run the test twice, once inside ``nb.kernels("fast")`` and once inside ``nb.kernels("reference")``.
+
+    A module applies it to all its tests with ``pytestmark = pytest.mark.usefixtures("tier")``,
+    one test with ``@pytest.mark.usefixtures("tier")``. Function-scoped, so the tier is set
+    for exactly the test's call (a Hypothesis test runs all its examples under it). Both
+    tiers must satisfy the same assertions: each is the other's test.
+    """
+    import numbanet as nb
+    with nb.kernels(request.param):
+        yield request.param

@@ -5,6 +5,7 @@ Random shapes and hyper-parameters (Hypothesis), float64, ``numbanet.check_grad`
 with a random output gradient so every output element is weighted differently.
 """
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -12,6 +13,8 @@ from numbanet.engine import check_grad
 from numbanet.engine import functional as F
 from numbanet.engine.conv_shapes import conv_output_size, transpose_output_size
 from numbanet.layers import Conv2D, Conv2DTranspose, MaxPooling2D, UpSampling2D
+
+pytestmark = pytest.mark.usefixtures("tier")  # every test here runs under both kernel tiers (conftest.py)
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -8,6 +8,8 @@ import pytest
 from numbanet.engine import Tensor
 from numbanet.layers import Conv2D, Conv2DTranspose, MaxPooling2D, UpSampling2D
 
+pytestmark = pytest.mark.usefixtures("tier")  # every test here runs under both kernel tiers (conftest.py)
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 

@@ -17,6 +17,8 @@ from numbanet.engine import ops
 from bounds import LIBM_ULP, assert_within, elementwise_bound
 from grad_helpers import GRAD_SETTINGS, MAX_REL, assert_grad, check_op
 
+pytestmark = pytest.mark.usefixtures("tier")  # every test here runs under both kernel tiers (conftest.py)
+
 
 @pytest.fixture(scope="module", autouse=True)
 def _report_max_rel():

@@ -5,6 +5,8 @@ import pytest
 import numbanet as nb
 from numbanet.engine import Function, GradCheckReport, GradientCheckError, ops
 
+pytestmark = pytest.mark.usefixtures("tier")  # every test here runs under both kernel tiers (conftest.py)
+
 
 class SquareWithBug(Function):
     """y = x^2 with a backward that is wrong at one element (``bad``) or everywhere (``bad=None``)."""

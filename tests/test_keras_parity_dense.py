@@ -13,6 +13,8 @@ import numbanet as nb
 from numbanet import losses as L
 from numbanet import optimizers as O
 
+pytestmark = pytest.mark.usefixtures("tier")  # every test here runs under both kernel tiers (conftest.py)
+
 ACTIVATIONS = ["linear", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "softmax"]
 
 

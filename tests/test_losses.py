@@ -11,6 +11,8 @@ from numbanet import losses
 from bounds import LIBM_ULP, assert_within, elementwise_bound, sum_bound
 from grad_helpers import GRAD_SETTINGS, MAX_REL, assert_grad, away_from
 
+pytestmark = pytest.mark.usefixtures("tier")  # every test here runs under both kernel tiers (conftest.py)
+
 EPS_CLIP = 1e-7
 
 

@@ -8,6 +8,8 @@ from numbanet import optimizers as O
 
 from bounds import assert_within, elementwise_bound
 
+pytestmark = pytest.mark.usefixtures("tier")  # every test here runs under both kernel tiers (conftest.py)
+
 STEPS = 5
 
 

@@ -65,7 +65,7 @@ def test_gradients_with_threads_against_finite_differences(two_threads):
 
 def test_blas_threads_given_back_when_going_serial():
     nb.utils.set_num_threads(1)
-    blas = parallel._blas_controllers()
+    blas = parallel.blas_controllers()
     before = [lc.get_num_threads() for lc in blas]
     nb.utils.set_num_threads(2)
     parallel.run(lambda a, b, _: None, parallel.split(8))   # starts the workers
@@ -96,7 +96,7 @@ def test_sparse_ce_split_over_threads_matches_float64_reference(two_threads, wei
 
 def test_numpy_pool_leaves_blas_threads_alone():
     nb.utils.set_num_threads(1)
-    blas = parallel._blas_controllers()
+    blas = parallel.blas_controllers()
     before = [lc.get_num_threads() for lc in blas]
     nb.utils.set_num_threads(2)
     try:

@@ -52,6 +52,7 @@ configs = st.fixed_dictionaries({
 })
 
 
+@pytest.mark.usefixtures("tier")  # under both kernel tiers (conftest.py)
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(configs)
 def test_simple_rnn_gradients_match_finite_differences(c):
@@ -88,6 +89,7 @@ def test_simple_rnn_gradients_match_finite_differences(c):
     assert report.passed, str(report)
 
 
+@pytest.mark.usefixtures("tier")  # under both kernel tiers (conftest.py)
 @settings(max_examples=20, deadline=None)
 @given(st.integers(1, 3), st.integers(1, 4), st.booleans(), st.booleans(), st.integers(0, 999))
 def test_layer_return_state_and_initial_state_gradients(N, T, seq, back, seed):
@@ -274,6 +276,7 @@ def test_rnn_learns_to_count_ones():
 
 
 # ------------------------------------------------------------ Keras parity
+@pytest.mark.usefixtures("tier")  # under both kernel tiers (conftest.py)
 @pytest.mark.parametrize("act, seq, back, use_h0, use_bias, masked", [
     ("tanh", True, False, False, True, False),
     ("tanh", False, False, True, True, False),
@@ -323,6 +326,7 @@ def test_keras_parity_outputs_states_gradients(tf, act, seq, back, use_h0, use_b
         np.testing.assert_allclose(a, k.numpy(), rtol=1e-4, atol=1e-4, err_msg=name)
 
 
+@pytest.mark.usefixtures("tier")  # under both kernel tiers (conftest.py)
 def test_weight_gradients_when_the_input_needs_no_gradient():
     """Raw data as input (no requires_grad): gx is skipped, weight gradients unchanged."""
     rng = np.random.default_rng(5)

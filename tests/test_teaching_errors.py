@@ -569,13 +569,13 @@ def test_thread_report_is_silent_unless_verbose_or_blas_missing(monkeypatch, cap
         def info(self):
             return {"architecture": "Haswell"}
 
-    monkeypatch.setattr(parallel, "_blas_controllers", lambda: [FakeBlas()])
+    monkeypatch.setattr(parallel, "blas_controllers", lambda: [FakeBlas()])
     cli._report_threads(2, verbose=False)
     assert capsys.readouterr().err == ""
     cli._report_threads(2, verbose=True)
     assert "numbanet: 2 threads for batch-split operations; BLAS: openblas 0.3.0 (Haswell kernels), 1 threads" \
         in capsys.readouterr().err
-    monkeypatch.setattr(parallel, "_blas_controllers", lambda: [])
+    monkeypatch.setattr(parallel, "blas_controllers", lambda: [])
     cli._report_threads(1, verbose=False)
     assert capsys.readouterr().err == ""                  # one thread: nothing to limit
     cli._report_threads(2, verbose=False)

@@ -2,10 +2,10 @@
 from . import functional, ops
 from .gradcheck import GradCheckReport, GradientCheckError, check_grad, numerical_grad
 from .ops import exp, log, relu, sigmoid, tanh
-from .tensor import Function, Tensor, as_tensor, is_grad_enabled, no_grad, unbroadcast
+from .tensor import Function, Tensor, as_tensor, is_grad_enabled, no_grad, print_graph, unbroadcast
 from .tiers import get_kernels, kernels, set_kernels
 
 __all__ = ["Tensor", "Function", "as_tensor", "no_grad", "is_grad_enabled", "unbroadcast",
            "check_grad", "numerical_grad", "GradCheckReport", "GradientCheckError",
-           "exp", "log", "tanh", "sigmoid", "relu", "functional", "ops",
+           "exp", "log", "tanh", "sigmoid", "relu", "functional", "ops", "print_graph",
            "set_kernels", "get_kernels", "kernels"]

@@ -172,8 +172,8 @@ def dropout(x, rate, rng):
     return Dropout(rate, rng)(x)
 
 
-from .sequence import embedding  # noqa: E402,F401  (issue 4: sequence operations)
+from .sequence import embedding  # noqa: E402,F401  (re-exported: the sequence operations)
 from .recurrent import simple_rnn  # noqa: E402,F401
 
-from .conv import conv2d, conv2d_transpose  # noqa: E402,F401  (issue 3: convolutional family)
+from .conv import conv2d, conv2d_transpose  # noqa: E402,F401  (re-exported: the convolutional family)
 from .pooling import max_pool2d, upsample2d  # noqa: E402,F401

@@ -558,3 +558,40 @@ def stack(xs, axis=0):
 
 def square(x):
     return mul(x, x)
+
+
+# ------------------------------------------------------- Tensor's operators
+# tensor.py defines Tensor before any op exists; its operators and math methods
+# are bound here, once the ops are defined. A binary op taken as a method gets
+# (self, other), so ``a + b`` runs ``add(a, b)`` with no frame in between; a
+# reflected one (``1 + a``) swaps its arguments first.
+def _swapped(op):
+    def reflected(self, other):
+        return op(other, self)
+    reflected.__name__ = f"reflected_{op.__name__}"
+    return reflected
+
+
+def _tensor_reshape(self, *shape):
+    """t.reshape(2, 3) or t.reshape((2, 3))."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    return reshape(self, shape)
+
+
+def _tensor_transpose(self, *axes):
+    """t.transpose() reverses the axes; t.transpose(1, 0, 2) or t.transpose((1, 0, 2)) permutes them."""
+    if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+        axes = tuple(axes[0])
+    return transpose(self, axes or None)
+
+
+for _name, _method in {
+        "__add__": add, "__radd__": _swapped(add), "__sub__": sub, "__rsub__": _swapped(sub),
+        "__mul__": mul, "__rmul__": _swapped(mul), "__truediv__": div, "__rtruediv__": _swapped(div),
+        "__pow__": pow, "__rpow__": _swapped(pow), "__matmul__": matmul, "__rmatmul__": _swapped(matmul),
+        "__neg__": neg, "__getitem__": getitem, "sum": sum, "mean": mean, "max": max,
+        "reshape": _tensor_reshape, "transpose": _tensor_transpose, "T": property(transpose),
+        "astype": cast, "exp": exp, "log": log, "tanh": tanh, "sigmoid": sigmoid, "relu": relu}.items():
+    setattr(Tensor, _name, _method)
+del _name, _method

@@ -20,7 +20,11 @@ of nodes deep, such as an unrolled recurrent network, are fine.
 Gradients of leaf Tensors with ``requires_grad=True`` are *accumulated* into
 their ``.grad``: calling ``backward()`` twice adds the two gradients, as in
 PyTorch. Clear them with ``t.zero_grad()`` (models and optimizers do it every
-training step). Intermediate results do not keep a ``.grad``.
+training step). Intermediate results do not keep a ``.grad`` unless they asked
+with ``t.retain_grad()``.
+
+Every recorded Function is named: its op (the class name), the layer whose call
+ran it and its output shape, so ``print(y.graph())`` lists the whole graph.
 
 Broadcasting is undone once, here, in ``unbroadcast``: every ``Function.backward``
 may return a gradient of the broadcast shape and the walk sums it back to the
@@ -33,10 +37,15 @@ else is cast to float32 unless ``dtype=`` says otherwise.
 from __future__ import annotations
 
 import contextlib
+import weakref
 
 import numpy as np
 
 _GRAD_ENABLED = [True]
+# The name of the layer whose call is running, recorded by every Function that joins the graph
+# (``Tensor.graph`` prints it). Layer.__call__ and Model.__call__ set it around their ``call``
+# and restore the outer name afterwards, so nested calls record the innermost layer.
+CURRENT_LAYER = [None]
 
 
 def is_grad_enabled() -> bool:
@@ -129,20 +138,86 @@ class Tensor:
         return len(self.data)
 
     def numpy(self) -> np.ndarray:
+        """The value as an ndarray: ``self.data`` itself (no copy; writing to it changes the tensor)."""
         return self.data
+
+    def __array__(self, dtype=None, copy=None):
+        """NumPy's array protocol, so ``np.asarray(t)`` and ``np.argmax(model(x))`` see the value.
+
+        ``copy=None`` copies only when ``dtype`` differs, ``copy=True`` always,
+        ``copy=False`` never (a ValueError when a dtype change would need one),
+        as NumPy 2 specifies. The result is plain data: no gradient flows through it.
+        """
+        data = self.data
+        if dtype is not None and np.dtype(dtype) != data.dtype:
+            if copy is False:
+                raise ValueError(f"Tensor.__array__: converting {data.dtype} to {np.dtype(dtype)} needs a copy, "
+                                 f"but copy=False was asked; pass copy=None to allow it")
+            return data.astype(dtype)
+        return data.copy() if copy else data
 
     def item(self):
         return self.data.item()
-
-    def astype(self, dtype) -> "Tensor":
-        from . import ops
-        return ops.cast(self, dtype)
 
     def detach(self) -> "Tensor":
         return Tensor(self.data)
 
     def zero_grad(self):
         self.grad = None
+
+    def retain_grad(self):
+        """Keep this intermediate tensor's gradient in ``.grad`` after ``backward()``, as a leaf does.
+
+        The gradient dL/dself (self's shape) is accumulated like a leaf's: two
+        backward passes add. A leaf needs no call (its ``.grad`` is always kept).
+        The tensor is held weakly by its creator, so retaining costs no memory
+        once the tensor is gone.
+        """
+        if not self.requires_grad:
+            raise RuntimeError("retain_grad() on a tensor that does not require grad: no gradient will reach it "
+                               "(no input had requires_grad=True, or it was made under no_grad())")
+        if self.creator is not None:
+            self.creator.retained = weakref.ref(self)
+        return self
+
+    @property
+    def retains_grad(self) -> bool:
+        """Whether ``backward()`` stores this non-leaf tensor's gradient (after ``retain_grad()``)."""
+        return self.creator is not None and self.creator.retained is not None
+
+    def graph(self) -> str:
+        """The recorded graph that produced this tensor, one line per Function, as text.
+
+        Reverse topological order (the order ``backward()`` visits them), numbered
+        from ``#0``, the function that made this tensor::
+
+            #0 Add       layer=dense_1  -> (20, 10)  <- #1, dense_1/bias (10,)
+
+        Each line gives the op, the layer whose call ran it (``-`` outside any
+        layer), the output shape and the inputs: ``#k`` for another node's output,
+        a leaf by its name (weights are ``layer/name``) or ``leaf`` / ``data`` and
+        its shape. ``print(t.graph())`` or ``engine.print_graph(t)`` shows it.
+        """
+        if self.creator is None:
+            kind = "leaf" if self.requires_grad else "constant"
+            return f"(no recorded graph: a {kind} tensor {self.name or ''} of shape {self.shape})"
+        order = list(reversed(_topological_order(self)))
+        number = {id(fn): k for k, fn in enumerate(order)}
+        rows = []
+        for k, fn in enumerate(order):
+            inputs = []
+            for x in fn.inputs:
+                if x is None:
+                    continue  # a constant argument (a Python number, an index)
+                if x.creator is not None:
+                    inputs.append(f"#{number[id(x.creator)]}")
+                else:
+                    label = x.name or ("leaf" if x.requires_grad else "data")
+                    inputs.append(f"{label} {x.shape}")
+            rows.append((f"#{k}", type(fn).__name__, f"layer={fn.layer or '-'}", f"-> {fn.out_shape}",
+                         "<- " + ", ".join(inputs)))
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4] for r in rows)
 
     def __repr__(self):
         grad = ", requires_grad=True" if self.requires_grad else ""
@@ -169,109 +244,10 @@ class Tensor:
         _backward_walk(self, grad)
 
     # ------------------------------------------------------------ operators
-    def __add__(self, other):
-        from . import ops
-        return ops.add(self, other)
-
-    def __radd__(self, other):
-        from . import ops
-        return ops.add(other, self)
-
-    def __sub__(self, other):
-        from . import ops
-        return ops.sub(self, other)
-
-    def __rsub__(self, other):
-        from . import ops
-        return ops.sub(other, self)
-
-    def __mul__(self, other):
-        from . import ops
-        return ops.mul(self, other)
-
-    def __rmul__(self, other):
-        from . import ops
-        return ops.mul(other, self)
-
-    def __truediv__(self, other):
-        from . import ops
-        return ops.div(self, other)
-
-    def __rtruediv__(self, other):
-        from . import ops
-        return ops.div(other, self)
-
-    def __pow__(self, other):
-        from . import ops
-        return ops.pow(self, other)
-
-    def __rpow__(self, other):
-        from . import ops
-        return ops.pow(other, self)
-
-    def __matmul__(self, other):
-        from . import ops
-        return ops.matmul(self, other)
-
-    def __rmatmul__(self, other):
-        from . import ops
-        return ops.matmul(other, self)
-
-    def __neg__(self):
-        from . import ops
-        return ops.neg(self)
-
-    def __getitem__(self, index):
-        from . import ops
-        return ops.getitem(self, index)
-
-    def sum(self, axis=None, keepdims=False):
-        from . import ops
-        return ops.sum(self, axis, keepdims)
-
-    def mean(self, axis=None, keepdims=False):
-        from . import ops
-        return ops.mean(self, axis, keepdims)
-
-    def max(self, axis=None, keepdims=False):
-        from . import ops
-        return ops.max(self, axis, keepdims)
-
-    def reshape(self, *shape):
-        from . import ops
-        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-            shape = tuple(shape[0])
-        return ops.reshape(self, shape)
-
-    def transpose(self, *axes):
-        from . import ops
-        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
-            axes = tuple(axes[0])
-        return ops.transpose(self, axes or None)
-
-    @property
-    def T(self):
-        return self.transpose()
-
-    def exp(self):
-        from . import ops
-        return ops.exp(self)
-
-    def log(self):
-        from . import ops
-        return ops.log(self)
-
-    def tanh(self):
-        from . import ops
-        return ops.tanh(self)
-
-    def sigmoid(self):
-        from . import ops
-        return ops.sigmoid(self)
-
-    def relu(self):
-        from . import ops
-        return ops.relu(self)
+    # The arithmetic operators (+ - * / ** @, unary -, indexing) and the methods
+    # sum, mean, max, reshape, transpose, T, astype, exp, log, tanh, sigmoid and
+    # relu are differentiable ops; ops.py binds them to Tensor once the ops are
+    # defined (the end of ops.py), so ``a + b`` calls ``ops.add(a, b)`` directly.
 
 
 def as_tensor(x, dtype=None) -> Tensor:
@@ -292,9 +268,17 @@ class Function:
       respect to each input, given ``gy`` = dL/dy of y's shape. A gradient may
       have the broadcast shape; ``unbroadcast`` fixes it centrally. ``None``
       means "no gradient for this input" (e.g. an integer index).
+
+    A call that joins the graph records on the function its ``inputs`` (the
+    Tensors, None for constants), ``layer`` (the name of the layer whose call ran
+    it, or None) and ``out_shape`` (its output's shape): what ``backward()``
+    and ``Tensor.graph()`` read.
     """
 
-    __slots__ = ("inputs", "__dict__")
+    __slots__ = ("inputs", "layer", "out_shape", "__dict__")
+
+    #: a weak reference to the output when it called ``retain_grad()``, else None
+    retained = None
 
     def __call__(self, *inputs):
         xs = [x if isinstance(x, Tensor) else None for x in inputs]
@@ -314,6 +298,8 @@ class Function:
             y.requires_grad = True
             y.creator = self
             self.inputs = xs
+            self.layer = CURRENT_LAYER[0]
+            self.out_shape = y.data.shape
         return y
 
     def forward(self, *xs):  # pragma: no cover - abstract
@@ -352,6 +338,18 @@ def _topological_order(root: Tensor):
     return order
 
 
+def _retain(fn, gy):
+    """Accumulate ``gy`` into the ``.grad`` of fn's output, which called ``retain_grad()``."""
+    y = fn.retained()
+    if y is not None:
+        y.grad = gy.copy() if y.grad is None else y.grad + gy
+
+
+def print_graph(t: Tensor):
+    """Print ``t.graph()``: the Functions that produced ``t``, one line each, ``backward()``'s order."""
+    print(t.graph())
+
+
 def _backward_walk(root: Tensor, grad: np.ndarray):
     if root.creator is None:  # a leaf: its gradient is the seed itself
         root.grad = grad.copy() if root.grad is None else root.grad + grad
@@ -363,6 +361,8 @@ def _backward_walk(root: Tensor, grad: np.ndarray):
         gy = grads.pop(id(fn), None)
         if gy is None:  # nothing flowed here (e.g. only through integer inputs)
             continue
+        if fn.retained is not None:  # gy is complete here: every user of fn's output came earlier
+            _retain(fn, gy)
         gxs = fn.backward(gy)
         if not isinstance(gxs, tuple):
             gxs = (gxs,)

@@ -48,7 +48,7 @@ def set_num_threads(n: int | None = None) -> int:
         if _STATE[key] is not None:
             _STATE[key].shutdown(wait=True)
     if _STATE["blas_counts"]:                 # a split ran: BLAS gets its own threads back
-        for lc, count in zip(_blas_controllers(), _STATE["blas_counts"]):
+        for lc, count in zip(blas_controllers(), _STATE["blas_counts"]):
             lc.set_num_threads(count)
     _STATE["blas_counts"], _STATE["blas_single"] = [], False
     # the caller's thread runs one part of each split, so n - 1 workers per pool
@@ -63,7 +63,7 @@ def num_threads() -> int:
     return _STATE["threads"]
 
 
-def _blas_controllers():
+def blas_controllers():
     """threadpoolctl's handles on the loaded BLAS libraries ([] without threadpoolctl)."""
     if _STATE["blas"] is None:
         try:
@@ -88,7 +88,7 @@ def split(n: int, parts: int | None = None):
 def _single_threaded_blas():
     """BLAS calls use one thread from now on (process-wide for OpenBLAS). Run by the
     caller of the first batch-split operation and in each worker thread as it starts."""
-    blas = _blas_controllers()
+    blas = blas_controllers()
     if not _STATE["blas_counts"]:
         _STATE["blas_counts"] = [lc.get_num_threads() for lc in blas]
     for lc in blas:

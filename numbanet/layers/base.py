@@ -25,6 +25,7 @@ import numpy as np
 
 from .. import initializers
 from ..engine import Tensor, no_grad
+from ..engine.tensor import CURRENT_LAYER
 from ..engine.ops import cast
 from ..utils import snake_case, unique_name
 
@@ -68,7 +69,16 @@ class SymbolicTensor:
         return f"<SymbolicTensor shape={fmt_shape(self.shape)} from {self.layer.name if self.layer else 'input'}>"
 
 
-def _is_symbolic(x):
+def positive_int(owner, arg, value) -> int:
+    """``value`` as an int if it is a positive integer, else a TypeError/ValueError naming ``owner`` and ``arg``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{owner}: {arg} must be a positive integer, got {value!r}")
+    if value <= 0:
+        raise ValueError(f"{owner}: {arg} must be a positive integer, got {value}")
+    return int(value)
+
+
+def is_symbolic(x):
     if isinstance(x, SymbolicTensor):
         return True
     return isinstance(x, (list, tuple)) and len(x) > 0 and all(isinstance(v, SymbolicTensor) for v in x)
@@ -224,7 +234,7 @@ class Layer:
         return Tensor(arr, dtype=self.dtype)
 
     def __call__(self, x, training=False, **kwargs):
-        if _is_symbolic(x):
+        if is_symbolic(x):
             return self._call_symbolic(x, kwargs)
         x = self._convert_input(x)
         try:
@@ -238,8 +248,9 @@ class Layer:
             self.build_from_shape((None,) + shape[1:])
         else:
             self.validate_input_shape((None,) + shape[1:])
-        if _takes_training(type(self)):
+        if takes_training(type(self)):
             kwargs["training"] = training
+        outer, CURRENT_LAYER[0] = CURRENT_LAYER[0], self.name   # the graph's nodes name this layer
         try:
             y = self.call(x, **kwargs)
         except BaseException:  # e.g. ids out of range: a failed first call leaves the layer unbuilt, as it was
@@ -248,6 +259,8 @@ class Layer:
                 self.built = False
                 self.input_shape = self.output_shape = None
             raise
+        finally:
+            CURRENT_LAYER[0] = outer
         mask = getattr(x, "mask", None)
         if (mask is not None and isinstance(y, Tensor) and y.mask is None and y.ndim == mask.ndim + 1
                 and y.shape[:mask.ndim] == mask.shape):
@@ -271,7 +284,7 @@ class Layer:
 _TAKES_TRAINING = {}
 
 
-def _takes_training(cls) -> bool:
+def takes_training(cls) -> bool:
     """Whether ``cls.call`` accepts ``training=`` (user-written calls often do not)."""
     if cls not in _TAKES_TRAINING:
         params = inspect.signature(cls.call).parameters

@@ -1,20 +1,10 @@
 """Convolution layers: Conv2D and Conv2DTranspose (channels-last, Keras 3 semantics)."""
 from __future__ import annotations
 
-import numpy as np
-
 from .. import activations
 from ..engine import functional as F
 from ..engine.conv_shapes import (check_padding, conv_output_size, pair, transpose_output_size)
-from .base import Layer, fmt_shape
-
-
-def _positive_int(owner, arg, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{owner}: {arg} must be a positive integer, got {value!r}")
-    if value <= 0:
-        raise ValueError(f"{owner}: {arg} must be a positive integer, got {value}")
-    return int(value)
+from .base import Layer, fmt_shape, positive_int
 
 
 class _Conv(Layer):
@@ -29,7 +19,7 @@ class _Conv(Layer):
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", activation=None, use_bias=True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
         super().__init__(**kwargs)
-        self.filters = _positive_int(self.name, "filters", filters)
+        self.filters = positive_int(self.name, "filters", filters)
         self.kernel_size = pair(kernel_size, "kernel_size", self.name)
         self.strides = pair(strides, "strides", self.name)
         self.padding = check_padding(padding, self.name)

@@ -5,18 +5,10 @@ import numpy as np
 
 from .. import activations, utils
 from ..engine import functional as F
-from .base import Layer, SymbolicTensor, check_shape, fmt_shape
+from .base import Layer, SymbolicTensor, check_shape, fmt_shape, positive_int
 
 # activations that Dense runs inside its Linear node (engine/functional.py), by the function `get` returns
 _FUSED = {activations.tanh: "tanh", activations.relu: "relu", activations.sigmoid: "sigmoid"}
-
-
-def _positive_int(layer, arg, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{layer}: {arg} must be a positive integer, got {value!r}")
-    if value <= 0:
-        raise ValueError(f"{layer}: {arg} must be a positive integer, got {value}")
-    return int(value)
 
 
 class Dense(Layer):
@@ -30,7 +22,7 @@ class Dense(Layer):
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", **kwargs):
         super().__init__(**kwargs)
-        self.units = _positive_int(self.name, "units", units)
+        self.units = positive_int(self.name, "units", units)
         self.activation = activations.get(activation)
         self.use_bias = use_bias
         self.kernel_initializer = self.check_initializer("kernel_initializer", kernel_initializer)

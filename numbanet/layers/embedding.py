@@ -6,8 +6,7 @@ import numpy as np
 from ..engine import Tensor
 from ..engine.sequence import Embedding as EmbeddingOp
 from ..engine.sequence import check_ids
-from .base import Layer, fmt_shape
-from .core import _positive_int
+from .base import Layer, fmt_shape, positive_int
 
 
 class Embedding(Layer):
@@ -32,8 +31,8 @@ class Embedding(Layer):
         if input_length is not None and kwargs.get("input_shape") is None:
             kwargs["input_shape"] = (input_length,)  # Keras 2's argument, kept for old code
         super().__init__(**kwargs)
-        self.input_dim = _positive_int(self.name, "input_dim", input_dim)
-        self.output_dim = _positive_int(self.name, "output_dim", output_dim)
+        self.input_dim = positive_int(self.name, "input_dim", input_dim)
+        self.output_dim = positive_int(self.name, "output_dim", output_dim)
         self.embeddings_initializer = self.check_initializer("embeddings_initializer", embeddings_initializer)
         self.mask_zero = bool(mask_zero)
 

@@ -6,8 +6,7 @@ import numpy as np
 from ..engine import Tensor
 from ..engine import functional as F
 from ..engine.recurrent import ACTIVATIONS
-from .base import Layer, fmt_shape
-from .core import _positive_int
+from .base import Layer, fmt_shape, positive_int
 
 
 class SimpleRNN(Layer):
@@ -34,7 +33,7 @@ class SimpleRNN(Layer):
                  recurrent_initializer="orthogonal", bias_initializer="zeros", return_sequences=False,
                  return_state=False, go_backwards=False, **kwargs):
         super().__init__(**kwargs)
-        self.units = _positive_int(self.name, "units", units)
+        self.units = positive_int(self.name, "units", units)
         self.activation = "linear" if activation is None else activation
         if not isinstance(self.activation, str) or self.activation not in ACTIVATIONS:
             raise ValueError(f"{self.name}: SimpleRNN activation must be one of {sorted(ACTIVATIONS)}, "

@@ -14,7 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..engine import Tensor, no_grad
-from ..layers.base import Layer, SymbolicTensor, _is_symbolic
+from ..engine.tensor import CURRENT_LAYER
+from ..layers.base import Layer, SymbolicTensor, is_symbolic, takes_training
 from ..utils import unique_name
 from .saving import WeightsIO
 from .summary import print_summary
@@ -156,7 +157,7 @@ class Model(Trainer, WeightsIO, Layer):
         return x  # each layer converts its own input (an Embedding wants integer ids)
 
     def __call__(self, x, training=False, **kwargs):
-        if _is_symbolic(x):
+        if is_symbolic(x):
             return self._call_symbolic(x, kwargs)
         if not isinstance(x, Tensor):
             x = np.asarray(x)
@@ -164,10 +165,13 @@ class Model(Trainer, WeightsIO, Layer):
                 x = x.astype(self.dtype)
         if self.batch_input_shape is not None:  # declared: Input(shape) or input_shape= (also Sequential)
             self._check_model_input(x)
-        from ..layers.base import _takes_training
-        if _takes_training(type(self)):
+        if takes_training(type(self)):
             kwargs["training"] = training
-        y = self.call(x, **kwargs)
+        outer, CURRENT_LAYER[0] = CURRENT_LAYER[0], self.name   # the graph's nodes name this layer
+        try:
+            y = self.call(x, **kwargs)
+        finally:
+            CURRENT_LAYER[0] = outer
         if not self.built:
             self.built = True
             shape = tuple(getattr(x, "shape", ()))
