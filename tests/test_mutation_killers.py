@@ -145,3 +145,12 @@ def test_nearest_upsample_backward_split_over_two_threads(two_threads):
     # each input pixel's gradient: the sum of the S*S output pixels it was copied to (4 terms)
     gx = gy.reshape(N, H, S, W, S, C).sum(axis=(2, 4))
     np.testing.assert_allclose(X.grad, gx, rtol=0, atol=4 * EPS64 * np.abs(gy).reshape(N, H, S, W, S, C).sum(axis=(2, 4)).max())
+
+
+def test_gradient_report_of_an_all_zero_gradient_has_zero_relative_error():
+    """fn = 0 * x: analytic and numeric gradients are exactly 0 everywhere, so no entry is large
+    enough for a relative error to mean anything, and the report's max relative error is 0."""
+    x = np.linspace(-1.0, 1.0, 6).reshape(2, 3)
+    report = nb.check_grad(lambda t: t * 0.0, x)
+    (r,) = report.inputs
+    assert r.passed and r.max_abs_err == 0.0 and r.max_rel_err == 0.0
