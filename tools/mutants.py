@@ -103,13 +103,13 @@ TEST_MAP: dict[str, list[str]] = {
     "numbanet/engine/pooling.py": CONV_TESTS,
     "numbanet/engine/recurrent.py": SEQ_TESTS,
     "numbanet/engine/sequence.py": SEQ_TESTS,
-    "numbanet/engine/kernels/config.py": CONV_TESTS[:4] + SEQ_TESTS[:1] + ["tests/test_layers_core.py"],
-    "numbanet/engine/kernels/direct_conv.py": CONV_TESTS,
-    "numbanet/engine/kernels/elementwise.py": CONV_TESTS,              # relu_mask_into: conv.py's fused relu
-    "numbanet/engine/kernels/embedding.py": SEQ_TESTS,
-    "numbanet/engine/kernels/im2col.py": CONV_TESTS,
-    "numbanet/engine/kernels/pooling.py": CONV_TESTS,
-    "numbanet/engine/kernels/upsample.py": CONV_TESTS,
+    "numbanet/fast/kernels/config.py": CONV_TESTS[:4] + SEQ_TESTS[:1] + ["tests/test_layers_core.py"],
+    "numbanet/fast/kernels/direct_conv.py": CONV_TESTS,
+    "numbanet/fast/kernels/elementwise.py": CONV_TESTS,              # relu_mask_into: conv.py's fused relu
+    "numbanet/fast/kernels/embedding.py": SEQ_TESTS,
+    "numbanet/fast/kernels/im2col.py": CONV_TESTS,
+    "numbanet/fast/kernels/pooling.py": CONV_TESTS,
+    "numbanet/fast/kernels/upsample.py": CONV_TESTS,
     "numbanet/losses.py": ["tests/test_losses.py", "tests/test_seq_loss.py", "tests/test_keras_parity_dense.py",
                            "tests/test_training.py", "tests/test_models_api.py", "tests/test_bad_input.py"],
     "numbanet/optimizers.py": ["tests/test_optimizers.py", "tests/test_keras_parity_dense.py",
@@ -119,7 +119,7 @@ TEST_MAP: dict[str, list[str]] = {
 TEST_MAP = {module: tests + ["tests/test_mutation_killers.py"] for module, tests in TEST_MAP.items()}
 # kernels/config.py holds only the @njit flags (cache, nogil, the fastmath set): its mutants change
 # speed, not answers, and each one recompiles every kernel; it is left out unless named with --modules.
-DEFAULT_TARGETS = [m for m in TEST_MAP if m != "numbanet/engine/kernels/config.py"]
+DEFAULT_TARGETS = [m for m in TEST_MAP if m != "numbanet/fast/kernels/config.py"]
 COPIED = ["numbanet", "tests", "benchmarks", "pyproject.toml"]
 SKIP_CALLS = {"print", "warn", "warning", "info", "debug", "error", "exception", "critical"}
 FLOAT_SPECIAL = {0.0: 1.0, 1.0: 0.0}
