@@ -3,3 +3,11 @@
 Same names, signatures and results as ``numbanet/reference/tier.py`` (whose
 docstrings give the math and the shapes); here each one picks a route and runs it.
 """
+
+# ------------------------------------------------ dense, sequences, losses, optimizers
+from .dense import dense_backward, dense_forward  # noqa: E402,F401
+from .embedding import embedding_backward  # noqa: E402,F401
+from .losses import sparse_ce_backward, sparse_ce_forward  # noqa: E402,F401
+from .optimizers import (adadelta_update, adagrad_update, adam_update, rmsprop_update,  # noqa: E402,F401
+                         sgd_update)
+from .recurrent import simple_rnn_backward, simple_rnn_forward  # noqa: E402,F401

@@ -7,9 +7,6 @@ from .. import activations, utils
 from ..engine import functional as F
 from .base import Layer, SymbolicTensor, fmt_shape
 
-# activations that Dense runs inside its Linear node (engine/functional.py), by the function `get` returns
-_FUSED = {activations.tanh: "tanh", activations.relu: "relu", activations.sigmoid: "sigmoid"}
-
 
 def _positive_int(layer, arg, value):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
@@ -32,6 +29,7 @@ class Dense(Layer):
         super().__init__(**kwargs)
         self.units = _positive_int(self.name, "units", units)
         self.activation = activations.get(activation)
+        self._named = (None, None)                  # (activation, its name), see _activation_name
         self.use_bias = use_bias
         self.kernel_initializer = kernel_initializer
         self.bias_initializer = bias_initializer
@@ -51,10 +49,19 @@ class Dense(Layer):
         self.bias = self.add_weight("bias", (self.units,), self.bias_initializer) if self.use_bias else None
 
     def call(self, x, training=False):
-        fused = _FUSED.get(self.activation)      # tanh, relu, sigmoid: inside the Linear node
-        if fused is not None:
-            return F.linear(x, self.kernel, self.bias, activation=fused)
-        return self.activation(F.linear(x, self.kernel, self.bias))
+        # "dense + bias + activation" by name: the engine fuses what its tiers can
+        return F.linear(x, self.kernel, self.bias, activation=self._activation_name())
+
+    def _activation_name(self):
+        """The activation's name ("tanh", ...), or the callable itself when it has none."""
+        if self._named[0] is not self.activation:            # set anew after construction
+            name = activations.name_of(self.activation)
+            try:
+                named = activations.get(name) is self.activation
+            except ValueError:                                 # a user's function: no such name
+                named = False
+            self._named = (self.activation, name if named else self.activation)
+        return self._named[1]
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)
