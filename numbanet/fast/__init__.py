@@ -11,4 +11,9 @@ Everything about *how fast* lives here, and nothing about *what* is computed
     workspace.py  reusable scratch buffers
     kernels/      the @njit loops (im2col/col2im, direct convolution, pooling,
                   upsampling, embedding scatter-add, elementwise masks)
+    dense.py, recurrent.py, embedding.py, losses.py, optimizers.py
+                  the routes of the dense layer, SimpleRNN, the embedding gradient,
+                  the sparse cross-entropy and the optimizer updates
+    routes.py     the route each function took on its last call: ``routes.last()``
 """
+from . import routes  # noqa: F401  (nb.fast.routes.last() without a further import)

@@ -210,7 +210,7 @@ class Layer:
         if mask is not None and "mask" not in kwargs and _takes_mask(type(self)):
             kwargs["mask"] = mask              # a layer whose call takes mask= gets its input's
         y = self.call(x, **kwargs)
-        if mask is not None or _makes_mask(type(self)):
+        if mask is not None or type(self).compute_mask is not Layer.compute_mask:   # Embedding makes one
             y_mask = self.compute_mask(x, mask)
             # passed on only while the output keeps the (batch, time) axes, as in Keras
             if (y_mask is not None and isinstance(y, Tensor) and y.ndim == y_mask.ndim + 1
@@ -267,7 +267,7 @@ def _set_mask(y, mask):
     _MASKS[key] = (weakref.ref(y, forget), mask)
 
 
-_TAKES_MASK, _MAKES_MASK = {}, {}
+_TAKES_MASK = {}
 
 
 def _takes_mask(cls) -> bool:
@@ -275,13 +275,6 @@ def _takes_mask(cls) -> bool:
     if cls not in _TAKES_MASK:
         _TAKES_MASK[cls] = "mask" in inspect.signature(cls.call).parameters
     return _TAKES_MASK[cls]
-
-
-def _makes_mask(cls) -> bool:
-    """Whether ``cls`` defines its own ``compute_mask`` (it may make a mask from no mask)."""
-    if cls not in _MAKES_MASK:
-        _MAKES_MASK[cls] = cls.compute_mask is not Layer.compute_mask
-    return _MAKES_MASK[cls]
 
 
 _TAKES_TRAINING = {}

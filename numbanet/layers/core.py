@@ -50,18 +50,18 @@ class Dense(Layer):
 
     def call(self, x, training=False):
         # "dense + bias + activation" by name: the engine fuses what its tiers can
-        return F.linear(x, self.kernel, self.bias, activation=self._activation_name())
+        named = self._named
+        if named[0] is not self.activation:                   # first call, or set anew since
+            named = self._named = (self.activation, self._activation_name())
+        return F.linear(x, self.kernel, self.bias, activation=named[1])
 
     def _activation_name(self):
         """The activation's name ("tanh", ...), or the callable itself when it has none."""
-        if self._named[0] is not self.activation:            # set anew after construction
-            name = activations.name_of(self.activation)
-            try:
-                named = activations.get(name) is self.activation
-            except ValueError:                                 # a user's function: no such name
-                named = False
-            self._named = (self.activation, name if named else self.activation)
-        return self._named[1]
+        name = activations.name_of(self.activation)
+        try:
+            return name if activations.get(name) is self.activation else self.activation
+        except ValueError:                                     # a user's function: no such name
+            return self.activation
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)
