@@ -61,10 +61,11 @@ def check_ids(ids, V, where="embedding"):
     return flat.reshape(raw.shape)
 
 
-def embedding(ids, W):
+def embedding(ids, W, where="embedding"):
     """Look up rows of ``W`` (V, D) for integer ``ids`` of any shape -> (..., D).
 
-    ``ids`` is an integer ndarray or Tensor; out-of-range or non-integer ids raise.
+    ``ids`` is an integer ndarray or Tensor; out-of-range or non-integer ids raise,
+    with ``where`` (the caller's name) leading the message.
     """
     V = W.shape[0] if hasattr(W, "shape") else np.shape(W)[0]
-    return Embedding(check_ids(ids, V))(W)
+    return Embedding(check_ids(ids, V, where))(W)

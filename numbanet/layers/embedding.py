@@ -4,8 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..engine import Tensor
-from ..engine.sequence import Embedding as EmbeddingOp
-from ..engine.sequence import check_ids
+from ..engine import functional as F
 from .base import Layer, fmt_shape
 from .core import _positive_int
 
@@ -46,8 +45,7 @@ class Embedding(Layer):
                                           self.embeddings_initializer)
 
     def call(self, x, training=False):
-        ids = check_ids(x, self.input_dim, where=f"{self.name} (Embedding)")
-        return EmbeddingOp(ids)(self.embeddings)
+        return F.embedding(x, self.embeddings, where=f"{self.name} (Embedding)")
 
     def compute_mask(self, x, mask=None):
         """``ids != 0`` (bool, the ids' shape) when ``mask_zero``, else None."""
