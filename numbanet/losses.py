@@ -314,15 +314,17 @@ class SparseCategoricalCrossentropy(_FromLogits, Loss):
         tier: the softmax, so the gradient needs no second exp)."""
         if not self.from_logits:
             return self.values(t, p), None
-        values, saved = tiers.active().sparse_ce_forward(t.reshape(-1), p.reshape(-1, p.shape[-1]))
-        return values.reshape(t.shape), saved
+        tier = tiers.active()          # what it saves is its own: the gradient runs on the same tier
+        values, saved = tier.sparse_ce_forward(t.reshape(-1), p.reshape(-1, p.shape[-1]))
+        return values.reshape(t.shape), (tier, saved)
 
     def gradient_from(self, t, p, c, ctx):
         """From logits: c * (softmax(z) - one_hot(t)), by the active tier's ``sparse_ce_backward``."""
         if ctx is None:
             return self.gradient(t, p, c)
+        tier, saved = ctx
         c1 = np.broadcast_to(np.asarray(c, dtype=p.dtype), t.shape).reshape(-1)  # per-row weights (B,)
-        return tiers.active().sparse_ce_backward(t.reshape(-1), ctx, c1).reshape(p.shape)
+        return tier.sparse_ce_backward(t.reshape(-1), saved, c1).reshape(p.shape)
 
     def values(self, t, p):
         """Probabilities only: from logits, ``evaluate`` computes the values with the gradient."""

@@ -740,6 +740,29 @@ def test_optimizer_protocol_tiers_agree(name, big, n, steps, dt, seed):
     assert_within(w_fast, w_ref, SAFETY * 16 * steps ** 2 * eps(dt) * moved, f"{name} w")
 
 
+@pytest.mark.parametrize("forward_tier, backward_tier", [("fast", "reference"), ("reference", "fast")])
+def test_a_graph_recorded_under_one_tier_differentiates_under_the_other(forward_tier, backward_tier):
+    """SimpleRNN and the sparse cross-entropy keep tier-specific state between forward and backward:
+    switching tiers in between still gives the gradient of a run that stays on one tier."""
+    rng = np.random.default_rng(7)
+    x, W, R = rng.standard_normal((3, 4, 2)), rng.standard_normal((2, 5)) * 0.5, rng.standard_normal((5, 5)) * 0.3
+    labels = rng.integers(0, 5, (3, 4))
+    loss = fast_losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    def grads(fwd, bwd):
+        ts = [Tensor(a, requires_grad=True) for a in (x, W, R)]
+        with nb.kernels(fwd):
+            L = loss(labels, Fn.simple_rnn(*ts))
+        with nb.kernels(bwd):
+            L.backward()
+        return [t.grad for t in ts]
+
+    mixed, plain = grads(forward_tier, backward_tier), grads(forward_tier, forward_tier)
+    # the forward's tier ran every array operation of both, in the same order: the same bits
+    for g, g_ref in zip(mixed, plain):
+        np.testing.assert_array_equal(g, g_ref)
+
+
 def test_fit_of_a_small_rnn_gives_the_same_losses_under_both_tiers():
     """Embedding(mask_zero) - SimpleRNN - Dense, Adam, sparse CE from logits, float64, 3 epochs."""
     V, T, N, D, U = 12, 6, 16, 4, 7

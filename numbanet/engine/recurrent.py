@@ -69,13 +69,15 @@ class SimpleRNN(Function):
     def forward(self, x, W, R, *rest):
         b = rest[0] if self.use_bias else None
         h0 = rest[-1] if self.has_h0 else None
-        y, self.saved = tiers.active().simple_rnn_forward(x, W, R, b, h0, self.activation, self.return_sequences,
-                                                          self.go_backwards, self.mask)
+        # what a tier saves is its own: the backward runs on the tier that ran the forward
+        self.tier = tiers.active()
+        y, self.saved = self.tier.simple_rnn_forward(x, W, R, b, h0, self.activation, self.return_sequences,
+                                                     self.go_backwards, self.mask)
         return y
 
     def backward(self, gy):
         x = self.inputs[0]
-        gx, gW, gR, gb, gh0 = tiers.active().simple_rnn_backward(gy, self.saved, x is not None and x.requires_grad)
+        gx, gW, gR, gb, gh0 = self.tier.simple_rnn_backward(gy, self.saved, x is not None and x.requires_grad)
         return (gx, gW, gR) + ((gb,) if self.use_bias else ()) + ((gh0,) if self.has_h0 else ())
 
 
