@@ -183,7 +183,7 @@ class SGD(Optimizer):
         return "; SGD keeps 'momentum' only with momentum > 0" if name == "momentum" else ""
 
     def update(self, w, g, s, lr):
-        tiers.active().sgd_update(w, g, lr, s.get("momentum"), self.momentum, self.nesterov)
+        tiers.active().sgd_update(w, g, lr, s["momentum"] if self.momentum else None, self.momentum, self.nesterov)
 
 
 class Adam(Optimizer):

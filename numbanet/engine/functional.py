@@ -39,18 +39,17 @@ class Linear(Function):
         self.activation = activation               # None or one of FUSED_ACTIVATIONS
 
     def forward(self, x, W, b=None):
-        self.x_shape, self.W, self.has_b = x.shape, W, b is not None
-        self.x2 = x.reshape(-1, W.shape[0])        # one (B, D) @ (D, U) product, not many small ones
-        y = tiers.active().dense_forward(self.x2, W, b, self.activation)
+        self.x, self.W = x, W
+        y = tiers.active().dense_forward(x.reshape(-1, W.shape[0]), W, b, self.activation)  # one (B, D) @ (D, U)
         self.y = y if self.activation is not None else None    # f' is read from y
         return y.reshape(x.shape[:-1] + (W.shape[1],))
 
     def backward(self, gy):
-        gy2 = np.ascontiguousarray(gy).reshape(-1, self.W.shape[1])   # (..., U) -> (B, U)
-        x = self.inputs[0]
-        gx, gW, gb = tiers.active().dense_backward(gy2, self.x2, self.W, self.y, self.activation,
-                                                   x is not None and x.requires_grad, self.has_b)
-        return (None if gx is None else gx.reshape(self.x_shape)), gW, gb
+        x, W = self.inputs[0], self.W
+        gx, gW, gb = tiers.active().dense_backward(np.ascontiguousarray(gy).reshape(-1, W.shape[1]),  # (B, U)
+                                                   self.x.reshape(-1, W.shape[0]), W, self.y, self.activation,
+                                                   x is not None and x.requires_grad, len(self.inputs) == 3)
+        return (None if gx is None else gx.reshape(self.x.shape)), gW, gb
 
 
 # activations that run as their own node after the affine map (dense_forward does not fuse them)

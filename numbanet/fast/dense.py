@@ -23,7 +23,7 @@ import numpy as np
 from ..engine.ops import IN_PLACE_ACTIVATIONS
 from . import parallel, workspace
 from .routes import LAST
-from .tuning import SMALL_DENSE_WORK
+from .tuning import BLAS_SPLIT_MIN_WORK, SMALL_DENSE_WORK
 
 FUSABLE = ("tanh", "relu", "sigmoid")   # the activations dense_forward runs in place
 
@@ -39,13 +39,16 @@ def _finish(y, b, f):
 def dense_forward(x, W, b=None, activation=None):
     """y = f(x @ W + b), fused in place.   reference: numbanet.reference.tier.dense_forward."""
     U = W.shape[1]
-    f = None if activation is None else IN_PLACE_ACTIVATIONS[activation][0]
     work = x.size * U
-    if work < SMALL_DENSE_WORK:
+    if work < SMALL_DENSE_WORK:                               # written out: this path is all overhead
         y = x @ W
-        _finish(y, b, f)
+        if b is not None:
+            y += b
+        if activation is not None:
+            IN_PLACE_ACTIVATIONS[activation][0](y)
         LAST["dense_forward"] = "small"
         return y
+    f = None if activation is None else IN_PLACE_ACTIVATIONS[activation][0]
     y = workspace.empty("linear.y", (len(x), U), np.result_type(x.dtype, W.dtype))
     parts = parallel.split_for_blas(len(x), work)
     if len(parts) == 1:
@@ -66,8 +69,9 @@ def dense_forward(x, W, b=None, activation=None):
 def dense_backward(gy, x, W, y=None, activation=None, need_gx=True, need_gb=True):
     """(gx | None, gW, gb | None).   reference: numbanet.reference.tier.dense_backward."""
     gz = gy if activation is None else gy * IN_PLACE_ACTIVATIONS[activation][1](y)   # gy * f'(z), f' from y
-    parts = parallel.split_for_blas(len(x), x.size * W.shape[1])
-    if len(parts) == 1:
+    work = x.size * W.shape[1]
+    parts = None if work < BLAS_SPLIT_MIN_WORK else parallel.split_for_blas(len(x), work)   # None: one part
+    if parts is None or len(parts) == 1:
         gx = gz @ W.T if need_gx else None                    # (B, U) @ (U, D) -> (B, D)
         gW = x.T @ gz                                         # (D, B) @ (B, U) -> (D, U)
         LAST["dense_backward"] = "serial"

@@ -210,13 +210,20 @@ class Layer:
         if mask is not None and "mask" not in kwargs and _takes_mask(type(self)):
             kwargs["mask"] = mask              # a layer whose call takes mask= gets its input's
         y = self.call(x, **kwargs)
-        if mask is not None or type(self).compute_mask is not Layer.compute_mask:   # Embedding makes one
+        if mask is not None or self._makes_mask:
             y_mask = self.compute_mask(x, mask)
             # passed on only while the output keeps the (batch, time) axes, as in Keras
             if (y_mask is not None and isinstance(y, Tensor) and y.ndim == y_mask.ndim + 1
                     and y.shape[:y_mask.ndim] == y_mask.shape):
                 _set_mask(y, y_mask)
         return y
+
+    _makes_mask = False   # whether the class defines its own compute_mask (set by __init_subclass__)
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # a class with its own compute_mask (Embedding) may make a mask from none: __call__ asks it
+        cls._makes_mask = cls.compute_mask is not Layer.compute_mask
 
     def compute_mask(self, inputs, mask=None):
         """The padding mask of this layer's output, given its input's ``mask`` (None: no padding).
