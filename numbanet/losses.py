@@ -31,10 +31,9 @@ import numpy as np
 
 import warnings
 
-from .engine import Tensor
-from .fast import parallel, workspace
+from .engine import Tensor, tiers
 from .engine.functional import Linear, Softmax
-from .engine.ops import IN_PLACE_ACTIVATIONS, Sigmoid, _stable_sigmoid
+from .engine.ops import Sigmoid, stable_sigmoid
 from .engine.tensor import Function, as_tensor
 from .utils import one_of
 
@@ -70,7 +69,7 @@ def _activation_that_made(y_pred):
     fn = getattr(y_pred, "creator", None)
     if isinstance(fn, Softmax):
         return "softmax"
-    if isinstance(fn, Sigmoid) or (isinstance(fn, Linear) and fn.f is IN_PLACE_ACTIVATIONS["sigmoid"][0]):
+    if isinstance(fn, Sigmoid) or (isinstance(fn, Linear) and fn.activation == "sigmoid"):
         return "sigmoid"
     return None
 
@@ -223,7 +222,7 @@ class BinaryCrossentropy(_FromLogits, Loss):
         D = p.shape[-1] if p.ndim > 1 else 1
         c = c[..., None] if p.ndim > 1 and np.ndim(c) else c
         if self.from_logits:
-            return c * (_stable_sigmoid(p) - t) / D
+            return c * (stable_sigmoid(p) - t) / D
         inside = (p >= EPSILON) & (p <= 1 - EPSILON)
         q = np.clip(p, EPSILON, 1 - EPSILON)
         return c * np.where(inside, (-(t / q) + (1 - t) / (1 - q)), 0) / D
@@ -310,47 +309,22 @@ class SparseCategoricalCrossentropy(_FromLogits, Loss):
         return np.take_along_axis(a, t[..., None], axis=-1)[..., 0]
 
     def evaluate(self, t, p):
-        """From logits, one pass keeps e = exp(z - max) and s = sum(e) for the gradient:
-        l = log(s) + max - z[t],   dl/dz = e / s - one_hot(t)   (no second exp).
-
-        Rows are independent, so big batches are split across the threads
-        (``parallel.run_numpy``); e comes from the scratch pool when it is big
-        enough to be mmapped afresh every step (``workspace.empty``).
-        """
+        """From logits, the active tier's ``sparse_ce_forward`` on the rows (..., V) -> (B, V):
+        l = logsumexp(z) - z[t]; it keeps what its ``sparse_ce_backward`` reuses (the fast
+        tier: the softmax, so the gradient needs no second exp)."""
         if not self.from_logits:
             return self.values(t, p), None
-        V = p.shape[-1]
-        p2, t1 = p.reshape(-1, V), t.reshape(-1)           # (..., V) -> (B, V); labels (B,)
-        B = len(p2)
-        e = workspace.empty("sparse_ce.e", (B, V), p.dtype)
-        s = np.empty((B, 1), dtype=p.dtype)
-        values = np.empty(B, dtype=p.dtype)
-
-        def rows(a, b, _):
-            zmax = p2[a:b].max(axis=-1, keepdims=True)
-            np.subtract(p2[a:b], zmax, out=e[a:b])
-            np.exp(e[a:b], out=e[a:b])
-            np.sum(e[a:b], axis=-1, keepdims=True, out=s[a:b])
-            values[a:b] = np.log(s[a:b, 0]) + zmax[:, 0] - p2[np.arange(a, b), t1[a:b]]
-
-        parallel.run_numpy(rows, parallel.split_large(B, p2.size))
-        return values.reshape(t.shape), (e, s)
+        tier = tiers.active()          # what it saves is its own: the gradient runs on the same tier
+        values, saved = tier.sparse_ce_forward(t.reshape(-1), p.reshape(-1, p.shape[-1]))
+        return values.reshape(t.shape), (tier, saved)
 
     def gradient_from(self, t, p, c, ctx):
-        """c * (e / s - one_hot(t)), in place in the kept e, as c/s scales one pass."""
+        """From logits: c * (softmax(z) - one_hot(t)), by the active tier's ``sparse_ce_backward``."""
         if ctx is None:
             return self.gradient(t, p, c)
-        e, s = ctx
-        t1 = t.reshape(-1)
+        tier, saved = ctx
         c1 = np.broadcast_to(np.asarray(c, dtype=p.dtype), t.shape).reshape(-1)  # per-row weights (B,)
-
-        def rows(a, b, _):
-            scale = c1[a:b, None] / s[a:b]                 # (b - a, 1)
-            np.multiply(e[a:b], scale, out=e[a:b])         # c * softmax(z)
-            e[np.arange(a, b), t1[a:b]] -= c1[a:b]         # - c * one_hot(t)
-
-        parallel.run_numpy(rows, parallel.split_large(len(e), e.size))
-        return e.reshape(p.shape)
+        return tier.sparse_ce_backward(t.reshape(-1), saved, c1).reshape(p.shape)
 
     def values(self, t, p):
         """Probabilities only: from logits, ``evaluate`` computes the values with the gradient."""

@@ -8,17 +8,16 @@ Before the update, gradients are clipped when asked (only one of the three):
   clipnorm         g <- g * clipnorm / max(||g||, clipnorm)              (each gradient alone)
   global_clipnorm  g <- g * global_clipnorm / max(||(g_1..g_k)||, global_clipnorm)
 
-Two ways to apply a step: ``apply_gradients(zip(grads, weights))`` as in Keras
+Each ``update`` is one call of the active tier's update function (``numbanet/reference/
+optimizers.py`` has each rule as written in its class docstring; ``numbanet/fast/optimizers.py``
+the in-place, thread-split one). Two ways to apply a step: ``apply_gradients(zip(grads, weights))`` as in Keras
 (grads are ndarrays), and ``step(weights)``, which uses each Tensor's ``.grad``.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .engine import Tensor
-from .fast import parallel
-from .fast.tuning import OPTIMIZER_SPLIT_MIN_ELEMENTS
-from .fast.workspace import scratch
+from .engine import Tensor, tiers
 from .utils import check_number, one_of
 
 
@@ -184,16 +183,7 @@ class SGD(Optimizer):
         return "; SGD keeps 'momentum' only with momentum > 0" if name == "momentum" else ""
 
     def update(self, w, g, s, lr):
-        if not self.momentum:
-            w -= lr * g
-            return
-        m = s["momentum"]
-        m *= self.momentum
-        m -= lr * g
-        if self.nesterov:
-            w += self.momentum * m - lr * g
-        else:
-            w += m
+        tiers.active().sgd_update(w, g, lr, s["momentum"] if self.momentum else None, self.momentum, self.nesterov)
 
 
 class Adam(Optimizer):
@@ -226,40 +216,8 @@ class Adam(Optimizer):
         return "; Adam keeps 'v_hat' only with amsgrad=True" if name == "v_hat" else ""
 
     def update(self, w, g, s, lr):
-        # the same lines, written in place through one scratch array d (no temporaries:
-        # for the million-weight layers of a text model the update is memory-bound);
-        # big weights are cut into flat halves updated on both threads (NumPy releases the GIL)
-        t = self.iterations + 1
-        m, v = s["m"], s["v"]
-        d = scratch("adam.d", w.shape, w.dtype)
-        v_hat = s.get("v_hat")                     # None unless amsgrad
-        parts = parallel.split_large(w.size, w.size, OPTIMIZER_SPLIT_MIN_ELEMENTS)
-        if w.flags.c_contiguous and len(parts) > 1:
-            g = np.ascontiguousarray(g, dtype=w.dtype)
-            w1, g1, m1, v1, d1 = (a.reshape(-1) for a in (w, g, m, v, d))
-            h1 = None if v_hat is None else v_hat.reshape(-1)
-            parallel.run_numpy(lambda a, b, _: self._update_lines(w1[a:b], g1[a:b], m1[a:b], v1[a:b], d1[a:b],
-                                                                  None if h1 is None else h1[a:b], t, lr), parts)
-        else:
-            self._update_lines(w, g, m, v, d, v_hat, t, lr)
-
-    def _update_lines(self, w, g, m, v, d, v_hat, t, lr):
-        np.subtract(g, m, out=d)                   # m <- m + (g - m) * (1 - beta_1)
-        d *= w.dtype.type(1 - self.beta_1)
-        m += d
-        np.multiply(g, g, out=d)                   # v <- v + (g^2 - v) * (1 - beta_2)
-        d -= v
-        d *= w.dtype.type(1 - self.beta_2)
-        v += d
-        if v_hat is not None:
-            np.maximum(v_hat, v, out=v_hat)
-            v = v_hat
-        alpha = lr * np.sqrt(1 - self.beta_2 ** t) / (1 - self.beta_1 ** t)
-        np.sqrt(v, out=d)                          # w <- w - alpha * m / (sqrt(v) + epsilon)
-        d += w.dtype.type(self.epsilon)
-        np.divide(m, d, out=d)
-        d *= w.dtype.type(alpha)
-        w -= d
+        tiers.active().adam_update(w, g, s["m"], s["v"], self.iterations + 1, lr,
+                                   self.beta_1, self.beta_2, self.epsilon, s.get("v_hat"))
 
 
 class Adagrad(Optimizer):
@@ -281,9 +239,7 @@ class Adagrad(Optimizer):
         return {"accumulator": np.full_like(w, self.initial_accumulator_value)}
 
     def update(self, w, g, s, lr):
-        a = s["accumulator"]
-        a += g * g
-        w -= lr * g / np.sqrt(a + w.dtype.type(self.epsilon))
+        tiers.active().adagrad_update(w, g, s["accumulator"], lr, self.epsilon)
 
 
 class RMSprop(Optimizer):
@@ -318,24 +274,8 @@ class RMSprop(Optimizer):
         return s
 
     def update(self, w, g, s, lr):
-        rho = w.dtype.type(self.rho)
-        v = s["velocity"]
-        v *= rho
-        v += (1 - rho) * g * g
-        d = v + w.dtype.type(self.epsilon)
-        if self.centered:
-            mg = s["average_gradient"]
-            mg *= rho
-            mg += (1 - rho) * g
-            d = d - mg * mg
-        step = lr * g / np.sqrt(d)
-        if self.momentum:
-            b = s["momentum"]
-            b *= self.momentum
-            b += step
-            w -= b
-        else:
-            w -= step
+        tiers.active().rmsprop_update(w, g, s["velocity"], lr, self.rho, self.epsilon,
+                                      s.get("average_gradient"), s.get("momentum"), self.momentum)
 
 
 class Adadelta(Optimizer):
@@ -361,14 +301,8 @@ class Adadelta(Optimizer):
         return {"accumulated_grad": np.zeros_like(w), "accumulated_delta_var": np.zeros_like(w)}
 
     def update(self, w, g, s, lr):
-        rho, eps = w.dtype.type(self.rho), w.dtype.type(self.epsilon)
-        Eg2, Edw2 = s["accumulated_grad"], s["accumulated_delta_var"]
-        Eg2 *= rho
-        Eg2 += (1 - rho) * g * g
-        dw = -np.sqrt(Edw2 + eps) / np.sqrt(Eg2 + eps) * g
-        Edw2 *= rho
-        Edw2 += (1 - rho) * dw * dw
-        w += lr * dw
+        tiers.active().adadelta_update(w, g, s["accumulated_grad"], s["accumulated_delta_var"], lr,
+                                       self.rho, self.epsilon)
 
 
 _BY_NAME = {"sgd": SGD, "adam": Adam, "adagrad": Adagrad, "rmsprop": RMSprop, "adadelta": Adadelta}

@@ -190,4 +190,8 @@ def test_linear_fused_activation_finite_differences():
         rep = nb.check_grad(lambda x, W, b: Fn.linear(x, W, b, activation=activation), x, W, b)
         assert rep.passed, str(rep)
     with pytest.raises(ValueError, match="activation"):
-        Fn.linear(x, W, b, activation="softmax")
+        Fn.linear(x, W, b, activation="softmx")
+    # an activation the node does not fuse runs as its own op on the node's output
+    y = Fn.linear(nb.Tensor(x), nb.Tensor(W, requires_grad=True), nb.Tensor(b), activation="softmax")
+    assert isinstance(y.creator, Fn.Softmax)
+    assert isinstance(y.creator.inputs[0].creator, Fn.Linear)

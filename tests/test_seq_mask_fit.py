@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import numbanet as nb
+from numbanet.layers.base import mask_of
 
 V, T, N = 12, 6, 5
 
@@ -30,7 +31,7 @@ def _model(seed=0):
 def test_mask_reaches_the_output_tensor():
     x, _, mask = _data()
     out = _model()(x)
-    assert out.mask is not None and np.array_equal(out.mask, mask)
+    assert mask_of(out) is not None and np.array_equal(mask_of(out), mask)
 
 
 def test_evaluate_ignores_targets_at_padded_positions():
@@ -66,3 +67,28 @@ def test_masked_sequence_loss_matches_keras(keras):
     k.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     expected = k.evaluate(x, y, batch_size=N, verbose=0)
     assert m.evaluate(x, y, batch_size=N) == pytest.approx(expected, rel=1e-5)
+
+
+def test_mask_travels_through_a_subclassed_model_and_a_standalone_chain():
+    """The mask is kept by the layers, not by the Tensor: a subclassed model that calls its
+    layers one by one, and layers called by hand, pass it on as Sequential does."""
+    x, _, mask = _data()
+    nb.utils.set_random_seed(1)
+    emb, rnn = nb.layers.Embedding(V, 4, mask_zero=True), nb.layers.SimpleRNN(3, return_sequences=True)
+    implicit = rnn(emb(x)).data
+    explicit = rnn(emb(x), mask=emb.compute_mask(x)).data
+    unmasked = rnn(emb(x), mask=np.ones_like(mask)).data
+    assert np.array_equal(implicit, explicit)
+    assert not np.allclose(implicit, unmasked)          # the mask changed the outputs at padded steps
+
+    class Sub(nb.Model):
+        def __init__(self):
+            super().__init__()
+            self.emb, self.dense = emb, nb.layers.Dense(V)
+
+        def call(self, ids, training=False):
+            return self.dense(self.emb(ids))
+
+    out = Sub()(x)
+    assert np.array_equal(mask_of(out), mask)
+    assert mask_of(nb.layers.SimpleRNN(3)(emb(x))) is None    # (N, U): no time axis left to mask

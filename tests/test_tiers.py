@@ -825,6 +825,261 @@ def test_optimizer_tiers_agree(name, clip, n, steps, dt, seed):
         assert_within(wt.data, w, k * steps * eps(dt) * m, f"{name} w")
 
 
+# ============================== dense, sequences, losses, optimizers: the protocol functions
+# Each function of numbanet/fast/tier.py against its namesake in numbanet/reference/tier.py,
+# called directly, on the configurations that switch the fast tier's routes, and the route
+# it recorded (numbanet.fast.routes).
+from numbanet.fast import routes as fast_routes  # noqa: E402
+from numbanet.fast import tier as fast_tier  # noqa: E402
+from numbanet.fast.tuning import (BLAS_SPLIT_MIN_WORK, NUMPY_SPLIT_MIN_ELEMENTS,  # noqa: E402
+                                  OPTIMIZER_SPLIT_MIN_ELEMENTS, SMALL_DENSE_WORK)
+from numbanet.reference import tier as ref_tier  # noqa: E402
+
+from bounds import LIBM_ULP, SAFETY, elementwise_bound, matmul_bound, sum_bound  # noqa: E402
+
+
+@contextmanager
+def blas_split(threads):
+    """``threads`` threads; with 2, BLAS single-threaded as after a batch split (the "split" routes)."""
+    parallel.set_num_threads(threads)
+    try:
+        if threads > 1:
+            parallel.run(lambda a, b, i: None, parallel.split(threads))   # a batch split: BLAS goes single
+            if not parallel._STATE["blas_single"]:
+                pytest.skip("threadpoolctl cannot set the BLAS thread count here")
+        yield
+    finally:
+        parallel.set_num_threads(1)
+
+
+DENSE_ROUTES = {   # route -> (rows B, D, U, threads): the smallest work that takes it
+    "small": (None, None, None, 1),
+    "blas": (1100, 16, 64, 1),
+    "split": (1100, 16, 64, 2),
+}
+
+
+@SETTINGS
+@given(st.sampled_from(sorted(DENSE_ROUTES)), st.integers(1, 9), st.integers(1, 7), st.integers(1, 7),
+       st.sampled_from([None, "tanh", "relu", "sigmoid"]), st.booleans(), st.booleans(), DTYPES,
+       st.integers(0, 2 ** 16))
+def test_dense_protocol_tiers_agree(route, B, D, U, activation, bias, need_gx, dt, seed):
+    rng = np.random.default_rng(seed)
+    big = DENSE_ROUTES[route]
+    if route != "small":
+        B, D, U = big[0] + B, big[1], big[2]
+        assert B * D * U >= max(SMALL_DENSE_WORK, BLAS_SPLIT_MIN_WORK)
+    x = rng.standard_normal((B, D)).astype(dt)
+    W = (rng.standard_normal((D, U)) / np.sqrt(D)).astype(dt)
+    b = rng.standard_normal(U).astype(dt) if bias else None
+    gy = rng.standard_normal((B, U)).astype(dt)
+    e = eps(dt)
+    bz = matmul_bound(x, W, add=b, eps=e)                                # the two products (+ bias)
+    z = x.astype(np.float64) @ W + (0 if b is None else b)
+    if activation == "relu":
+        gy = np.where(np.abs(z) <= bz, 0, gy).astype(dt)                 # no gradient at a near-kink
+    with blas_split(big[3]):
+        y = fast_tier.dense_forward(x, W, b, activation)
+        assert fast_routes.last("dense_forward") == route
+        y_ref = ref_tier.dense_forward(x, W, b, activation)
+        # f has slope <= 1: z's error, then f's own roundings (exp within LIBM_ULP, 3 more)
+        assert_within(y, y_ref, bz + elementwise_bound(np.abs(z) + 1, LIBM_ULP + 3, e), f"dense y {route}")
+        # both backwards read f' from the same y, so gz differs only by f''s few roundings
+        gz = gy.astype(np.float64) * A.FROM_OUTPUT[activation or "linear"][1](y_ref.astype(np.float64))
+        bgz = elementwise_bound(np.abs(gy), 4, e)
+        got = fast_tier.dense_backward(gy, x, W, y_ref, activation, need_gx, bias)
+        assert fast_routes.last("dense_backward") == ("split" if route == "split" else "serial")
+    want = ref_tier.dense_backward(gy, x, W, y_ref, activation, need_gx, bias)
+    ax, aW = f64abs(x, W)
+    bounds = (matmul_bound(gz, W.T, eps=e) + bgz @ aW.T, matmul_bound(x.T, gz, eps=e) + ax.T @ bgz,
+              sum_bound(gz, axis=0, eps=e) + bgz.sum(0))
+    for name, g, g_ref, bound in zip(("gx", "gW", "gb"), got, want, bounds):
+        assert (g is None) == (g_ref is None) == (name == "gx" and not need_gx or name == "gb" and not bias)
+        if g is not None:
+            assert g.dtype == dt, f"dense {name} dtype {g.dtype}"
+            assert_within(g, g_ref, bound, f"dense {name} {route}")
+
+
+@SETTINGS
+@given(st.lists(st.integers(1, 5), min_size=1, max_size=3), st.integers(1, 7), st.integers(1, 5), DTYPES,
+       st.integers(0, 2 ** 16))
+def test_embedding_protocol_tiers_agree(shape, V, D, dt, seed):
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(0, V, size=shape)                                  # small V: repeated ids
+    gy = rng.standard_normal((*shape, D)).astype(dt)
+    gW = fast_tier.embedding_backward(ids, gy, V)
+    assert fast_routes.last("embedding_backward") == "scatter"
+    # each entry of gW is a sum of at most M = ids.size entries of gy, in two orders
+    bound = SAFETY * ids.size * eps(dt) * ref_tier.embedding_backward(ids, np.abs(gy.astype(np.float64)), V)
+    assert_within(gW, ref_tier.embedding_backward(ids, gy, V), bound, "embedding gW")
+
+
+@SETTINGS
+@given(rnn_configs, st.booleans())
+def test_simple_rnn_protocol_tiers_agree(c, need_gx):
+    dt = c["dtype"]
+    x, W, R, b, h0, mask, rng = _rnn_inputs(c, dt)
+    N, T, D, U = c["N"], c["T"], c["D"], c["U"]
+    # the bound of test_simple_rnn_tiers_agree: T (D + U + 4) eps times the envelope of the
+    # states run on absolute values (f' contributing at most a factor 4 in the backward)
+    ax, aW, aR, ab, ah0 = f64abs(x, W, R, b, h0)
+    env = rrnn.simple_rnn_states(ax, aW, aR, ab, ah0, "linear", c["back"], None)[:, 1:] + 1
+    env = env + np.maximum.accumulate(env, axis=1)
+    e = T * (D + U + 4) * eps(dt)
+    if c["act"] == "relu":   # both tiers must take the same side of every kink
+        assume(np.abs(_pre_activations(*(v if v is None else v.astype(np.float64) for v in (x, W, R, b, h0)),
+                                       c, mask)).min(initial=1) > 4 * e * env.max())
+    args = (x, W, R, b, h0, c["act"], c["seq"], c["back"], mask)
+    y, saved = fast_tier.simple_rnn_forward(*args)
+    assert fast_routes.last("simple_rnn_forward") == ("time_major" if mask is None else "time_major_masked")
+    y_ref, saved_ref = ref_tier.simple_rnn_forward(*args)
+    assert_within(y, y_ref, e * (env if c["seq"] else env[:, -1]), "rnn y")
+    gy = rng.standard_normal(y.shape).astype(dt)
+    got = fast_tier.simple_rnn_backward(gy, saved, need_gx)
+    want = ref_tier.simple_rnn_backward(gy, saved_ref, need_gx)
+    gy_full = np.zeros((N, T, U)) if not c["seq"] else np.abs(gy.astype(np.float64))
+    if not c["seq"]:
+        gy_full[:, -1] = np.abs(gy)
+    genv = rrnn.simple_rnn_backward(gy_full, ax, aW, aR, ab, ah0, "linear", c["back"], None)
+    scale = 4 * e * (1 + env.max())
+    present = (need_gx, True, True, b is not None, h0 is not None)
+    for name, g, g_ref, ge, there in zip(("gx", "gW", "gR", "gb", "gh0"), got, want, genv, present):
+        assert (g is None) == (g_ref is None) == (not there), f"rnn {name}: present {there}"
+        if g is not None:
+            assert_within(g, g_ref, scale * ge + scale * gy_full.sum() * eps(dt), f"rnn {name}")
+
+
+@SETTINGS
+@given(st.booleans(), st.integers(1, 40), st.integers(2, 30), st.booleans(), DTYPES, st.integers(0, 2 ** 16))
+def test_sparse_ce_protocol_tiers_agree(split, B, V, scalar_c, dt, seed):
+    rng = np.random.default_rng(seed)
+    if split:                                   # enough elements for the rows to go to both threads
+        B, V = B + NUMPY_SPLIT_MIN_ELEMENTS // 64, 64
+    z = (rng.standard_normal((B, V)) * 3).astype(dt)
+    labels = rng.integers(0, V, B)
+    c = np.asarray(rng.uniform(0.1, 2), dt) if scalar_c else rng.uniform(0.1, 2, B).astype(dt)
+    with blas_split(2 if split else 1):
+        l, saved = fast_tier.sparse_ce_forward(labels, z)
+        assert fast_routes.last("sparse_ce_forward") == ("split" if split else "serial")
+        g = fast_tier.sparse_ce_backward(labels, saved, c)
+        assert fast_routes.last("sparse_ce_backward") == ("split" if split else "serial")
+    l_ref, saved_ref = ref_tier.sparse_ce_forward(labels, z)
+    g_ref = ref_tier.sparse_ce_backward(labels, saved_ref, c)
+    # l = log(sum_V exp(z - max)) + max - z[label]: the sum of V terms each within LIBM_ULP of
+    # exp and eps |z - max| (the subtraction) relative; log and the two adds: a few eps of
+    # |log s| + |max| + |z[label]|. dl/dz = c (e / s - one_hot): e / s carries the same relative
+    # error (V + LIBM_ULP + 4 + |z - max|) eps, times |c| e / s, plus c one_hot's rounding
+    e = eps(dt)
+    za = np.abs(z.astype(np.float64))
+    spread = za.max(-1) * 2                                            # >= |z - max| on the row
+    rel = SAFETY * (V + LIBM_ULP + 4 + spread) * e
+    zmax = z.astype(np.float64).max(-1)
+    lse = np.log(np.exp(z.astype(np.float64) - zmax[:, None]).sum(-1))
+    assert_within(l, l_ref, rel + SAFETY * 4 * e * (lse + np.abs(zmax) + za[np.arange(B), labels]),
+                  "sparse ce l")
+    p = np.exp(z.astype(np.float64) - zmax[:, None] - lse[:, None])
+    ac = np.broadcast_to(np.abs(c.astype(np.float64)), (B,))[:, None]
+    assert_within(g, g_ref, ac * (rel[:, None] * p + SAFETY * 4 * e), "sparse ce dl/dz")
+
+
+def _optimizer_case(name, w):
+    """(function name, its arguments after w and g with fresh state arrays, the index of lr in them)."""
+    z = np.zeros_like(w)
+    return {"sgd": ("sgd_update", [0.1], 0),
+            "momentum": ("sgd_update", [0.1, z.copy(), 0.9, False], 0),
+            "nesterov": ("sgd_update", [0.1, z.copy(), 0.7, True], 0),
+            "adam": ("adam_update", [z.copy(), z.copy(), 1, 0.01], 3),
+            "amsgrad": ("adam_update", [z.copy(), z.copy(), 1, 0.01, 0.9, 0.999, 1e-7, z.copy()], 3),
+            "adagrad": ("adagrad_update", [np.full_like(w, 0.1), 0.05], 1),
+            "rmsprop": ("rmsprop_update", [z.copy(), 0.01], 1),
+            "rmsprop_centered_momentum": ("rmsprop_update", [z.copy(), 0.01, 0.9, 1e-7, z.copy(), z.copy(), 0.5], 1),
+            "adadelta": ("adadelta_update", [z.copy(), z.copy(), 1.0], 2)}[name]
+
+
+@SETTINGS
+@given(st.sampled_from(["sgd", "momentum", "nesterov", "adam", "amsgrad", "adagrad", "rmsprop",
+                        "rmsprop_centered_momentum", "adadelta"]),
+       st.booleans(), st.integers(1, 50), st.integers(1, 3), DTYPES, st.integers(0, 2 ** 16))
+def test_optimizer_protocol_tiers_agree(name, big, n, steps, dt, seed):
+    rng = np.random.default_rng(seed)
+    if big:                                     # Adam's flat halves on both threads
+        n += OPTIMIZER_SPLIT_MIN_ELEMENTS
+    w0 = rng.standard_normal(n).astype(dt)
+    fn, args, i_lr = _optimizer_case(name, w0)
+    args[i_lr] = dt(args[i_lr])                 # as Optimizer._apply passes it: in the weight's dtype
+    sides = []
+    with blas_split(2 if big else 1):
+        for tier in (fast_tier, ref_tier):
+            w, state = w0.copy(), [a.copy() if isinstance(a, np.ndarray) else a for a in args]
+            moved = np.abs(w0.astype(np.float64))
+            for t in range(1, steps + 1):
+                g = (np.random.default_rng(seed + t).standard_normal(n) * 2).astype(dt)
+                if fn == "adam_update":
+                    state[2] = t
+                before = w.astype(np.float64)
+                getattr(tier, fn)(w, g, *state)
+                moved += np.abs(w - before)                          # |w_0| + sum of |updates|
+            if tier is fast_tier:
+                expect = "split" if big and fn == "adam_update" else "inplace"
+                assert fast_routes.last(fn) == expect
+            sides.append((w, moved))
+    # an update is at most 16 roundings of terms no larger than |w| + |update|, and each step
+    # carries the state arrays' earlier errors: 16 steps^2 eps (|w_0| + sum |updates|)
+    (w_fast, moved), (w_ref, _) = sides
+    assert w_fast.dtype == dt
+    assert_within(w_fast, w_ref, SAFETY * 16 * steps ** 2 * eps(dt) * moved, f"{name} w")
+
+
+@pytest.mark.parametrize("forward_tier, backward_tier", [("fast", "reference"), ("reference", "fast")])
+def test_a_graph_recorded_under_one_tier_differentiates_under_the_other(forward_tier, backward_tier):
+    """SimpleRNN and the sparse cross-entropy keep tier-specific state between forward and backward:
+    switching tiers in between still gives the gradient of a run that stays on one tier."""
+    rng = np.random.default_rng(7)
+    x, W, R = rng.standard_normal((3, 4, 2)), rng.standard_normal((2, 5)) * 0.5, rng.standard_normal((5, 5)) * 0.3
+    labels = rng.integers(0, 5, (3, 4))
+    loss = fast_losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    def grads(fwd, bwd):
+        ts = [Tensor(a, requires_grad=True) for a in (x, W, R)]
+        with nb.kernels(fwd):
+            L = loss(labels, Fn.simple_rnn(*ts))
+        with nb.kernels(bwd):
+            L.backward()
+        return [t.grad for t in ts]
+
+    mixed, plain = grads(forward_tier, backward_tier), grads(forward_tier, forward_tier)
+    # the forward's tier ran every array operation of both, in the same order: the same bits
+    for g, g_ref in zip(mixed, plain):
+        np.testing.assert_array_equal(g, g_ref)
+
+
+def test_fit_of_a_small_rnn_gives_the_same_losses_under_both_tiers():
+    """Embedding(mask_zero) - SimpleRNN - Dense, Adam, sparse CE from logits, float64, 3 epochs."""
+    V, T, N, D, U = 12, 6, 16, 4, 7
+    rng = np.random.default_rng(0)
+    x = rng.integers(1, V, size=(N, T))
+    x[::3, 4:] = 0                                                     # padding: the mask takes part
+    y = rng.integers(0, V, size=(N, T))
+
+    def losses_under(tier):
+        nb.utils.set_random_seed(3)
+        m = nb.Sequential([nb.layers.Embedding(V, D, mask_zero=True, dtype="float64"),
+                           nb.layers.SimpleRNN(U, return_sequences=True, dtype="float64"),
+                           nb.layers.Dense(V, dtype="float64")])
+        m.compile(optimizer=nb.optimizers.Adam(0.01), loss=nb.losses.SparseCategoricalCrossentropy(from_logits=True))
+        with nb.kernels(tier):
+            return np.array(m.fit(x, y, batch_size=8, epochs=3, shuffle=False, verbose=0).history["loss"])
+
+    fast, ref = losses_under("fast"), losses_under("reference")
+    assert nb.get_kernels() == "fast"
+    # every quantity of a step is a sum of at most n = T (D + U + 4) + V terms, computed in
+    # another order by each tier; with a learning rate of 0.01 the updates do not amplify a
+    # weight's error by more than the number of steps taken (6): SAFETY * 6 * n * eps * loss
+    n = T * (D + U + 4) + V
+    assert np.all(np.abs(fast - ref) <= SAFETY * 6 * n * eps(np.float64) * np.abs(ref)), (fast, ref)
+    assert fast[-1] < fast[0]                                          # it trained
+
+
 # ============================================ the reference alone: finite differences
 def central_differences(f, arrays, gy, h=1e-6):
     """d sum(gy * f(*arrays)) / d a for every array a, by central differences in float64.

@@ -13,99 +13,70 @@ import numpy as np
 from .ops import (abs, add, cast, clip, concatenate, div, elu, exp, getitem, leaky_relu, log,  # noqa: F401
                   matmul, max, mean, mul, neg, pow, relu, reshape, sigmoid, sqrt, square, stack,
                   sub, sum, tanh, transpose)
-from .ops import IN_PLACE_ACTIVATIONS
-from ..fast import parallel, workspace
-from ..fast.tuning import SMALL_DENSE_WORK  # below it: no scratch pool, no thread split
+from . import tiers
 from .tensor import Function
 
-
-
-
-FUSED_ACTIVATIONS = ("tanh", "relu", "sigmoid")   # what Linear runs inside its node (ops.IN_PLACE_ACTIVATIONS)
+FUSED_ACTIVATIONS = ("tanh", "relu", "sigmoid")   # what both tiers' dense_forward runs inside the node
 
 
 class Linear(Function):
-    """Dense affine map on the last axis, with an optional fused activation:  y = f(x @ W + b).
+    """Dense affine map on the last axis, with an optional activation in the same node:  y = f(x @ W + b).
 
-    Shapes: x (..., D), W (D, U), b (U,) -> y (..., U). Leading axes are folded
-    into one batch axis B for the matrix products:
-        x2 = x.reshape(B, D)                      # (..., D) -> (B, D)
+    Shapes: x (..., D), W (D, U), b (U,) or None -> y (..., U); f one of
+    FUSED_ACTIVATIONS or None. Leading axes are folded into one batch axis B:
+        x2 = x.reshape(B, D)                       # (..., D) -> (B, D)
+        y  = f(x2 @ W + b)                         # (B, U) -> (..., U)
         gz = gy * f'(z)                            # f' from y: tanh 1 - y^2, relu [y > 0], sigmoid y(1 - y)
-        gx = gz @ W^T                              # (B, U) @ (U, D) -> (B, D)
+        gx = gz @ W^T                              # (B, U) @ (U, D) -> (B, D), only if x wants it
         gW = x2^T @ gz                             # (D, B) @ (B, U) -> (D, U)
-        gb = sum of gz over B                      # (U,)
-    One node instead of four (matmul, add, activation) keeps the tape short for
-    small models: a tiny MLP's step is mostly per-node Python overhead.
-    Where the batch-split threads have made BLAS single-threaded, the rows
-    are split across them too (``parallel.split_for_blas``), gW as a sum of the
-    halves' products. A big y comes from the scratch pool (``workspace.empty``).
+        gb = sum of gz over B                      # (U,), only with a bias
+    One node instead of three (matmul, add, activation) keeps the tape short for
+    small models, whose step is mostly per-node Python overhead. The arrays are
+    computed by the active tier's ``dense_forward`` / ``dense_backward``.
     """
 
     def __init__(self, activation=None):
-        # activation: None or one of FUSED_ACTIVATIONS -> (f in place, f' from y), or no activation
-        self.f, self.df = IN_PLACE_ACTIVATIONS[activation] if activation else (None, None)
-
-    def _finish(self, y, b):
-        """y <- f(y + b), in place (b may be None)."""
-        if b is not None:
-            y += b
-        if self.f is not None:
-            self.f(y)
+        self.activation = activation               # None or one of FUSED_ACTIVATIONS
 
     def forward(self, x, W, b=None):
         self.x, self.W = x, W
-        D, U = W.shape
-        # one (B, D) @ (D, U) product: a 3-D x @ W would run as many small ones
-        x2 = x.reshape(-1, D)                      # (..., D) -> (B, D)
-        if x2.size * U < SMALL_DENSE_WORK:               # a small layer: no bookkeeping (it would cost more)
-            y = x2 @ W
-            self._finish(y, b)
-        else:
-            y = workspace.empty("linear.y", (len(x2), U), np.result_type(x2.dtype, W.dtype))
-            parts = parallel.split_for_blas(len(x2), x2.size * U)
-
-            def rows(r0, r1, _):
-                np.matmul(x2[r0:r1], W, out=y[r0:r1])  # (B, D) @ (D, U) -> (B, U)
-                if len(parts) > 1:
-                    self._finish(y[r0:r1], b)
-
-            parallel.run(rows, parts)
-            if len(parts) == 1:                    # BLAS threaded the product; bias and f on both cores
-                parallel.run_numpy(lambda r0, r1, _: self._finish(y[r0:r1], b), parallel.split_large(len(y), y.size))
-        self.y = y if self.f is not None else None
-        return y.reshape(x.shape[:-1] + (U,))      # (B, U) -> (..., U)
+        y = tiers.active().dense_forward(x.reshape(-1, W.shape[0]), W, b, self.activation)  # one (B, D) @ (D, U)
+        self.y = y if self.activation is not None else None    # f' is read from y
+        return y.reshape(x.shape[:-1] + (W.shape[1],))
 
     def backward(self, gy):
-        D, U = self.W.shape
-        gy2 = np.ascontiguousarray(gy).reshape(-1, U)    # (..., U) -> (B, U)
-        if self.df is not None:
-            gy2 = gy2 * self.df(self.y)                  # gz = gy * f'(z)
-        x2 = self.x.reshape(-1, D)                       # (..., D) -> (B, D)
-        parts = parallel.split_for_blas(len(x2), x2.size * U)
-        if len(parts) == 1:
-            gx = (gy2 @ self.W.T).reshape(self.x.shape)  # (B, U) @ (U, D) -> (B, D)
-            gW = x2.T @ gy2                              # (D, B) @ (B, U) -> (D, U)
-        else:
-            gx = np.empty(x2.shape, dtype=np.result_type(gy2.dtype, self.W.dtype))
+        x, W = self.inputs[0], self.W
+        gx, gW, gb = tiers.active().dense_backward(np.ascontiguousarray(gy).reshape(-1, W.shape[1]),  # (B, U)
+                                                   self.x.reshape(-1, W.shape[0]), W, self.y, self.activation,
+                                                   x is not None and x.requires_grad, len(self.inputs) == 3)
+        return (None if gx is None else gx.reshape(self.x.shape)), gW, gb
 
-            def rows(r0, r1, _):
-                np.matmul(gy2[r0:r1], self.W.T, out=gx[r0:r1])
-                return x2[r0:r1].T @ gy2[r0:r1]          # this half's share of gW
-            halves = parallel.run(rows, parts)
-            gW = halves[0]
-            for h in halves[1:]:
-                gW += h
-            gx = gx.reshape(self.x.shape)
-        gb = parallel.column_sums(gy2)                  # (B, U) -> (U,)
-        return gx, gW, gb
+
+# activations that run as their own node after the affine map (dense_forward does not fuse them)
+_SEPARATE = {"linear": None, "softmax": lambda y: softmax(y), "elu": elu, "leaky_relu": leaky_relu}
 
 
 def linear(x, W, b=None, activation=None):
-    """y = f(x @ W + b) as one node; ``activation`` None, "tanh", "relu" or "sigmoid"."""
+    """y = f(x @ W + b):  x (..., D), W (D, U), b (U,) or None -> y (..., U).
+
+    ``activation``: None, a name, or a Tensor -> Tensor callable. "tanh", "relu" and
+    "sigmoid" run inside the Linear node (FUSED_ACTIVATIONS); "linear" is none;
+    "softmax", "elu", "leaky_relu" (their default parameters) and a callable run as
+    their own node on the Linear node's output.
+    """
+    after = None
     if activation is not None and activation not in FUSED_ACTIVATIONS:
-        raise ValueError(f"linear: activation must be None or one of {sorted(FUSED_ACTIVATIONS)}, got {activation!r}")
+        if callable(activation):
+            after = activation
+        elif activation in _SEPARATE:
+            after = _SEPARATE[activation]
+        else:
+            raise ValueError(f"linear: activation must be None, a callable or one of "
+                             f"{sorted(FUSED_ACTIVATIONS + tuple(_SEPARATE))}, got {activation!r}")
+        activation = None
     fn = Linear(activation)
-    return fn(x, W) if b is None else fn(x, W, b)
+    y = fn(x, W) if b is None else fn(x, W, b)
+    return y if after is None else after(y)
 
 
 class Softmax(Function):

@@ -328,7 +328,7 @@ def tanh(x):
     return Tanh()(x)
 
 
-def _stable_sigmoid(x):
+def stable_sigmoid(x):
     """1 / (1 + exp(-x)) as a new array (``sigmoid_`` written into it)."""
     x = np.asarray(x)
     e = np.empty(x.shape, dtype=x.dtype if x.dtype.kind == "f" else np.float64)
@@ -340,7 +340,7 @@ class Sigmoid(Function):
     """y = 1 / (1 + exp(-x)) (computed without overflow).   gx = gy * y * (1 - y)."""
 
     def forward(self, x):
-        self.y = _stable_sigmoid(x)
+        self.y = stable_sigmoid(x)
         return self.y
 
     def backward(self, gy):

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..fast.kernels.embedding import embedding_backward_array, first_out_of_range
+from ..fast.kernels.embedding import first_out_of_range
+from . import tiers
 from .tensor import Function, Tensor
 
 
@@ -37,9 +38,7 @@ class Embedding(Function):
         return y.reshape(self.ids_shape + (W.shape[1],))    # (M, D) -> (..., D)
 
     def backward(self, gy):
-        D = gy.shape[-1]
-        gW = embedding_backward_array(self.ids, gy.reshape(-1, D), self.V)  # (..., D) -> (M, D)
-        return gW
+        return tiers.active().embedding_backward(self.ids, gy, self.V)   # ids (M,), gy (..., D) -> (V, D)
 
 
 def check_ids(ids, V, where="embedding"):
@@ -62,10 +61,11 @@ def check_ids(ids, V, where="embedding"):
     return flat.reshape(raw.shape)
 
 
-def embedding(ids, W):
+def embedding(ids, W, where="embedding"):
     """Look up rows of ``W`` (V, D) for integer ``ids`` of any shape -> (..., D).
 
-    ``ids`` is an integer ndarray or Tensor; out-of-range or non-integer ids raise.
+    ``ids`` is an integer ndarray or Tensor; out-of-range or non-integer ids raise,
+    with ``where`` (the caller's name) leading the message.
     """
     V = W.shape[0] if hasattr(W, "shape") else np.shape(W)[0]
-    return Embedding(check_ids(ids, V))(W)
+    return Embedding(check_ids(ids, V, where))(W)

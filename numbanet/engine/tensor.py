@@ -102,11 +102,9 @@ class Tensor:
     grad : ndarray or None   accumulated gradient (leaves with requires_grad only)
     requires_grad : bool     whether gradients flow to / through this tensor
     creator : Function|None  the function that produced it (None for leaves)
-    mask : ndarray or None   valid positions of a sequence batch, carried from an
-                             Embedding(mask_zero=True) to the loss, as Keras does
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "creator", "name", "mask", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "creator", "name", "__weakref__")
     __array_priority__ = 1000  # ndarray (op) Tensor defers to Tensor's reflected op
 
     def __init__(self, data, requires_grad=False, dtype=None, name=None):
@@ -115,7 +113,6 @@ class Tensor:
         self.requires_grad = bool(requires_grad)
         self.creator = None
         self.name = name
-        self.mask = None  # optional (N, T) boolean mask of valid time steps (Embedding mask_zero)
 
     # ----------------------------------------------------------- properties
     @property

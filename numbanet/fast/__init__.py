@@ -14,5 +14,8 @@ Everything about *how fast* lives here, and nothing about *what* is computed
     workspace.py  reusable scratch buffers
     kernels/      the @njit loops (im2col/col2im, direct convolution, pooling,
                   upsampling, embedding scatter-add, elementwise masks)
+    dense.py, recurrent.py, embedding.py, losses.py, optimizers.py
+                  the routes of the dense layer, SimpleRNN, the embedding gradient,
+                  the sparse cross-entropy and the optimizer updates
 """
-from . import routes  # noqa: E402,F401  (nb.fast.routes.last() before any op has run)
+from . import routes  # noqa: F401  (nb.fast.routes.last() before any op has run)

@@ -20,6 +20,7 @@ Shapes everywhere include the batch axis first, ``None`` when unknown.
 from __future__ import annotations
 
 import inspect
+import weakref
 
 import numpy as np
 
@@ -250,6 +251,9 @@ class Layer:
             self.validate_input_shape((None,) + shape[1:])
         if takes_training(type(self)):
             kwargs["training"] = training
+        mask = mask_of(x) if _MASKS else None
+        if mask is not None and "mask" not in kwargs and _takes_mask(type(self)):
+            kwargs["mask"] = mask              # a layer whose call takes mask= gets its input's
         outer, CURRENT_LAYER[0] = CURRENT_LAYER[0], self.name   # the graph's nodes name this layer
         try:
             y = self.call(x, **kwargs)
@@ -261,11 +265,28 @@ class Layer:
             raise
         finally:
             CURRENT_LAYER[0] = outer
-        mask = getattr(x, "mask", None)
-        if (mask is not None and isinstance(y, Tensor) and y.mask is None and y.ndim == mask.ndim + 1
-                and y.shape[:mask.ndim] == mask.shape):
-            y.mask = mask  # a layer that keeps the (batch, time) axes passes the padding mask on, as in Keras
+        if mask is not None or self._makes_mask:
+            y_mask = self.compute_mask(x, mask)
+            # passed on only while the output keeps the (batch, time) axes, as in Keras
+            if (y_mask is not None and isinstance(y, Tensor) and y.ndim == y_mask.ndim + 1
+                    and y.shape[:y_mask.ndim] == y_mask.shape):
+                _set_mask(y, y_mask)
         return y
+
+    _makes_mask = False   # whether the class defines its own compute_mask (set by __init_subclass__)
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # a class with its own compute_mask (Embedding) may make a mask from none: __call__ asks it
+        cls._makes_mask = cls.compute_mask is not Layer.compute_mask
+
+    def compute_mask(self, inputs, mask=None):
+        """The padding mask of this layer's output, given its input's ``mask`` (None: no padding).
+
+        The default passes ``mask`` on (``__call__`` keeps it while the output has
+        the (batch, time) axes); Embedding(mask_zero=True) makes one.
+        """
+        return mask
 
     def _call_symbolic(self, x, kwargs):
         if isinstance(x, (list, tuple)):
@@ -279,6 +300,43 @@ class Layer:
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name!r} built={self.built}>"
+
+
+# The padding masks of layer outputs, as Keras keeps ``_keras_mask`` on a layer's output:
+# id(output Tensor) -> (weak reference to it, mask (N, T) bool). Masks are a layer concern,
+# so the engine's Tensor carries none; an entry goes when its Tensor does.
+_MASKS: dict = {}
+
+
+def mask_of(y):
+    """The padding mask (N, T) bool that layers attached to their output ``y``, or None.
+
+    Set by ``Embedding(mask_zero=True)`` and passed on by every layer whose output
+    keeps the (batch, time) axes; SimpleRNN and the loss in ``fit`` read it.
+    """
+    entry = _MASKS.get(id(y))
+    return entry[1] if entry is not None and entry[0]() is y else None
+
+
+def _set_mask(y, mask):
+    key = id(y)
+
+    def forget(ref):
+        entry = _MASKS.get(key)
+        if entry is not None and entry[0] is ref:
+            del _MASKS[key]
+
+    _MASKS[key] = (weakref.ref(y, forget), mask)
+
+
+_TAKES_MASK = {}
+
+
+def _takes_mask(cls) -> bool:
+    """Whether ``cls.call`` accepts ``mask=``."""
+    if cls not in _TAKES_MASK:
+        _TAKES_MASK[cls] = "mask" in inspect.signature(cls.call).parameters
+    return _TAKES_MASK[cls]
 
 
 _TAKES_TRAINING = {}

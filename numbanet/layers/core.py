@@ -7,9 +7,6 @@ from .. import activations, utils
 from ..engine import functional as F
 from .base import Layer, SymbolicTensor, check_shape, fmt_shape, positive_int
 
-# activations that Dense runs inside its Linear node (engine/functional.py), by the function `get` returns
-_FUSED = {activations.tanh: "tanh", activations.relu: "relu", activations.sigmoid: "sigmoid"}
-
 
 class Dense(Layer):
     """Fully connected layer on the last axis:  y = act(x @ kernel + bias).
@@ -24,6 +21,7 @@ class Dense(Layer):
         super().__init__(**kwargs)
         self.units = positive_int(self.name, "units", units)
         self.activation = activations.get(activation)
+        self._named = (None, None)                  # (activation, its name), see _activation_name
         self.use_bias = use_bias
         self.kernel_initializer = self.check_initializer("kernel_initializer", kernel_initializer)
         self.bias_initializer = self.check_initializer("bias_initializer", bias_initializer)
@@ -46,10 +44,19 @@ class Dense(Layer):
         self.bias = self.add_weight("bias", (self.units,), self.bias_initializer) if self.use_bias else None
 
     def call(self, x, training=False):
-        fused = _FUSED.get(self.activation)      # tanh, relu, sigmoid: inside the Linear node
-        if fused is not None:
-            return F.linear(x, self.kernel, self.bias, activation=fused)
-        return self.activation(F.linear(x, self.kernel, self.bias))
+        # "dense + bias + activation" by name: the engine fuses what its tiers can
+        named = self._named
+        if named[0] is not self.activation:                   # first call, or set anew since
+            named = self._named = (self.activation, self._activation_name())
+        return F.linear(x, self.kernel, self.bias, activation=named[1])
+
+    def _activation_name(self):
+        """The activation's name ("tanh", ...), or the callable itself when it has none."""
+        name = activations.name_of(self.activation)
+        try:
+            return name if activations.get(name) is self.activation else self.activation
+        except ValueError:                                     # a user's function: no such name
+            return self.activation
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)

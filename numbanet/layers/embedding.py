@@ -4,8 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..engine import Tensor
-from ..engine.sequence import Embedding as EmbeddingOp
-from ..engine.sequence import check_ids
+from ..engine import functional as F
 from .base import Layer, fmt_shape, positive_int
 
 
@@ -16,9 +15,9 @@ class Embedding(Layer):
     Attributes: embeddings (input_dim, output_dim) from ``embeddings_initializer``
     ("uniform": U(-0.05, 0.05), as Keras).
 
-    ``mask_zero=True`` declares id 0 to be padding: the output Tensor carries
-    ``mask = ids != 0``, which SimpleRNN, Dense and the loss in ``fit`` honour
-    (``compute_mask(ids)`` returns the same array), and id 0 must then not be a real word.
+    ``mask_zero=True`` declares id 0 to be padding: the layer attaches
+    ``compute_mask(ids) = ids != 0`` to its output (``layers.base.mask_of(y)``), which
+    SimpleRNN, Dense and the loss in ``fit`` honour, and id 0 must then not be a real word.
     Ids are never cast: floats raise TypeError, ids outside [0, input_dim) raise
     ValueError (no negative wrap-around). The gradient of the table is a
     scatter-add over the ids (see ``engine.sequence``).
@@ -45,11 +44,7 @@ class Embedding(Layer):
                                           self.embeddings_initializer)
 
     def call(self, x, training=False):
-        ids = check_ids(x, self.input_dim, where=f"{self.name} (Embedding)")
-        y = EmbeddingOp(ids)(self.embeddings)
-        if self.mask_zero:
-            y.mask = ids != 0  # (N, T): later layers and the loss skip the padding, as in Keras
-        return y
+        return F.embedding(x, self.embeddings, where=f"{self.name} (Embedding)")
 
     def compute_mask(self, x, mask=None):
         """``ids != 0`` (bool, the ids' shape) when ``mask_zero``, else None."""

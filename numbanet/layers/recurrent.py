@@ -20,7 +20,8 @@ class SimpleRNN(Layer):
 
     ``initial_state=`` on call (a Tensor / array (N, U), or a one-element list)
     replaces h_0 = 0. ``mask=`` on call (N, T), e.g. ``embedding.compute_mask(ids)``,
-    skips padded steps as Keras does: the state is carried over them and the
+    skips padded steps as Keras does (without it, the mask the input carries
+    from an Embedding(mask_zero=True), ``layers.base.mask_of``): the state is carried over them and the
     output repeats the previous one (0 before the first real step). With
     ``return_state``, h_T is the last output, so a sample whose steps are all
     masked gets 0 where Keras would return its initial state. ``go_backwards`` reads time from T to 1 and returns the
@@ -65,8 +66,6 @@ class SimpleRNN(Layer):
 
     def call(self, x, initial_state=None, mask=None, training=False):
         h0 = self._initial_state(initial_state, x.shape[0])
-        if mask is None:
-            mask = x.mask  # carried from an Embedding(mask_zero=True), as Keras propagates masks
         if mask is not None and np.shape(getattr(mask, "data", mask)) != tuple(x.shape[:2]):
             raise ValueError(f"{self.name}: mask must have shape (batch, time) = {tuple(x.shape[:2])}, "
                              f"got {np.shape(getattr(mask, 'data', mask))}")

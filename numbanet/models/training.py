@@ -24,6 +24,7 @@ from .. import metrics as metrics_mod
 from .. import optimizers as optimizers_mod
 from .. import utils
 from ..engine import Tensor, no_grad
+from ..layers.base import mask_of
 from . import data_checks
 from .callbacks import Callback, History
 from .progress import ProgressBar
@@ -92,7 +93,7 @@ class Trainer:
 
     # -------------------------------------------------------------------- step
     def compute_loss(self, y, y_pred, sample_weight=None):
-        return self.loss(y, y_pred, sample_weight=sample_weight, mask=getattr(y_pred, "mask", None))
+        return self.loss(y, y_pred, sample_weight=sample_weight, mask=mask_of(y_pred))
 
     def train_step(self, x, y, sample_weight=None):
         """One optimisation step; returns (loss value, predictions as ndarray)."""

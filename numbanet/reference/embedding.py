@@ -23,7 +23,7 @@ def embedding_backward(ids, gy, V):
     """gW (V, D) = zeros, then gW[ids[p]] += gy[p] for every position p (repeats accumulate).
 
     ids (...) int, gy (..., D) -> gW (V, D).
-    fast tier: numbanet.fast.kernels.embedding.embedding_backward_array (same signature, flat ids).
+    fast tier: numbanet.fast.embedding.embedding_backward (the same signature).
     """
     D = gy.shape[-1]
     gW = np.zeros((V, D), dtype=gy.dtype)

@@ -10,7 +10,7 @@ from __future__ import annotations
 def linear_forward(x, W, b=None):
     """y = x @ W + b:  x (..., D), W (D, U), b (U,) or None -> y (..., U).
 
-    fast tier: numbanet.engine.functional.Linear.forward (which may also fuse an activation).
+    fast tier: numbanet.fast.dense.dense_forward (which may also fuse an activation).
     """
     y = x @ W                                  # (..., D) @ (D, U) -> (..., U)
     return y if b is None else y + b
@@ -22,7 +22,7 @@ def linear_backward(gy, x, W):
         gx = gy @ W^T              (..., U) @ (U, D) -> (..., D)
         gW = x2^T @ gy2            (D, B) @ (B, U) -> (D, U), x2 = x.reshape(B, D)
         gb = sum of gy2 over B     (U,)
-    fast tier: numbanet.engine.functional.Linear.backward.
+    fast tier: numbanet.fast.dense.dense_backward.
     """
     D, U = W.shape
     x2, gy2 = x.reshape(-1, D), gy.reshape(-1, U)   # (..., D) -> (B, D); (..., U) -> (B, U)

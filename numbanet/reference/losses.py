@@ -25,7 +25,8 @@ The batch reduction ("sum_over_batch_size") and its gradient, with weights w
     L = sum(w l) / n                                   c = dL/dl = gL w / n
 
 Each ``*_backward(t, p, c)`` returns dL/dp = c dl/dp, with c (S,) or a scalar.
-fast tier: numbanet.losses (each Loss's ``values`` and ``gradient``; ``_ReducedLoss``).
+fast tier: numbanet.losses (each Loss's ``values`` and ``gradient``; ``_ReducedLoss``), and
+numbanet.fast.losses for the sparse cross-entropy from logits.
 """
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ Before any update, gradients may be clipped (one of):
     clipnorm         g <- g clipnorm / max(||g||, clipnorm)                     each gradient alone
     global_clipnorm  g <- g global_clipnorm / max(||(g_1, .., g_k)||, global_clipnorm)
 
-fast tier: numbanet.optimizers (each Optimizer's ``update(w, g, s, lr)``, ``_clip``).
+fast tier: numbanet.fast.optimizers (the ``*_update`` functions; clipping in numbanet.optimizers).
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def clip_by_global_norm(grads, global_clipnorm):
 
 def sgd(w, g, lr, m=None, momentum=0.0, nesterov=False):
     """w <- w - lr g;  with momentum: m <- momentum m - lr g, then w <- w + m
-    (nesterov: w <- w + momentum m - lr g).   fast tier: optimizers.SGD.update."""
+    (nesterov: w <- w + momentum m - lr g).   fast tier: fast.optimizers.sgd_update."""
     if not momentum:
         w -= lr * g
         return
@@ -46,7 +46,7 @@ def adam(w, g, m, v, t, lr, beta_1=0.9, beta_2=0.999, epsilon=1e-7, v_hat=None):
     """Adam in Keras's form: the bias corrections folded into one step size alpha.
 
     (amsgrad: pass v_hat; v_hat <- max(v_hat, v) is used in place of v.)
-    fast tier: numbanet.optimizers.Adam.update.
+    fast tier: numbanet.fast.optimizers.adam_update.
     """
     m += (1 - beta_1) * (g - m)
     v += (1 - beta_2) * (g * g - v)
@@ -58,7 +58,7 @@ def adam(w, g, m, v, t, lr, beta_1=0.9, beta_2=0.999, epsilon=1e-7, v_hat=None):
 
 
 def adagrad(w, g, a, lr, epsilon=1e-7):
-    """a <- a + g^2;  w <- w - lr g / sqrt(a + epsilon).   fast tier: optimizers.Adagrad.update."""
+    """a <- a + g^2;  w <- w - lr g / sqrt(a + epsilon).   fast tier: fast.optimizers.adagrad_update."""
     a += g * g
     w -= lr * g / np.sqrt(a + epsilon)
 
@@ -68,7 +68,7 @@ def rmsprop(w, g, v, lr, rho=0.9, epsilon=1e-7, mg=None, b=None, momentum=0.0):
 
     centered (pass mg): mg <- rho mg + (1 - rho) g, and v - mg^2 + epsilon under the root.
     momentum (pass b): b <- momentum b + step, w <- w - b; else w <- w - step.
-    fast tier: numbanet.optimizers.RMSprop.update.
+    fast tier: numbanet.fast.optimizers.rmsprop_update.
     """
     v[...] = rho * v + (1 - rho) * g * g
     d = v + epsilon
@@ -89,7 +89,7 @@ def adadelta(w, g, Eg2, Edw2, lr, rho=0.95, epsilon=1e-7):
         dw      =  -sqrt(E[dw^2] + epsilon) / sqrt(E[g^2] + epsilon) g
         E[dw^2] <- rho E[dw^2] + (1 - rho) dw^2
         w       <- w + lr dw
-    fast tier: numbanet.optimizers.Adadelta.update.
+    fast tier: numbanet.fast.optimizers.adadelta_update.
     """
     Eg2[...] = rho * Eg2 + (1 - rho) * g * g
     dw = -np.sqrt(Edw2 + epsilon) / np.sqrt(Eg2 + epsilon) * g

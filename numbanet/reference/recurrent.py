@@ -49,7 +49,7 @@ def simple_rnn_states(x, W, R, b=None, h0=None, activation="tanh", go_backwards=
 def simple_rnn_forward(x, W, R, b=None, h0=None, activation="tanh", go_backwards=False, mask=None):
     """y (N, T, U), the whole output sequence in processing order (h_T is y[:, -1]).
 
-    fast tier: numbanet.engine.recurrent.SimpleRNN.forward (with return_sequences=True).
+    fast tier: numbanet.fast.recurrent.simple_rnn_forward (with return_sequences=True).
     """
     h = simple_rnn_states(x, W, R, b, h0, activation, go_backwards, mask)[:, 1:]
     _, m = _processing_order(x, mask, go_backwards)
@@ -62,7 +62,7 @@ def simple_rnn_backward(gy, x, W, R, b=None, h0=None, activation="tanh", go_back
     gy (N, T, U) is the gradient of ``simple_rnn_forward``'s output (for h_T alone:
     zeros except gy[:, -1]); gx comes back in the caller's time order. The states
     are recomputed by the forward loop: the reference keeps nothing between calls.
-    fast tier: numbanet.engine.recurrent.SimpleRNN.backward.
+    fast tier: numbanet.fast.recurrent.simple_rnn_backward.
     """
     df = FROM_OUTPUT[activation][1]
     h = simple_rnn_states(x, W, R, b, h0, activation, go_backwards, mask)   # (N, T+1, U)

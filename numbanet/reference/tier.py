@@ -107,3 +107,119 @@ def upsample2d_backward(gy, size, interpolation):
     if interpolation == "nearest":
         return upsample.upsample_nearest_backward(gy, *size)
     return upsample.upsample_bilinear_backward(gy, *size)
+
+
+# ------------------------------------------------ dense, sequences, losses, optimizers
+import numpy as np  # noqa: E402
+
+from . import embedding as _embedding  # noqa: E402
+from . import linear as _linear  # noqa: E402
+from . import losses as _losses  # noqa: E402
+from . import optimizers as _optimizers  # noqa: E402
+from . import recurrent as _recurrent  # noqa: E402
+from .activations import FROM_OUTPUT as _FROM_OUTPUT  # noqa: E402
+
+
+def dense_forward(x, W, b=None, activation=None):
+    """y = f(x @ W + b) in three plain steps: the product, the bias, the activation.
+
+    x (B, D), W (D, U), b (U,) or None -> y (B, U); ``activation`` None, "tanh",
+    "relu" or "sigmoid" (f, from ``activations.FROM_OUTPUT``).
+    """
+    z = _linear.linear_forward(x, W, b)                   # z = x @ W + b
+    return z if activation is None else _FROM_OUTPUT[activation][0](z)
+
+
+def dense_backward(gy, x, W, y=None, activation=None, need_gx=True, need_gb=True):
+    """(gx, gW, gb) of y = f(x @ W + b), from gy (B, U) and the output y (B, U).
+
+        gz = gy * f'(z)       f' read from y: tanh 1 - y^2, relu [y > 0], sigmoid y (1 - y)
+        gx = gz @ W^T         (B, U) @ (U, D) -> (B, D)       None unless need_gx
+        gW = x^T @ gz         (D, B) @ (B, U) -> (D, U)
+        gb = sum_B gz         (U,)                            None unless need_gb
+    """
+    gz = gy if activation is None else gy * _FROM_OUTPUT[activation][1](y)
+    gx, gW, gb = _linear.linear_backward(gz, x, W)
+    return (gx if need_gx else None), gW, (gb if need_gb else None)
+
+
+def embedding_backward(ids, gy, V):
+    """gW (V, D) = zeros, then gW[ids[p]] += gy[p] for every position p (``embedding.embedding_backward``).
+
+    ids (...) int in [0, V), gy (..., D) -> gW (V, D).
+    """
+    return _embedding.embedding_backward(ids, gy, V)
+
+
+def simple_rnn_forward(x, W, R, b=None, h0=None, activation="tanh", return_sequences=True, go_backwards=False,
+                       mask=None):
+    """(y, saved): y (N, T, U) the outputs in processing order, or h_T (N, U) unless return_sequences.
+
+    x (N, T, D), W (D, U), R (U, U), b (U,) or None, h0 (N, U) or None (zeros),
+    mask (N, T) bool or None; the recurrence is ``recurrent.simple_rnn_forward``.
+    ``saved`` is the arguments themselves: the backward recomputes the states.
+    """
+    y = _recurrent.simple_rnn_forward(x, W, R, b, h0, activation, go_backwards, mask)   # (N, T, U)
+    saved = (x, W, R, b, h0, activation, return_sequences, go_backwards, mask)
+    return (y if return_sequences else y[:, -1]), saved
+
+
+def simple_rnn_backward(gy, saved, need_gx=True):
+    """(gx (N, T, D), gW (D, U), gR (U, U), gb (U,), gh0 (N, U)) by backpropagation through time.
+
+    gy is the gradient of the forward's y: (N, T, U), or (N, U) for h_T alone
+    (then the other steps' outputs get none). gx is None unless need_gx, gb
+    None without a bias, gh0 None without h0. BPTT is ``recurrent.simple_rnn_backward``.
+    """
+    x, W, R, b, h0, activation, return_sequences, go_backwards, mask = saved
+    if not return_sequences:                              # only h_T was an output
+        gy_all = np.zeros(x.shape[:2] + (W.shape[1],), dtype=gy.dtype)
+        gy_all[:, -1] = gy
+        gy = gy_all
+    gx, gW, gR, gb, gh0 = _recurrent.simple_rnn_backward(gy, x, W, R, b, h0, activation, go_backwards, mask)
+    return (gx if need_gx else None), gW, gR, (gb if b is not None else None), (gh0 if h0 is not None else None)
+
+
+def sparse_ce_forward(labels, z):
+    """(l, saved): l (B,) = -log_softmax(z)[label] per row, from logits z (B, V) and labels (B,) ints.
+
+    ``saved`` is z: the backward recomputes the softmax.
+    """
+    return _losses.sparse_categorical_crossentropy(labels, z, from_logits=True), z
+
+
+def sparse_ce_backward(labels, saved, c):
+    """dL/dz (B, V) = c (softmax(z) - one_hot(label)), c (B,) or a scalar: dL/dl per row."""
+    return _losses.sparse_categorical_crossentropy_backward(labels, saved, c, from_logits=True)
+
+
+def sgd_update(w, g, lr, m=None, momentum=0.0, nesterov=False):
+    """w <- w - lr g; with momentum m <- momentum m - lr g, w <- w + m (``optimizers.sgd``). In place."""
+    _optimizers.sgd(w, g, lr, m, momentum, nesterov)
+
+
+def adam_update(w, g, m, v, t, lr, beta_1=0.9, beta_2=0.999, epsilon=1e-7, v_hat=None):
+    """Adam's step t (from 1) on w, m, v (and v_hat with amsgrad), in place (``optimizers.adam``):
+
+        m <- m + (1 - beta_1) (g - m)
+        v <- v + (1 - beta_2) (g^2 - v)
+        w <- w - lr sqrt(1 - beta_2^t) / (1 - beta_1^t) m / (sqrt(v) + epsilon)
+    """
+    _optimizers.adam(w, g, m, v, t, lr, beta_1, beta_2, epsilon, v_hat)
+
+
+def adagrad_update(w, g, a, lr, epsilon=1e-7):
+    """a <- a + g^2;  w <- w - lr g / sqrt(a + epsilon), in place (``optimizers.adagrad``)."""
+    _optimizers.adagrad(w, g, a, lr, epsilon)
+
+
+def rmsprop_update(w, g, v, lr, rho=0.9, epsilon=1e-7, mg=None, b=None, momentum=0.0):
+    """v <- rho v + (1 - rho) g^2;  w <- w - lr g / sqrt(v + epsilon), in place (``optimizers.rmsprop``;
+    centered with mg, momentum with b)."""
+    _optimizers.rmsprop(w, g, v, lr, rho, epsilon, mg, b, momentum)
+
+
+def adadelta_update(w, g, Eg2, Edw2, lr, rho=0.95, epsilon=1e-7):
+    """E[g^2], dw = -sqrt(E[dw^2] + eps) / sqrt(E[g^2] + eps) g, E[dw^2], w <- w + lr dw, in place
+    (``optimizers.adadelta``)."""
+    _optimizers.adadelta(w, g, Eg2, Edw2, lr, rho, epsilon)

@@ -1,0 +1,114 @@
+"""The optimizers' update rules, fast: in place, without temporaries, big weights on both threads.
+
+Each function mirrors the one of the same name in ``numbanet/reference/tier.py``
+(the rule itself is in ``numbanet/reference/optimizers.py`` and in each
+Optimizer's class docstring) and updates w and the state arrays in place. The
+scalars arrive as the weight's dtype (``lr``) or as Python floats, cast here to
+the weight's dtype so float32 weights stay float32.
+
+Adam, the optimizer of the big text models, is written through one scratch array
+d (for million-weight layers the update is memory-bound: every temporary is
+another pass over memory); from OPTIMIZER_SPLIT_MIN_ELEMENTS weights on, it is
+cut into flat halves updated on both threads (NumPy releases the GIL).
+
+Routes, recorded in ``routes.LAST``: "adam_update" "inplace" or "split"; the
+others have one route each, "inplace".
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import parallel
+from .routes import LAST
+from .tuning import OPTIMIZER_SPLIT_MIN_ELEMENTS
+from .workspace import scratch
+
+
+def sgd_update(w, g, lr, m=None, momentum=0.0, nesterov=False):
+    """reference: numbanet.reference.tier.sgd_update."""
+    LAST["sgd_update"] = "inplace"
+    if not momentum:
+        w -= lr * g
+        return
+    m *= momentum
+    m -= lr * g
+    if nesterov:
+        w += momentum * m - lr * g
+    else:
+        w += m
+
+
+def _adam_lines(w, g, m, v, d, v_hat, alpha, one_minus_b1, one_minus_b2, epsilon):
+    np.subtract(g, m, out=d)                   # m <- m + (g - m) * (1 - beta_1)
+    d *= one_minus_b1
+    m += d
+    np.multiply(g, g, out=d)                   # v <- v + (g^2 - v) * (1 - beta_2)
+    d -= v
+    d *= one_minus_b2
+    v += d
+    if v_hat is not None:
+        np.maximum(v_hat, v, out=v_hat)
+        v = v_hat
+    np.sqrt(v, out=d)                          # w <- w - alpha * m / (sqrt(v) + epsilon)
+    d += epsilon
+    np.divide(m, d, out=d)
+    d *= alpha
+    w -= d
+
+
+def adam_update(w, g, m, v, t, lr, beta_1=0.9, beta_2=0.999, epsilon=1e-7, v_hat=None):
+    """reference: numbanet.reference.tier.adam_update."""
+    dt = w.dtype.type
+    alpha = dt(lr * np.sqrt(1 - beta_2 ** t) / (1 - beta_1 ** t))
+    scalars = (alpha, dt(1 - beta_1), dt(1 - beta_2), dt(epsilon))
+    d = scratch("adam.d", w.shape, w.dtype)
+    parts = parallel.split_large(w.size, w.size, OPTIMIZER_SPLIT_MIN_ELEMENTS)
+    if w.flags.c_contiguous and len(parts) > 1:
+        g = np.ascontiguousarray(g, dtype=w.dtype)
+        w1, g1, m1, v1, d1 = (a.reshape(-1) for a in (w, g, m, v, d))
+        h1 = None if v_hat is None else v_hat.reshape(-1)
+        parallel.run_numpy(lambda a, b, _: _adam_lines(w1[a:b], g1[a:b], m1[a:b], v1[a:b], d1[a:b],
+                                                       None if h1 is None else h1[a:b], *scalars), parts)
+        LAST["adam_update"] = "split"
+    else:
+        _adam_lines(w, g, m, v, d, v_hat, *scalars)
+        LAST["adam_update"] = "inplace"
+
+
+def adagrad_update(w, g, a, lr, epsilon=1e-7):
+    """reference: numbanet.reference.tier.adagrad_update."""
+    LAST["adagrad_update"] = "inplace"
+    a += g * g
+    w -= lr * g / np.sqrt(a + w.dtype.type(epsilon))
+
+
+def rmsprop_update(w, g, v, lr, rho=0.9, epsilon=1e-7, mg=None, b=None, momentum=0.0):
+    """reference: numbanet.reference.tier.rmsprop_update."""
+    LAST["rmsprop_update"] = "inplace"
+    rho = w.dtype.type(rho)
+    v *= rho
+    v += (1 - rho) * g * g
+    d = v + w.dtype.type(epsilon)
+    if mg is not None:
+        mg *= rho
+        mg += (1 - rho) * g
+        d = d - mg * mg
+    step = lr * g / np.sqrt(d)
+    if b is not None and momentum:
+        b *= momentum
+        b += step
+        w -= b
+    else:
+        w -= step
+
+
+def adadelta_update(w, g, Eg2, Edw2, lr, rho=0.95, epsilon=1e-7):
+    """reference: numbanet.reference.tier.adadelta_update."""
+    LAST["adadelta_update"] = "inplace"
+    rho, eps = w.dtype.type(rho), w.dtype.type(epsilon)
+    Eg2 *= rho
+    Eg2 += (1 - rho) * g * g
+    dw = -np.sqrt(Edw2 + eps) / np.sqrt(Eg2 + eps) * g
+    Edw2 *= rho
+    Edw2 += (1 - rho) * dw * dw
+    w += lr * dw
