@@ -675,23 +675,33 @@ def _pre_activations(x, W, R, b, h0, c, mask):
     return a[m]
 
 
+def _rnn_error_bound(c, x, W, R, b, h0, mask, dt):
+    """(e, env, |inputs| in float64) of a first-order error bound on the two tiers' RNN results, |diff| <= e * env.
+
+    Every step adds (D + U + 2) roundings of terms no larger than the float64 run on absolute
+    values (f replaced by |a| + 1 >= |f(a)|), and errors carried from earlier steps shrink or
+    grow with the same |R|: T (D + U + 4) eps times that envelope; the backward multiplies in
+    f'(h), whose sensitivity to h is at most 2 (the callers add that factor 4). With relu, the
+    example is assumed away unless both tiers take the same side of every kink.
+    """
+    T, D, U = c["T"], c["D"], c["U"]
+    ax, aW, aR, ab, ah0 = f64abs(x, W, R, b, h0)
+    env = rrnn.simple_rnn_states(ax, aW, aR, ab, ah0, "linear", c["back"], None)[:, 1:] + 1
+    env = env + np.maximum.accumulate(env, axis=1)
+    e = T * (D + U + 4) * eps(dt)
+    if c["act"] == "relu":
+        assume(np.abs(_pre_activations(*(v if v is None else v.astype(np.float64) for v in (x, W, R, b, h0)),
+                                       c, mask)).min(initial=1) > 4 * e * env.max())
+    return e, env, (ax, aW, aR, ab, ah0)
+
+
 @SETTINGS
 @given(rnn_configs)
 def test_simple_rnn_tiers_agree(c):
     dt = c["dtype"]
     x, W, R, b, h0, mask, rng = _rnn_inputs(c, dt)
     N, T, D, U = c["N"], c["T"], c["D"], c["U"]
-    # a first-order error bound: every step adds (D + U + 2) roundings of terms no larger than the
-    # float64 run on absolute values (f replaced by |a| + 1 >= |f(a)|), and errors carried from
-    # earlier steps shrink or grow with the same |R|: T (D + U + 4) eps times that envelope;
-    # the backward multiplies in f'(h), whose sensitivity to h is at most 2: another factor 4
-    ax, aW, aR, ab, ah0 = f64abs(x, W, R, b, h0)
-    env = rrnn.simple_rnn_states(ax, aW, aR, ab, ah0, "linear", c["back"], None)[:, 1:] + 1
-    env = env + np.maximum.accumulate(env, axis=1)
-    e = T * (D + U + 4) * eps(dt)
-    if c["act"] == "relu":   # both tiers must take the same side of every kink
-        assume(np.abs(_pre_activations(*(v if v is None else v.astype(np.float64) for v in (x, W, R, b, h0)),
-                                       c, mask)).min(initial=1) > 4 * e * env.max())
+    e, env, (ax, aW, aR, ab, ah0) = _rnn_error_bound(c, x, W, R, b, h0, mask, dt)
     gy_full = rng.standard_normal((N, T, U)).astype(dt)
     if not c["seq"]:
         gy_full[:, :-1] = 0                                            # only h_T is returned
@@ -920,15 +930,7 @@ def test_simple_rnn_protocol_tiers_agree(c, need_gx):
     dt = c["dtype"]
     x, W, R, b, h0, mask, rng = _rnn_inputs(c, dt)
     N, T, D, U = c["N"], c["T"], c["D"], c["U"]
-    # the bound of test_simple_rnn_tiers_agree: T (D + U + 4) eps times the envelope of the
-    # states run on absolute values (f' contributing at most a factor 4 in the backward)
-    ax, aW, aR, ab, ah0 = f64abs(x, W, R, b, h0)
-    env = rrnn.simple_rnn_states(ax, aW, aR, ab, ah0, "linear", c["back"], None)[:, 1:] + 1
-    env = env + np.maximum.accumulate(env, axis=1)
-    e = T * (D + U + 4) * eps(dt)
-    if c["act"] == "relu":   # both tiers must take the same side of every kink
-        assume(np.abs(_pre_activations(*(v if v is None else v.astype(np.float64) for v in (x, W, R, b, h0)),
-                                       c, mask)).min(initial=1) > 4 * e * env.max())
+    e, env, (ax, aW, aR, ab, ah0) = _rnn_error_bound(c, x, W, R, b, h0, mask, dt)
     args = (x, W, R, b, h0, c["act"], c["seq"], c["back"], mask)
     y, saved = fast_tier.simple_rnn_forward(*args)
     assert fast_routes.last("simple_rnn_forward") == ("time_major" if mask is None else "time_major_masked")

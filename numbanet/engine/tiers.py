@@ -26,7 +26,8 @@ import importlib
 
 TIERS = ("fast", "reference")
 
-_active = {"name": "fast", "module": None}
+_active = {"name": "fast"}
+_module = None   # the active tier's module, loaded on first use (the fast tier imports the engine)
 
 
 def _load(name):
@@ -35,10 +36,13 @@ def _load(name):
 
 def active():
     """The module of the active tier (``numbanet.fast.tier`` or ``numbanet.reference.tier``)."""
-    module = _active["module"]
-    if module is None:
-        module = _active["module"] = _load(_active["name"])
-    return module
+    return _module or _load_active()
+
+
+def _load_active():
+    global _module
+    _module = _load(_active["name"])
+    return _module
 
 
 def get_kernels() -> str:
@@ -57,8 +61,9 @@ def set_kernels(name: str) -> str:
         raise TypeError(f"set_kernels: name must be a str, one of {TIERS}, got {type(name).__name__} {name!r}")
     if name not in TIERS:
         raise ValueError(f"set_kernels: unknown tier {name!r}; choose one of {TIERS}")
+    global _module
     previous = _active["name"]
-    _active["module"] = _load(name)
+    _module = _load(name)
     _active["name"] = name
     return previous
 
