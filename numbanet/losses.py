@@ -314,7 +314,7 @@ class SparseCategoricalCrossentropy(_FromLogits, Loss):
         tier: the softmax, so the gradient needs no second exp)."""
         if not self.from_logits:
             return self.values(t, p), None
-        tier = tiers.active()          # what it saves is its own: the gradient runs on the same tier
+        tier = tiers.current          # what it saves is its own: the gradient runs on the same tier
         values, saved = tier.sparse_ce_forward(t.reshape(-1), p.reshape(-1, p.shape[-1]))
         return values.reshape(t.shape), (tier, saved)
 

@@ -183,7 +183,7 @@ class SGD(Optimizer):
         return "; SGD keeps 'momentum' only with momentum > 0" if name == "momentum" else ""
 
     def update(self, w, g, s, lr):
-        tiers.active().sgd_update(w, g, lr, s["momentum"] if self.momentum else None, self.momentum, self.nesterov)
+        tiers.current.sgd_update(w, g, lr, s["momentum"] if self.momentum else None, self.momentum, self.nesterov)
 
 
 class Adam(Optimizer):
@@ -216,7 +216,7 @@ class Adam(Optimizer):
         return "; Adam keeps 'v_hat' only with amsgrad=True" if name == "v_hat" else ""
 
     def update(self, w, g, s, lr):
-        tiers.active().adam_update(w, g, s["m"], s["v"], self.iterations + 1, lr,
+        tiers.current.adam_update(w, g, s["m"], s["v"], self.iterations + 1, lr,
                                    self.beta_1, self.beta_2, self.epsilon, s.get("v_hat"))
 
 
@@ -239,7 +239,7 @@ class Adagrad(Optimizer):
         return {"accumulator": np.full_like(w, self.initial_accumulator_value)}
 
     def update(self, w, g, s, lr):
-        tiers.active().adagrad_update(w, g, s["accumulator"], lr, self.epsilon)
+        tiers.current.adagrad_update(w, g, s["accumulator"], lr, self.epsilon)
 
 
 class RMSprop(Optimizer):
@@ -274,7 +274,7 @@ class RMSprop(Optimizer):
         return s
 
     def update(self, w, g, s, lr):
-        tiers.active().rmsprop_update(w, g, s["velocity"], lr, self.rho, self.epsilon,
+        tiers.current.rmsprop_update(w, g, s["velocity"], lr, self.rho, self.epsilon,
                                       s.get("average_gradient"), s.get("momentum"), self.momentum)
 
 
@@ -301,7 +301,7 @@ class Adadelta(Optimizer):
         return {"accumulated_grad": np.zeros_like(w), "accumulated_delta_var": np.zeros_like(w)}
 
     def update(self, w, g, s, lr):
-        tiers.active().adadelta_update(w, g, s["accumulated_grad"], s["accumulated_delta_var"], lr,
+        tiers.current.adadelta_update(w, g, s["accumulated_grad"], s["accumulated_delta_var"], lr,
                                        self.rho, self.epsilon)
 
 

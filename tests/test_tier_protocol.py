@@ -1,6 +1,6 @@
 """The tier protocol: numbanet.fast.tier and numbanet.reference.tier offer the same functions.
 
-An engine Function calls ``tiers.active().<name>(...)``, so every public
+An engine Function calls ``tiers.current.<name>(...)``, so every public
 function of one tier must exist in the other with the same signature, or the
 switch breaks the first Function that reaches it. The reference tier stands
 on NumPy alone, so a learner stepping through it meets no Numba, thread or
@@ -45,9 +45,9 @@ def test_same_signature_and_the_fast_docstring_points_to_the_reference(name):
 
 
 def test_active_returns_the_named_tier_module():
-    assert tiers.active() is fast_tier
+    assert tiers.active() is fast_tier and tiers.current is fast_tier
     with tiers.kernels("reference"):
-        assert tiers.active() is reference_tier
+        assert tiers.active() is reference_tier and tiers.current is reference_tier
     assert tiers.active() is fast_tier
 
 

@@ -1,5 +1,5 @@
 """The engine: Tensor, the recorded graph and backward(), differentiable functions, gradient checks."""
-from . import functional, ops
+from . import functional, ops, tiers
 from .gradcheck import GradCheckReport, GradientCheckError, check_grad, numerical_grad
 from .ops import exp, log, relu, sigmoid, tanh
 from .tensor import Function, Tensor, as_tensor, is_grad_enabled, no_grad, print_graph, unbroadcast
@@ -9,3 +9,5 @@ __all__ = ["Tensor", "Function", "as_tensor", "no_grad", "is_grad_enabled", "unb
            "check_grad", "numerical_grad", "GradCheckReport", "GradientCheckError",
            "exp", "log", "tanh", "sigmoid", "relu", "functional", "ops", "print_graph",
            "set_kernels", "get_kernels", "kernels"]
+
+tiers.set_kernels("fast")   # the default tier, loaded once the engine it builds on exists

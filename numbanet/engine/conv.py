@@ -29,7 +29,7 @@ The reference tier computes these passes as written here
 (``numbanet/reference/conv.py``); the fast tier picks one of three routes per
 layer shape (im2col + GEMM, direct loops, the flipped convolution) and fuses the
 relu (``numbanet/fast/conv.py``). Each Function below calls the active tier once
-forward and once backward (``tiers.active()``).
+forward and once backward (``tiers.current``).
 """
 from __future__ import annotations
 
@@ -65,13 +65,13 @@ class Conv2D(Function):
         self.activation = activation              # None or "relu"
 
     def forward(self, x, W, b=None):
-        y = tiers.active().conv2d_forward(x, W, b, self.strides, self.pads, self.activation)
+        y = tiers.current.conv2d_forward(x, W, b, self.strides, self.pads, self.activation)
         self.x, self.W = x, W
         self.y = y if self.activation else None   # act'(z) is read from y
         return y
 
     def backward(self, gy):
-        return tiers.active().conv2d_backward(gy, self.x, self.W, self.y, self.strides, self.pads, self.activation,
+        return tiers.current.conv2d_backward(gy, self.x, self.W, self.y, self.strides, self.pads, self.activation,
                                               _wants_grad(self, 0), _wants_grad(self, 1), _wants_grad(self, 2))
 
 
@@ -97,13 +97,13 @@ class Conv2DTranspose(Function):
         self.activation = activation              # None or "relu"
 
     def forward(self, x, W, b=None):
-        y = tiers.active().conv2d_transpose_forward(x, W, b, self.strides, self.out_hw, self.pads, self.activation)
+        y = tiers.current.conv2d_transpose_forward(x, W, b, self.strides, self.out_hw, self.pads, self.activation)
         self.x, self.W = x, W
         self.y = y if self.activation else None
         return y
 
     def backward(self, gy):
-        return tiers.active().conv2d_transpose_backward(gy, self.x, self.W, self.y, self.strides, self.pads,
+        return tiers.current.conv2d_transpose_backward(gy, self.x, self.W, self.y, self.strides, self.pads,
                                                         self.activation, _wants_grad(self, 0), _wants_grad(self, 1),
                                                         _wants_grad(self, 2))
 

@@ -40,13 +40,13 @@ class Linear(Function):
 
     def forward(self, x, W, b=None):
         self.x, self.W = x, W
-        y = tiers.active().dense_forward(x.reshape(-1, W.shape[0]), W, b, self.activation)  # one (B, D) @ (D, U)
+        y = tiers.current.dense_forward(x.reshape(-1, W.shape[0]), W, b, self.activation)  # one (B, D) @ (D, U)
         self.y = y if self.activation is not None else None    # f' is read from y
         return y.reshape(x.shape[:-1] + (W.shape[1],))
 
     def backward(self, gy):
         x, W = self.inputs[0], self.W
-        gx, gW, gb = tiers.active().dense_backward(np.ascontiguousarray(gy).reshape(-1, W.shape[1]),  # (B, U)
+        gx, gW, gb = tiers.current.dense_backward(np.ascontiguousarray(gy).reshape(-1, W.shape[1]),  # (B, U)
                                                    self.x.reshape(-1, W.shape[0]), W, self.y, self.activation,
                                                    x is not None and x.requires_grad, len(self.inputs) == 3)
         return (None if gx is None else gx.reshape(self.x.shape)), gW, gb

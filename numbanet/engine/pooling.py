@@ -13,7 +13,7 @@ Upsampling by integer factors (SH, SW), x (N, H, W, C) -> y (N, H*SH, W*SW, C)::
 The reference tier computes these as written here (``numbanet/reference/pooling.py``,
 ``reference/upsample.py``); the fast tier runs Numba kernels on the threads' parts
 of the batch (``numbanet/fast/pooling.py``). Each Function below calls the active
-tier once forward and once backward (``tiers.active()``).
+tier once forward and once backward (``tiers.current``).
 """
 from __future__ import annotations
 
@@ -39,11 +39,11 @@ class MaxPool2D(Function):
 
     def forward(self, x):
         self.in_hw = x.shape[1:3]
-        y, self.arg = tiers.active().max_pool2d_forward(x, self.pool, self.strides, self.pads, self.out_hw)
+        y, self.arg = tiers.current.max_pool2d_forward(x, self.pool, self.strides, self.pads, self.out_hw)
         return y
 
     def backward(self, gy):
-        return tiers.active().max_pool2d_backward(gy, self.arg, self.pool, self.strides, self.pads, self.in_hw)
+        return tiers.current.max_pool2d_backward(gy, self.arg, self.pool, self.strides, self.pads, self.in_hw)
 
 
 class Upsample2D(Function):
@@ -59,10 +59,10 @@ class Upsample2D(Function):
         self.interpolation = interpolation
 
     def forward(self, x):
-        return tiers.active().upsample2d_forward(x, self.size, self.interpolation)
+        return tiers.current.upsample2d_forward(x, self.size, self.interpolation)
 
     def backward(self, gy):
-        return tiers.active().upsample2d_backward(gy, self.size, self.interpolation)
+        return tiers.current.upsample2d_backward(gy, self.size, self.interpolation)
 
 
 def _check_4d(x, owner):

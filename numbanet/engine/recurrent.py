@@ -70,7 +70,7 @@ class SimpleRNN(Function):
         b = rest[0] if self.use_bias else None
         h0 = rest[-1] if self.has_h0 else None
         # what a tier saves is its own: the backward runs on the tier that ran the forward
-        self.tier = tiers.active()
+        self.tier = tiers.current
         y, self.saved = self.tier.simple_rnn_forward(x, W, R, b, h0, self.activation, self.return_sequences,
                                                      self.go_backwards, self.mask)
         return y

@@ -38,7 +38,7 @@ class Embedding(Function):
         return y.reshape(self.ids_shape + (W.shape[1],))    # (M, D) -> (..., D)
 
     def backward(self, gy):
-        return tiers.active().embedding_backward(self.ids, gy, self.V)   # ids (M,), gy (..., D) -> (V, D)
+        return tiers.current.embedding_backward(self.ids, gy, self.V)   # ids (M,), gy (..., D) -> (V, D)
 
 
 def check_ids(ids, V, where="embedding"):

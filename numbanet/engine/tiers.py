@@ -16,8 +16,8 @@ each against the other). Switch with::
     with nb.kernels("reference"):        # for one block
         model.fit(x, y)
 
-A Function reads the active tier once per call, ``tiers.active().name(...)``:
-one attribute lookup, nothing measurable beside the work itself.
+A Function reads the active tier once per call, ``tiers.current.name(...)``:
+one attribute read, nothing measurable beside the work itself.
 """
 from __future__ import annotations
 
@@ -27,7 +27,11 @@ import importlib
 TIERS = ("fast", "reference")
 
 _active = {"name": "fast"}
-_module = None   # the active tier's module, loaded on first use (the fast tier imports the engine)
+
+#: The active tier's module. Functions read ``tiers.current.<name>(...)`` at call time (one
+#: attribute read); ``set_kernels`` rebinds it. ``numbanet.engine`` loads the fast tier as the
+#: last step of its import (the fast tier's modules import parts of the engine).
+current = None
 
 
 def _load(name):
@@ -36,13 +40,7 @@ def _load(name):
 
 def active():
     """The module of the active tier (``numbanet.fast.tier`` or ``numbanet.reference.tier``)."""
-    return _module or _load_active()
-
-
-def _load_active():
-    global _module
-    _module = _load(_active["name"])
-    return _module
+    return current
 
 
 def get_kernels() -> str:
@@ -61,9 +59,9 @@ def set_kernels(name: str) -> str:
         raise TypeError(f"set_kernels: name must be a str, one of {TIERS}, got {type(name).__name__} {name!r}")
     if name not in TIERS:
         raise ValueError(f"set_kernels: unknown tier {name!r}; choose one of {TIERS}")
-    global _module
+    global current
     previous = _active["name"]
-    _module = _load(name)
+    current = _load(name)
     _active["name"] = name
     return previous
 

@@ -1,4 +1,4 @@
-"""The reference tier's functions, called by the engine's Functions through ``engine.tiers.active()``.
+"""The reference tier's functions, called by the engine's Functions through ``engine.tiers.current``.
 
 Each one is the textbook computation, built from this package's topic modules
 (``conv``, ``pooling``, ``linear``, ...); ``numbanet/fast/tier.py`` has the same
