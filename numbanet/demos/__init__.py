@@ -9,3 +9,12 @@ DEMOS = {
     "autoencoder": "numbanet.demos.autoencoder",
     "lyrics": "numbanet.demos.lyrics",
 }
+
+
+def add_output_options(parser, verbose=True):
+    """The options every demo shares: ``--verbose`` (Keras's 0/1/2, default 2) and ``--out``."""
+    if verbose:
+        parser.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2),
+                            help="training output: 0 quiet, 1 a progress bar per epoch, 2 one line per epoch "
+                                 "(default: %(default)s)")
+    parser.add_argument("--out", default="numbanet-out", help="folder for the PNG files (default: ./%(default)s)")

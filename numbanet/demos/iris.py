@@ -10,6 +10,8 @@ import time
 
 import numpy as np
 
+from . import add_output_options
+
 SUMMARY = "Dense 4-10-10-3 softmax on Fisher's iris (scikit-learn's copy) with Adam; prints test accuracy"
 
 
@@ -19,10 +21,7 @@ def add_arguments(parser):
     parser.add_argument("--seed", type=int, default=0, help="seed of the split and the weights (default: %(default)s)")
     parser.add_argument("--learning-rate", type=float, default=0.003,
                         help="Adam's learning rate (default: %(default)s)")
-    parser.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2),
-                        help="training output: 0 quiet, 1 a progress bar per epoch, 2 one line per epoch "
-                             "(default: %(default)s)")
-    parser.add_argument("--out", default="numbanet-out", help="folder for the PNG (default: ./%(default)s)")
+    add_output_options(parser)
 
 
 def main(argv=None):

@@ -28,6 +28,8 @@ import time
 
 import numpy as np
 
+from . import add_output_options
+
 SUMMARY = "Embedding-SimpleRNN-SimpleRNN-Dense word model of Shakespeare's sonnets (or --corpus GLOB); writes loss curves, prints lines"
 DEFAULT_SEEDS = "shall i compare,my love is,when i do count,thy beauty"
 
@@ -140,10 +142,7 @@ def add_arguments(p):
                    help="sampling temperature of the second generated line (default: %(default)s)")
     p.add_argument("--seed", type=int, default=1,
                    help="seed of the weights, shuffling and sampling (default: %(default)s)")
-    p.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2),
-                   help="training output: 0 quiet, 1 a progress bar per epoch, 2 one line per epoch "
-                        "(default: %(default)s)")
-    p.add_argument("--out", default="numbanet-out", help="folder for the PNG (default: ./%(default)s)")
+    add_output_options(p)
 
 
 def parse_args(argv):

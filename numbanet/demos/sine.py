@@ -14,6 +14,8 @@ import time
 
 import numpy as np
 
+from . import add_output_options
+
 SUMMARY = "Dense 1-10-10-1 (tanh) fits y = sin(x) with SGD + MSE; writes loss curves and the fit"
 
 
@@ -36,7 +38,7 @@ def add_arguments(parser):
     parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2),
                         help="1: one progress bar over the epochs; 2: Keras's line per epoch; 0: quiet "
                              "(default: %(default)s)")
-    parser.add_argument("--out", default="numbanet-out", help="folder for the PNG (default: ./%(default)s)")
+    add_output_options(parser, verbose=False)     # its own --verbose above: 1 is one bar over all epochs
 
 
 def main(argv=None):
