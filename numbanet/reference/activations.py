@@ -8,6 +8,7 @@ written that way, so a layer need not keep x:
   sigmoid     y = 1 / (1 + exp(-x))                   f' = y (1 - y)
   tanh        y = tanh(x)                             f' = 1 - y^2
   relu        y = max(x, 0)                           f' = [y > 0]
+  hard_sigmoid y = clip(x / 6 + 1/2, 0, 1)            f' = 1/6 where 0 < y < 1, else 0   (Keras 3: relu6(x + 3) / 6)
   leaky_relu  y = x if x > 0 else alpha x             f' = 1 if x > 0 else alpha     (alpha 0.2, Keras 3)
   elu         y = x if x > 0 else alpha (e^x - 1)     f' = 1 if x > 0 else y + alpha
 
@@ -60,9 +61,18 @@ def d_relu(y):
     return (y > 0).astype(y.dtype)
 
 
+def hard_sigmoid(x):
+    return np.clip(x / 6 + 0.5, 0, 1).astype(x.dtype, copy=False)
+
+
+def d_hard_sigmoid(y):
+    return ((y > 0) & (y < 1)).astype(y.dtype) / 6
+
+
 # name -> (f, f' from the output y): the activations a recurrent cell can use
 FROM_OUTPUT = {"linear": (linear, d_linear), "sigmoid": (sigmoid, d_sigmoid),
-               "tanh": (tanh, d_tanh), "relu": (relu, d_relu)}
+               "tanh": (tanh, d_tanh), "relu": (relu, d_relu),
+               "hard_sigmoid": (hard_sigmoid, d_hard_sigmoid)}
 
 
 def leaky_relu(x, alpha=0.2):
