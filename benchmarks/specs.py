@@ -11,9 +11,11 @@ A layer spec is a tuple, interpreted the same way by ``workloads/numbanet_impl.p
     ("flatten",)
     ("embed", input_dim, output_dim)                          Embedding
     ("rnn", units)                                            SimpleRNN(tanh, return_sequences=True)
+    ("lstm", units)                                           LSTM(tanh/sigmoid, return_sequences=True)
 
 Initialisation everywhere (Keras defaults, set explicitly in torch): glorot_uniform
-kernels, zero biases, orthogonal recurrent kernels, uniform(-0.05, 0.05) embeddings.
+kernels, zero biases, orthogonal recurrent kernels, uniform(-0.05, 0.05) embeddings;
+LSTM biases are Keras's ``unit_forget_bias`` (ones in the forget block, zeros elsewhere).
 All arrays are float32; images are NHWC (torch gets the same tensors as NCHW, its
 idiomatic layout).
 
@@ -83,6 +85,17 @@ WORKLOADS = {
         title="Embedding(7001,256)-SimpleRNN(1024,seq)-Dense(7001), 20 tokens, batch 256, Adam, sparse CE (logits)",
         input=(20,), data="tokens", vocab=7001, batch=256, steps=1, max_repeats=5,
         layers=[("embed", 7001, 256), ("rnn", 1024), ("dense", 7001, None)],
+        optimizer=("adam", 0.001), loss="sparse_ce_logits"),
+    "W6": dict(
+        title="Embedding(2000,256)-LSTM(256,seq)-LSTM(256,seq)-Dense(2000), 20 tokens, batch 64, Adam, sparse CE (logits)",
+        input=(20,), data="tokens", vocab=2000, batch=64, steps=8,
+        layers=[("embed", 2000, 256), ("lstm", 256), ("lstm", 256), ("dense", 2000, None)],
+        optimizer=("adam", 0.001), loss="sparse_ce_logits"),
+    # the learners' lyric generator: two LSTM(1024) over a 7001-word vocabulary
+    "W6L": dict(
+        title="Embedding(7001,256)-LSTM(1024,seq)-LSTM(1024,seq)-Dense(7001), 20 tokens, batch 256, Adam, sparse CE (logits)",
+        input=(20,), data="tokens", vocab=7001, batch=256, steps=1, max_repeats=3,
+        layers=[("embed", 7001, 256), ("lstm", 1024), ("lstm", 1024), ("dense", 7001, None)],
         optimizer=("adam", 0.001), loss="sparse_ce_logits"),
 }
 
@@ -164,5 +177,9 @@ def step_flops(spec):
         elif kind == "rnn":
             T, D = shape
             macs += T * (D + layer[1]) * layer[1]
+            shape = (T, layer[1])
+        elif kind == "lstm":                               # four gates: i, f, c, o
+            T, D = shape
+            macs += T * (D + layer[1]) * 4 * layer[1]
             shape = (T, layer[1])
     return 2 * 3 * macs * spec["batch"]

@@ -34,6 +34,8 @@ def build_model(spec, seed=0):
             layers.append(L.Embedding(layer[1], layer[2]))
         elif kind == "rnn":
             layers.append(L.SimpleRNN(layer[1], return_sequences=True))
+        elif kind == "lstm":
+            layers.append(L.LSTM(layer[1], return_sequences=True))
         else:
             raise ValueError(kind)
     model = nb.Sequential(layers)

@@ -41,6 +41,8 @@ def build_model(spec, seed=0):
             model.add(L.Embedding(layer[1], layer[2]))
         elif kind == "rnn":
             model.add(L.SimpleRNN(layer[1], return_sequences=True))
+        elif kind == "lstm":
+            model.add(L.LSTM(layer[1], return_sequences=True))
         else:
             raise ValueError(kind)
     name, lr = spec["optimizer"]

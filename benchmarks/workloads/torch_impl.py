@@ -68,6 +68,9 @@ def build_model(spec, seed=0):
         elif kind == "rnn":
             mods.append(_RNN(shape[-1], layer[1]))
             shape = shape[:-1] + (layer[1],)
+        elif kind == "lstm":
+            mods.append(_RNN(shape[-1], layer[1], cell="lstm"))
+            shape = shape[:-1] + (layer[1],)
         else:
             raise ValueError(kind)
     model = nn.Sequential(*mods)
@@ -78,11 +81,16 @@ def build_model(spec, seed=0):
                 nn.init.zeros_(m.bias)
             elif isinstance(m, nn.Embedding):
                 nn.init.uniform_(m.weight, -0.05, 0.05)
-            elif isinstance(m, nn.RNN):
+            elif isinstance(m, (nn.RNN, nn.LSTM)):
+                # Keras inits the whole (in, 4U) kernel and (U, 4U) recurrent kernel as one
+                # matrix each; torch's weights are their transposes, gates i, f, g, o as Keras's
                 nn.init.xavier_uniform_(m.weight_ih_l0)
                 nn.init.orthogonal_(m.weight_hh_l0)
                 nn.init.zeros_(m.bias_ih_l0)
                 nn.init.zeros_(m.bias_hh_l0)
+                if isinstance(m, nn.LSTM):                 # Keras's unit_forget_bias
+                    U = m.hidden_size
+                    m.bias_ih_l0[U:2 * U] = 1.0
     name, lr = spec["optimizer"]
     params = model.parameters()
     opt = {"sgd": lambda: torch.optim.SGD(params, lr=lr),
@@ -92,16 +100,17 @@ def build_model(spec, seed=0):
     return model, opt, loss_fn, images
 
 
-def _RNN(D, U):
+def _RNN(D, U, cell="rnn"):
     import torch
     from torch import nn
 
     class RNN(nn.Module):
-        """nn.RNN returning just the output sequence (batch_first), so it fits in nn.Sequential."""
+        """nn.RNN / nn.LSTM returning just the output sequence (batch_first), so it fits in nn.Sequential."""
 
         def __init__(self):
             super().__init__()
-            self.rnn = nn.RNN(D, U, nonlinearity="tanh", batch_first=True)
+            self.rnn = (nn.LSTM(D, U, batch_first=True) if cell == "lstm"
+                        else nn.RNN(D, U, nonlinearity="tanh", batch_first=True))
 
         def forward(self, x):
             return self.rnn(x)[0]
