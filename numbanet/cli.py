@@ -5,6 +5,7 @@
     numbanet demo NAME --help           that demo's options
     numbanet demo --help | --list       the demos
     numbanet [-v] bench [options]       run the benchmarks (see benchmarks/; bench --help)
+    numbanet explain OP [options]       the convolution atlas of one configuration (explain OP --help)
 
 ``-v`` prints the BLAS library, its kernels and the thread counts on stderr; without
 it stderr stays quiet unless something is wrong (the BLAS cannot be found to limit
@@ -59,6 +60,9 @@ def build_parser():
             module.add_arguments(sub)
         add_kernels_option(sub)
     commands.add_parser("bench", add_help=False, help="run the benchmarks (numbanet bench --help for their options)")
+    from .explain import command as explain_command
+    explain_command.add_parser(commands)
+    commands.metavar = "{demo,bench,explain}"
     return parser
 
 
@@ -191,6 +195,8 @@ def main(argv=None):
                 print(f"numbanet demo {args.demo}: {why}", file=sys.stderr)
                 return 2
             args = parser.parse_args(argv)
+        if args.command == "explain":            # every option known: a typo is an error, not ignored
+            args = parser.parse_args(argv)
     except SystemExit as done:                 # --help printed, or a usage error said
         return done.code if isinstance(done.code, int) else 2
     if args.command is None:                   # options alone (numbanet -v)
@@ -198,6 +204,9 @@ def main(argv=None):
         return 0
     if args.command == "demo" and (args.list or args.demo is None):
         return list_demos()
+    if args.command == "explain":
+        from .explain import command as explain_command
+        return explain_command.run(args)
     _reexec_with_avx512_blas(argv, args.show_setup)   # the restarted process parses the same argv again
     from .utils import set_num_threads, tune_malloc
     tune_malloc()      # this process is ours: keep large freed blocks for reuse (see utils.tune_malloc)

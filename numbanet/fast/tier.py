@@ -15,3 +15,20 @@ from .losses import sparse_ce_backward, sparse_ce_forward  # noqa: E402,F401
 from .optimizers import (adadelta_update, adagrad_update, adam_update, rmsprop_update,  # noqa: E402,F401
                          sgd_update)
 from .recurrent import simple_rnn_backward, simple_rnn_forward  # noqa: E402,F401
+
+# ------------------------------------------------ im2col / col2im on their own (nb.functional.im2col)
+import numpy as _np  # noqa: E402
+
+from .kernels import im2col as _unfold  # noqa: E402
+
+
+def im2col(x, kernel, strides, pads):
+    """x (N, H, W, C) -> cols (N, OH, OW, KH, KW, C), the Numba kernel
+    ``fast.kernels.im2col.im2col``; the math is in reference/tier.py im2col."""
+    return _unfold.im2col(_np.ascontiguousarray(x), *kernel, *strides, *pads)
+
+
+def col2im(cols, in_hw, strides, pads):
+    """cols (N, OH, OW, KH, KW, C) -> x (N, H, W, C), the Numba kernel
+    ``fast.kernels.im2col.col2im``; the math is in reference/tier.py col2im."""
+    return _unfold.col2im(_np.ascontiguousarray(cols), *in_hw, *strides, pads[0], pads[2])

@@ -223,3 +223,23 @@ def adadelta_update(w, g, Eg2, Edw2, lr, rho=0.95, epsilon=1e-7):
     """E[g^2], dw = -sqrt(E[dw^2] + eps) / sqrt(E[g^2] + eps) g, E[dw^2], w <- w + lr dw, in place
     (``optimizers.adadelta``)."""
     _optimizers.adadelta(w, g, Eg2, Edw2, lr, rho, epsilon)
+
+
+# ------------------------------------------------ im2col / col2im on their own (nb.functional.im2col)
+def im2col(x, kernel, strides, pads):
+    """cols[n, oh, ow, i, j, c] = xp[n, oh SH + i, ow SW + j, c], xp = x zero-padded by pads.
+
+    x (N, H, W, C), kernel (KH, KW), strides (SH, SW), pads (PT, PB, PL, PR)
+    -> cols (N, OH, OW, KH, KW, C), OH = (H + PT + PB - KH) // SH + 1 (OW alike);
+    ``conv.im2col``.
+    """
+    return conv.im2col(x, *kernel, *strides, *pads)
+
+
+def col2im(cols, in_hw, strides, pads):
+    """The adjoint of ``im2col``: each cols entry added back to the pixel it was read from.
+
+    cols (N, OH, OW, KH, KW, C), in_hw (H, W) -> x (N, H, W, C); padded entries
+    are dropped; ``conv.col2im``.
+    """
+    return conv.col2im(cols, *in_hw, *strides, pads[0], pads[2])
