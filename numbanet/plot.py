@@ -36,9 +36,9 @@ def save_figure(fig, path=None):
     return fig
 
 
-def plain_number(x):
-    """``x`` written out in positional notation with up to 6 significant digits: 0.0003, 20, 1.5."""
-    return np.format_float_positional(float(x), precision=6, unique=False, fractional=False, trim="-")
+def plain_number(x, digits=6):
+    """``x`` written out in positional notation with up to ``digits`` significant digits: 0.0003, 20, 1.5."""
+    return np.format_float_positional(float(x), precision=digits, unique=False, fractional=False, trim="-")
 
 
 def _plain_log_formatter(**kwargs):
