@@ -102,6 +102,7 @@ def plot_history(history, path=None, title=None, keys=None, test=None, best_epoc
     curve of its own).
     Returns the Figure; writes it to ``path`` when given.
     """
+    from matplotlib.ticker import MaxNLocator
     hist = getattr(history, "history", history)
     names = list(keys or [k for k in hist if not k.startswith("val_")])
     test = dict(test or {})
@@ -121,6 +122,7 @@ def plot_history(history, path=None, title=None, keys=None, test=None, best_epoc
                 ax.plot([best_epoch], [hist[curve][best_epoch - 1]], "o", color="black", ms=5)
         ax.set_xlabel("epoch")
         ax.set_ylabel(name)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))      # whole epochs only
         values = [v for curve in curves for v in hist[curve]] + ([test[name]] if name in test else [])
         if name == "loss" and min(values) > 0:
             ax.set_yscale("log")

@@ -55,7 +55,7 @@ def write_pictures(nb, model, x_test, y_test, out, history=None, test=None):
     if history is not None:
         paths.append(os.path.join(out, "cnn_loss.png"))
         nb.plot.plot_history(history, paths[-1], test=test,
-                             title=f"CNN on {len(x_test)} test images: training curves and test figures")
+                             title=f"CNN: training loss and accuracy per epoch, and on the {len(x_test)} test images")
     return paths
 
 
