@@ -153,7 +153,7 @@ def _contour(ax, problem, nb):
     ys = np.linspace(*problem.ylim, 241)
     X, Y = np.meshgrid(xs, ys)                                   # (241, 241) each
     with nb.no_grad():
-        Z = problem.f(nb.Tensor(np.stack([X, Y])) ).data         # w of shape (2, 241, 241): w[0] = X, w[1] = Y
+        Z = problem.f(nb.Tensor(np.stack([X, Y]))).data          # w of shape (2, 241, 241): w[0] = X, w[1] = Y
     if Z.min() >= 0:
         levels = np.geomspace(max(Z.min(), 1e-2), Z.max(), 20)   # a valley: levels spaced by ratio
         ax.contourf(X, Y, np.maximum(Z, 1e-2), levels=levels, cmap="Blues_r", norm=_log_norm(levels), alpha=0.35)
