@@ -432,13 +432,15 @@ from numbanet.demos import DEMOS                            # noqa: E402
 # each demo's options, written out here (a demo that loses or renames one should fail this test)
 DEMO_OPTIONS = {
     "sine": ["--epochs", "--learning-rate", "--momentum", "--seed", "--verbose", "--out"],
-    "iris": ["--epochs", "--seed", "--learning-rate", "--verbose", "--out"],
+    "iris": ["--epochs", "--seed", "--learning-rate", "--patience", "--verbose", "--out"],
     "cnn": ["--epochs", "--batch-size", "--learning-rate", "--data", "--limit", "--seed", "--verbose", "--out"],
     "autoencoder": ["--decoder", "--epochs", "--limit", "--batch-size", "--learning-rate", "--data", "--seed",
                     "--verbose", "--out"],
     "lyrics": ["--corpus", "--epochs", "--patience", "--vocab", "--embed-dim", "--units", "--seq-len", "--dropout",
                "--batch-size", "--learning-rate", "--clipnorm", "--validation-split", "--seeds", "--temperature",
                "--seed", "--verbose", "--out"],
+    "optimizers": ["--steps", "--out"],
+    "init": ["--layers", "--units", "--samples", "--seed", "--out"],
 }
 
 

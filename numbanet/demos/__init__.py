@@ -8,6 +8,8 @@ DEMOS = {
     "cnn": "numbanet.demos.cnn",
     "autoencoder": "numbanet.demos.autoencoder",
     "lyrics": "numbanet.demos.lyrics",
+    "optimizers": "numbanet.demos.optimizers",
+    "init": "numbanet.demos.init",
 }
 
 

@@ -58,10 +58,10 @@ def write_pictures(nb, model, x_test, history, out, decoder):
     n = 10
     recon = model.predict(x_test[:n])
     both = np.concatenate([x_test[:n], recon])                # originals above reconstructions
-    paths = [nb.plot.image_grid(both, os.path.join(out, f"autoencoder_{decoder}.png"), cols=n,
-                                title=f"test digits (top) and their reconstructions (bottom), {decoder} decoder")]
-    paths.append(nb.plot.plot_history(history, os.path.join(out, f"autoencoder_{decoder}_loss.png"),
-                                      title=f"autoencoder ({decoder}) binary cross-entropy"))
+    paths = [os.path.join(out, f"autoencoder_{decoder}.png"), os.path.join(out, f"autoencoder_{decoder}_loss.png")]
+    nb.plot.image_grid(both, paths[0], cols=n,
+                       title=f"test digits (top) and their reconstructions (bottom), {decoder} decoder")
+    nb.plot.plot_history(history, paths[1], title=f"autoencoder ({decoder}) binary cross-entropy")
     return paths
 
 

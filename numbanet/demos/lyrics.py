@@ -119,6 +119,32 @@ def generate(model, tokenizer, seed, temperature=0.0, max_words=14, rng=None):
     return " ".join(tokenizer.index_word[i] for i in ids[1:])
 
 
+# ----------------------------------------------------------------- picture
+def held_out_accuracy(model, x, y, validation_split):
+    """Next-word accuracy on the held-out sequences (the last ``validation_split`` of them, as fit holds out).
+
+    x, y (L, T) word ids; the share of real target words (y != 0) whose logit is the
+    largest of the model's (L, T, vocab) output.
+    """
+    n_train = int(len(x) * (1 - validation_split))
+    logits = model.predict(x[n_train:])                       # (L_val, T, vocab)
+    real = y[n_train:] != 0                                   # (L_val, T): not padding
+    return float((logits.argmax(axis=-1) == y[n_train:])[real].mean())
+
+
+def write_picture(nb, model, history, x, y, args, vocab, callbacks):
+    """lyrics_loss.png: loss and val_loss per epoch, the restored best epoch, the held-out accuracy."""
+    best_epoch = nb.plot.restored_epoch(callbacks)
+    accuracy = held_out_accuracy(model, x, y, args.validation_split)
+    weights = f"the weights of epoch {best_epoch}" if best_epoch else "the last weights"
+    path = os.path.join(args.out, "lyrics_loss.png")
+    nb.plot.plot_history(history, path, best_epoch=best_epoch,
+                         notes=[f"held-out next-word accuracy {accuracy:.3f} ({weights})"],
+                         title=f"lyrics: next-word cross-entropy ({vocab} words)")
+    print(f"next-word accuracy on the held-out lines, with {weights}: {accuracy:.3f}")
+    return path
+
+
 # --------------------------------------------------------------------- main
 def add_arguments(p):
     """This demo's options (``numbanet demo lyrics --help`` lists them)."""
@@ -183,8 +209,7 @@ def main(argv=None):
                         verbose=args.verbose, callbacks=stop if args.patience > 0 else None)
     seconds = time.perf_counter() - start
     hist = history.history
-    path = nb.plot.plot_history(history, os.path.join(args.out, "lyrics_loss.png"),
-                                title=f"lyrics: next-word cross-entropy ({vocab} words)")
+    path = write_picture(nb, model, history, x, y, args, vocab, stop)
     print(f"trained {len(hist['loss'])} epochs in {seconds:.1f} s: loss {hist['loss'][-1]:.3f}, "
           f"val_loss {hist['val_loss'][-1]:.3f} (best {min(hist['val_loss']):.3f})")
     rng = np.random.default_rng(args.seed)

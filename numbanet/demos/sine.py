@@ -63,8 +63,9 @@ def main(argv=None):
     seconds = time.perf_counter() - start
     y_fit = model.predict(x)
     mse = float(np.mean((y_fit - y) ** 2))
-    path = nb.plot.plot_history_and_fit(history, x, y, y_fit, os.path.join(args.out, "sine.png"),
-                                        title=f"sine: MSE {mse:.4f} after {len(history.history['loss'])} epochs")
+    path = os.path.join(args.out, "sine.png")
+    nb.plot.plot_history_and_fit(history, x, y, y_fit, path,
+                                 title=f"sine: MSE {mse:.4f} after {len(history.history['loss'])} epochs")
     print(f"final loss {history.history['loss'][-1]:.5f}, val_loss {history.history['val_loss'][-1]:.5f}, "
           f"MSE on all 100 points {mse:.5f}; trained in {seconds:.1f} s")
     print(f"wrote {path}")
