@@ -94,7 +94,9 @@ def _keras_parity_case(tf, cell, merge, seq, state, masked, use_h0):
         np.testing.assert_allclose(a, k.numpy(), rtol=0, atol=bound, err_msg=f"gradient of {name}")
 
 
-_CASES = [(merge, seq, state, (i % 2 == 1), (i % 3 == 0))
+# every (merge, return_sequences, return_state) once; the mask on alternate ones, shifted by one for each
+# merge mode so that every (return_sequences, return_state) pair is also run masked; initial states on every third
+_CASES = [(merge, seq, state, (i + i // 4) % 2 == 1, i % 3 == 0)
           for i, (merge, seq, state) in enumerate(itertools.product(MERGE_MODES, [True, False], [True, False]))]
 
 
@@ -112,6 +114,8 @@ def test_every_merge_mode_sequence_state_and_mask_combination_is_covered():
     assert combos == set(itertools.product(MERGE_MODES, [True, False], [True, False]))
     assert {c[3] for c in _CASES} == {True, False} and {c[4] for c in _CASES} == {True, False}
     assert {(c[0], c[3]) for c in _CASES} >= {(m, True) for m in MERGE_MODES}   # every merge mode masked
+    assert {(c[1], c[2]) for c in _CASES if c[3]} == set(itertools.product([True, False], [True, False]))
+    assert {(c[3], c[4]) for c in _CASES} == {(True, True), (True, False), (False, True), (False, False)}
 
 
 # ------------------------------------------------------- finite differences
