@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 from .engine import functional as F
-from .utils import one_of
+from . import keras_names
 
 
 def linear(x):
@@ -41,7 +41,7 @@ def get(identifier):
     if identifier is None:
         return linear
     if isinstance(identifier, str):
-        return one_of("activation", identifier, _BY_NAME)
+        return keras_names.lookup("activation", identifier, _BY_NAME)
     if callable(identifier):
         return identifier
     raise TypeError(f"activation must be a name or a callable, got {identifier!r}")

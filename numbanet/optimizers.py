@@ -18,7 +18,8 @@ from __future__ import annotations
 import numpy as np
 
 from .engine import Tensor, tiers
-from .utils import check_number, one_of
+from . import keras_names
+from .utils import check_number
 
 
 class SlotError(KeyError):
@@ -315,5 +316,10 @@ def get(identifier) -> Optimizer:
     if isinstance(identifier, type) and issubclass(identifier, Optimizer):
         return identifier()
     if isinstance(identifier, str):
-        return one_of("optimizer", identifier, _BY_NAME)()
+        return keras_names.lookup("optimizer", identifier, _BY_NAME)()
     raise TypeError(f"optimizer must be a name or an Optimizer, got {identifier!r}")
+
+
+def __getattr__(name):
+    """A Keras optimizer numbanet lacks (``nb.optimizers.Nadam``): an AttributeError naming the nearest one."""
+    raise keras_names.missing_attribute(__name__, name)

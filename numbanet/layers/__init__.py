@@ -5,3 +5,10 @@ from .embedding import Embedding
 from .recurrent import SimpleRNN
 from .conv import Conv2D, Conv2DTranspose
 from .pooling import MaxPooling2D, UpSampling2D
+from .wrappers import Bidirectional
+
+
+def __getattr__(name):
+    """A Keras layer numbanet lacks (``nb.layers.BatchNormalization``): an AttributeError naming the nearest one."""
+    from ..keras_names import missing_attribute
+    raise missing_attribute(__name__, name)
