@@ -88,12 +88,14 @@ def kink_distance(x, W, R, b, h0, act, rec, reset_after, back, mask):
     return d
 
 
-def gru_error_bounds(x, W, R, b, h0, act, rec, reset_after, back, mask, gy, eps):
+def gru_error_bounds(x, W, R, b, h0, act, rec, reset_after, back, mask, gy, eps, e_x=None):
     """First-order bounds on the difference of two float GRU runs: (e_y (N, T, U), gradient bounds, e_max).
 
-    Forward, per step (n = D + U + 2 terms in each pre-activation sum)::
+    ``e_x`` (N, T, D), optional: a bound on how much the two runs' inputs already differ
+    (the outputs of an earlier layer). Forward, per step (n = D + U + 2 terms in each
+    pre-activation sum)::
 
-        e_a  = n eps (|x_t| |W| + |h_{t-1}| |R| + |b_x| + |b_h|) + e_h |R|
+        e_a  = n eps (|x_t| |W| + |h_{t-1}| |R| + |b_x| + |b_h|) + e_h |R| + e_x |W|
         e_z, e_r = e_a (slope <= 1) + 2 LIBM_ULP eps |gate|
         e_c  = (1 + |r|) e_ac + |q| e_r + 2 eps (|x_c| + |r q|) + 2 LIBM_ULP eps |c|    (reset_after)
         e_c  = n eps (|x_t| |W_c| + |b_c| + |r h| |R_c|) + e_rh |R_c| + 2 LIBM_ULP eps |c|  (reset_after=False)
@@ -115,10 +117,11 @@ def gru_error_bounds(x, W, R, b, h0, act, rec, reset_after, back, mask, gy, eps)
     n = D + U + 2
     e_h, e_max, e_y = np.zeros((N, U)), 0.0, []
     L = 2 * LIBM_ULP * eps
+    e_xs = np.zeros((N, T, D)) if e_x is None else (e_x[:, ::-1] if back else e_x)   # processing order
     for t, (z, r, q, c) in enumerate(steps):
         hp, ax = h[:, t], np.abs(xs[:, t])
         A = ax @ aW + np.abs(hp) @ aR + ab_x + ab_h
-        e_a = n * eps * A + e_h @ aR
+        e_a = n * eps * A + e_h @ aR + e_xs[:, t] @ aW
         e_z = e_a[:, :U] + L * np.abs(z)
         e_r = e_a[:, U:2 * U] + L * np.abs(r)
         if reset_after:
@@ -127,7 +130,7 @@ def gru_error_bounds(x, W, R, b, h0, act, rec, reset_after, back, mask, gy, eps)
         else:
             e_q = np.abs(r) * e_h + np.abs(hp) * e_r + eps * np.abs(q)           # q = r h_{t-1}
             e_c = (n * eps * (ax @ aW[:, 2 * U:] + ab_x[2 * U:] + np.abs(q) @ aR[:, 2 * U:]) + e_q @ aR[:, 2 * U:]
-                   + L * np.abs(c))
+                   + e_xs[:, t] @ aW[:, 2 * U:] + L * np.abs(c))
         e_new = (np.abs(z) * e_h + np.abs(hp - c) * e_z + np.abs(1 - z) * e_c
                  + 8 * eps * (np.abs(z * hp) + np.abs(c) + 1))
         e_max = max(e_max, *(float(v.max()) for v in (e_z, e_r, e_q, e_c, e_new)))
