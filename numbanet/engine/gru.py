@@ -31,7 +31,7 @@ Backward (backpropagation through time, t = T..1, carrying dh = dL/dh_t)::
 
 every line derived in ``numbanet/reference/gru.py``; the arrays are computed by the
 active tier's ``gru_forward`` / ``gru_backward`` (reference: that loop as written;
-fast: ``numbanet/fast/gru.py``, one fused kernel per step between BLAS products).
+fast: ``numbanet/fast/gru.py``, in-place gate arithmetic between BLAS products).
 
 ``go_backwards``: the input is read from t = T down to 1 and the output sequence is
 returned in that processing order (Keras semantics, not flipped back).
