@@ -243,3 +243,38 @@ def col2im(cols, in_hw, strides, pads):
     are dropped; ``conv.col2im``.
     """
     return conv.col2im(cols, *in_hw, *strides, pads[0], pads[2])
+
+
+# ------------------------------------------------ the gated recurrent unit (GRU)
+from . import gru as _gru  # noqa: E402
+
+
+def gru_forward(x, W, R, b=None, h0=None, activation="tanh", recurrent_activation="sigmoid", reset_after=True,
+                return_sequences=True, go_backwards=False, mask=None):
+    """(y, saved): y (N, T, U) the outputs in processing order, or h_T (N, U) unless return_sequences.
+
+    x (N, T, D), W (D, 3U), R (U, 3U), b (2, 3U) if reset_after else (3U,), or None;
+    h0 (N, U) or None (zeros); mask (N, T) bool or None. Gates z, r, c in that
+    column order; the recurrence is ``gru.gru_forward`` (the math in ``reference/gru.py``).
+    ``saved`` is the arguments themselves: the backward recomputes the gates.
+    """
+    y = _gru.gru_forward(x, W, R, b, h0, activation, recurrent_activation, reset_after, go_backwards, mask)
+    saved = (x, W, R, b, h0, activation, recurrent_activation, reset_after, return_sequences, go_backwards, mask)
+    return (y if return_sequences else y[:, -1]), saved
+
+
+def gru_backward(gy, saved, need_gx=True):
+    """(gx (N, T, D), gW (D, 3U), gR (U, 3U), gb (b's shape), gh0 (N, U)) by backpropagation through time.
+
+    gy is the gradient of the forward's y: (N, T, U), or (N, U) for h_T alone (then
+    the other steps' outputs get none). gx is None unless need_gx, gb None without a
+    bias, gh0 None without h0. BPTT is ``gru.gru_backward``.
+    """
+    x, W, R, b, h0, activation, recurrent_activation, reset_after, return_sequences, go_backwards, mask = saved
+    if not return_sequences:                              # only h_T was an output
+        gy_all = np.zeros(x.shape[:2] + (R.shape[0],), dtype=gy.dtype)
+        gy_all[:, -1] = gy
+        gy = gy_all
+    gx, gW, gR, gb, gh0 = _gru.gru_backward(gy, x, W, R, b, h0, activation, recurrent_activation, reset_after,
+                                            go_backwards, mask)
+    return (gx if need_gx else None), gW, gR, gb, (gh0 if h0 is not None else None)
