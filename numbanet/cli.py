@@ -5,6 +5,7 @@
     numbanet demo NAME --help           that demo's options
     numbanet demo --help | --list       the demos
     numbanet [-v] bench [options]       run the benchmarks (see benchmarks/; bench --help)
+    numbanet trace DEMO [--kernels K]   print the trace of one training step of a demo's model
 
 ``-v`` prints the BLAS library, its kernels and the thread counts on stderr; without
 it stderr stays quiet unless something is wrong (the BLAS cannot be found to limit
@@ -45,7 +46,7 @@ def build_parser():
                                      epilog="Put -v before the command: numbanet -v demo sine")
     parser.add_argument("-v", "--verbose", action="store_true", dest="show_setup",  # a demo's --verbose is its own
                         help="print the BLAS library, its kernels and the thread counts on stderr")
-    commands = parser.add_subparsers(dest="command", metavar="{demo,bench}")
+    commands = parser.add_subparsers(dest="command", metavar="{demo,bench,trace}")
     demo = commands.add_parser("demo", help="train a demo end to end and write its pictures",
                                description="Train a demo end to end and write its pictures. "
                                            "numbanet demo NAME --help lists NAME's options.")
@@ -59,6 +60,8 @@ def build_parser():
             module.add_arguments(sub)
         add_kernels_option(sub)
     commands.add_parser("bench", add_help=False, help="run the benchmarks (numbanet bench --help for their options)")
+    from .tracing_demos import add_parser as add_trace_parser
+    add_trace_parser(commands)
     return parser
 
 
@@ -185,6 +188,8 @@ def main(argv=None):
     try:
         # bench's options belong to the benchmark runner: only a demo's must all be known here
         args, _ = parser.parse_known_args(argv)
+        if args.command == "trace":
+            args = parser.parse_args(argv)
         if args.command == "demo" and args.demo is not None:
             module, why = _demo_module(DEMOS[args.demo])
             if module is None:
@@ -211,6 +216,9 @@ def main(argv=None):
         with kernels(args.kernels):
             module.main(without_kernels_option(argv[start:]))
         return 0
+    if args.command == "trace":
+        from .tracing_demos import run as run_trace
+        return run_trace(args)
     return bench(argv[argv.index("bench") + 1:])
 
 

@@ -334,19 +334,23 @@ def _fmt_shape(shape):
     return "(" + ",".join(str(d) for d in shape) + (",)" if len(shape) == 1 else ")")
 
 
+def _three_digits(v):
+    return f"{v:.3g}" if v < 1000 else f"{v:.0f}"
+
+
 def _fmt_count(n, unit=""):
     if n is None:
         return "-"
     for scale, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
         if n >= scale:
-            return f"{n / scale:.3g} {prefix}{unit}"
-    return f"{n:g} {unit}".rstrip() if unit else f"{n:g}"
+            return f"{_three_digits(n / scale)} {prefix}{unit}"
+    return f"{n:g} {unit}".rstrip()
 
 
 def _fmt_bytes(n):
     for scale, suffix in ((1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")):
         if n >= scale:
-            return f"{n / scale:.3g} {suffix}"
+            return f"{_three_digits(n / scale)} {suffix}"
     return f"{n} B"
 
 
@@ -452,13 +456,16 @@ def _run(step, title):
     return Trace(rows, output, tier, title)
 
 
-def _backward(tracer, out, grad, owner):
+_NO_GRAPH_FIX = ("pass inputs as ndarrays (they become Tensors with requires_grad=True) or Tensors made with "
+                 "requires_grad=True")
+
+
+def _backward(tracer, out, grad, owner, fix=_NO_GRAPH_FIX):
     if not isinstance(out, Tensor):
         raise TypeError(f"{owner}: the function must return a Tensor, got {type(out).__name__}")
     if not out.requires_grad or out.creator is None:
         raise ValueError(f"{owner}: the output of shape {out.shape} was not computed from any Tensor that requires "
-                         f"a gradient, so there is no graph to trace; pass inputs as ndarrays (they become "
-                         f"Tensors with requires_grad=True) or Tensors made with requires_grad=True")
+                         f"a gradient, so there is no graph to trace; {fix}")
     tracer.wrap_backward(out)
     if grad is None:
         grad = np.ones_like(out.data)        # the gradient of out.sum()
@@ -515,7 +522,9 @@ def trace_model(model, x, y=None):
     def step(tracer):
         y_pred = model(x, training=True)
         out = model.compute_loss(y, y_pred) if compiled else y_pred
-        _backward(tracer, out, None, owner)
+        _backward(tracer, out, None, owner, fix="the model has no trainable weights, so a training step records "
+                                                  "no graph; trace it as a function of its input instead: "
+                                                  "nb.trace(model, x)")
         return out
 
     what = f"the loss {model.loss.name}" if compiled else "the output's sum"
