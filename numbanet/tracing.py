@@ -42,7 +42,9 @@ bytes          out_bytes + saved_bytes. Not counted: transient arrays inside one
                fast tier's reused scratch buffers
 time_s         wall time of the node's forward (``Function.__call__``, bookkeeping
                included) or of its ``backward`` (the graph walk's own summing and dtype
-               casts are outside it)
+               casts are outside it); a fast-tier kernel's first call includes Numba's
+               compilation, so trace twice (``numbanet trace`` warms up once) for
+               steady-state times
 =============  ==========================================================================
 
 FLOPs are counted by the rules of ``numbanet/flops.py`` (2 per multiply-add, 1 per other
