@@ -78,16 +78,26 @@ __all__ = ["trace", "trace_model", "Trace", "REFERENCE_ALGORITHMS"]
 COLUMNS = ("phase", "node", "op", "layer", "inputs", "output", "dtype", "padding", "strides", "tier", "route",
            "flops", "out_bytes", "saved_bytes", "bytes", "time_s")
 
-#: The reference tier's route for each of its functions: the algorithm it runs (reference/tier.py).
+def _conv_backward_steps(gx_step, gW_step, args, kwargs):
+    """The steps a reference convolution backward ran: the ones its need_gx / need_gW / need_gb asked for."""
+    flags = list(args[7:10]) + [kwargs.get(k, True) for k in ("need_gx", "need_gW", "need_gb")[len(args[7:10]):]]
+    steps = [step for step, need in zip((gx_step, gW_step, "column sum"), flags) if need]
+    return " + ".join(steps) or "nothing asked"
+
+
+#: The reference tier's route for each of its functions: the algorithm it runs (reference/tier.py),
+#: or a function of the call's arguments that names it.
 REFERENCE_ALGORITHMS = {
     "conv2d_forward": "im2col + matmul",
-    "conv2d_backward": "col2im + im2col matmuls",
+    "conv2d_backward": lambda *a, **k: _conv_backward_steps("col2im(gz W2^T)", "im2col(x)^T gz", a, k),
     "conv2d_transpose_forward": "matmul + col2im",
-    "conv2d_transpose_backward": "im2col + matmuls",
+    "conv2d_transpose_backward": lambda *a, **k: _conv_backward_steps("im2col(gz) W2", "im2col(gz)^T x", a, k),
     "max_pool2d_forward": "window loops, arg-max",
     "max_pool2d_backward": "arg-max scatter",
-    "upsample2d_forward": "repeat (nearest) / interpolation matrices (bilinear)",
-    "upsample2d_backward": "block sums (nearest) / transposed matrices (bilinear)",
+    "upsample2d_forward": lambda x, size, interpolation: ("repeat" if interpolation == "nearest"
+                                                          else "interpolation matrices"),
+    "upsample2d_backward": lambda gy, size, interpolation: ("block sums" if interpolation == "nearest"
+                                                            else "transposed interpolation matrices"),
     "dense_forward": "matmul + bias",
     "dense_backward": "two matmuls + column sum",
     "embedding_backward": "np.add.at scatter",
@@ -229,6 +239,7 @@ class _Tracer:
             finally:
                 if label == "reference":
                     route = REFERENCE_ALGORITHMS.get(name, name)
+                    route = route(*args, **kwargs) if callable(route) else route
                 else:
                     parts = [routes.LAST.get(name) or name]
                     if len(calls.chunks) > chunks:
@@ -430,7 +441,7 @@ class Trace:
         for phase in ("forward", "backward", "total"):
             s = t[phase]
             extra = f" ({s['uncounted']} rows without a FLOP rule)" if s["uncounted"] else ""
-            out.append(f"{phase + ':':<10}{s['nodes']:>4} rows  {_fmt_count(s['flops'], 'FLOP'):>12}{extra}  "
+            out.append(f"{phase + ':':<10}{s['nodes']:>4} row{'' if s['nodes'] == 1 else 's'}  {_fmt_count(s['flops'], 'FLOP'):>12}{extra}  "
                        f"{_fmt_bytes(s['bytes']):>10}  {s['time_s'] * 1e3:9.3f} ms")
         out.append("FLOPs: 2 per multiply-add, 1 per other elementwise operation; bytes: outputs, saved arrays "
                    "and gradients (numbanet.tracing docstring)")
