@@ -12,5 +12,7 @@ from .engine import (Function, GradientCheckError, Tensor, check_grad, exp, func
                      get_kernels, kernels, numerical_grad, relu, set_kernels, sigmoid, tanh)
 from .layers import Input
 from .models import Model, Sequential
+from .tracing import Trace, trace
+from .graphplot import plot_graph
 
 __version__ = "0.1.0"

@@ -218,3 +218,13 @@ class Model(Trainer, WeightsIO, Layer):
 
     def summary(self, print_fn=print):
         print_summary(self, print_fn)
+
+    def trace(self, x, y=None):
+        """Trace one training step on (x, y) without updating the weights: a ``numbanet.tracing.Trace``.
+
+        Forward in training mode, the compiled loss, ``backward()``; one row per graph
+        node with its shapes, padding, strides, kernel route, FLOPs, bytes and time.
+        ``print(model.trace(x, y))`` shows the table (``numbanet/tracing.py``).
+        """
+        from ..tracing import trace_model   # tracing sits above the models it traces
+        return trace_model(self, x, y)
