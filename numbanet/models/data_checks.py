@@ -240,9 +240,18 @@ def _label(arg, i, name):
     return f"{arg}[{i}] ({name!r})"
 
 
+def _one_array(value):
+    """Whether ``value`` is the data of one input or output: not a dict, nor a list/tuple holding arrays."""
+    if isinstance(value, dict):
+        return False
+    return not (isinstance(value, (list, tuple)) and len(value) == 1 and isinstance(value[0], (np.ndarray, Tensor)))
+
+
 def _input_arrays(model, x, where):
     """The arrays of a model of several inputs, in input order, from a list/tuple or a dict by input name."""
     names = model.input_names
+    if len(names) == 1 and _one_array(x):
+        return [x]
     if isinstance(x, dict):
         missing = [n for n in names if n not in x]
         if missing:
@@ -265,7 +274,9 @@ def _target_arrays(model, y, where):
     losses = getattr(model, "_output_losses", None) or [None] * len(names)
     active = [i for i, loss in enumerate(losses) if loss is not None]
     form = (f"give y as a list of {len(names)} arrays in that order or a dict by output name")
-    if isinstance(y, dict):
+    if len(names) == 1 and _one_array(y):
+        ys = [y]
+    elif isinstance(y, dict):
         unknown = [k for k in y if k not in names]
         if unknown:
             raise ValueError(f"{where}: y has the key {unknown[0]!r}, which is not an output of the model; "

@@ -243,8 +243,9 @@ class Model(Trainer, WeightsIO, Layer):
     def __call__(self, x, training=False, **kwargs):
         if is_symbolic(x):
             return self._call_symbolic(x, kwargs)
-        if self._nodes is not None and len(self._input_symbols) > 1:
-            x = [self._as_input(v, sym) for v, sym in zip(self._input_list(x), self._input_symbols)]
+        if self._nodes is not None:
+            xs = [self._as_input(v, sym) for v, sym in zip(self._input_list(x), self._input_symbols)]
+            x = xs if len(xs) > 1 else xs[0]
         else:
             x = self._as_input(x, None)
             if self.batch_input_shape is not None:  # declared: Input(shape) or input_shape= (also Sequential)
@@ -270,12 +271,17 @@ class Model(Trainer, WeightsIO, Layer):
             if x.dtype.kind == "f" and x.dtype != self.dtype:
                 x = x.astype(self.dtype)
         if sym is not None:
-            self._check_model_input(x, sym.shape, f"input {sym.layer.name!r}")
+            self._check_model_input(x, sym.shape, "input" if len(self._input_symbols) == 1 else
+                                    f"input {sym.layer.name!r}")
         return x
 
     def _input_list(self, x):
-        """The arrays for a model of several inputs, in input order, from a list, tuple or dict by input name."""
+        """The arrays of a functional model's inputs, in input order, from a list, tuple or dict by input name
+        (a model of one input also takes the array itself)."""
         names = self.input_names
+        if len(names) == 1 and not isinstance(x, dict) and not (
+                isinstance(x, (list, tuple)) and len(x) == 1 and isinstance(x[0], (np.ndarray, Tensor))):
+            return [x]
         if isinstance(x, dict):
             missing = [n for n in names if n not in x]
             if missing:
