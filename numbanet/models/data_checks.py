@@ -19,6 +19,10 @@ with the shapes of the whole data (never of one batch) and the fix:
   own target check on a zero-stride stand-in for the predictions (no forward
   pass, no memory), so a target that cannot fit fails before the first step.
 
+A model of several inputs or outputs (``prepare_multi_io``) takes x and y as lists
+(or dicts by input / output name); each array gets the checks above under its own
+name (``x[1] ('b')``), and all of them must have the same number of samples.
+
 ``prepare_validation(model, validation_data, x, y)`` does the same for
 ``validation_data`` and also compares its per-sample shapes with the training
 data's, so a wrong validation set fails before training, not after an epoch.

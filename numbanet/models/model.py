@@ -2,7 +2,11 @@
 
 * Functional: ``Model(inputs, outputs)`` takes the ``SymbolicTensor`` graph built
   by calling layers on ``Input(shape)``, sorts its layer calls once into
-  execution order, and replays them on real Tensors.
+  execution order, and replays them on real Tensors. ``inputs`` and ``outputs``
+  may be lists: the model then takes a list (or a dict by input name) and
+  returns a list. ``model.inputs`` / ``model.outputs`` (and each layer's
+  ``input`` / ``output``) are those symbolic tensors, so a feature extractor is
+  ``Model(model.inputs, [layer.output for layer in model.layers])``.
 * Subclassed: a subclass calls ``super().__init__()``, assigns layers as
   attributes (tracked in assignment order; lists of layers too) and writes
   ``call(self, x)``.
