@@ -61,6 +61,9 @@ class SymbolicTensor:
         self.kwargs = kwargs or {}
         self.index = index  # position in a tuple-valued layer output, else None
         self.name = name
+        self.node_index = 0  # which call of ``layer`` made this tensor (Keras's "shared[1][0]")
+        if layer is not None and not parents:  # an Input: its layer's input and output are this tensor
+            layer._call_sites.append((self, self))
 
     @property
     def ndim(self):
@@ -103,6 +106,7 @@ class Layer:
             raise TypeError(f"{self.name}: dtype must be a floating type, 'float32' or 'float64', got {self.dtype}")
         self.built = False
         self._weight_list = []  # [(name, Tensor)], Keras order
+        self._call_sites = []   # [(input, output)] of each symbolic call, in call order
         self._trainable = bool(trainable)
         if input_shape is None and input_dim is not None:
             input_shape = (input_dim,)
@@ -295,8 +299,35 @@ class Layer:
             x = x[0]
         out = self.build_from_shape(x.shape)
         if out and isinstance(out[0], tuple):  # several outputs (e.g. return_state)
-            return tuple(SymbolicTensor(s, self.dtype, self, (x,), kwargs, index=i) for i, s in enumerate(out))
-        return SymbolicTensor(out, self.dtype, self, (x,), kwargs)
+            y = tuple(SymbolicTensor(s, self.dtype, self, (x,), kwargs, index=i) for i, s in enumerate(out))
+        else:
+            y = SymbolicTensor(out, self.dtype, self, (x,), kwargs)
+        sites = self.__dict__.setdefault("_call_sites", [])
+        for t in (y if isinstance(y, tuple) else (y,)):
+            t.node_index = len(sites)
+        sites.append((x, y))
+        return y
+
+    # ------------------------------------------------ symbolic input and output
+    def _call_site_value(self, position, what):
+        """The input (position 0) or output (1) of the layer's first symbolic call, as Keras 3 gives."""
+        sites = self.__dict__.get("_call_sites")
+        if not sites:
+            raise AttributeError(f"The layer {self.name} has never been called and thus has no defined {what}: "
+                                 f"call it on a tensor from Input(shape), or build the Sequential model that "
+                                 f"holds it with an Input(shape) or input_shape= first")
+        value = sites[0][position]
+        return list(value) if isinstance(value, tuple) else value
+
+    @property
+    def input(self):
+        """The SymbolicTensor this layer was first called on in a functional or built Sequential graph."""
+        return self._call_site_value(0, "input")
+
+    @property
+    def output(self):
+        """The SymbolicTensor(s) of the layer's first call (a list for several outputs, e.g. return_state)."""
+        return self._call_site_value(1, "output")
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name!r} built={self.built}>"
