@@ -8,6 +8,7 @@
 """
 from . import activations, callbacks, data, engine, initializers, layers, losses, metrics, models, optimizers, plot, text, utils
 from . import explain
+from . import saving
 from .engine import (Function, GradientCheckError, Tensor, check_grad, exp, functional, log, no_grad,
                      get_kernels, kernels, numerical_grad, relu, set_kernels, sigmoid, tanh)
 from .layers import Input

@@ -69,6 +69,9 @@ class Constant(Initializer):
     def sample(self, shape):
         return np.full(shape, self.value)
 
+    def get_config(self):
+        return {"value": self.value}
+
 
 class RandomNormal(Initializer):
     """N(mean, stddev^2); Keras defaults mean 0, stddev 0.05."""
@@ -76,6 +79,9 @@ class RandomNormal(Initializer):
     def __init__(self, mean=0.0, stddev=0.05, seed=None):
         super().__init__(seed)
         self.mean, self.stddev = mean, stddev
+
+    def get_config(self):
+        return {"mean": self.mean, "stddev": self.stddev, "seed": self.seed}
 
     def sample(self, shape):
         return self.rng().normal(self.mean, self.stddev, shape)
@@ -87,6 +93,9 @@ class RandomUniform(Initializer):
     def __init__(self, minval=-0.05, maxval=0.05, seed=None):
         super().__init__(seed)
         self.minval, self.maxval = minval, maxval
+
+    def get_config(self):
+        return {"minval": self.minval, "maxval": self.maxval, "seed": self.seed}
 
     def sample(self, shape):
         return self.rng().uniform(self.minval, self.maxval, shape)
@@ -108,6 +117,12 @@ class VarianceScaling(Initializer):
         if scale <= 0:
             raise ValueError(f"VarianceScaling: scale must be positive, got {scale}")
         self.scale, self.mode, self.distribution = scale, mode, distribution
+
+    def get_config(self):
+        """The constructor's arguments: the subclasses (GlorotUniform, ...) fix all but the seed."""
+        if type(self).__init__ is not VarianceScaling.__init__:
+            return {"seed": self.seed}
+        return {"scale": self.scale, "mode": self.mode, "distribution": self.distribution, "seed": self.seed}
 
     def sample(self, shape):
         fan_in, fan_out = compute_fans(shape)
@@ -160,6 +175,9 @@ class Orthogonal(Initializer):
     def __init__(self, gain=1.0, seed=None):
         super().__init__(seed)
         self.gain = gain
+
+    def get_config(self):
+        return {"gain": self.gain, "seed": self.seed}
 
     def sample(self, shape):
         if len(shape) < 2:

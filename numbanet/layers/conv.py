@@ -54,7 +54,8 @@ class _Conv(Layer):
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size,
                 "strides": self.strides, "padding": self.padding,
-                "activation": activations.name_of(self.activation), "use_bias": self.use_bias}
+                "activation": activations.name_of(self.activation), "use_bias": self.use_bias,
+                "kernel_initializer": self.kernel_initializer, "bias_initializer": self.bias_initializer}
 
 
 class Conv2D(_Conv):

@@ -3,3 +3,4 @@ from . import callbacks
 from .callbacks import Callback, EarlyStopping, History, ModelCheckpoint, TerminateOnNaN
 from .model import Model
 from .sequential import Sequential
+from .saving import load_model
