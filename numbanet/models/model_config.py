@@ -145,7 +145,8 @@ def model_from_config(entry, custom_objects=None):
             model.add(model_from_config(sub, custom_objects))
         if config.get("input") is None and config.get("build_input_shape") is not None:
             model.build(tuple(config["build_input_shape"]))
-        model.trainable = config.get("trainable", True)
+        if config.get("trainable") is False:      # True would unfreeze the frozen layers (Keras's setter recurses)
+            model.trainable = False
         return model
     if cls_name == "Functional" and entry.get("registered_name") is None:
         return _functional_from_config(config, custom_objects)
@@ -185,7 +186,8 @@ def _functional_from_config(config, custom_objects):
     outputs = [resolve(r) for r in config["output_layers"]]
     model = Model(inputs if config.get("inputs_as_list", len(inputs) > 1) else inputs[0],
                   outputs if config.get("outputs_as_list", len(outputs) > 1) else outputs[0], name=config["name"])
-    model.trainable = config.get("trainable", True)
+    if config.get("trainable") is False:
+        model.trainable = False
     return model
 
 
