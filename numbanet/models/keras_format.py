@@ -595,7 +595,8 @@ def layer_to_keras(layer):
         raise ValueError(f"save: layer {layer.name!r} is a nested model, which numbanet does not write to .keras "
                          f"files; build the outer model from its layers")
     cls = type(layer).__name__
-    if saving._NAMES.get(type(layer)) is not None or not hasattr(__import__("numbanet").layers, cls):
+    from .. import layers
+    if saving._NAMES.get(type(layer)) is not None or getattr(layers, cls, None) is not type(layer):
         raise ValueError(f"save: layer {layer.name!r} is a {cls}, which Keras does not have; save the model in "
                          f"numbanet's format ('.numbanet') instead")
     config = layer.get_config()
@@ -760,6 +761,7 @@ def _write_h5(f, model, layers, class_names, compiled):
 def save_keras(model, path):
     """Write ``model`` as a Keras 3 ``.keras`` file that ``keras.models.load_model`` opens, atomically."""
     import zipfile
+    from .. import __version__ as nb_version
     from .saving import atomic_write
     entry, layers = model_to_keras(model)
     class_names = [type(layer).__name__ for layer in layers]
@@ -770,7 +772,7 @@ def save_keras(model, path):
     h5 = io.BytesIO()
     _write_h5(h5, model, layers, class_names, compiled)
     metadata = {"keras_version": KERAS_VERSION, "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S"),
-                "numbanet_version": __import__("numbanet").__version__}
+                "numbanet_version": nb_version}
 
     def write(f):
         with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as z:
