@@ -148,3 +148,4 @@ from .recurrent import simple_rnn  # noqa: E402,F401
 
 from .conv import conv2d, conv2d_transpose  # noqa: E402,F401  (re-exported: the convolutional family)
 from .pooling import max_pool2d, upsample2d  # noqa: E402,F401
+from .lstm import lstm  # noqa: E402,F401

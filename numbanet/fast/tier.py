@@ -15,3 +15,4 @@ from .losses import sparse_ce_backward, sparse_ce_forward  # noqa: E402,F401
 from .optimizers import (adadelta_update, adagrad_update, adam_update, rmsprop_update,  # noqa: E402,F401
                          sgd_update)
 from .recurrent import simple_rnn_backward, simple_rnn_forward  # noqa: E402,F401
+from .lstm import lstm_backward, lstm_forward  # noqa: E402,F401
