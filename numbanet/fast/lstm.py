@@ -24,9 +24,23 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..engine.ops import sigmoid_
 from .kernels.lstm import ACTIVATION_CODES, cell_backward, cell_output, cell_state
 from .routes import LAST
+
+
+def _sigmoid_(a, out):
+    """1 / (1 + exp(-a)) written into ``out``, which may be ``a`` itself or a strided column block.
+
+    -a is a multiplication by -1: NumPy 2.4's in-place ``np.negative`` on a view whose
+    stride is 16 bytes (float32) or 64 bytes (float64) writes wrong elements, and a
+    gate block of one unit, G[t][:, 3:4] for U = 1, is such a view. exp overflows to inf
+    for a < -88 (float32), giving the correctly rounded 0, so that warning is silenced.
+    """
+    np.multiply(a, -1, out=out)
+    with np.errstate(over="ignore"):
+        np.exp(out, out=out)
+    out += 1
+    np.reciprocal(out, out=out)
 
 
 def _hard_sigmoid_(a, out):
@@ -39,7 +53,7 @@ def _hard_sigmoid_(a, out):
 # name -> f(a, out): out = f(a); ``out`` may be ``a`` itself
 ACTIVATIONS_INTO = {
     "linear": lambda a, out: None if out is a else np.copyto(out, a),
-    "sigmoid": lambda a, out: sigmoid_(a, out=out),
+    "sigmoid": _sigmoid_,
     "tanh": lambda a, out: np.tanh(a, out=out),
     "relu": lambda a, out: np.maximum(a, 0, out=out),
     "hard_sigmoid": _hard_sigmoid_,
