@@ -76,9 +76,10 @@ def _recur(G, Hs, Cs, TC, R, m, phi, sigma):
         np.matmul(Hs[t], R, out=rec)                           # (N, U) @ (U, 4U): all four gates at once
         z = G[t]
         z += rec                                               # z_t
-        sigma(z[:, :2 * U], z[:, :2 * U])                      # i_t, f_t
-        phi(z[:, 2 * U:3 * U], z[:, 2 * U:3 * U])              # g_t
-        sigma(z[:, 3 * U:], z[:, 3 * U:])                      # o_t
+        zif, zg, zo = z[:, :2 * U], z[:, 2 * U:3 * U], z[:, 3 * U:]
+        sigma(zif, zif)                                        # i_t, f_t
+        phi(zg, zg)                                            # g_t
+        sigma(zo, zo)                                          # o_t
         cell_state(z, Cs[t], m[t], Cs[t + 1])                  # c_t = f c_{t-1} + i g
         phi(Cs[t + 1], TC[t])                                  # phi(c_t), kept for backward
         cell_output(z, TC[t], Hs[t], m[t], Hs[t + 1])          # h_t = o phi(c_t)
