@@ -130,6 +130,7 @@ def _bptt(gy, G, Cs, TC, R, m, seen, phi_code, sigma_code, return_sequences, ret
         gY = gY * (seen if return_sequences else seen[-1:])    # y_t = h_t s_t
     dZ = np.empty_like(G)
     rec = np.empty((N, U), G.dtype)
+    RT = np.ascontiguousarray(R.T)                             # (4U, U): the product with R^T as a view ran 1.5x slower
     for t in range(T - 1, -1, -1):
         if return_sequences:
             dh += gY[t]                                        # dh_t = gy_t + (carried from t+1)
@@ -137,9 +138,9 @@ def _bptt(gy, G, Cs, TC, R, m, seen, phi_code, sigma_code, return_sequences, ret
             dh += gY[0]
         cell_backward(G[t], Cs[t], TC[t], m[t], dh, dc, dZ[t], phi_code, sigma_code)
         if seen is None:
-            np.matmul(dZ[t], R.T, out=dh)                      # dh_{t-1} = dz_t R^T
+            np.matmul(dZ[t], RT, out=dh)                       # dh_{t-1} = dz_t R^T
         else:                                                  # masked rows kept dh_t: add dz_t R^T (0 there)
-            np.matmul(dZ[t], R.T, out=rec)
+            np.matmul(dZ[t], RT, out=rec)
             dh += rec
     return dZ, dh, dc
 
