@@ -150,3 +150,4 @@ from .conv import conv2d, conv2d_transpose  # noqa: E402,F401  (re-exported: the
 from .pooling import max_pool2d, upsample2d  # noqa: E402,F401
 from .unfold import col2im, im2col  # noqa: E402,F401  (convolution's unfolding, on its own)
 from .gru import gru  # noqa: E402,F401
+from .lstm import lstm  # noqa: E402,F401

@@ -16,6 +16,7 @@ from .optimizers import (adadelta_update, adagrad_update, adam_update, rmsprop_u
                          sgd_update)
 from .recurrent import simple_rnn_backward, simple_rnn_forward  # noqa: E402,F401
 from .gru import gru_backward, gru_forward  # noqa: E402,F401
+from .lstm import lstm_backward, lstm_forward  # noqa: E402,F401
 
 # ------------------------------------------------ im2col / col2im on their own (nb.functional.im2col)
 import numpy as _np  # noqa: E402

@@ -5,6 +5,7 @@ from .embedding import Embedding
 from .recurrent import SimpleRNN
 from .conv import Conv2D, Conv2DTranspose
 from .pooling import MaxPooling2D, UpSampling2D
+from .lstm import LSTM
 from .gru import GRU
 from .wrappers import Bidirectional
 
