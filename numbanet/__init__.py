@@ -11,5 +11,6 @@ from .engine import (Function, GradientCheckError, Tensor, check_grad, exp, func
                      get_kernels, kernels, numerical_grad, relu, set_kernels, sigmoid, tanh)
 from .layers import Input
 from .models import Model, Sequential
+from .engine import check_model_grads
 
 __version__ = "0.1.0"
