@@ -5,6 +5,7 @@
     numbanet demo NAME --help           that demo's options
     numbanet demo --help | --list       the demos
     numbanet [-v] bench [options]       run the benchmarks (see benchmarks/; bench --help)
+    numbanet gradcheck DEMO             check every weight's gradient of a demo's model (float64)
 
 ``-v`` prints the BLAS library, its kernels and the thread counts on stderr; without
 it stderr stays quiet unless something is wrong (the BLAS cannot be found to limit
@@ -45,7 +46,7 @@ def build_parser():
                                      epilog="Put -v before the command: numbanet -v demo sine")
     parser.add_argument("-v", "--verbose", action="store_true", dest="show_setup",  # a demo's --verbose is its own
                         help="print the BLAS library, its kernels and the thread counts on stderr")
-    commands = parser.add_subparsers(dest="command", metavar="{demo,bench}")
+    commands = parser.add_subparsers(dest="command", metavar="{demo,bench,gradcheck}")
     demo = commands.add_parser("demo", help="train a demo end to end and write its pictures",
                                description="Train a demo end to end and write its pictures. "
                                            "numbanet demo NAME --help lists NAME's options.")
@@ -59,7 +60,17 @@ def build_parser():
             module.add_arguments(sub)
         add_kernels_option(sub)
     commands.add_parser("bench", add_help=False, help="run the benchmarks (numbanet bench --help for their options)")
+    add_gradcheck_parser(commands)
     return parser
+
+
+def add_gradcheck_parser(commands):
+    """``numbanet gradcheck DEMO``: numbanet/demos/gradcheck.py holds its options and its work."""
+    from .demos import gradcheck
+    sub = commands.add_parser("gradcheck", help=gradcheck.SUMMARY, description=gradcheck.__doc__.split("\n\n")[1],
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    gradcheck.add_arguments(sub)
+    add_kernels_option(sub)
 
 
 def add_kernels_option(parser):
@@ -211,6 +222,11 @@ def main(argv=None):
         with kernels(args.kernels):
             module.main(without_kernels_option(argv[start:]))
         return 0
+    if args.command == "gradcheck":
+        from .demos import gradcheck
+        from .engine.tiers import kernels
+        with kernels(args.kernels):
+            return gradcheck.main(args)
     return bench(argv[argv.index("bench") + 1:])
 
 
