@@ -84,9 +84,10 @@ def add_arguments(parser):
     parser.add_argument("--seed", type=int, default=0, help="seed of the weights and directions (default: %(default)s)")
 
 
-def run(demo, samples=3, max_elements=400, seed=0, out=sys.stdout):
-    """Check ``demo``'s model; print the report to ``out``; return the ``GradCheckReport``."""
+def run(demo, samples=3, max_elements=400, seed=0, out=None):
+    """Check ``demo``'s model; print the report to ``out`` (stdout); return the ``GradCheckReport``."""
     import numbanet as nb
+    out = sys.stdout if out is None else out
     if samples < 1:
         raise ValueError(f"gradcheck: --samples must be a positive integer, got {samples}")
     nb.utils.set_random_seed(seed)
