@@ -12,5 +12,6 @@ from .engine import (Function, GradientCheckError, Tensor, check_grad, exp, func
 from .layers import Input
 from .models import Model, Sequential
 from .engine import check_model_grads
+from . import testing
 
 __version__ = "0.1.0"
