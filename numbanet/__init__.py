@@ -14,5 +14,7 @@ from .layers import Input
 from .models import Model, Sequential
 from .tracing import Trace, trace
 from .graphplot import plot_graph
+from .engine import check_model_grads
+from . import testing
 
 __version__ = "0.1.0"

@@ -198,9 +198,10 @@ class Layer:
         """
         shape = tuple(1 if d is None else d for d in input_shape)
         dtype = np.int64 if self.accepts_integer_input else self.dtype
+        kwargs = {"training": False} if takes_training(type(self)) else {}   # a user's call(self, x) too
         with no_grad():
             y = self.call(Tensor(np.zeros(shape, dtype=dtype)) if not self.accepts_integer_input
-                          else np.zeros(shape, dtype=dtype), training=False)
+                          else np.zeros(shape, dtype=dtype), **kwargs)
         if isinstance(y, (tuple, list)):
             return tuple((input_shape[0],) + t.shape[1:] for t in y)
         return (input_shape[0],) + y.shape[1:]
