@@ -14,6 +14,7 @@ from .embedding import embedding_backward  # noqa: E402,F401
 from .losses import sparse_ce_backward, sparse_ce_forward  # noqa: E402,F401
 from .optimizers import (adadelta_update, adagrad_update, adam_update, rmsprop_update,  # noqa: E402,F401
                          sgd_update)
+from .optimizers import adamax_update, nadam_update, weight_decay_update  # noqa: E402,F401
 from .recurrent import simple_rnn_backward, simple_rnn_forward  # noqa: E402,F401
 
 # ------------------------------------------------ im2col / col2im on their own (nb.functional.im2col)
