@@ -212,7 +212,7 @@ class Trainer:
             vx, vy = data_checks.prepare_validation(self, validation_data, x, y)
 
         history = History()
-        cbs = [history] + list(callbacks or [])
+        cbs = list(callbacks or []) + [history]   # History last, as Keras: it records what callbacks add
         for cb in cbs:
             if not isinstance(cb, Callback):
                 raise TypeError(f"{self.name}.fit: callbacks must be Callback objects, got {type(cb).__name__}")
@@ -260,9 +260,9 @@ class Trainer:
             if validation_data is not None:
                 val = self._evaluate_arrays(vx, vy, batch_size)
                 logs.update({"val_" + k: v for k, v in val.items()})
-            bar.finish(logs)
             for cb in cbs:
                 cb.on_epoch_end(epoch, logs)
+            bar.finish(logs)
             if self.stop_training:
                 break
         for cb in cbs:

@@ -245,6 +245,32 @@ def col2im(cols, in_hw, strides, pads):
     return conv.col2im(cols, *in_hw, *strides, pads[0], pads[2])
 
 
+# ------------------------------------------------ Nadam, Adamax, decoupled weight decay
+def nadam_update(w, g, m, v, t, lr, u_product, beta_1=0.9, beta_2=0.999, epsilon=1e-7):
+    """Nadam's step t (from 1) on w, m, v, in place (``optimizers.nadam``); u_product = u_1 ... u_t,
+    u_s = beta_1 (1 - 0.5 * 0.96^s):
+
+        m <- m + (1 - beta_1) (g - m);  v <- v + (1 - beta_2) (g^2 - v)
+        m_hat = u_t+1 m / (1 - u_product u_t+1) + (1 - u_t) g / (1 - u_product)
+        w <- w - lr m_hat / (sqrt(v / (1 - beta_2^t)) + epsilon)
+    """
+    _optimizers.nadam(w, g, m, v, t, lr, u_product, beta_1, beta_2, epsilon)
+
+
+def adamax_update(w, g, m, u, t, lr, beta_1=0.9, beta_2=0.999, epsilon=1e-7):
+    """Adamax's step t (from 1) on w, m, u, in place (``optimizers.adamax``):
+
+        m <- m + (1 - beta_1) (g - m);  u <- max(beta_2 u, |g|)
+        w <- w - lr m / ((1 - beta_1^t) (u + epsilon))
+    """
+    _optimizers.adamax(w, g, m, u, t, lr, beta_1, beta_2, epsilon)
+
+
+def weight_decay_update(w, lr, decay):
+    """w <- w - w * decay * lr, in place (``optimizers.weight_decay``), before the optimizer's own step."""
+    _optimizers.weight_decay(w, lr, decay)
+
+
 # ------------------------------------------------ the gated recurrent unit (GRU)
 from . import gru as _gru  # noqa: E402
 
