@@ -7,6 +7,7 @@ from .conv import Conv2D, Conv2DTranspose
 from .pooling import MaxPooling2D, UpSampling2D
 from .gru import GRU
 from .wrappers import Bidirectional
+from .activation_layers import LeakyReLU, ReLU, Softmax
 
 
 def __getattr__(name):
