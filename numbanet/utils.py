@@ -150,7 +150,7 @@ def to_categorical(y, num_classes=None):
     if labels.dtype.kind == "f":
         bad = ~np.isfinite(labels) | (labels != np.round(labels))
         if bad.any():
-            raise ValueError(f"to_categorical: labels must be whole numbers, got {labels[bad].ravel()[0]!r} at index "
+            raise ValueError(f"to_categorical: labels must be whole numbers, got {labels[bad].ravel()[0].item()!r} at index "
                              f"{tuple(int(i) for i in np.argwhere(bad)[0])}; round or encode them as integers first")
     labels = labels.astype(np.int64)
     if labels.size and labels.min() < 0:

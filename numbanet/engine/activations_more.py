@@ -40,7 +40,7 @@ _erfc = np.frompyfunc(math.erfc, 1, 1)
 def erfc(x):
     """The complementary error function elementwise, in x's dtype (libm's ``erfc``, correctly rounded to ~1 ulp)."""
     x = np.asarray(x)
-    return _erfc(x.astype(np.float64)).astype(x.dtype) if x.size else np.empty_like(x)
+    return np.asarray(_erfc(x.astype(np.float64)), dtype=np.float64).astype(x.dtype) if x.size else np.empty_like(x)
 
 
 class Softplus(Function):
