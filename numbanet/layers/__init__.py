@@ -8,6 +8,7 @@ from .pooling import MaxPooling2D, UpSampling2D
 from .lstm import LSTM
 from .gru import GRU
 from .wrappers import Bidirectional
+from .activation_layers import LeakyReLU, ReLU, Softmax
 
 
 def __getattr__(name):

@@ -27,8 +27,13 @@ class SimpleRNN(Layer):
     masked: its outputs are 0 and its state stays the initial state, as in Keras.
     ``go_backwards`` reads time from T to 1 and returns the sequence in that order. The recurrence and its backpropagation through time
     run as one graph node (``engine.recurrent``); gradient clipping is the
-    optimizer's ``clipnorm``/``clipvalue``.
+    optimizer's ``clipnorm``/``clipvalue``. ``kernel_regularizer=``,
+    ``recurrent_regularizer=``, ``bias_regularizer=``, ``activity_regularizer=``:
+    penalties in ``losses`` (``numbanet.regularizers``).
     """
+
+    regularized_weights = {"kernel": "kernel_regularizer", "recurrent_kernel": "recurrent_regularizer",
+                           "bias": "bias_regularizer"}
 
     def __init__(self, units, activation="tanh", use_bias=True, kernel_initializer="glorot_uniform",
                  recurrent_initializer="orthogonal", bias_initializer="zeros", return_sequences=False,
