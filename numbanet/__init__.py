@@ -7,6 +7,7 @@
     model.fit(x, y, batch_size=20, epochs=100)
 """
 from . import activations, callbacks, data, engine, initializers, layers, losses, metrics, models, optimizers, plot, text, utils
+from . import regularizers
 from . import explain
 from . import saving
 from .engine import (Function, GradientCheckError, Tensor, check_grad, exp, functional, log, no_grad,
@@ -15,5 +16,7 @@ from .layers import Input
 from .models import Model, Sequential
 from .tracing import Trace, trace
 from .graphplot import plot_graph
+from .engine import check_model_grads
+from . import testing
 
 __version__ = "0.1.0"

@@ -7,6 +7,7 @@
     numbanet [-v] bench [options]       run the benchmarks (see benchmarks/; bench --help)
     numbanet explain OP [options]       the convolution atlas of one configuration (explain OP --help)
     numbanet trace DEMO [--kernels K]   print the trace of one training step of a demo's model
+    numbanet gradcheck DEMO             check every weight's gradient of a demo's model (float64)
 
 ``-v`` prints the BLAS library, its kernels and the thread counts on stderr; without
 it stderr stays quiet unless something is wrong (the BLAS cannot be found to limit
@@ -47,7 +48,7 @@ def build_parser():
                                      epilog="Put -v before the command: numbanet -v demo sine")
     parser.add_argument("-v", "--verbose", action="store_true", dest="show_setup",  # a demo's --verbose is its own
                         help="print the BLAS library, its kernels and the thread counts on stderr")
-    commands = parser.add_subparsers(dest="command", metavar="{demo,bench,trace}")
+    commands = parser.add_subparsers(dest="command")
     demo = commands.add_parser("demo", help="train a demo end to end and write its pictures",
                                description="Train a demo end to end and write its pictures. "
                                            "numbanet demo NAME --help lists NAME's options.")
@@ -65,8 +66,18 @@ def build_parser():
     explain_command.add_parser(commands)
     from .tracing_demos import add_parser as add_trace_parser
     add_trace_parser(commands)
+    add_gradcheck_parser(commands)
     commands.metavar = "{" + ",".join(commands.choices) + "}"   # every command, in the order added
     return parser
+
+
+def add_gradcheck_parser(commands):
+    """``numbanet gradcheck DEMO``: numbanet/demos/gradcheck.py holds its options and its work."""
+    from .demos import gradcheck
+    sub = commands.add_parser("gradcheck", help=gradcheck.SUMMARY, description=gradcheck.__doc__.split("\n\n")[1],
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    gradcheck.add_arguments(sub)
+    add_kernels_option(sub)
 
 
 def add_kernels_option(parser):
@@ -184,7 +195,7 @@ def _report_threads(threads, verbose):
 
 
 # the commands whose options are all numbanet's own (bench passes its options on to the runner)
-STRICT_COMMANDS = {"explain", "trace"}
+STRICT_COMMANDS = {"explain", "trace", "gradcheck"}
 
 
 def main(argv=None):
@@ -230,6 +241,11 @@ def main(argv=None):
     if args.command == "trace":
         from .tracing_demos import run as run_trace
         return run_trace(args)
+    if args.command == "gradcheck":
+        from .demos import gradcheck
+        from .engine.tiers import kernels
+        with kernels(args.kernels):
+            return gradcheck.main(args)
     return bench(argv[argv.index("bench") + 1:])
 
 

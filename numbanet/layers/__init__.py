@@ -5,8 +5,10 @@ from .embedding import Embedding
 from .recurrent import SimpleRNN
 from .conv import Conv2D, Conv2DTranspose
 from .pooling import MaxPooling2D, UpSampling2D
+from .lstm import LSTM
 from .gru import GRU
 from .wrappers import Bidirectional
+from .activation_layers import LeakyReLU, ReLU, Softmax
 
 
 def __getattr__(name):

@@ -12,6 +12,13 @@ The Keras lifecycle, kept small:
   formula (batch axis ``None``); the default runs the layer once on zeros;
 * ``get_config()`` returns the constructor arguments.
 
+Regularization (Keras's ``layer.losses``): a layer class declares which of its
+weights takes which regularizer argument in ``regularized_weights`` (Dense:
+``{"kernel": "kernel_regularizer", "bias": "bias_regularizer"}``); the base then
+accepts those arguments, keeps them as attributes, puts them in ``get_config``,
+and ``losses`` holds one penalty per trainable weight that has one. Every layer
+takes ``activity_regularizer=``, a penalty on its output divided by the batch size.
+
 Weights are Tensors with ``requires_grad=True``; ``get_weights()`` and
 ``set_weights()`` use Keras's order and shapes.
 
@@ -24,7 +31,7 @@ import weakref
 
 import numpy as np
 
-from .. import initializers
+from .. import initializers, regularizers
 from ..engine import Tensor, no_grad
 from ..engine.tensor import CURRENT_LAYER
 from ..engine.ops import cast
@@ -94,10 +101,18 @@ class Layer:
     #: Embedding takes integer ids: the base then leaves its input uncast.
     accepts_integer_input = False
 
-    def __init__(self, name=None, dtype=None, input_shape=None, trainable=True, input_dim=None, **kwargs):
+    #: weight name -> the constructor argument that holds its regularizer (see ``losses``)
+    regularized_weights = {}
+
+    def __init__(self, name=None, dtype=None, input_shape=None, trainable=True, input_dim=None,
+                 activity_regularizer=None, **kwargs):
+        chosen = {arg: kwargs.pop(arg, None) for arg in dict.fromkeys(self.regularized_weights.values())}
         if kwargs:
             raise TypeError(f"{type(self).__name__}: unexpected keyword argument(s) {sorted(kwargs)}")
         self.name = name or unique_name(snake_case(type(self).__name__))
+        for arg, value in {**chosen, "activity_regularizer": activity_regularizer}.items():
+            setattr(self, arg, self.check_regularizer(arg, value))
+        self._losses = []       # activity penalties (and add_loss) of the latest outermost call
         try:
             self.dtype = np.dtype(dtype or "float32")
         except TypeError:  # NumPy's "data type 'x' not understood" names neither the layer nor the argument
@@ -135,6 +150,13 @@ class Layer:
         except (ValueError, TypeError) as err:
             raise type(err)(f"{self.name}: {arg}: {err}") from None
         return value
+
+    def check_regularizer(self, arg, value):
+        """``regularizers.get(value)``, or its error naming this layer and ``arg``."""
+        try:
+            return regularizers.get(value)
+        except (ValueError, TypeError) as err:
+            raise type(err)(f"{self.name}: {arg}: {err}") from None
 
     def add_weight(self, name, shape, initializer="zeros", trainable=True) -> Tensor:
         """Create a weight Tensor of ``shape`` drawn from ``initializer`` in the layer's dtype."""
@@ -198,9 +220,10 @@ class Layer:
         """
         shape = tuple(1 if d is None else d for d in input_shape)
         dtype = np.int64 if self.accepts_integer_input else self.dtype
+        kwargs = {"training": False} if takes_training(type(self)) else {}   # a user's call(self, x) too
         with no_grad():
             y = self.call(Tensor(np.zeros(shape, dtype=dtype)) if not self.accepts_integer_input
-                          else np.zeros(shape, dtype=dtype), training=False)
+                          else np.zeros(shape, dtype=dtype), **kwargs)
         if isinstance(y, (tuple, list)):
             return tuple((input_shape[0],) + t.shape[1:] for t in y)
         return (input_shape[0],) + y.shape[1:]
@@ -223,7 +246,55 @@ class Layer:
         return out
 
     def get_config(self):
-        return {"name": self.name, "dtype": self.dtype.name, "trainable": self.trainable}
+        config = {"name": self.name, "dtype": self.dtype.name, "trainable": self.trainable}
+        for arg in dict.fromkeys(self.regularized_weights.values()):
+            config[arg] = regularizers.serialize(getattr(self, arg, None))
+        if getattr(self, "activity_regularizer", None) is not None:    # Keras writes it only when set
+            config["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        """A new, unbuilt layer from ``get_config()``'s dict: ``cls(**config)``."""
+        return cls(**config)
+
+    # ------------------------------------------------------------------ losses
+    def add_loss(self, loss):
+        """Add a scalar Tensor to ``losses`` (from inside ``call``); kept until the next outermost call."""
+        if not isinstance(loss, Tensor) or loss.ndim != 0:
+            raise ValueError(f"{self.name}: add_loss takes a scalar Tensor computed in call(), got "
+                             f"{type(loss).__name__} of shape {getattr(loss, 'shape', None)}")
+        self._losses.append(loss)
+
+    @property
+    def losses(self):
+        """The penalties to add to the loss: a list of scalar Tensors, differentiable, in Keras's order.
+
+        First the activity penalties of the latest outermost call, this layer's then its
+        sublayers' (each ``activity_regularizer(y) / N`` for an output y of batch size N);
+        then, recomputed from the current weights on every access, ``R(W)`` for each
+        trainable weight W whose layer gives it a regularizer, in weight order.
+        """
+        layers = _flatten_layers(self)
+        out = [loss for layer in layers for loss in layer.__dict__.get("_losses", ())]
+        seen = set()
+        for layer in layers:
+            for name, w in layer.__dict__.get("_weight_list", ()):
+                arg = layer.regularized_weights.get(name)
+                reg = getattr(layer, arg, None) if arg else None
+                if reg is not None and w.requires_grad and id(w) not in seen:
+                    seen.add(id(w))
+                    out.append(reg(w))
+        return out
+
+    def _record_activity(self, y):
+        """Append ``activity_regularizer(t) / N`` for each output Tensor t of batch size N (0 when N = 0)."""
+        for t in (y if isinstance(y, (tuple, list)) else (y,)):
+            if isinstance(t, Tensor):
+                penalty = self.activity_regularizer(t)
+                if t.ndim > 0:
+                    penalty = penalty / t.shape[0] if t.shape[0] else penalty * 0
+                self._losses.append(penalty)
 
     # -------------------------------------------------------------------- call
     def _convert_input(self, x):
@@ -258,9 +329,12 @@ class Layer:
         mask = mask_of(x) if _MASKS else None
         if mask is not None and "mask" not in kwargs and _takes_mask(type(self)):
             kwargs["mask"] = mask              # a layer whose call takes mask= gets its input's
+        begin_call(self)
         outer, CURRENT_LAYER[0] = CURRENT_LAYER[0], self.name   # the graph's nodes name this layer
         try:
             y = self.call(x, **kwargs)
+            if self.activity_regularizer is not None:
+                self._record_activity(y)
         except BaseException:  # e.g. ids out of range: a failed first call leaves the layer unbuilt, as it was
             if not was_built:
                 del self._weight_list[:]
@@ -331,6 +405,41 @@ class Layer:
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name!r} built={self.built}>"
+
+
+def _sublayers(layer):
+    """The layers inside ``layer``: a model's ``layers``, else the Layer attributes (and lists of them)."""
+    if isinstance(getattr(type(layer), "layers", None), property):
+        return layer.layers
+    found = []
+    for value in vars(layer).values():
+        for item in (value if isinstance(value, (list, tuple)) else (value,)):
+            if isinstance(item, Layer):
+                found.append(item)
+    return found
+
+
+def _flatten_layers(layer):
+    """``layer`` and every layer inside it, depth first, each once."""
+    out, seen, stack = [], set(), [layer]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        out.append(current)
+        stack.extend(reversed(_sublayers(current)))
+    return out
+
+
+def begin_call(layer):
+    """At the start of an outermost call (no layer or model call around it), forget the losses
+    the previous call left on ``layer`` and the layers inside it, as Keras clears them; the calls
+    nested inside add theirs, so a layer called twice in one forward pass keeps both."""
+    if CURRENT_LAYER[0] is None:
+        for inner in _flatten_layers(layer):
+            if "_losses" in inner.__dict__:
+                inner._losses = []
 
 
 # The padding masks of layer outputs, as Keras keeps ``_keras_mask`` on a layer's output:

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..engine import Tensor, no_grad
 from ..engine.tensor import CURRENT_LAYER
-from ..layers.base import Layer, SymbolicTensor, is_symbolic, takes_training
+from ..layers.base import Layer, SymbolicTensor, begin_call, is_symbolic, takes_training
 from ..utils import unique_name
 from .saving import WeightsIO
 from .summary import print_summary
@@ -256,6 +256,7 @@ class Model(Trainer, WeightsIO, Layer):
                 self._check_model_input(x)
         if takes_training(type(self)):
             kwargs["training"] = training
+        begin_call(self)                                          # an outermost call forgets the last losses
         outer, CURRENT_LAYER[0] = CURRENT_LAYER[0], self.name   # the graph's nodes name this layer
         try:
             y = self.call(x, **kwargs)

@@ -15,7 +15,8 @@ size, validates at each epoch's end, and stops on a NaN/inf loss with a warning.
 A functional model of several inputs or outputs takes x as a list (or a dict
 by input name) and y as a list (or a dict by output name); its loss is
 ``L = sum_i w_i * L_i(y_i, y_pred_i)`` over the outputs (``compile_utils``), and
-the logs hold ``loss`` (L), ``<output>_loss`` (each unweighted L_i, when more than
+the logs hold ``loss`` (L plus the regularization penalties ``model.losses``, as
+in Keras 3's fit and evaluate), ``<output>_loss`` (each unweighted L_i, when more than
 one output has a loss) and ``<output>_<metric>``, as Keras 3 names them.
 """
 from __future__ import annotations
@@ -148,7 +149,7 @@ class Trainer:
         if len(self._output_losses) == 1:
             loss = self.loss(y, y_pred, sample_weight=sample_weight, mask=mask_of(y_pred))
             w = self._loss_weights[0]
-            return (loss if w == 1.0 else loss * w), {}
+            return self._plus_penalties(loss if w == 1.0 else loss * w), {}
         total, parts = None, {}
         active = sum(loss is not None for loss in self._output_losses)
         for name, loss, w, t, p in zip(self.output_names, self._output_losses, self._loss_weights, y, y_pred):
@@ -159,7 +160,13 @@ class Trainer:
                 parts[f"{name}_loss"] = value
             term = value if w == 1.0 else value * w
             total = term if total is None else total + term
-        return total, parts
+        return self._plus_penalties(total), parts
+
+    def _plus_penalties(self, loss):
+        """``loss + sum(self.losses)``: the regularization penalties enter the loss, as in Keras's fit and evaluate."""
+        for penalty in self.losses:
+            loss = loss + penalty
+        return loss
 
     def train_step(self, x, y, sample_weight=None):
         """One optimisation step; returns (loss value, predictions as ndarray, or a list of them)."""
@@ -212,7 +219,7 @@ class Trainer:
             vx, vy = data_checks.prepare_validation(self, validation_data, x, y)
 
         history = History()
-        cbs = [history] + list(callbacks or [])
+        cbs = list(callbacks or []) + [history]   # History last, as Keras: it records what callbacks add
         for cb in cbs:
             if not isinstance(cb, Callback):
                 raise TypeError(f"{self.name}.fit: callbacks must be Callback objects, got {type(cb).__name__}")
@@ -260,9 +267,9 @@ class Trainer:
             if validation_data is not None:
                 val = self._evaluate_arrays(vx, vy, batch_size)
                 logs.update({"val_" + k: v for k, v in val.items()})
-            bar.finish(logs)
             for cb in cbs:
                 cb.on_epoch_end(epoch, logs)
+            bar.finish(logs)
             if self.stop_training:
                 break
         for cb in cbs:
