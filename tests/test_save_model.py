@@ -126,13 +126,17 @@ OPTIMIZERS = {
     "rmsprop_centered": lambda: nb.optimizers.RMSprop(0.01, momentum=0.3, centered=True),
     "adagrad": lambda: nb.optimizers.Adagrad(0.1),
     "adadelta": lambda: nb.optimizers.Adadelta(1.0),
+    "nadam": lambda: nb.optimizers.Nadam(0.02),                                   # keeps u_product
+    "adamw": lambda: nb.optimizers.AdamW(0.02, weight_decay=0.05),
+    "sgd_schedule": lambda: nb.optimizers.SGD(nb.schedules.ExponentialDecay(0.1, 3, 0.5), momentum=0.5),
 }
 
 
 def _train_twice(make_opt, tmp_path, save_between):
     """Train 2 epochs, then (maybe through a file) 2 more; the weights and the loss of every epoch."""
     utils.set_random_seed(3)
-    model = nb.Sequential([nb.Input((3,)), L.Dense(8, activation="tanh"), L.Dropout(0.2), L.Dense(2)])
+    model = nb.Sequential([nb.Input((3,)), L.Dense(8, activation="tanh", kernel_regularizer=nb.regularizers.L2(0.01)),
+                           L.Dropout(0.2), L.LeakyReLU(0.1), L.Dense(2)])
     model.compile(make_opt(), "mse", metrics=["mae"])
     rng = np.random.default_rng(1)
     x, y = rng.random((40, 3)).astype("float32"), rng.random((40, 2)).astype("float32")
@@ -152,6 +156,8 @@ def test_training_resumes_step_for_step(tmp_path, name):
     assert first_saved == first_plain
     assert second_saved == second_plain and it_saved == it_plain == 20
     _assert_same_arrays(w_saved, w_plain)
+    if name == "nadam":
+        assert nb.models.load_model(tmp_path / "mid.numbanet").optimizer.u_product != 1.0
 
 
 def test_resuming_without_the_optimizer_state_would_differ(tmp_path):

@@ -23,7 +23,8 @@ and writes without a new entry here. A layer config's keys pass through where th
 numbanet constructor takes them; a Keras-only key must hold the value that means
 what numbanet does (``KERAS_ONLY``, e.g. ``data_format="channels_last"``), else the
 file is refused naming the layer and the key. Keys that only shape training
-(regularizers, constraints, initializers numbanet lacks) are dropped with a warning.
+(constraints; initializers numbanet lacks) are dropped with a warning; regularizers pass in
+Keras's serialized form, which ``numbanet.regularizers.get`` reads.
 
 Compile settings: the optimizer (class, hyperparameters, step count and slots, for
 the optimizers in ``OPTIMIZER_SLOTS``), the loss(es), loss weights and metrics are
@@ -75,7 +76,10 @@ OPTIMIZER_SLOTS = {
     "Adagrad": [(("accumulator",), None)],
     "Adadelta": [(("accumulated_grad", "accumulated_delta_var"), None)],
     "Adamax": [(("m", "u"), None)],
+    "Nadam": [(("m", "v"), None)],
 }
+# Optimizer-wide numbers Keras stores after the slots (as 0-d variables).
+OPTIMIZER_TAIL = {"Nadam": ("u_product",)}
 OPTIMIZER_KERAS_ONLY = {"use_ema": (False,), "ema_momentum": None, "ema_overwrite_frequency": (None,),
                         "loss_scale_factor": (None,), "gradient_accumulation_steps": (None,), "weight_decay": (None,)}
 
@@ -181,7 +185,8 @@ def supported_layers():
 
 
 def _constructor_params(cls):
-    params = set()
+    """Every keyword the class's constructors take, with the regularizer arguments the base pops from kwargs."""
+    params = set(getattr(cls, "regularized_weights", {}).values())
     for c in cls.__mro__:
         init = vars(c).get("__init__")
         if init is not None:
@@ -206,14 +211,8 @@ def layer_from_keras(entry, path, inside_bidirectional=False):
             init = _initializer(value, where, path)
             if init is not None:
                 args[key] = init
-        elif key in params and (key.endswith("_regularizer") or key.endswith("_constraint")):
-            if value is not None:
-                found = saving.builtin_classes("regularizer").get(value.get("class_name")) \
-                    if isinstance(value, dict) and key.endswith("_regularizer") else None
-                if found is None:
-                    _warn(path, f"{where}{key} is not carried (numbanet cannot rebuild {value!r})")
-                else:
-                    args[key] = found(**value.get("config", {}))
+        elif key in params and key.endswith("_regularizer"):
+            args[key] = value         # numbanet's regularizers.get reads Keras's serialized form
         elif key in params:
             args[key] = _as_tuples(value)
         elif key in TRAINING_ONLY:
@@ -510,7 +509,8 @@ def _optimizer_state_from_keras(model, model_layers, h5, path):
     weights = _trainable_in_keras_order(model_layers)
     has_lr = not callable(getattr(opt, "_learning_rate", opt.learning_rate))
     head = 2 if has_lr else 1
-    expected = None if layout is None else head + sum(len(names) for names in layout) * len(weights)
+    tail = OPTIMIZER_TAIL.get(type(opt).__name__, ())
+    expected = None if layout is None else head + sum(len(names) for names in layout) * len(weights) + len(tail)
     if len(stored) == head and int(stored[0]) == 0:    # Keras never stepped: no slots written
         expected = head
     if expected != len(stored):
@@ -529,6 +529,9 @@ def _optimizer_state_from_keras(model, model_layers, h5, path):
             for name in names:
                 slots[name] = np.array(stored[i], dtype=w.dtype).reshape(w.shape)
                 i += 1
+    for name in tail:
+        setattr(opt, name, float(stored[i]))
+        i += 1
 
 
 # =====================================================================================
@@ -692,7 +695,7 @@ def _keras_compile(model):
         opt_config = {k: _keras_value(v, "optimizer: ") for k, v in opt.get_config().items()}
         if callable(opt_config.get("learning_rate")):
             raise TypeError("its learning rate is a function")
-        if type(opt).__name__ not in OPTIMIZER_SLOTS and type(opt).__name__ != "Nadam":
+        if type(opt).__name__ not in OPTIMIZER_SLOTS:
             raise TypeError(f"Keras has no optimizer {type(opt).__name__}")
 
         def loss_entry(loss):
@@ -754,6 +757,8 @@ def _write_h5(f, model, layers, class_names, compiled):
                 for w in weights:
                     slots = opt.slots.get(id(w)) or opt.create_slots(w.data)
                     values.extend(np.asarray(slots[name]) for name in names)
+            values.extend(np.array(getattr(opt, name), dtype=np.float32)
+                          for name in OPTIMIZER_TAIL.get(type(opt).__name__, ()))
             for i, a in enumerate(values):
                 g.create_dataset(str(i), data=a)
 
