@@ -6,6 +6,9 @@ from .recurrent import SimpleRNN
 from .conv import Conv2D, Conv2DTranspose
 from .pooling import MaxPooling2D, UpSampling2D
 from .wrappers import Bidirectional
+from .conv1d import Conv1D
+from .pooling import AveragePooling1D, AveragePooling2D, MaxPooling1D
+from .global_pooling import GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D
 
 
 def __getattr__(name):
