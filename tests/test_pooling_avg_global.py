@@ -297,3 +297,12 @@ def test_pooling_layers_reject_bad_arguments(make, match):
 def test_masked_average_rejects_a_mask_of_the_wrong_shape():
     with pytest.raises(ValueError, match=r"global_avg_pool1d: mask must have the shape \(batch, steps\) = \(2, 3\)"):
         F.global_avg_pool1d(np.ones((2, 3, 4)), mask=np.ones((2, 4), dtype=bool))
+
+
+def test_keras_short_names_are_the_same_classes(keras):
+    for short, full in [("MaxPool1D", "MaxPooling1D"), ("AvgPool1D", "AveragePooling1D"),
+                        ("AvgPool2D", "AveragePooling2D"), ("GlobalMaxPool1D", "GlobalMaxPooling1D"),
+                        ("GlobalAvgPool1D", "GlobalAveragePooling1D"), ("GlobalMaxPool2D", "GlobalMaxPooling2D"),
+                        ("GlobalAvgPool2D", "GlobalAveragePooling2D"), ("Convolution1D", "Conv1D")]:
+        assert getattr(keras.layers, short) is getattr(keras.layers, full)     # Keras has both names
+        assert getattr(nb.layers, short) is getattr(nb.layers, full)

@@ -6,9 +6,10 @@ from .recurrent import SimpleRNN
 from .conv import Conv2D, Conv2DTranspose
 from .pooling import MaxPooling2D, UpSampling2D
 from .wrappers import Bidirectional
-from .conv1d import Conv1D
-from .pooling import AveragePooling1D, AveragePooling2D, MaxPooling1D
-from .global_pooling import GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D
+from .conv1d import Conv1D, Convolution1D
+from .pooling import AveragePooling1D, AveragePooling2D, AvgPool1D, AvgPool2D, MaxPool1D, MaxPooling1D
+from .global_pooling import (GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalAvgPool1D, GlobalAvgPool2D,
+                             GlobalMaxPool1D, GlobalMaxPool2D, GlobalMaxPooling1D, GlobalMaxPooling2D)
 
 
 def __getattr__(name):

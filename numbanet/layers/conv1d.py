@@ -85,3 +85,6 @@ class Conv1D(Layer):
                 "strides": self.strides, "padding": self.padding, "dilation_rate": self.dilation_rate,
                 "activation": activations.name_of(self.activation), "use_bias": self.use_bias,
                 "kernel_initializer": self.kernel_initializer, "bias_initializer": self.bias_initializer}
+
+
+Convolution1D = Conv1D   # Keras's long name for the same class

@@ -88,3 +88,8 @@ class GlobalAveragePooling2D(_GlobalPooling):
 
     def call(self, x, training=False):
         return F.global_avg_pool2d(x, self.keepdims)
+
+
+# Keras's short names for the same classes
+GlobalMaxPool1D, GlobalAvgPool1D = GlobalMaxPooling1D, GlobalAveragePooling1D
+GlobalMaxPool2D, GlobalAvgPool2D = GlobalMaxPooling2D, GlobalAveragePooling2D

@@ -152,3 +152,7 @@ class AveragePooling1D(MaxPooling1D):
     """
 
     _pool = staticmethod(F.avg_pool1d)
+
+
+# Keras's short names for the same classes
+MaxPool1D, AvgPool1D, AvgPool2D = MaxPooling1D, AveragePooling1D, AveragePooling2D
