@@ -36,7 +36,7 @@ def check(name, got, want, bound):
     assert err.shape == np.shape(bound), (name, err.shape, np.shape(bound))
     assert np.all(err <= bound), f"{name}: |error| {err.max():.3e} exceeds its bound at {np.argmax(err - bound)}"
     share = np.divide(err, bound, out=np.zeros(err.shape), where=bound > 0)
-    print(f"    {name:<3} agrees: max |error| {err.max():.1e}, at most {share.max():.0%} of its bound")
+    print(f"    {name:<3} agrees: max |error| {err.max():.1e}, {share.max():.2g} x its bound")
 
 
 def gemm_passes(x, kernel, bias, G, strides, padding):

@@ -34,7 +34,7 @@ def check(name, got, want, bound):
     err = np.abs(np.asarray(got) - np.asarray(want))
     assert err.shape == np.shape(bound) and np.all(err <= bound), f"{name}: |error| {err.max():.3e} too large"
     share = np.divide(err, bound, out=np.zeros(err.shape), where=bound > 0)
-    print(f"    {name:<38} max |error| {err.max():.1e}, at most {share.max():.0%} of its bound")
+    print(f"    {name:<38} max |error| {err.max():.1e}, {share.max():.2g} x its bound")
 
 
 def keras_output_size(n, k, s, padding, op):
