@@ -99,6 +99,7 @@ print(f"\nthe paper's form (bias-corrected m_hat, v_hat) differs from Keras's by
       f"epsilon sits in another place")
 
 # ---------------------------------------------------------------- inside a training step
+nb.utils.set_random_seed(8)                          # the Dense layer's initial weights
 x = rng.normal(size=(8, 3))
 y = rng.normal(size=(8, 2))
 # fit casts x and y to the model's dtype, and each layer computes in its own: float64 for both
