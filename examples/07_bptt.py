@@ -6,8 +6,8 @@ A SimpleRNN with x (N, T, D), kernel W (D, U), recurrent kernel R (U, U), bias b
 
     h_0 = 0,    h_t = tanh(x_t @ W + h_{t-1} @ R + b)      t = 1..T
 
-Written with the elementary ops of lesson 1 this is a chain of T steps, about 5T
-graph nodes; backward() walks it from h_T back to h_1, and the gradient reaching
+Written with the elementary ops of lesson 1 this is a chain of T steps of six
+graph nodes each (slice, two products, two sums, tanh); backward() walks it from h_T back to h_1, and the gradient reaching
 h_t is everything that h_t influenced: its own output and every later step,
 
     dL/dh_t = gy_t + dL/da_{t+1} @ R^T,    dL/da_t = dL/dh_t * (1 - h_t^2).
@@ -90,7 +90,7 @@ for t in range(T):
 H = F.stack(hs, axis=1)                            # T x (N, U) -> (N, T, U)
 (H * nb.Tensor(G)).sum().backward()
 nodes = len(H.graph().splitlines())
-print(f"unrolled: {T} steps, {nodes} graph nodes; L = sum(G * H), H {H.shape}")
+print(f"unrolled: {T} steps, {nodes} graph nodes from x to H {H.shape} (6 a step, then the stack); L = sum(G * H)")
 
 # ---------------------------------------------------------------- fused: one node, in both tiers
 for tier in ("reference", "fast"):
