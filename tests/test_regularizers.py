@@ -413,3 +413,18 @@ def test_add_loss_takes_a_scalar_tensor():
     layer = nb.layers.Dense(2, name="d")
     with pytest.raises(ValueError, match="d: add_loss takes a scalar Tensor"):
         layer.add_loss(nb.Tensor(np.ones(3)))
+
+
+@pytest.mark.parametrize("cls", ["LSTM", "GRU"])
+def test_gated_recurrent_layers_take_the_three_weight_regularizers(cls):
+    """LSTM and GRU declare kernel, recurrent_kernel and bias penalties (Keras's three arguments);
+    the penalty is recomputed here from the weights in float64."""
+    layer = getattr(nb.layers, cls)(3, kernel_regularizer="l2", recurrent_regularizer=nb.regularizers.L1(0.1),
+                                    bias_regularizer="l1")
+    layer(np.ones((2, 4, 5), "float32"))
+    k, r, b = (w.data.astype(np.float64) for w in (layer.kernel, layer.recurrent_kernel, layer.bias))
+    want = 0.01 * (k ** 2).sum() + 0.1 * np.abs(r).sum() + 0.01 * np.abs(b).sum()
+    got = sum(float(t.data) for t in layer.losses)
+    # float32 sums of at most 4*3*5 terms each: a few float32 ulps of the total
+    assert abs(got - want) <= 64 * np.finfo(np.float32).eps * want
+    assert layer.get_config()["recurrent_regularizer"]["config"] == {"l1": 0.1}

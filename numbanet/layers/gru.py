@@ -41,6 +41,9 @@ class GRU(Layer):
     backpropagation through time run as one graph node (``engine.gru``).
     """
 
+    regularized_weights = {"kernel": "kernel_regularizer", "recurrent_kernel": "recurrent_regularizer",
+                           "bias": "bias_regularizer"}   # penalties in ``losses`` (numbanet.regularizers)
+
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal", bias_initializer="zeros",
                  return_sequences=False, return_state=False, go_backwards=False, reset_after=True, **kwargs):

@@ -40,6 +40,9 @@ class LSTM(Layer):
     Activations by name: one of ``engine.lstm.GATE_ACTIVATIONS`` (None is linear).
     """
 
+    regularized_weights = {"kernel": "kernel_regularizer", "recurrent_kernel": "recurrent_regularizer",
+                           "bias": "bias_regularizer"}   # penalties in ``losses`` (numbanet.regularizers)
+
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
                  bias_initializer="zeros", unit_forget_bias=True, return_sequences=False,
