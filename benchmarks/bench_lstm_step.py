@@ -12,6 +12,10 @@ Wall times on a shared machine are noisy: the step figure is the minimum over
 steps of its per-step total; the load average is printed with them.
 
     python -m benchmarks.bench_lstm_step [--workload W6] [--repeats 30] [--threads 2] [--no-split]
+
+``--split-sizes`` measures instead one LSTM layer's forward + backward (fast tier, float32) at
+a few sizes with the rows cut over the threads and without, interleaved, BLAS on one thread
+for both (the setting RECURRENT_SPLIT_MIN_WORK in ``numbanet/fast/tuning.py`` comes from it).
 """
 from __future__ import annotations
 
@@ -50,6 +54,40 @@ def wrap_tier(totals):
             setattr(tier, name, timed(name, fn))
 
 
+SPLIT_SIZES = [(4, 10, 8, 8), (8, 10, 16, 16), (16, 10, 32, 32), (32, 20, 32, 32), (32, 20, 64, 64),
+               (64, 20, 128, 128), (64, 20, 256, 256)]
+
+
+def split_sizes(threads, repeats):
+    """min-of-N ms of one LSTM forward + backward, rows split over ``threads`` threads vs one block."""
+    import numpy as np
+
+    import numbanet as nb
+    import numbanet.fast.lstm as fast_lstm
+    nb.utils.tune_malloc()
+    nb.utils.set_num_threads(threads)
+    nb.fast.parallel.run(lambda a, b, _: None, nb.fast.parallel.split(threads))   # BLAS -> 1 thread for both
+    rng = np.random.default_rng(0)
+    print(f"LSTM forward + backward, float32, {threads} threads, min of {repeats} (load {os.getloadavg()[0]:.2f})")
+    print("| N, T, D, U | multiply-adds | one block ms | split ms | ratio |\n|---|---|---|---|---|")
+    for N, T, D, U in SPLIT_SIZES:
+        x = rng.standard_normal((N, T, D)).astype(np.float32)
+        W = (rng.standard_normal((D, 4 * U)) * 0.1).astype(np.float32)
+        R = (rng.standard_normal((U, 4 * U)) * 0.1).astype(np.float32)
+        gy = rng.standard_normal((N, T, U)).astype(np.float32)
+        best = {}
+        for _ in range(repeats):
+            for mode, minimum in (("serial", float("inf")), ("split", 0)):
+                fast_lstm.RECURRENT_SPLIT_MIN_WORK = minimum
+                t0 = time.perf_counter()
+                _, saved = fast_lstm.lstm_forward(x, W, R)
+                fast_lstm.lstm_backward(gy, saved)
+                best[mode] = min(best.get(mode, np.inf), time.perf_counter() - t0)
+        work = N * T * (D + U) * 4 * U
+        print(f"| {N}, {T}, {D}, {U} | {work:,} | {best['serial'] * 1e3:.3f} | {best['split'] * 1e3:.3f} | "
+              f"{best['serial'] / best['split']:.2f} |")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--workload", default="W6")
@@ -58,8 +96,11 @@ def main(argv=None):
     p.add_argument("--no-parts", action="store_true", help="time the step only (no wrappers)")
     p.add_argument("--no-split", action="store_true",
                    help="never cut the recurrent layers' rows over the threads (BLAS keeps its own threads)")
+    p.add_argument("--split-sizes", action="store_true", help="one LSTM layer, split vs one block, by size")
     args = p.parse_args(argv)
     _env(args.threads)
+    if args.split_sizes:
+        return split_sizes(args.threads, args.repeats)
     import numpy as np
 
     import numbanet as nb
