@@ -22,6 +22,8 @@ How it is made fast:
   recurrence of its rows, forward and backward (``split_rows``): the rows of a batch
   never meet, so the threads need no barrier per step, and each step's gate work is
   split as well as its product; the weights' gradients are the sum of the blocks'.
+  The blocks run through ``parallel.run``, which holds BLAS to one thread per product
+  from then on (process-wide), so two levels of threads never compete for the cores.
 
 Routes, recorded in ``routes.LAST``: "time_major" without a mask, "time_major_masked" with
 one; "_split" added when the rows were cut over the threads.
