@@ -1022,7 +1022,7 @@ def test_optimizer_protocol_tiers_agree(name, big, n, steps, dt, seed):
                 getattr(tier, fn)(w, g, *state)
                 moved += np.abs(w - before)                          # |w_0| + sum of |updates|
             if tier is fast_tier:
-                expect = "split" if big and fn == "adam_update" else "inplace"
+                expect = ("fused_split" if big else "fused") if fn == "adam_update" else "inplace"
                 assert fast_routes.last(fn) == expect
             sides.append((w, moved))
     # an update is at most 16 roundings of terms no larger than |w| + |update|, and each step

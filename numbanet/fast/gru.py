@@ -24,13 +24,18 @@ Mirrors ``numbanet.reference.tier.gru_forward`` / ``gru_backward`` (the math is 
 
 Saved for the backward: G (T, N, 3U) the gates, Q (T, N, U) the candidate's
 recurrent term q_t, S (T+1, N, U) the states with S[0] = h_0.
-Routes, recorded in ``routes.LAST``: "reset_after" or "reset_before", with "_masked" when a mask is given.
+With more than one thread and enough work, the batch is cut into row blocks, each
+running the whole recurrence on its own thread, as the LSTM's (``lstm.split_rows``).
+
+Routes, recorded in ``routes.LAST``: "reset_after" or "reset_before", with "_masked" when a
+mask is given and "_split" when the rows were cut over the threads.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ..engine.ops import IN_PLACE_ACTIVATIONS
+from .lstm import backward_rows, split_rows
 from .routes import LAST
 
 
@@ -115,6 +120,14 @@ def gru_forward(x, W, R, b=None, h0=None, activation="tanh", recurrent_activatio
                 return_sequences=True, go_backwards=False, mask=None):
     """(y, saved).   reference: numbanet.reference.tier.gru_forward."""
     N, T, D = x.shape
+    work = N * T * (D + R.shape[0]) * R.shape[1]              # multiply-adds of the products
+    return split_rows(_forward, x, (h0, mask), (W, R, b, activation, recurrent_activation, reset_after,
+                                                return_sequences, go_backwards), work, "gru_forward")
+
+
+def _forward(x, h0, mask, W, R, b, activation, recurrent_activation, reset_after, return_sequences, go_backwards):
+    """``gru_forward`` on one block of rows (or the whole batch), on the calling thread."""
+    N, T, D = x.shape
     U = R.shape[0]
     dt = x.dtype
     if go_backwards:
@@ -192,6 +205,11 @@ def _bptt(gy, G, Q, S, R, m, seen, activation, recurrent_activation, reset_after
 
 def gru_backward(gy, saved, need_gx=True):
     """(gx | None, gW, gR, gb | None, gh0 | None).   reference: numbanet.reference.tier.gru_backward."""
+    return backward_rows(_backward, gy, saved, need_gx, (0, 4), "gru_backward")
+
+
+def _backward(gy, saved, need_gx):
+    """``gru_backward`` of one block of rows (or the whole batch), on the calling thread."""
     (xt, G, Q, S, W, R, m, seen, activation, recurrent_activation, reset_after, return_sequences, go_backwards,
      has_b, has_h0) = saved
     T, N, U = Q.shape

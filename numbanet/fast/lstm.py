@@ -16,16 +16,74 @@ How it is made fast:
 * the gate nonlinearities are in-place NumPy passes over whole column blocks (SIMD
   exp/tanh), the rest of the cell is one Numba pass (``kernels/lstm.py``); the
   backward reads the kept gate values and phi(c_t) (TC) and recomputes nothing;
-* the loops allocate nothing: each step writes into preallocated buffers.
+* the loops allocate nothing: each step writes into preallocated buffers;
+* with more than one thread (``set_num_threads``) and at least RECURRENT_SPLIT_MIN_WORK
+  multiply-adds, the batch is cut into row blocks and each thread runs the whole
+  recurrence of its rows, forward and backward (``split_rows``): the rows of a batch
+  never meet, so the threads need no barrier per step, and each step's gate work is
+  split as well as its product; the weights' gradients are the sum of the blocks'.
+  The blocks run through ``parallel.run``, which holds BLAS to one thread per product
+  from then on (process-wide), so two levels of threads never compete for the cores.
 
-Routes, recorded in ``routes.LAST``: "time_major" without a mask, "time_major_masked" with one.
+Routes, recorded in ``routes.LAST``: "time_major" without a mask, "time_major_masked" with
+one; "_split" added when the rows were cut over the threads.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from . import parallel
 from .kernels.lstm import ACTIVATION_CODES, cell_backward, cell_output, cell_state
 from .routes import LAST
+from .tuning import RECURRENT_SPLIT_MIN_WORK
+
+
+def _rows(a, r0, r1):
+    return None if a is None else a[r0:r1]
+
+
+class SplitSaved(tuple):
+    """What ``split_rows`` keeps for the backward: (blocks [(r0, r1), ...], [each block's saved])."""
+
+
+def split_rows(forward, x, row_args, args, work, op):
+    """forward(x, *row_args, *args) -> (y, saved), run over row blocks of the batch on the threads.
+
+    x (N, T, D) and every array of ``row_args`` (h0 (N, U), c0, mask (N, T), or None) are cut
+    along their first axis; y (N, ...) is the blocks' outputs stacked. ``work`` is the call's
+    multiply-adds: below RECURRENT_SPLIT_MIN_WORK, or with one thread, ``forward`` runs once
+    on the whole batch and its own ``saved`` comes back. Otherwise saved is a ``SplitSaved``
+    (blocks, [each block's saved]) for ``backward_rows``.
+    """
+    parts = parallel.split(len(x)) if parallel.num_threads() > 1 and work >= RECURRENT_SPLIT_MIN_WORK else [(0, len(x))]
+    if len(parts) == 1:
+        return forward(x, *row_args, *args)
+    outs = parallel.run(lambda r0, r1, _: forward(x[r0:r1], *(_rows(a, r0, r1) for a in row_args), *args), parts)
+    LAST[op] += "_split"
+    return np.concatenate([y for y, _ in outs]), SplitSaved((parts, [saved for _, saved in outs]))
+
+
+def backward_rows(backward, gy, saved, need_gx, row_outputs, op):
+    """The backward of ``split_rows``: each block's ``backward(gy rows, its saved, need_gx)`` on
+    its thread; the outputs at the indices ``row_outputs`` (gx, gh0, ...: one row per sample)
+    are stacked, the others (the weights' gradients) summed; None stays None."""
+    if not isinstance(saved, SplitSaved):
+        return backward(gy, saved, need_gx)
+    parts, blocks = saved
+    outs = parallel.run(lambda r0, r1, i: backward(gy[r0:r1], blocks[i], need_gx), parts)
+    grads = []
+    for k, first in enumerate(outs[0]):
+        if first is None:
+            grads.append(None)
+        elif k in row_outputs:
+            grads.append(np.concatenate([o[k] for o in outs]))
+        else:
+            total = first                                     # each block's own array: summed in place
+            for o in outs[1:]:
+                total += o[k]
+            grads.append(total)
+    LAST[op] += "_split"
+    return tuple(grads)
 
 
 def _sigmoid_(a, out):
@@ -89,6 +147,15 @@ def lstm_forward(x, W, R, b=None, h0=None, c0=None, activation="tanh", recurrent
                  return_sequences=True, return_state=False, go_backwards=False, mask=None):
     """(y, saved).   reference: numbanet.reference.tier.lstm_forward."""
     N, T, D = x.shape
+    work = N * T * (D + R.shape[0]) * R.shape[1]              # multiply-adds of the products
+    return split_rows(_forward, x, (h0, c0, mask), (W, R, b, activation, recurrent_activation, return_sequences,
+                                                    return_state, go_backwards), work, "lstm_forward")
+
+
+def _forward(x, h0, c0, mask, W, R, b, activation, recurrent_activation, return_sequences, return_state,
+             go_backwards):
+    """``lstm_forward`` on one block of rows (or the whole batch), on the calling thread."""
+    N, T, D = x.shape
     U = R.shape[0]
     dt = x.dtype
     if go_backwards:
@@ -147,6 +214,11 @@ def _bptt(gy, G, Cs, TC, R, m, seen, phi_code, sigma_code, return_sequences, ret
 
 def lstm_backward(gy, saved, need_gx=True):
     """(gx | None, gW, gR, gb | None, gh0 | None, gc0 | None).   reference: numbanet.reference.tier.lstm_backward."""
+    return backward_rows(_backward, gy, saved, need_gx, (0, 4, 5), "lstm_backward")
+
+
+def _backward(gy, saved, need_gx):
+    """``lstm_backward`` of one block of rows (or the whole batch), on the calling thread."""
     (xt, G, Hs, Cs, TC, W, R, m, seen, activation, recurrent_activation, return_sequences, return_state,
      go_backwards, has_b, has_h0, has_c0) = saved
     T, N, U = TC.shape

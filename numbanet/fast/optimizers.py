@@ -6,24 +6,30 @@ Optimizer's class docstring) and updates w and the state arrays in place. The
 scalars arrive as the weight's dtype (``lr``) or as Python floats, cast here to
 the weight's dtype so float32 weights stay float32.
 
-Adam, the optimizer of the big text models, is written through one scratch array
-d (for million-weight layers the update is memory-bound: every temporary is
-another pass over memory); from OPTIMIZER_SPLIT_MIN_ELEMENTS weights on, it is
-cut into flat halves updated on both threads (NumPy releases the GIL).
+Adam, the optimizer of the big text models, is memory-bound on million-weight
+layers (every pass streams the arrays through memory again): when w, g, m, v are
+C-contiguous of one dtype it is one Numba pass (``kernels/adam.py``), else NumPy
+lines through one scratch array d. From OPTIMIZER_SPLIT_MIN_ELEMENTS weights on,
+it is cut into flat halves updated on both threads (the kernel and NumPy release
+the GIL). Both routes round alike, so every route gives the same bits.
 
-Nadam and Adamax are written the same way through scratch arrays, serially.
+Nadam and Adamax are NumPy lines through scratch arrays, serially.
 
-Routes, recorded in ``routes.LAST``: "adam_update" "inplace" or "split"; the
-others have one route each, "inplace".
+Routes, recorded in ``routes.LAST``: "adam_update" "fused", "fused_split",
+"inplace" (NumPy lines) or "split" (NumPy lines on both threads); the others
+have one route each, "inplace".
 """
 from __future__ import annotations
 
 import numpy as np
 
 from . import parallel
+from .kernels import adam as _adam
 from .routes import LAST
 from .tuning import OPTIMIZER_SPLIT_MIN_ELEMENTS
 from .workspace import scratch
+
+_FUSED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))   # the kernel's compiled types
 
 
 def sgd_update(w, g, lr, m=None, momentum=0.0, nesterov=False):
@@ -63,8 +69,15 @@ def adam_update(w, g, m, v, t, lr, beta_1=0.9, beta_2=0.999, epsilon=1e-7, v_hat
     dt = w.dtype.type
     alpha = dt(lr * np.sqrt(1 - beta_2 ** t) / (1 - beta_1 ** t))
     scalars = (alpha, dt(1 - beta_1), dt(1 - beta_2), dt(epsilon))
-    d = scratch("adam.d", w.shape, w.dtype)
     parts = parallel.split_large(w.size, w.size, OPTIMIZER_SPLIT_MIN_ELEMENTS)
+    states = (w, g, m, v) + (() if v_hat is None else (v_hat,))
+    if w.dtype in _FUSED_DTYPES and all(a.flags.c_contiguous and a.dtype == w.dtype for a in states):
+        flat = [a.reshape(-1) for a in states]                 # views: the kernel updates in place
+        step = _adam.adam_step if v_hat is None else _adam.adam_step_amsgrad
+        parallel.run_numpy(lambda a, b, _: step(*(f[a:b] for f in flat), *scalars), parts)
+        LAST["adam_update"] = "fused" if len(parts) == 1 else "fused_split"
+        return
+    d = scratch("adam.d", w.shape, w.dtype)
     if w.flags.c_contiguous and len(parts) > 1:
         g = np.ascontiguousarray(g, dtype=w.dtype)
         w1, g1, m1, v1, d1 = (a.reshape(-1) for a in (w, g, m, v, d))

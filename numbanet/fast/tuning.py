@@ -34,3 +34,12 @@ OPTIMIZER_SPLIT_MIN_ELEMENTS = 1 << 18
 # Arrays above glibc's mmap threshold (at most 32 MiB) get fresh pages, each of
 # which faults on first touch; above this size outputs come from the scratch pool.
 BIG_BYTES = 32 << 20
+
+# Multiply-adds of a recurrent layer's call (LSTM, GRU: N T (D + U) gates U) from
+# which, with more than one thread, the batch is cut into row blocks that run the
+# whole recurrence on their own thread (``fast/lstm.py``: split_rows). One LSTM
+# forward + backward, split against one block: 0.48-0.74x up to 21M multiply-adds
+# (the hand-off costs more than the second core gives back), 0.99x at 168M and
+# 1.05x at 671M (W6's layers) on a machine loaded to 11 on 2 cores; the whole W6
+# step 420 against 1300 ms (benchmarks/results/tuning.md, "RECURRENT_SPLIT_MIN_WORK").
+RECURRENT_SPLIT_MIN_WORK = 1 << 25
