@@ -252,7 +252,7 @@ def test_model_checkpoint_every_epoch_and_best_only(tmp_path):
     model.compile(nb.optimizers.SGD(0.05), "mse")
     record = RecordWeights()
     pattern = str(tmp_path / "w-{epoch:02d}.npz")
-    model.fit(x, y, epochs=3, verbose=0, callbacks=[record, ModelCheckpoint(pattern)])
+    model.fit(x, y, epochs=3, verbose=0, callbacks=[record, ModelCheckpoint(pattern, save_weights_only=True)])
     for epoch in range(3):
         path = tmp_path / f"w-{epoch + 1:02d}.npz"
         assert path.exists()
@@ -267,12 +267,30 @@ def test_model_checkpoint_every_epoch_and_best_only(tmp_path):
     rec2 = RecordWeights()
     model2.fit(x, y, epochs=4, verbose=0,
                callbacks=[Script("val_fake", values), rec2, ModelCheckpoint(best_path, monitor="val_fake",
-                                                                            save_best_only=True)])
+                                                                            save_best_only=True,
+                                                                            save_weights_only=True)])
     other = mlp(seed=9)
     other.load_weights(best_path)
     for a, b in zip(other.get_weights(), rec2.per_epoch[1]):
         np.testing.assert_array_equal(a, b)
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".tmp")]
+
+
+def test_model_checkpoint_saves_the_whole_model_by_default(tmp_path):
+    """Keras 3's default save_weights_only=False: each checkpoint is a model file that loads on its own."""
+    x, y = small_regression()
+    model = mlp()
+    model.compile(nb.optimizers.SGD(0.05), "mse")
+    record = RecordWeights()
+    model.fit(x, y, epochs=2, verbose=0, callbacks=[record, ModelCheckpoint(str(tmp_path / "m-{epoch}.numbanet"))])
+    loaded = nb.models.load_model(tmp_path / "m-2.numbanet")
+    for a, b in zip(loaded.get_weights(), record.per_epoch[1]):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    with pytest.raises(ValueError, match="save_weights_only=True"):
+        ModelCheckpoint(str(tmp_path / "w.npz"))
+    with pytest.raises(ValueError, match="must end in .npz"):
+        ModelCheckpoint(str(tmp_path / "w.numbanet"), save_weights_only=True)
 
 
 # ------------------------------------------------------------------ fit output

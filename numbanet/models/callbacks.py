@@ -125,16 +125,27 @@ class TerminateOnNaN(Callback):
 
 
 class ModelCheckpoint(Callback):
-    """Save the weights after each epoch (or only when ``monitor`` improves).
+    """Save the model after each epoch (or only when ``monitor`` improves).
 
+    As in Keras 3, the whole model is saved (``model.save``: a ``.numbanet`` or ``.keras``
+    file) unless ``save_weights_only=True`` (``model.save_weights``: a ``.npz`` file).
     ``filepath`` may hold format fields, e.g. ``"w-{epoch:02d}-{val_loss:.3f}.npz"``.
-    Files are written atomically (see ``Model.save_weights``).
+    Files are written atomically.
     """
 
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False, mode="auto",
-                 save_weights_only=True):
+                 save_weights_only=False):
         super().__init__()
-        self.filepath, self.monitor, self.verbose, self.save_best_only = str(filepath), monitor, verbose, save_best_only
+        filepath = str(filepath)
+        if save_weights_only and not filepath.endswith(".npz"):
+            raise ValueError(f"ModelCheckpoint: with save_weights_only=True the filepath must end in .npz "
+                             f"(numbanet's weights file), got {filepath!r}")
+        if not save_weights_only and not filepath.endswith((".numbanet", ".keras")):
+            raise ValueError(f"ModelCheckpoint: the whole model is saved, so the filepath must end in "
+                             f".numbanet or .keras, got {filepath!r}; for a weights file (.npz) pass "
+                             f"save_weights_only=True")
+        self.save_weights_only = bool(save_weights_only)
+        self.filepath, self.monitor, self.verbose, self.save_best_only = filepath, monitor, verbose, save_best_only
         self.better, self.mode = _mode_better(mode, monitor)
         self.best = -np.inf if self.mode == "max" else np.inf
 
@@ -152,7 +163,10 @@ class ModelCheckpoint(Callback):
                 print(f"Epoch {epoch + 1}: {self.monitor} improved from {self.best:.5f} to {current:.5f}, "
                       f"saving model to {path}")
             self.best = current
-        self.model.save_weights(path)
+        if self.save_weights_only:
+            self.model.save_weights(path)
+        else:
+            self.model.save(path)
 
 
 class EpochProgressBar(Callback):
