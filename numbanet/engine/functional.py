@@ -149,3 +149,4 @@ from .recurrent import simple_rnn  # noqa: E402,F401
 from .conv import conv2d, conv2d_transpose  # noqa: E402,F401  (re-exported: the convolutional family)
 from .pooling import max_pool2d, upsample2d  # noqa: E402,F401
 from .unfold import col2im, im2col  # noqa: E402,F401  (convolution's unfolding, on its own)
+from .normalization import batch_norm, batch_normalization  # noqa: E402,F401  (re-exported: normalization)

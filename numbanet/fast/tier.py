@@ -32,3 +32,6 @@ def col2im(cols, in_hw, strides, pads):
     """cols (N, OH, OW, KH, KW, C) -> x (N, H, W, C), the Numba kernel
     ``fast.kernels.im2col.col2im``; the math is in reference/tier.py col2im."""
     return _unfold.col2im(_np.ascontiguousarray(cols), *in_hw, *strides, pads[0], pads[2])
+
+# ------------------------------------------------ batch normalization
+from .normalization import batch_norm_backward, batch_norm_forward  # noqa: E402,F401

@@ -5,3 +5,4 @@ from .embedding import Embedding
 from .recurrent import SimpleRNN
 from .conv import Conv2D, Conv2DTranspose
 from .pooling import MaxPooling2D, UpSampling2D
+from .normalization import BatchNormalization
