@@ -141,8 +141,9 @@ def test_keras_parity_fit_evaluate_predict(tf, keras, tier):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((48, 6)) * 2 + 1
     y = rng.standard_normal((48, 3))
-    floatx = keras.config.floatx()
+    floatx, policy = keras.config.floatx(), keras.config.dtype_policy()   # Keras keeps both globally
     keras.config.set_floatx("float64")
+    keras.config.set_dtype_policy("float64")
     try:
         k_model = _keras_model(keras, "float64")
         initial = k_model.get_weights()
@@ -151,6 +152,7 @@ def test_keras_parity_fit_evaluate_predict(tf, keras, tier):
         k_pred, k_loss = k_model.predict(x, verbose=0), k_model.evaluate(x, y, verbose=0)
     finally:
         keras.config.set_floatx(floatx)
+        keras.config.set_dtype_policy(policy)
     with nb.kernels(tier):
         model = _our_model("float64")
         model.set_weights(initial)
