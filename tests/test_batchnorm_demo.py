@@ -112,6 +112,8 @@ def test_activation_histograms_are_the_trained_networks_activations(result):
 
 def test_cli_runs_the_demo(tmp_path, monkeypatch):
     monkeypatch.setenv("NUMBANET_KEEP_BLAS", "1")              # no restart onto other BLAS kernels
+    monkeypatch.setattr(nb.utils, "set_num_threads", lambda *a: 1)   # the process's thread count stays
+    monkeypatch.setattr(nb.utils, "tune_malloc", lambda *a: None)
     assert "batchnorm" in cli.DEMOS
     assert cli.main(["demo", "batchnorm"] + TINY + ["--epochs", "1", "--out", str(tmp_path)]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["batchnorm_activations.png", "batchnorm_loss.png"]
