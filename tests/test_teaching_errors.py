@@ -441,6 +441,8 @@ DEMO_OPTIONS = {
                "--seed", "--verbose", "--out"],
     "optimizers": ["--steps", "--out"],
     "init": ["--layers", "--units", "--samples", "--seed", "--out"],
+    "batchnorm": ["--layers", "--units", "--activation", "--epochs", "--learning-rate", "--batch-size", "--samples",
+                  "--seed", "--verbose", "--out"],
 }
 
 
