@@ -7,10 +7,15 @@
     model.fit(x, y, batch_size=20, epochs=100)
 """
 from . import activations, callbacks, data, engine, initializers, layers, losses, metrics, models, optimizers, plot, text, utils
+from . import regularizers
 from . import explain
 from .engine import (Function, GradientCheckError, Tensor, check_grad, exp, functional, log, no_grad,
                      get_kernels, kernels, numerical_grad, relu, set_kernels, sigmoid, tanh)
 from .layers import Input
 from .models import Model, Sequential
+from .tracing import Trace, trace
+from .graphplot import plot_graph
+from .engine import check_model_grads
+from . import testing
 
 __version__ = "0.1.0"

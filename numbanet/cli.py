@@ -6,6 +6,8 @@
     numbanet demo --help | --list       the demos
     numbanet [-v] bench [options]       run the benchmarks (see benchmarks/; bench --help)
     numbanet explain OP [options]       the convolution atlas of one configuration (explain OP --help)
+    numbanet trace DEMO [--kernels K]   print the trace of one training step of a demo's model
+    numbanet gradcheck DEMO             check every weight's gradient of a demo's model (float64)
 
 ``-v`` prints the BLAS library, its kernels and the thread counts on stderr; without
 it stderr stays quiet unless something is wrong (the BLAS cannot be found to limit
@@ -46,7 +48,7 @@ def build_parser():
                                      epilog="Put -v before the command: numbanet -v demo sine")
     parser.add_argument("-v", "--verbose", action="store_true", dest="show_setup",  # a demo's --verbose is its own
                         help="print the BLAS library, its kernels and the thread counts on stderr")
-    commands = parser.add_subparsers(dest="command", metavar="{demo,bench}")
+    commands = parser.add_subparsers(dest="command")
     demo = commands.add_parser("demo", help="train a demo end to end and write its pictures",
                                description="Train a demo end to end and write its pictures. "
                                            "numbanet demo NAME --help lists NAME's options.")
@@ -62,8 +64,20 @@ def build_parser():
     commands.add_parser("bench", add_help=False, help="run the benchmarks (numbanet bench --help for their options)")
     from .explain import command as explain_command
     explain_command.add_parser(commands)
-    commands.metavar = "{demo,bench,explain}"
+    from .tracing_demos import add_parser as add_trace_parser
+    add_trace_parser(commands)
+    add_gradcheck_parser(commands)
+    commands.metavar = "{" + ",".join(commands.choices) + "}"   # every command, in the order added
     return parser
+
+
+def add_gradcheck_parser(commands):
+    """``numbanet gradcheck DEMO``: numbanet/demos/gradcheck.py holds its options and its work."""
+    from .demos import gradcheck
+    sub = commands.add_parser("gradcheck", help=gradcheck.SUMMARY, description=gradcheck.__doc__.split("\n\n")[1],
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    gradcheck.add_arguments(sub)
+    add_kernels_option(sub)
 
 
 def add_kernels_option(parser):
@@ -180,6 +194,10 @@ def _report_threads(threads, verbose):
               file=sys.stderr)
 
 
+# the commands whose options are all numbanet's own (bench passes its options on to the runner)
+STRICT_COMMANDS = {"explain", "trace", "gradcheck"}
+
+
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
@@ -189,13 +207,13 @@ def main(argv=None):
     try:
         # bench's options belong to the benchmark runner: only a demo's must all be known here
         args, _ = parser.parse_known_args(argv)
+        if args.command in STRICT_COMMANDS:    # every option known: a typo is an error, not ignored
+            args = parser.parse_args(argv)
         if args.command == "demo" and args.demo is not None:
             module, why = _demo_module(DEMOS[args.demo])
             if module is None:
                 print(f"numbanet demo {args.demo}: {why}", file=sys.stderr)
                 return 2
-            args = parser.parse_args(argv)
-        if args.command == "explain":            # every option known: a typo is an error, not ignored
             args = parser.parse_args(argv)
     except SystemExit as done:                 # --help printed, or a usage error said
         return done.code if isinstance(done.code, int) else 2
@@ -220,6 +238,14 @@ def main(argv=None):
         with kernels(args.kernels):
             module.main(without_kernels_option(argv[start:]))
         return 0
+    if args.command == "trace":
+        from .tracing_demos import run as run_trace
+        return run_trace(args)
+    if args.command == "gradcheck":
+        from .demos import gradcheck
+        from .engine.tiers import kernels
+        with kernels(args.kernels):
+            return gradcheck.main(args)
     return bench(argv[argv.index("bench") + 1:])
 
 

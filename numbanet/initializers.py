@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import utils
+from . import keras_names, utils
 
 _TRUNC_STD = 0.87962566103423978  # std of a standard normal truncated to [-2, 2]
 
@@ -192,7 +192,7 @@ def get(identifier) -> Initializer:
     if isinstance(identifier, type) and issubclass(identifier, Initializer):
         return identifier()
     if isinstance(identifier, str):
-        return utils.one_of("initializer", identifier, _BY_NAME)()
+        return keras_names.lookup("initializer", identifier, _BY_NAME)()
     if callable(identifier):
         return identifier
     raise TypeError(f"initializer must be a name, an Initializer or a callable, got {identifier!r}")

@@ -35,7 +35,7 @@ from .engine import Tensor, tiers
 from .engine.functional import Linear, Softmax
 from .engine.ops import Sigmoid, stable_sigmoid
 from .engine.tensor import Function, as_tensor
-from .utils import one_of
+from . import keras_names
 
 EPSILON = 1e-7
 
@@ -362,7 +362,7 @@ def get(identifier) -> Loss:
     if isinstance(identifier, type) and issubclass(identifier, Loss):
         return identifier()
     if isinstance(identifier, str):
-        return one_of("loss", identifier, _BY_NAME)()
+        return keras_names.lookup("loss", identifier, _BY_NAME)()
     if callable(identifier):
         return FunctionLoss(identifier)
     raise TypeError(f"loss must be a name, a Loss or a callable, got {identifier!r}")

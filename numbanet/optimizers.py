@@ -8,6 +8,15 @@ Before the update, gradients are clipped when asked (only one of the three):
   clipnorm         g <- g * clipnorm / max(||g||, clipnorm)              (each gradient alone)
   global_clipnorm  g <- g * global_clipnorm / max(||(g_1..g_k)||, global_clipnorm)
 
+With ``weight_decay=`` (any optimizer, as in Keras 3; ``AdamW`` sets it by default),
+each weight then decays before the optimizer's own step (decoupled weight decay):
+
+  weight_decay     w <- w - w * weight_decay * lr
+
+``learning_rate`` is a number or a schedule (``numbanet.schedules``, also reached as
+``nb.optimizers.schedules``): update number t + 1 uses ``schedule(t)``, t =
+``iterations`` before the update, as Keras does.
+
 Each ``update`` is one call of the active tier's update function (``numbanet/reference/
 optimizers.py`` has each rule as written in its class docstring; ``numbanet/fast/optimizers.py``
 the in-place, thread-split one). Two ways to apply a step: ``apply_gradients(zip(grads, weights))`` as in Keras
@@ -15,10 +24,18 @@ the in-place, thread-split one). Two ways to apply a step: ``apply_gradients(zip
 """
 from __future__ import annotations
 
+import re
+import sys
+
 import numpy as np
 
+from . import schedules
 from .engine import Tensor, tiers
-from .utils import check_number, one_of
+from . import keras_names
+from .utils import check_number
+
+# ``from numbanet.optimizers.schedules import ExponentialDecay``, Keras's path, finds the module
+sys.modules[__name__ + ".schedules"] = schedules
 
 
 class SlotError(KeyError):
@@ -44,7 +61,8 @@ class Optimizer:
 
     _hyper = ()   # the subclass's own constructor arguments, in signature order
 
-    def __init__(self, learning_rate=0.001, clipnorm=None, clipvalue=None, global_clipnorm=None, name=None):
+    def __init__(self, learning_rate=0.001, weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None,
+                 name=None):
         owner = type(self).__name__
         given = [k for k, v in (("clipnorm", clipnorm), ("clipvalue", clipvalue),
                                 ("global_clipnorm", global_clipnorm)) if v is not None]
@@ -53,15 +71,42 @@ class Optimizer:
                              f"may be set, got {given}")
         for k in given:
             check_number(owner, k, locals()[k], above=0)
+        if weight_decay is not None:
+            check_number(owner, "weight_decay", weight_decay, at_least=0)
+        if isinstance(learning_rate, dict):   # a serialized schedule, as get_config writes it
+            learning_rate = schedules.deserialize(learning_rate)
         if not callable(learning_rate):   # a schedule: lr(iterations) -> float
             check_number(owner, "learning_rate", learning_rate, above=0)  # 0 or less never trains
         if name is not None and not isinstance(name, str):
             raise TypeError(f"{owner}: name must be a str or None, got the {type(name).__name__} {name!r}")
-        self.learning_rate = learning_rate
+        self._learning_rate = learning_rate
+        self.weight_decay = weight_decay
         self.clipnorm, self.clipvalue, self.global_clipnorm = clipnorm, clipvalue, global_clipnorm
         self.name = name or type(self).__name__.lower()
         self.iterations = 0
         self.slots = {}
+        self._decay_excluded_ids, self._decay_excluded_pattern = set(), None
+
+    @property
+    def learning_rate(self):
+        """The rate the next update uses (a float): the number given, or the schedule at ``iterations``.
+
+        Setting it (as Keras's LearningRateScheduler and ReduceLROnPlateau do) takes a
+        number > 0 or a new schedule; a number cannot replace a ``LearningRateSchedule``
+        given to the constructor (a TypeError, as in Keras).
+        """
+        return self.current_learning_rate()
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        owner = type(self).__name__
+        if not callable(value):
+            if isinstance(self._learning_rate, schedules.LearningRateSchedule):
+                raise TypeError(f"{owner}: this optimizer was built with the schedule {self._learning_rate!r} as its "
+                                f"learning_rate, so its rate cannot be set to {value!r}; build it with a number "
+                                f"learning_rate to set the rate during training")
+            check_number(owner, "learning_rate", value, above=0)
+        self._learning_rate = value
 
     # ------------------------------------------------------------------ public
     def apply_gradients(self, grads_and_vars):
@@ -87,12 +132,39 @@ class Optimizer:
 
     def _apply(self, grads, weights):
         lr = self.current_learning_rate()
+        self.begin_step()
         for g, w in zip(grads, weights):
             state = self.slots.get(id(w))
             if state is None:
                 state = self.slots[id(w)] = self.create_slots(w.data)
+            if self.weight_decay and self._decays(w):
+                tiers.current.weight_decay_update(w.data, w.dtype.type(lr), self.weight_decay)
             self.update(w.data, g, state, w.dtype.type(lr))
         self.iterations += 1
+
+    def begin_step(self):
+        """Optimizer-wide state updated once per step, before any weight (Nadam's momentum product)."""
+
+    def exclude_from_weight_decay(self, var_list=None, var_names=None):
+        """Leave these weights out of the weight decay: the Tensors in ``var_list``, and every
+        weight whose name contains one of the strings in ``var_names`` (``["bias"]``).
+        Only before the first step, as Keras allows it only before the optimizer is built."""
+        owner = type(self).__name__
+        if self.iterations:
+            raise ValueError(f"{owner}: exclude_from_weight_decay() must be called before the first step "
+                             f"(this optimizer has made {self.iterations})")
+        names = list(var_names or [])
+        for n in names:
+            if not isinstance(n, str):
+                raise TypeError(f"{owner}: var_names must be strings, got the {type(n).__name__} {n!r}")
+        self._decay_excluded_ids = {id(w) for w in (var_list or [])}
+        self._decay_excluded_pattern = re.compile("|".join(re.escape(n) for n in names)) if names else None
+
+    def _decays(self, w):
+        if id(w) in self._decay_excluded_ids:
+            return False
+        pattern = self._decay_excluded_pattern
+        return pattern is None or pattern.search(getattr(w, "name", None) or "") is None
 
     @staticmethod
     def zero_grad(weights):
@@ -100,7 +172,7 @@ class Optimizer:
             w.grad = None
 
     def current_learning_rate(self):
-        lr = self.learning_rate
+        lr = self._learning_rate
         return float(lr(self.iterations)) if callable(lr) else float(lr)
 
     def slot_names(self):
@@ -131,14 +203,18 @@ class Optimizer:
 
     def get_config(self):
         """Every constructor argument, Keras's names: ``type(self)(**config)`` rebuilds the optimizer."""
-        config = {"name": self.name, "learning_rate": self.learning_rate, "clipnorm": self.clipnorm,
-                  "clipvalue": self.clipvalue, "global_clipnorm": self.global_clipnorm}
+        lr = self._learning_rate
+        if isinstance(lr, schedules.LearningRateSchedule):
+            lr = schedules.serialize(lr)
+        config = {"name": self.name, "learning_rate": lr, "weight_decay": self.weight_decay,
+                  "clipnorm": self.clipnorm, "clipvalue": self.clipvalue, "global_clipnorm": self.global_clipnorm}
         config.update({k: getattr(self, k) for k in self._hyper})
         return config
 
     @classmethod
     def from_config(cls, config):
-        """A fresh optimizer (no slots, step 0) with the hyperparameters of ``config``."""
+        """A fresh optimizer (no slots, step 0) with the hyperparameters of ``config`` (a serialized
+        schedule as ``learning_rate`` is rebuilt)."""
         return cls(**config)
 
     # --------------------------------------------------------------- internals
@@ -201,10 +277,11 @@ class Adam(Optimizer):
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False, **kwargs):
         super().__init__(learning_rate, **kwargs)
-        self.beta_1 = check_number("Adam", "beta_1", beta_1, at_least=0, below=1)  # 1 - beta_1^t divides
-        self.beta_2 = check_number("Adam", "beta_2", beta_2, at_least=0, below=1)
-        self.epsilon = check_number("Adam", "epsilon", epsilon, at_least=0)
-        self.amsgrad = _check_flag("Adam", "amsgrad", amsgrad)
+        owner = type(self).__name__   # Adam or AdamW
+        self.beta_1 = check_number(owner, "beta_1", beta_1, at_least=0, below=1)  # 1 - beta_1^t divides
+        self.beta_2 = check_number(owner, "beta_2", beta_2, at_least=0, below=1)
+        self.epsilon = check_number(owner, "epsilon", epsilon, at_least=0)
+        self.amsgrad = _check_flag(owner, "amsgrad", amsgrad)
 
     def create_slots(self, w):
         s = {"m": np.zeros_like(w), "v": np.zeros_like(w)}
@@ -305,7 +382,90 @@ class Adadelta(Optimizer):
                                        self.rho, self.epsilon)
 
 
-_BY_NAME = {"sgd": SGD, "adam": Adam, "adagrad": Adagrad, "rmsprop": RMSprop, "adadelta": Adadelta}
+class AdamW(Adam):
+    """AdamW (Loshchilov & Hutter): Adam with decoupled weight decay, Keras's order.
+
+        t <- t + 1
+        w <- w - w * weight_decay * lr                  (the decay first, from w before the step)
+        m <- m + (g - m) * (1 - beta_1)
+        v <- v + (g^2 - v) * (1 - beta_2)
+        (amsgrad: v_hat <- max(v_hat, v), used in place of v)
+        alpha = lr * sqrt(1 - beta_2^t) / (1 - beta_1^t)
+        w <- w - alpha * m / (sqrt(v) + epsilon)
+
+    The decay does not pass through m and v (that is what "decoupled" means: L2 in
+    the loss would). ``exclude_from_weight_decay(var_names=["bias"])`` spares weights.
+    """
+
+    def __init__(self, learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
+                 amsgrad=False, name="adam_w", **kwargs):
+        if weight_decay is None:
+            raise ValueError("AdamW: weight_decay must be a number >= 0, got None; for Adam without "
+                             "weight decay use Adam")
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay=weight_decay, name=name,
+                         **kwargs)
+
+
+class Nadam(Optimizer):
+    """Nadam (Dozat 2015): Adam with Nesterov momentum, in Keras's form.
+
+        t <- t + 1
+        u_t = beta_1 * (1 - 0.5 * 0.96^t);   u_t+1 = beta_1 * (1 - 0.5 * 0.96^(t+1))
+        u_product <- u_product * u_t                    (once per step, for all weights; starts at 1)
+        m <- m + (g - m) * (1 - beta_1)
+        v <- v + (g^2 - v) * (1 - beta_2)
+        m_hat = u_t+1 * m / (1 - u_product * u_t+1) + (1 - u_t) * g / (1 - u_product)
+        v_hat = v / (1 - beta_2^t)
+        w <- w - lr * m_hat / (sqrt(v_hat) + epsilon)
+    """
+
+    _hyper = ("beta_1", "beta_2", "epsilon")
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        self.beta_1 = check_number("Nadam", "beta_1", beta_1, at_least=0, below=1)
+        self.beta_2 = check_number("Nadam", "beta_2", beta_2, at_least=0, below=1)  # 1 - beta_2^t divides
+        self.epsilon = check_number("Nadam", "epsilon", epsilon, at_least=0)
+        self.u_product = 1.0
+
+    def begin_step(self):
+        self.u_product *= self.beta_1 * (1 - 0.5 * 0.96 ** (self.iterations + 1))
+
+    def create_slots(self, w):
+        return {"m": np.zeros_like(w), "v": np.zeros_like(w)}
+
+    def update(self, w, g, s, lr):
+        tiers.current.nadam_update(w, g, s["m"], s["v"], self.iterations + 1, lr, self.u_product,
+                                    self.beta_1, self.beta_2, self.epsilon)
+
+
+class Adamax(Optimizer):
+    """Adamax (Kingma & Ba, section 7.1): Adam with the infinity norm, Keras form.
+
+        t <- t + 1
+        m <- m + (g - m) * (1 - beta_1)
+        u <- max(beta_2 * u, |g|)
+        w <- w - lr / (1 - beta_1^t) * m / (u + epsilon)
+    """
+
+    _hyper = ("beta_1", "beta_2", "epsilon")
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        self.beta_1 = check_number("Adamax", "beta_1", beta_1, at_least=0, below=1)  # 1 - beta_1^t divides
+        self.beta_2 = check_number("Adamax", "beta_2", beta_2, at_least=0, at_most=1)
+        self.epsilon = check_number("Adamax", "epsilon", epsilon, at_least=0)
+
+    def create_slots(self, w):
+        return {"m": np.zeros_like(w), "u": np.zeros_like(w)}
+
+    def update(self, w, g, s, lr):
+        tiers.current.adamax_update(w, g, s["m"], s["u"], self.iterations + 1, lr,
+                                     self.beta_1, self.beta_2, self.epsilon)
+
+
+_BY_NAME = {"sgd": SGD, "adam": Adam, "adagrad": Adagrad, "rmsprop": RMSprop, "adadelta": Adadelta,
+            "adamw": AdamW, "nadam": Nadam, "adamax": Adamax}
 
 
 def get(identifier) -> Optimizer:
@@ -315,5 +475,10 @@ def get(identifier) -> Optimizer:
     if isinstance(identifier, type) and issubclass(identifier, Optimizer):
         return identifier()
     if isinstance(identifier, str):
-        return one_of("optimizer", identifier, _BY_NAME)()
+        return keras_names.lookup("optimizer", identifier, _BY_NAME)()
     raise TypeError(f"optimizer must be a name or an Optimizer, got {identifier!r}")
+
+
+def __getattr__(name):
+    """A Keras optimizer numbanet lacks (``nb.optimizers.Nadam``): an AttributeError naming the nearest one."""
+    raise keras_names.missing_attribute(__name__, name)

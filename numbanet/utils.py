@@ -130,3 +130,43 @@ def set_num_threads(n=None) -> int:
     """
     from .fast import parallel
     return parallel.set_num_threads(n)
+
+
+def to_categorical(y, num_classes=None):
+    """One-hot rows for integer class labels, as Keras's ``to_categorical``.
+
+    y: labels of shape S, integers in [0, num_classes) (floats holding whole numbers
+    are taken too); a trailing axis of size 1 is dropped first, so (N, 1) gives the
+    same as (N,). num_classes: None infers ``max(y) + 1``. Returns a float64 array of
+    shape S + (num_classes,) (S without its trailing 1), ``out[..., y[...]] = 1``.
+    Negative, fractional or too large labels are a ValueError (Keras would wrap a
+    negative label to the last class and truncate 1.7 to 1).
+    """
+    if isinstance(y, (str, bytes)):
+        raise TypeError(f"to_categorical: y must be integer class labels, got the {type(y).__name__} {y!r}")
+    labels = np.asarray(getattr(y, "data", y))
+    if labels.dtype.kind not in "biuf":
+        raise TypeError(f"to_categorical: y must be integer class labels, got an array of dtype {labels.dtype}")
+    if labels.dtype.kind == "f":
+        bad = ~np.isfinite(labels) | (labels != np.round(labels))
+        if bad.any():
+            raise ValueError(f"to_categorical: labels must be whole numbers, got {labels[bad].ravel()[0].item()!r} at index "
+                             f"{tuple(int(i) for i in np.argwhere(bad)[0])}; round or encode them as integers first")
+    labels = labels.astype(np.int64)
+    if labels.size and labels.min() < 0:
+        raise ValueError(f"to_categorical: labels must be >= 0, got {labels.min()}; class ids run from 0 to "
+                         f"num_classes - 1")
+    if num_classes is None:
+        if not labels.size:
+            raise ValueError("to_categorical: y is empty, so num_classes cannot be inferred; pass num_classes=")
+        num_classes = int(labels.max()) + 1
+    else:
+        check_number("to_categorical", "num_classes", num_classes, integer=True, at_least=1)
+        num_classes = int(num_classes)
+        if labels.size and labels.max() >= num_classes:
+            raise ValueError(f"to_categorical: label {labels.max()} is out of range for num_classes={num_classes} "
+                             f"(labels must be in [0, {num_classes - 1}])")
+    shape = labels.shape[:-1] if labels.ndim > 1 and labels.shape[-1] == 1 else labels.shape
+    out = np.zeros((labels.size, num_classes))
+    out[np.arange(labels.size), labels.reshape(-1)] = 1
+    return out.reshape(shape + (num_classes,))

@@ -104,7 +104,7 @@ def test_bad_input_shape_and_dropout_rate_and_kwargs():
 @pytest.mark.parametrize("getter,name,kind,valid", [
     (activations.get, "relux", "activation", ["relu", "sigmoid", "softmax", "tanh"]),
     (losses.get, "mean_squared_errors", "loss", ["mse", "binary_crossentropy", "categorical_crossentropy"]),
-    (optimizers.get, "adamax", "optimizer", ["adam", "sgd", "rmsprop", "adagrad", "adadelta"]),
+    (optimizers.get, "adamz", "optimizer", ["adam", "sgd", "rmsprop", "adagrad", "adadelta"]),
     (initializers.get, "glorot", "initializer", ["glorot_uniform", "he_normal", "zeros", "orthogonal"]),
     (lambda n: metrics.get(n), "acuracy", "metric", ["accuracy", "mse", "mae"]),
 ])

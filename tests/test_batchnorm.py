@@ -343,7 +343,7 @@ def test_get_config_rebuilds_the_layer():
     bn = BatchNormalization(axis=1, momentum=0.9, epsilon=1e-5, center=False, gamma_initializer="random_normal",
                             moving_variance_initializer="zeros", name="bn_cfg", dtype="float64")
     config = bn.get_config()
-    again = type(bn)(**config)
+    again = type(bn).from_config(config)
     assert again.get_config() == config
     for key in ("axis", "momentum", "epsilon", "center", "scale", "beta_initializer", "gamma_initializer",
                 "moving_mean_initializer", "moving_variance_initializer", "synchronized", "renorm"):
@@ -376,7 +376,8 @@ def test_conv_maps_train_with_batch_normalization():
     ({"epsilon": 0}, ValueError, "epsilon"),
     ({"center": "yes"}, TypeError, "center"),
     ({"gamma_initializer": "nope"}, ValueError, "gamma_initializer"),
-    ({"beta_regularizer": "l2"}, ValueError, "beta_regularizer"),
+    ({"beta_constraint": "non_neg"}, ValueError, "beta_constraint"),
+    ({"gamma_regularizer": "nope"}, ValueError, "gamma_regularizer"),
     ({"renorm": True}, ValueError, "renorm"),
 ])
 def test_bad_constructor_arguments(kwargs, error, words):

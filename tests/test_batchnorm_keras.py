@@ -202,3 +202,32 @@ def test_frozen_layer_parity(tf, keras):
     np.testing.assert_allclose(y, k_layer(x, training=True).numpy(), rtol=1e-6, atol=1e-6)
     for a, b in zip(layer.get_weights(), k_layer.get_weights()):
         np.testing.assert_array_equal(a, b)              # neither updated its statistics
+
+
+def test_keras_parity_regularizers(tf, keras):
+    """gamma_regularizer and beta_regularizer: the same penalties in ``losses`` as Keras's layer.losses,
+    and their gradients reach gamma and beta (sums of C terms: float32 rounding, 1e-6 relative)."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((6, 4)).astype(np.float32)
+    weights = _weights(rng, 4, True, True, np.float32)
+    k_layer = keras.layers.BatchNormalization(gamma_regularizer=keras.regularizers.L2(0.1),
+                                              beta_regularizer=keras.regularizers.L1(0.01))
+    k_layer.build((6, 4))
+    k_layer.set_weights(weights)
+    with tf.GradientTape() as tape:
+        k_layer(x, training=True)
+        k_total = tf.add_n(k_layer.losses)
+    k_grads = tape.gradient(k_total, k_layer.trainable_weights)
+    layer = BatchNormalization(gamma_regularizer=nb.regularizers.L2(0.1), beta_regularizer="l1")
+    layer.build_from_shape((None, 4))
+    layer.set_weights(weights)
+    layer.beta_regularizer = nb.regularizers.L1(0.01)
+    layer(x, training=True)
+    assert len(layer.losses) == len(k_layer.losses) == 2
+    for ours, theirs in zip(layer.losses, k_layer.losses):
+        np.testing.assert_allclose(ours.data, theirs.numpy(), rtol=1e-6)
+    sum(layer.losses[1:], layer.losses[0]).backward()
+    for w, k in zip(layer.trainable_weights, k_grads):
+        np.testing.assert_allclose(w.grad, k.numpy(), rtol=1e-6)
+    config = layer.get_config()
+    assert config["gamma_regularizer"] is not None and config["beta_regularizer"] is not None

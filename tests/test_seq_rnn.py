@@ -289,14 +289,14 @@ def test_rnn_learns_to_count_ones():
 ])
 def test_keras_parity_outputs_states_gradients(tf, act, seq, back, use_h0, use_bias, masked):
     rng = np.random.default_rng(3)
-    N, T, D, U = 3, 6, 4, 5
+    N, T, D, U = 4, 6, 4, 5
     x = rng.standard_normal((N, T, D)).astype(np.float32)
     h0 = rng.standard_normal((N, U)).astype(np.float32)
     gy = rng.standard_normal((N, T, U) if seq else (N, U)).astype(np.float32)
     gs = rng.standard_normal((N, U)).astype(np.float32)
     mask = None
-    if masked:  # leading, inner and trailing padding; one sample without any
-        mask = np.array([[0, 1, 1, 0, 1, 0], [1, 1, 1, 1, 1, 1], [0, 0, 1, 1, 0, 0]], dtype=bool)
+    if masked:  # leading, inner and trailing padding; a sample without padding; one with no real step
+        mask = np.array([[0, 1, 1, 0, 1, 0], [1, 1, 1, 1, 1, 1], [0, 0, 1, 1, 0, 0], [0, 0, 0, 0, 0, 0]], dtype=bool)
     kw = dict(activation=act, use_bias=use_bias, return_sequences=seq, return_state=True, go_backwards=back)
     k_layer = tf.keras.layers.SimpleRNN(U, **kw)
     xt, h0t = tf.constant(x), tf.constant(h0)

@@ -148,8 +148,8 @@ def test_from_config_round_trips_config_and_steps(cls):
 def test_get_config_of_a_default_optimizer_is_keras_defaults():
     # Keras 3's defaults, written out here (API.md): a changed default would show
     assert O.Adam().get_config() == dict(name="adam", learning_rate=0.001, beta_1=0.9, beta_2=0.999,
-                                         epsilon=1e-7, amsgrad=False, clipnorm=None, clipvalue=None,
-                                         global_clipnorm=None)
+                                         epsilon=1e-7, amsgrad=False, weight_decay=None, clipnorm=None,
+                                         clipvalue=None, global_clipnorm=None)
     assert O.SGD().get_config()["momentum"] == 0.0 and O.SGD().get_config()["nesterov"] is False
     assert O.Adadelta().get_config()["rho"] == 0.95
 

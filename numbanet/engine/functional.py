@@ -13,6 +13,7 @@ import numpy as np
 from .ops import (abs, add, cast, clip, concatenate, div, elu, exp, getitem, leaky_relu, log,  # noqa: F401
                   matmul, max, mean, mul, neg, pow, relu, reshape, sigmoid, sqrt, square, stack,
                   sub, sum, tanh, transpose)
+from . import activations_more as _more
 from . import tiers
 from .tensor import Function
 
@@ -54,6 +55,7 @@ class Linear(Function):
 
 # activations that run as their own node after the affine map (dense_forward does not fuse them)
 _SEPARATE = {"linear": None, "softmax": lambda y: softmax(y), "elu": elu, "leaky_relu": leaky_relu}
+_SEPARATE.update({name: getattr(_more, name) for name in _more.NAMES})
 
 
 def linear(x, W, b=None, activation=None):
@@ -149,4 +151,6 @@ from .recurrent import simple_rnn  # noqa: E402,F401
 from .conv import conv2d, conv2d_transpose  # noqa: E402,F401  (re-exported: the convolutional family)
 from .pooling import max_pool2d, upsample2d  # noqa: E402,F401
 from .unfold import col2im, im2col  # noqa: E402,F401  (convolution's unfolding, on its own)
+from .gru import gru  # noqa: E402,F401
+from .lstm import lstm  # noqa: E402,F401
 from .normalization import batch_norm, batch_normalization  # noqa: E402,F401  (re-exported: normalization)

@@ -361,13 +361,15 @@ def _backward_walk(root: Tensor, grad: np.ndarray):
         if fn.retained is not None:  # gy is complete here: every user of fn's output came earlier
             _retain(fn, gy)
         gxs = fn.backward(gy)
-        if not isinstance(gxs, tuple):
+        if not isinstance(gxs, (tuple, list)):
             gxs = (gxs,)
-        for x, gx in zip(fn.inputs, gxs):
+        if len(gxs) != len(fn.inputs):
+            _check_gradient_count(fn, gxs)
+        for k, (x, gx) in enumerate(zip(fn.inputs, gxs)):
             if x is None or gx is None or not x.requires_grad:
                 continue
-            if gx.shape != x.data.shape:
-                gx = unbroadcast(gx, x.data.shape)
+            if type(gx) is not np.ndarray or gx.shape != x.data.shape:
+                gx = _reduce_to_input(fn, k, gx, x.data.shape)
             if gx.dtype != x.data.dtype:
                 gx = gx.astype(x.data.dtype)
             if x.creator is None:  # leaf: accumulate into .grad (never alias gy)
@@ -376,3 +378,46 @@ def _backward_walk(root: Tensor, grad: np.ndarray):
                 key = id(x.creator)
                 prev = grads.get(key)
                 grads[key] = gx if prev is None else prev + gx
+
+
+def _check_gradient_count(fn, gxs):
+    """Raise if ``fn.backward`` returned fewer gradients than ``fn`` has inputs, or more that are not None.
+
+    Extra Nones are fine: a Function with an optional last input (a bias) called
+    without it may still return a None gradient for it.
+    """
+    if len(gxs) > len(fn.inputs) and all(g is None for g in gxs[len(fn.inputs):]):
+        return
+    shapes = [None if x is None else x.shape for x in fn.inputs]
+    raise ValueError(f"{type(fn).__name__}.backward returned {len(gxs)} gradient(s) for {len(fn.inputs)} "
+                     f"input(s) (shapes {shapes}); return one gradient per input of forward, in order, "
+                     f"None for an input that gets no gradient")
+
+
+def _reduce_to_input(fn, k, gx, shape):
+    """``gx``, the gradient that ``fn.backward`` returned for input ``k`` (of ``shape``), summed to ``shape``.
+
+    Reached only when ``gx`` is not an ndarray of exactly ``shape``. Accepted: a
+    NumPy scalar or 0-d result, and any ``gx`` that is the input broadcast
+    forward (``unbroadcast`` sums it back) or ``shape`` without some leading
+    size-1 axes. Anything else (a Tensor, a list, a shape that does not
+    broadcast to ``shape``) is a bug in that backward: the error names the
+    Function class, the input position and both shapes.
+    """
+    name = f"{type(fn).__name__}.backward"
+    if isinstance(gx, Tensor):
+        raise TypeError(f"{name} returned a Tensor for input {k} (shape {shape}); backward works on arrays: "
+                        f"return an ndarray, e.g. gx.data, or compute it from gy and the saved arrays")
+    if not isinstance(gx, (np.ndarray, np.generic)):
+        raise TypeError(f"{name} returned a {type(gx).__name__} for input {k} (shape {shape}); "
+                        f"return an ndarray of that shape (or None for no gradient)")
+    gx = np.asarray(gx)
+    if gx.shape == shape:
+        return gx
+    g, s = gx.shape, tuple(shape)
+    if len(g) < len(s) and all(n == 1 for n in s[:len(s) - len(g)]) and s[len(s) - len(g):] == g:
+        return gx.reshape(s)   # the input's shape less leading size-1 axes
+    if len(g) < len(s) or not all(n == m or n == 1 for n, m in zip(s, g[len(g) - len(s):])):
+        raise ValueError(f"{name} returned a gradient of shape {g} for input {k} of shape {s}: it must have the "
+                         f"input's shape (or the shape the input was broadcast to in forward)")
+    return unbroadcast(gx, s)  # the input broadcast forward: every aligned axis equal, or 1 in the input

@@ -11,6 +11,8 @@ d (for million-weight layers the update is memory-bound: every temporary is
 another pass over memory); from OPTIMIZER_SPLIT_MIN_ELEMENTS weights on, it is
 cut into flat halves updated on both threads (NumPy releases the GIL).
 
+Nadam and Adamax are written the same way through scratch arrays, serially.
+
 Routes, recorded in ``routes.LAST``: "adam_update" "inplace" or "split"; the
 others have one route each, "inplace".
 """
@@ -112,3 +114,57 @@ def adadelta_update(w, g, Eg2, Edw2, lr, rho=0.95, epsilon=1e-7):
     Edw2 *= rho
     Edw2 += (1 - rho) * dw * dw
     w += lr * dw
+
+
+def nadam_update(w, g, m, v, t, lr, u_product, beta_1=0.9, beta_2=0.999, epsilon=1e-7):
+    """reference: numbanet.reference.tier.nadam_update (through one scratch array, like Adam)."""
+    LAST["nadam_update"] = "inplace"
+    dt = w.dtype.type
+    u_t = beta_1 * (1 - 0.5 * 0.96 ** t)
+    u_next = beta_1 * (1 - 0.5 * 0.96 ** (t + 1))
+    c_m = dt(u_next / (1 - u_product * u_next))     # m_hat = c_m * m + c_g * g
+    c_g = dt((1 - u_t) / (1 - u_product))
+    d = scratch("nadam.d", w.shape, w.dtype)
+    e = scratch("nadam.e", w.shape, w.dtype)
+    np.subtract(g, m, out=d)                       # m <- m + (g - m) * (1 - beta_1)
+    d *= dt(1 - beta_1)
+    m += d
+    np.multiply(g, g, out=d)                       # v <- v + (g^2 - v) * (1 - beta_2)
+    d -= v
+    d *= dt(1 - beta_2)
+    v += d
+    np.multiply(g, c_g, out=e)                     # e = m_hat = c_m m + c_g g
+    np.multiply(m, c_m, out=d)
+    e += d
+    np.multiply(v, dt(1 / (1 - beta_2 ** t)), out=d)   # d = sqrt(v_hat) + epsilon
+    np.sqrt(d, out=d)
+    d += dt(epsilon)
+    e /= d                                         # w <- w - lr * m_hat / (sqrt(v_hat) + epsilon)
+    e *= lr
+    w -= e
+
+
+def adamax_update(w, g, m, u, t, lr, beta_1=0.9, beta_2=0.999, epsilon=1e-7):
+    """reference: numbanet.reference.tier.adamax_update."""
+    LAST["adamax_update"] = "inplace"
+    dt = w.dtype.type
+    d = scratch("adamax.d", w.shape, w.dtype)
+    np.subtract(g, m, out=d)                       # m <- m + (g - m) * (1 - beta_1)
+    d *= dt(1 - beta_1)
+    m += d
+    u *= dt(beta_2)                                # u <- max(beta_2 u, |g|)
+    np.abs(g, out=d)
+    np.maximum(u, d, out=u)
+    np.add(u, dt(epsilon), out=d)                  # w <- w - lr / (1 - beta_1^t) * m / (u + epsilon)
+    np.divide(m, d, out=d)
+    d *= dt(lr / (1 - beta_1 ** t))
+    w -= d
+
+
+def weight_decay_update(w, lr, decay):
+    """reference: numbanet.reference.tier.weight_decay_update."""
+    LAST["weight_decay_update"] = "inplace"
+    d = scratch("weight_decay.d", w.shape, w.dtype)
+    np.multiply(w, w.dtype.type(decay), out=d)     # w <- w - (w * decay) * lr
+    d *= lr
+    w -= d

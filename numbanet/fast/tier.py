@@ -3,6 +3,8 @@
 Same names, signatures and results as ``numbanet/reference/tier.py`` (whose
 docstrings give the math and the shapes); here each one picks a route and runs it.
 """
+
+
 # ------------------------------------------------ convolution, pooling, upsampling
 from .conv import (conv2d_backward, conv2d_forward, conv2d_transpose_backward,  # noqa: F401
                    conv2d_transpose_forward)
@@ -14,7 +16,10 @@ from .embedding import embedding_backward  # noqa: E402,F401
 from .losses import sparse_ce_backward, sparse_ce_forward  # noqa: E402,F401
 from .optimizers import (adadelta_update, adagrad_update, adam_update, rmsprop_update,  # noqa: E402,F401
                          sgd_update)
+from .optimizers import adamax_update, nadam_update, weight_decay_update  # noqa: E402,F401
 from .recurrent import simple_rnn_backward, simple_rnn_forward  # noqa: E402,F401
+from .gru import gru_backward, gru_forward  # noqa: E402,F401
+from .lstm import lstm_backward, lstm_forward  # noqa: E402,F401
 
 # ------------------------------------------------ im2col / col2im on their own (nb.functional.im2col)
 import numpy as _np  # noqa: E402

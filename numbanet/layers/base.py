@@ -12,6 +12,13 @@ The Keras lifecycle, kept small:
   formula (batch axis ``None``); the default runs the layer once on zeros;
 * ``get_config()`` returns the constructor arguments.
 
+Regularization (Keras's ``layer.losses``): a layer class declares which of its
+weights takes which regularizer argument in ``regularized_weights`` (Dense:
+``{"kernel": "kernel_regularizer", "bias": "bias_regularizer"}``); the base then
+accepts those arguments, keeps them as attributes, puts them in ``get_config``,
+and ``losses`` holds one penalty per trainable weight that has one. Every layer
+takes ``activity_regularizer=``, a penalty on its output divided by the batch size.
+
 Weights are Tensors with ``requires_grad=True``; ``get_weights()`` and
 ``set_weights()`` use Keras's order and shapes.
 
@@ -24,7 +31,7 @@ import weakref
 
 import numpy as np
 
-from .. import initializers
+from .. import initializers, regularizers
 from ..engine import Tensor, no_grad
 from ..engine.tensor import CURRENT_LAYER
 from ..engine.ops import cast
@@ -61,6 +68,9 @@ class SymbolicTensor:
         self.kwargs = kwargs or {}
         self.index = index  # position in a tuple-valued layer output, else None
         self.name = name
+        self.node_index = 0  # which call of ``layer`` made this tensor (Keras's "shared[1][0]")
+        if layer is not None and not parents:  # an Input: its layer's input and output are this tensor
+            layer._call_sites.append((self, self))
 
     @property
     def ndim(self):
@@ -101,10 +111,18 @@ class Layer:
     #: Embedding takes integer ids: the base then leaves its input uncast.
     accepts_integer_input = False
 
-    def __init__(self, name=None, dtype=None, input_shape=None, trainable=True, input_dim=None, **kwargs):
+    #: weight name -> the constructor argument that holds its regularizer (see ``losses``)
+    regularized_weights = {}
+
+    def __init__(self, name=None, dtype=None, input_shape=None, trainable=True, input_dim=None,
+                 activity_regularizer=None, **kwargs):
+        chosen = {arg: kwargs.pop(arg, None) for arg in dict.fromkeys(self.regularized_weights.values())}
         if kwargs:
             raise TypeError(f"{type(self).__name__}: unexpected keyword argument(s) {sorted(kwargs)}")
         self.name = name or unique_name(snake_case(type(self).__name__))
+        for arg, value in {**chosen, "activity_regularizer": activity_regularizer}.items():
+            setattr(self, arg, self.check_regularizer(arg, value))
+        self._losses = []       # activity penalties (and add_loss) of the latest outermost call
         try:
             self.dtype = np.dtype(dtype or "float32")
         except TypeError:  # NumPy's "data type 'x' not understood" names neither the layer nor the argument
@@ -113,6 +131,7 @@ class Layer:
             raise TypeError(f"{self.name}: dtype must be a floating type, 'float32' or 'float64', got {self.dtype}")
         self.built = False
         self._weight_list = []  # [(name, Tensor)] in creation order; ``weights`` gives Keras's order
+        self._call_sites = []   # [(input, output)] of each symbolic call, in call order
         self._trainable = bool(trainable)
         if input_shape is None and input_dim is not None:
             input_shape = (input_dim,)
@@ -145,6 +164,13 @@ class Layer:
         except (ValueError, TypeError) as err:
             raise type(err)(f"{self.name}: {arg}: {err}") from None
         return value
+
+    def check_regularizer(self, arg, value):
+        """``regularizers.get(value)``, or its error naming this layer and ``arg``."""
+        try:
+            return regularizers.get(value)
+        except (ValueError, TypeError) as err:
+            raise type(err)(f"{self.name}: {arg}: {err}") from None
 
     def add_weight(self, name, shape, initializer="zeros", trainable=True) -> Tensor:
         """Create a weight Tensor of ``shape`` drawn from ``initializer`` in the layer's dtype.
@@ -221,9 +247,10 @@ class Layer:
         """
         shape = tuple(1 if d is None else d for d in input_shape)
         dtype = np.int64 if self.accepts_integer_input else self.dtype
+        kwargs = {"training": False} if takes_training(type(self)) else {}   # a user's call(self, x) too
         with no_grad():
             y = self.call(Tensor(np.zeros(shape, dtype=dtype)) if not self.accepts_integer_input
-                          else np.zeros(shape, dtype=dtype), training=False)
+                          else np.zeros(shape, dtype=dtype), **kwargs)
         if isinstance(y, (tuple, list)):
             return tuple((input_shape[0],) + t.shape[1:] for t in y)
         return (input_shape[0],) + y.shape[1:]
@@ -246,7 +273,55 @@ class Layer:
         return out
 
     def get_config(self):
-        return {"name": self.name, "dtype": self.dtype.name, "trainable": self.trainable}
+        config = {"name": self.name, "dtype": self.dtype.name, "trainable": self.trainable}
+        for arg in dict.fromkeys(self.regularized_weights.values()):
+            config[arg] = regularizers.serialize(getattr(self, arg, None))
+        if getattr(self, "activity_regularizer", None) is not None:    # Keras writes it only when set
+            config["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        """A new, unbuilt layer from ``get_config()``'s dict: ``cls(**config)``."""
+        return cls(**config)
+
+    # ------------------------------------------------------------------ losses
+    def add_loss(self, loss):
+        """Add a scalar Tensor to ``losses`` (from inside ``call``); kept until the next outermost call."""
+        if not isinstance(loss, Tensor) or loss.ndim != 0:
+            raise ValueError(f"{self.name}: add_loss takes a scalar Tensor computed in call(), got "
+                             f"{type(loss).__name__} of shape {getattr(loss, 'shape', None)}")
+        self._losses.append(loss)
+
+    @property
+    def losses(self):
+        """The penalties to add to the loss: a list of scalar Tensors, differentiable, in Keras's order.
+
+        First the activity penalties of the latest outermost call, this layer's then its
+        sublayers' (each ``activity_regularizer(y) / N`` for an output y of batch size N);
+        then, recomputed from the current weights on every access, ``R(W)`` for each
+        trainable weight W whose layer gives it a regularizer, in weight order.
+        """
+        layers = _flatten_layers(self)
+        out = [loss for layer in layers for loss in layer.__dict__.get("_losses", ())]
+        seen = set()
+        for layer in layers:
+            for name, w in layer.__dict__.get("_weight_list", ()):
+                arg = layer.regularized_weights.get(name)
+                reg = getattr(layer, arg, None) if arg else None
+                if reg is not None and w.requires_grad and id(w) not in seen:
+                    seen.add(id(w))
+                    out.append(reg(w))
+        return out
+
+    def _record_activity(self, y):
+        """Append ``activity_regularizer(t) / N`` for each output Tensor t of batch size N (0 when N = 0)."""
+        for t in (y if isinstance(y, (tuple, list)) else (y,)):
+            if isinstance(t, Tensor):
+                penalty = self.activity_regularizer(t)
+                if t.ndim > 0:
+                    penalty = penalty / t.shape[0] if t.shape[0] else penalty * 0
+                self._losses.append(penalty)
 
     # -------------------------------------------------------------------- call
     def _convert_input(self, x):
@@ -283,10 +358,13 @@ class Layer:
         mask = mask_of(x) if _MASKS else None
         if mask is not None and "mask" not in kwargs and _takes_mask(type(self)):
             kwargs["mask"] = mask              # a layer whose call takes mask= gets its input's
+        begin_call(self)
         outer, CURRENT_LAYER[0] = CURRENT_LAYER[0], self.name   # the graph's nodes name this layer
         outer_training, TRAINING[0] = TRAINING[0], bool(training)
         try:
             y = self.call(x, **kwargs)
+            if self.activity_regularizer is not None:
+                self._record_activity(y)
         except BaseException:  # e.g. ids out of range: a failed first call leaves the layer unbuilt, as it was
             if not was_built:
                 del self._weight_list[:]
@@ -326,11 +404,73 @@ class Layer:
             x = x[0]
         out = self.build_from_shape(x.shape)
         if out and isinstance(out[0], tuple):  # several outputs (e.g. return_state)
-            return tuple(SymbolicTensor(s, self.dtype, self, (x,), kwargs, index=i) for i, s in enumerate(out))
-        return SymbolicTensor(out, self.dtype, self, (x,), kwargs)
+            y = tuple(SymbolicTensor(s, self.dtype, self, (x,), kwargs, index=i) for i, s in enumerate(out))
+        else:
+            y = SymbolicTensor(out, self.dtype, self, (x,), kwargs)
+        sites = self.__dict__.setdefault("_call_sites", [])
+        for t in (y if isinstance(y, tuple) else (y,)):
+            t.node_index = len(sites)
+        sites.append((x, y))
+        return y
+
+    # ------------------------------------------------ symbolic input and output
+    def _call_site_value(self, position, what):
+        """The input (position 0) or output (1) of the layer's first symbolic call, as Keras 3 gives."""
+        sites = self.__dict__.get("_call_sites")
+        if not sites:
+            raise AttributeError(f"The layer {self.name} has never been called and thus has no defined {what}: "
+                                 f"call it on a tensor from Input(shape), or build the Sequential model that "
+                                 f"holds it with an Input(shape) or input_shape= first")
+        value = sites[0][position]
+        return list(value) if isinstance(value, tuple) else value
+
+    @property
+    def input(self):
+        """The SymbolicTensor this layer was first called on in a functional or built Sequential graph."""
+        return self._call_site_value(0, "input")
+
+    @property
+    def output(self):
+        """The SymbolicTensor(s) of the layer's first call (a list for several outputs, e.g. return_state)."""
+        return self._call_site_value(1, "output")
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name!r} built={self.built}>"
+
+
+def _sublayers(layer):
+    """The layers inside ``layer``: a model's ``layers``, else the Layer attributes (and lists of them)."""
+    if isinstance(getattr(type(layer), "layers", None), property):
+        return layer.layers
+    found = []
+    for value in vars(layer).values():
+        for item in (value if isinstance(value, (list, tuple)) else (value,)):
+            if isinstance(item, Layer):
+                found.append(item)
+    return found
+
+
+def _flatten_layers(layer):
+    """``layer`` and every layer inside it, depth first, each once."""
+    out, seen, stack = [], set(), [layer]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        out.append(current)
+        stack.extend(reversed(_sublayers(current)))
+    return out
+
+
+def begin_call(layer):
+    """At the start of an outermost call (no layer or model call around it), forget the losses
+    the previous call left on ``layer`` and the layers inside it, as Keras clears them; the calls
+    nested inside add theirs, so a layer called twice in one forward pass keeps both."""
+    if CURRENT_LAYER[0] is None:
+        for inner in _flatten_layers(layer):
+            if "_losses" in inner.__dict__:
+                inner._losses = []
 
 
 # The padding masks of layer outputs, as Keras keeps ``_keras_mask`` on a layer's output:

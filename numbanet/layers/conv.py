@@ -11,10 +11,12 @@ class _Conv(Layer):
     """What Conv2D and Conv2DTranspose share: arguments, input checks, build, config.
 
     ``_kernel_shape(C)`` gives the kernel layout and ``_in_axis`` which kernel
-    axis holds the input channels.
+    axis holds the input channels. ``kernel_regularizer=``, ``bias_regularizer=``,
+    ``activity_regularizer=``: penalties in ``losses`` (``numbanet.regularizers``).
     """
 
     _in_axis = 2
+    regularized_weights = {"kernel": "kernel_regularizer", "bias": "bias_regularizer"}
 
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", activation=None, use_bias=True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):

@@ -14,7 +14,11 @@ class Dense(Layer):
     Shape: input (N, ..., D) -> output (N, ..., U); any rank >= 2, as in Keras.
     Attributes: kernel (D, U) from ``kernel_initializer`` (glorot_uniform),
     bias (U,) from ``bias_initializer`` (zeros).
+    ``kernel_regularizer=``, ``bias_regularizer=``, ``activity_regularizer=``: penalties
+    in ``losses`` (``numbanet.regularizers``).
     """
+
+    regularized_weights = {"kernel": "kernel_regularizer", "bias": "bias_regularizer"}
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", **kwargs):

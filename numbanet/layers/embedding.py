@@ -20,10 +20,12 @@ class Embedding(Layer):
     SimpleRNN, Dense and the loss in ``fit`` honour, and id 0 must then not be a real word.
     Ids are never cast: floats raise TypeError, ids outside [0, input_dim) raise
     ValueError (no negative wrap-around). The gradient of the table is a
-    scatter-add over the ids (see ``engine.sequence``).
+    scatter-add over the ids (see ``engine.sequence``). ``embeddings_regularizer=``
+    and ``activity_regularizer=``: penalties in ``losses`` (``numbanet.regularizers``).
     """
 
     accepts_integer_input = True  # the base leaves the ids uncast
+    regularized_weights = {"embeddings": "embeddings_regularizer"}
 
     def __init__(self, input_dim, output_dim, embeddings_initializer="uniform", mask_zero=False,
                  input_length=None, **kwargs):

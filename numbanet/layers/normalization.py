@@ -32,14 +32,16 @@ class BatchNormalization(Layer):
     moving_mean (C,) (zeros) and moving_variance (C,) (ones), non-trainable: no gradient,
     no optimizer step, but in ``weights``, ``get_weights`` and weight files.
 
-    The regularizer, constraint and renorm arguments are accepted with their defaults
-    (None, False), so Keras configurations load; other values are refused.
+    ``gamma_regularizer=``, ``beta_regularizer=``, ``activity_regularizer=``: penalties in
+    ``losses`` (``numbanet.regularizers``). The constraint and renorm arguments are accepted
+    with their defaults (None, False), so Keras configurations load; other values are refused.
     """
+
+    regularized_weights = {"gamma": "gamma_regularizer", "beta": "beta_regularizer"}
 
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
                  beta_initializer="zeros", gamma_initializer="ones", moving_mean_initializer="zeros",
-                 moving_variance_initializer="ones", beta_regularizer=None, gamma_regularizer=None,
-                 beta_constraint=None, gamma_constraint=None, renorm=False, renorm_clipping=None,
+                 moving_variance_initializer="ones", beta_constraint=None, gamma_constraint=None, renorm=False, renorm_clipping=None,
                  renorm_momentum=0.99, synchronized=False, **kwargs):
         super().__init__(**kwargs)
         if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer)):
@@ -58,14 +60,13 @@ class BatchNormalization(Layer):
         self.moving_mean_initializer = self.check_initializer("moving_mean_initializer", moving_mean_initializer)
         self.moving_variance_initializer = self.check_initializer("moving_variance_initializer",
                                                                   moving_variance_initializer)
-        for arg, value in (("beta_regularizer", beta_regularizer), ("gamma_regularizer", gamma_regularizer),
-                           ("beta_constraint", beta_constraint), ("gamma_constraint", gamma_constraint)):
+        for arg, value in (("beta_constraint", beta_constraint), ("gamma_constraint", gamma_constraint)):
             if value is not None:
                 raise ValueError(f"{self.name}: {arg} is not supported by numbanet's BatchNormalization; "
                                  f"leave it None, got {value!r}")
         if renorm:
             raise ValueError(f"{self.name}: renorm=True (batch renormalization) is not supported; leave it False")
-        self.beta_regularizer = self.gamma_regularizer = self.beta_constraint = self.gamma_constraint = None
+        self.beta_constraint = self.gamma_constraint = None
         self.renorm, self.renorm_clipping = False, renorm_clipping
         self.renorm_momentum = float(utils.check_number(self.name, "renorm_momentum", renorm_momentum))
         self.gamma = self.beta = self.moving_mean = self.moving_variance = None
@@ -127,6 +128,6 @@ class BatchNormalization(Layer):
                 "gamma_initializer": self.gamma_initializer,
                 "moving_mean_initializer": self.moving_mean_initializer,
                 "moving_variance_initializer": self.moving_variance_initializer,
-                "beta_regularizer": None, "gamma_regularizer": None, "beta_constraint": None,
+                "beta_constraint": None,
                 "gamma_constraint": None, "renorm": False, "renorm_clipping": self.renorm_clipping,
                 "renorm_momentum": self.renorm_momentum, "synchronized": self.synchronized}

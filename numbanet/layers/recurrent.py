@@ -23,12 +23,17 @@ class SimpleRNN(Layer):
     skips padded steps as Keras does (without it, the mask the input carries
     from an Embedding(mask_zero=True), ``layers.base.mask_of``): the state is carried over them and the
     output repeats the previous one (0 before the first real step). With
-    ``return_state``, h_T is the last output, so a sample whose steps are all
-    masked gets 0 where Keras would return its initial state. ``go_backwards`` reads time from T to 1 and returns the
-    sequence in that order. The recurrence and its backpropagation through time
+    ``return_state``, h_T is the last output, except for a sample whose steps are all
+    masked: its outputs are 0 and its state stays the initial state, as in Keras.
+    ``go_backwards`` reads time from T to 1 and returns the sequence in that order. The recurrence and its backpropagation through time
     run as one graph node (``engine.recurrent``); gradient clipping is the
-    optimizer's ``clipnorm``/``clipvalue``.
+    optimizer's ``clipnorm``/``clipvalue``. ``kernel_regularizer=``,
+    ``recurrent_regularizer=``, ``bias_regularizer=``, ``activity_regularizer=``:
+    penalties in ``losses`` (``numbanet.regularizers``).
     """
+
+    regularized_weights = {"kernel": "kernel_regularizer", "recurrent_kernel": "recurrent_regularizer",
+                           "bias": "bias_regularizer"}
 
     def __init__(self, units, activation="tanh", use_bias=True, kernel_initializer="glorot_uniform",
                  recurrent_initializer="orthogonal", bias_initializer="zeros", return_sequences=False,
@@ -73,7 +78,12 @@ class SimpleRNN(Layer):
                          self.return_sequences, self.go_backwards, mask)
         if not self.return_state:
             return y
-        return y, (y[:, -1] if self.return_sequences else y)   # h_T is the last output
+        state = y[:, -1] if self.return_sequences else y                  # h_T is the last output ...
+        if mask is not None and h0 is not None:
+            no_step = ~np.asarray(getattr(mask, "data", mask), dtype=bool).any(axis=1)
+            if no_step.any():                                              # ... but 0 on a row with no real
+                state = state + h0 * Tensor(no_step[:, None].astype(self.dtype))   # step, whose state stays h_0
+        return y, state
 
     def _initial_state(self, state, N):
         if state is None:

@@ -19,6 +19,10 @@ with the shapes of the whole data (never of one batch) and the fix:
   own target check on a zero-stride stand-in for the predictions (no forward
   pass, no memory), so a target that cannot fit fails before the first step.
 
+A model of several inputs or outputs (``prepare_multi_io``) takes x and y as lists
+(or dicts by input / output name); each array gets the checks above under its own
+name (``x[1] ('b')``), and all of them must have the same number of samples.
+
 ``prepare_validation(model, validation_data, x, y)`` does the same for
 ``validation_data`` and also compares its per-sample shapes with the training
 data's, so a wrong validation set fails before training, not after an epoch.
@@ -64,18 +68,18 @@ def _cast(arr, dtype):
         return arr.astype(dtype, copy=False)
 
 
-def _reshape_hint(x_shape, input_shape):
-    """A reshape of x that gives (N, *input_shape), as text, or '' when none is evident."""
+def _reshape_hint(x_shape, input_shape, x="x"):
+    """A reshape of the array ``x`` that gives (N, *input_shape), as text, or '' when none is evident."""
     if any(d is None for d in input_shape):
         return ""
     size = int(np.prod(input_shape))
     if len(x_shape) == 1 and size == 1:
-        return "x.reshape(-1, 1)"
+        return f"{x}.reshape(-1, 1)"
     if len(x_shape) == len(input_shape) and input_shape[-1] == 1 and tuple(x_shape[1:]) == tuple(input_shape[:-1]):
-        return "x[..., np.newaxis] (the missing last axis of size 1)"
+        return f"{x}[..., np.newaxis] (the missing last axis of size 1)"
     per_sample = int(np.prod(x_shape[1:])) if len(x_shape) > 1 else 1
     if per_sample == size:
-        return "x.reshape(-1, " + ", ".join(str(d) for d in input_shape) + ")"
+        return f"{x}.reshape(-1, " + ", ".join(str(d) for d in input_shape) + ")"
     return ""
 
 
@@ -85,17 +89,22 @@ def check_x_against_model(model, x, where):
     if expected is None:
         check_x_against_first_layer(model, x, where)
         return
+    check_x_shape(x, expected, "x", where)
+
+
+def check_x_shape(x, expected, arg, where):
+    """``x`` (the array ``arg``) must be (N, *expected[1:]); else the error with the reshape that fixes it."""
     input_shape = tuple(expected[1:])
     fits = x.ndim == len(expected) and all(e is None or e == s for e, s in zip(input_shape, x.shape[1:]))
     if fits:
         return
-    hint = _reshape_hint(x.shape, input_shape)
-    raise ValueError(f"{where}: x has shape {tuple(x.shape)}, but the model expects (N, *input_shape), "
+    hint = _reshape_hint(x.shape, input_shape, arg.split(" ")[0])
+    raise ValueError(f"{where}: {arg} has shape {tuple(x.shape)}, but the model expects (N, *input_shape), "
                      f"i.e. {fmt_shape(expected)} for N samples" + (f"; {hint} gives that shape" if hint else ""))
 
 
-def first_layer(model):
-    """The one layer that receives x in a Sequential or functional model, else None.
+def first_layer(model, input_symbol=None):
+    """The one layer that receives x (or the input ``input_symbol``) in a Sequential or functional model, else None.
 
     A subclassed model's call may use its layers in any order, so it has none.
     """
@@ -104,15 +113,16 @@ def first_layer(model):
         return stack[0] if stack else None
     nodes = getattr(model, "_nodes", None)
     if nodes:
-        takers = {id(layer): layer for layer, parents, _ in nodes if parents[0] is model._input_symbol}
+        sym = model._input_symbols[0] if input_symbol is None else input_symbol
+        takers = {id(layer): layer for layer, parents, _ in nodes if parents[0] is sym}
         return next(iter(takers.values())) if len(takers) == 1 else None
     return None
 
 
-def check_ids_against_model(model, x, arg, where):
+def check_ids_against_model(model, x, arg, where, input_symbol=None):
     """Integer ids in [0, input_dim) for a model that starts with an Embedding, over the whole of x."""
     from ..engine.sequence import check_ids
-    layer = first_layer(model)
+    layer = first_layer(model, input_symbol)
     if layer is None or not getattr(layer, "accepts_integer_input", False) or not hasattr(layer, "input_dim"):
         return
     check_ids(x, layer.input_dim, where=f"{where}: {arg} for {layer.name} ({type(layer).__name__})")
@@ -148,18 +158,24 @@ def check_y_against_model(model, y, where):
     (N, 3), which Keras squeezes) comes back in the output's shape, so that the metrics,
     which compare shapes, see what the loss sees.
     """
+    if not getattr(model, "built", False):
+        return y
+    return check_y_shape(getattr(model, "loss", None), getattr(model, "output_shape", None), model.dtype, y, "y",
+                         "the model's output", where)
+
+
+def check_y_shape(loss, out, dtype, y, arg, output, where):
+    """``y`` (the array ``arg``) against ``output`` of shape ``out`` under ``loss`` (see check_y_against_model)."""
     from ..losses import FunctionLoss, Loss
-    loss = getattr(model, "loss", None)
-    out = getattr(model, "output_shape", None)
-    if (not isinstance(loss, Loss) or isinstance(loss, FunctionLoss) or not getattr(model, "built", False)
+    if (not isinstance(loss, Loss) or isinstance(loss, FunctionLoss)
             or not isinstance(out, tuple) or len(out) < 2 or not all(isinstance(d, (int, np.integer)) for d in out[1:])):
         return y  # unknown output shape or a user's loss: the first batch checks it
-    stand_in = np.broadcast_to(np.zeros((), dtype=model.dtype), (len(y),) + tuple(out[1:]))
+    stand_in = np.broadcast_to(np.zeros((), dtype=dtype), (len(y),) + tuple(out[1:]))
     try:
         t = loss.prepare_true(y, stand_in)
     except (ValueError, TypeError) as err:
         detail = str(err).removeprefix(f"{type(loss).__name__}: ")
-        raise type(err)(f"{where}: y of shape {tuple(y.shape)} does not fit the model's output "
+        raise type(err)(f"{where}: {arg} of shape {tuple(y.shape)} does not fit {output} "
                         f"{fmt_shape((None,) + tuple(out[1:]))} under {type(loss).__name__}: {detail}") from None
     if not loss.sparse and t.shape == stand_in.shape and y.shape != t.shape:
         y = y.reshape(t.shape)
@@ -169,6 +185,8 @@ def check_y_against_model(model, y, where):
 def prepare_data(model, x, y, what, sample_weight=None, needs_y=True):
     """(x, y, sample_weight) as checked ndarrays for ``model.<what>`` (see the module docstring)."""
     where = f"{model.name}.{what}"
+    if getattr(model, "_multi_io", False):
+        return prepare_multi_io(model, x, y, what, sample_weight, needs_y)
     if x is None or (needs_y and y is None):
         raise ValueError(f"{where}: needs {'x and y (the targets)' if needs_y else 'x'}, "
                          f"got x={type(x).__name__}, y={type(y).__name__}")
@@ -205,6 +223,10 @@ def prepare_validation(model, validation_data, x, y):
                 if isinstance(validation_data, (tuple, list)) else f"an object of type {type(validation_data).__name__}")
         raise ValueError(f"{where}: validation_data must be a tuple (x_val, y_val), got {kind}")
     vx, vy, _ = prepare_data(model, validation_data[0], validation_data[1], "fit (validation_data)")
+    if isinstance(vx, list):  # several inputs or outputs: each array against its training twin
+        _same_sample_shapes(where, "x", vx, x, model.input_names)
+        _same_sample_shapes(where, "y", vy, y, model.output_names)
+        return vx, vy
     if vx.shape[1:] != x.shape[1:]:
         raise ValueError(f"{where}: x_val has samples of shape {vx.shape[1:]} (x_val {vx.shape}), "
                          f"the training x has {x.shape[1:]} (x {x.shape})")
@@ -215,3 +237,124 @@ def prepare_validation(model, validation_data, x, y):
         raise ValueError(f"{where}: y_val has targets of shape {vy.shape[1:]} (y_val {vy.shape}), "
                          f"the training y has {y.shape[1:]} (y {y.shape})")
     return vx, vy
+
+
+# ------------------------------------------------------------------ several inputs or outputs
+def _label(arg, i, name):
+    return f"{arg}[{i}] ({name!r})"
+
+
+def _one_array(value):
+    """Whether ``value`` is the data of one input or output: not a dict, nor a list/tuple holding arrays."""
+    if isinstance(value, dict):
+        return False
+    return not (isinstance(value, (list, tuple)) and len(value) == 1 and isinstance(value[0], (np.ndarray, Tensor)))
+
+
+def _input_arrays(model, x, where):
+    """The arrays of a model of several inputs, in input order, from a list/tuple or a dict by input name."""
+    names = model.input_names
+    if len(names) == 1 and _one_array(x):
+        return [x]
+    if isinstance(x, dict):
+        missing = [n for n in names if n not in x]
+        if missing:
+            raise ValueError(f"{where}: missing data for input {missing[0]!r}: x is a dict with keys {sorted(x)}, "
+                             f"the model's inputs are {names}")
+        return [x[n] for n in names]
+    if isinstance(x, (list, tuple)) and len(x) == len(names):
+        return list(x)
+    got = f"a {type(x).__name__} of {len(x)}" if isinstance(x, (list, tuple)) else f"one {type(x).__name__}"
+    raise ValueError(f"{where}: the model has {len(names)} inputs {names}: give x as a list of {len(names)} arrays "
+                     f"in that order or a dict by input name, got {got}")
+
+
+def _target_arrays(model, y, where):
+    """One target array (or None for an output without a loss) per output, from a list/tuple or a dict.
+
+    As in Keras, a list may also give only the targets of the outputs that have a loss, in order.
+    """
+    names = model.output_names
+    losses = getattr(model, "_output_losses", None) or [None] * len(names)
+    active = [i for i, loss in enumerate(losses) if loss is not None]
+    form = (f"give y as a list of {len(names)} arrays in that order or a dict by output name")
+    if len(names) == 1 and _one_array(y):
+        ys = [y]
+    elif isinstance(y, dict):
+        unknown = [k for k in y if k not in names]
+        if unknown:
+            raise ValueError(f"{where}: y has the key {unknown[0]!r}, which is not an output of the model; "
+                             f"its outputs are {names}")
+        ys = [y.get(n) for n in names]
+    elif isinstance(y, (list, tuple)) and len(y) == len(names):
+        ys = list(y)
+    elif isinstance(y, (list, tuple)) and len(y) == len(active) and active:
+        ys = [None] * len(names)
+        for i, v in zip(active, y):
+            ys[i] = v
+    else:
+        got = f"a {type(y).__name__} of {len(y)}" if isinstance(y, (list, tuple)) else f"one {type(y).__name__}"
+        raise ValueError(f"{where}: the model has {len(names)} outputs {names}: {form}, got {got}")
+    for i in active:
+        if ys[i] is None:
+            raise ValueError(f"{where}: no targets for output {names[i]!r}, which has a loss; {form}")
+    return ys
+
+
+def _same_counts(where, arrays):
+    """Every (label, array) in ``arrays`` must have the same number of samples."""
+    counts = [(label, len(a)) for label, a in arrays if a is not None]
+    if len({n for _, n in counts}) > 1:
+        listing = ", ".join(f"{label} has {n}" for label, n in counts)
+        raise ValueError(f"{where}: every input, target and sample_weight array must have the same number of "
+                         f"samples (first axis), but {listing}")
+
+
+def _same_sample_shapes(where, arg, val, train, names):
+    for i, (v, t) in enumerate(zip(val, train)):
+        if v is not None and t is not None and v.shape[1:] != t.shape[1:]:
+            raise ValueError(f"{where}: {_label(arg, i, names[i])} of the validation data has samples of shape "
+                             f"{v.shape[1:]}, the training data's has {t.shape[1:]}")
+
+
+def prepare_multi_io(model, x, y, what, sample_weight=None, needs_y=True):
+    """(xs, ys, sample_weight) for a model of several inputs or outputs: lists of checked ndarrays.
+
+    ``xs`` has one array per input (in ``model.input_names`` order), ``ys`` one per output (None
+    for an output without a loss); every array gets the checks ``prepare_data`` makes for one,
+    and all of them (with ``sample_weight``, applied to every output) the same sample count.
+    """
+    where = f"{model.name}.{what}"
+    if x is None or (needs_y and y is None):
+        raise ValueError(f"{where}: needs {'x and y (the targets)' if needs_y else 'x'}, "
+                         f"got x={type(x).__name__}, y={type(y).__name__}")
+    in_names, out_names = model.input_names, model.output_names
+    xs = [_cast(as_array(v, _label("x", i, in_names[i]), where), model.dtype)
+          for i, v in enumerate(_input_arrays(model, x, where))]
+    if what != "predict":
+        for i, v in enumerate(xs):
+            _finite(v, _label("x", i, in_names[i]), where)
+    ys = None
+    if y is not None:
+        ys = [None if v is None else _cast(as_array(v, _label("y", i, out_names[i]), where), model.dtype)
+              for i, v in enumerate(_target_arrays(model, y, where))]
+        for i, v in enumerate(ys):
+            if v is not None:
+                _finite(v, _label("y", i, out_names[i]), where)
+    if sample_weight is not None:
+        sample_weight = as_array(sample_weight, "sample_weight", where).astype(model.dtype)
+        _finite(sample_weight, "sample_weight", where)
+    _same_counts(where, [(_label("x", i, n), v) for i, (n, v) in enumerate(zip(in_names, xs))]
+                 + [(_label("y", i, n), v) for i, (n, v) in enumerate(zip(out_names, ys or []))]
+                 + [("sample_weight", sample_weight)])
+    if len(xs[0]) == 0:
+        raise ValueError(f"{where}: no samples (x[0] has shape {xs[0].shape})")
+    for i, (sym, v) in enumerate(zip(model._input_symbols, xs)):
+        check_x_shape(v, sym.shape, _label("x", i, in_names[i]), where)
+        check_ids_against_model(model, v, _label("x", i, in_names[i]), where, input_symbol=sym)
+    if ys is not None:
+        for i, (sym, loss) in enumerate(zip(model._output_symbols, model._output_losses or [None] * len(ys))):
+            if ys[i] is not None:
+                ys[i] = check_y_shape(loss, sym.shape, model.dtype, ys[i], _label("y", i, out_names[i]),
+                                      f"output {out_names[i]!r}", where)
+    return xs, ys, sample_weight

@@ -34,21 +34,65 @@ def _require_built(model):
         f"once on a batch of data, e.g. model(x[:1]).")
 
 
+def _calls(model):
+    """A functional model's layer calls as [(layer, parents)], each call once (a tuple output is one call)."""
+    calls, seen = [], set()
+    for layer, parents, _ in model._nodes:
+        key = (id(layer), tuple(id(p) for p in parents))
+        if key not in seen:
+            seen.add(key)
+            calls.append((layer, parents))
+    return calls
+
+
+def _sequential_like(model):
+    """Whether a functional model is one chain (one input, each layer called once, on the previous
+    call's output): Keras then prints three columns; otherwise it adds "Connected to"."""
+    if getattr(model, "_nodes", None) is None:
+        return True
+    if len(model._input_symbols) > 1:
+        return False
+    previous, layers = None, set()
+    for layer, parents in _calls(model):
+        x = parents[0]
+        follows = x is model._input_symbols[0] if previous is None else (x.layer, x.parents) == previous
+        if id(layer) in layers or len(parents) != 1 or not follows:
+            return False
+        layers.add(id(layer))
+        previous = (layer, parents)
+    return True
+
+
+def _connections(model):
+    """Keras's "Connected to" text per layer: ``<inbound layer>[<its call>][<tensor index>]`` for each call."""
+    out = {}
+    for layer, parents in _calls(model):
+        text = ", ".join(f"{p.layer.name}[{p.node_index}][{p.index or 0}]" for p in parents)
+        out[id(layer)] = f"{out[id(layer)]}, {text}" if id(layer) in out else text
+    return out
+
+
 def print_summary(model, print_fn=print):
     _require_built(model)
+    connected = None if _sequential_like(model) else _connections(model)
     rows = [(f"{layer.name} ({type(layer).__name__})", _shape_text(layer), f"{layer.count_params():,}")
+            + (() if connected is None else (connected.get(id(layer), "-"),))
             for layer in model.layers]
     widths = [max(31, *(len(r[0]) + 2 for r in rows)) if rows else 31, 24, 15]
     widths[1] = max(widths[1], *(len(r[1]) + 2 for r in rows)) if rows else widths[1]
+    if connected is not None:
+        widths.append(max(20, *(len(r[3]) + 2 for r in rows)))
+    align = ["<", "<", ">", "<"]
 
     def line(left, mid, right, fill="━"):
         return left + mid.join(fill * w for w in widths) + right
 
-    def row(a, b, c, bar="│"):
-        return f"{bar} {a:<{widths[0] - 2}} {bar} {b:<{widths[1] - 2}} {bar} {c:>{widths[2] - 2}} {bar}"
+    def row(*cells, bar="│"):
+        return bar + bar.join(f" {c:{a}{w - 2}} " for c, a, w in zip(cells, align, widths)) + bar
 
+    header = ("Layer (type)", "Output Shape", "Param #") + (() if connected is None else ("Connected to",))
     out = [f'Model: "{model.name}"', line("┏", "┳", "┓"),
-           row("Layer (type)", "Output Shape", "Param #", "┃"), line("┡", "╇", "┩")]
+           row(*header, bar="┃"), line("┡", "╇", "┩")]
     for i, r in enumerate(rows):
         out.append(row(*r))
         if i < len(rows) - 1:

@@ -11,6 +11,13 @@ One training step on a mini-batch (x, y):
 ``fit`` shuffles the sample order every epoch (from numbanet's seeded
 generator), reports the running mean of the loss and metrics weighted by batch
 size, validates at each epoch's end, and stops on a NaN/inf loss with a warning.
+
+A functional model of several inputs or outputs takes x as a list (or a dict
+by input name) and y as a list (or a dict by output name); its loss is
+``L = sum_i w_i * L_i(y_i, y_pred_i)`` over the outputs (``compile_utils``), and
+the logs hold ``loss`` (L plus the regularization penalties ``model.losses``, as
+in Keras 3's fit and evaluate), ``<output>_loss`` (each unweighted L_i, when more than
+one output has a loss) and ``<output>_<metric>``, as Keras 3 names them.
 """
 from __future__ import annotations
 
@@ -25,7 +32,7 @@ from .. import optimizers as optimizers_mod
 from .. import utils
 from ..engine import Tensor, no_grad
 from ..layers.base import mask_of
-from . import data_checks
+from . import compile_utils, data_checks
 from .callbacks import Callback, History
 from .progress import ProgressBar
 
@@ -64,24 +71,62 @@ def _check_scalars(owner, batch_size=None, verbose=0, epochs=0, validation_split
     return (32 if batch_size is None else int(batch_size)), int(verbose)
 
 
+def _arrays(y):
+    """A model's output(s) as ndarray(s): a Tensor's data, or a list of them for several outputs."""
+    return [t.data for t in y] if isinstance(y, (list, tuple)) else y.data
+
+
+def _take(data, idx):
+    """The samples ``idx`` of an array, or of each array of a list (None stays None)."""
+    if isinstance(data, list):
+        return [None if a is None else a[idx] for a in data]
+    return data[idx]
+
+
+def _count(x):
+    """The number of samples in x (an array, or a list of arrays of equal length)."""
+    return len(x[0]) if isinstance(x, list) else len(x)
+
+
 class Trainer:
     def __init__(self):
         self.optimizer = None
         self.loss = None
         self.compiled_metrics = []
+        self._output_losses = None   # per output: Loss or None (compile_utils)
+        self._loss_weights = None    # per output: float
+        self._output_metrics = None  # per output: [(history name, function)]
         self.stop_training = False
         self.history = None
 
     # ----------------------------------------------------------------- compile
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None):
-        """Choose the optimizer, loss and metrics (names or objects); may be called again."""
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None):
+        """Choose the optimizer, loss and metrics (names or objects); may be called again.
+
+        For a model of several outputs, ``loss``, ``loss_weights`` and ``metrics`` may be
+        given per output, as lists in output order or dicts by output name (see
+        ``compile_utils``); one loss applies to every output.
+        """
         if loss is None:
             raise ValueError(f"{self.name}: compile() needs a loss")
-        self.optimizer = optimizers_mod.get(optimizer)
-        self.loss = losses_mod.get(loss)
-        if metrics is not None and not isinstance(metrics, (list, tuple)):
-            metrics = [metrics]
-        self.compiled_metrics = [metrics_mod.get(m, self.loss) for m in (metrics or [])]
+        owner = f"{self.name}.compile"
+        names = self._compile_output_names()
+        optimizer = optimizers_mod.get(optimizer)
+        output_losses = compile_utils.compile_losses(owner, loss, names)
+        loss_weights = compile_utils.compile_loss_weights(owner, loss_weights, names)
+        output_metrics = compile_utils.compile_metrics(owner, metrics, names, output_losses)
+        self.optimizer = optimizer
+        self._output_losses, self._loss_weights, self._output_metrics = output_losses, loss_weights, output_metrics
+        self.loss = output_losses[0] if len(names) == 1 else output_losses
+        self.compiled_metrics = output_metrics[0] if len(names) == 1 else [p for ps in output_metrics for p in ps]
+
+    def _compile_output_names(self):
+        """The names that ``compile``'s dicts are keyed by: the layers making the outputs, as Keras."""
+        names = getattr(self, "output_names", None)
+        if names:
+            return list(names)
+        stack = getattr(self, "_stack", None)
+        return [stack[-1].name if stack else self.name]
 
     def _require_compiled(self, what):
         if self.optimizer is None or self.loss is None:
@@ -93,22 +138,61 @@ class Trainer:
 
     # -------------------------------------------------------------------- step
     def compute_loss(self, y, y_pred, sample_weight=None):
-        return self.loss(y, y_pred, sample_weight=sample_weight, mask=mask_of(y_pred))
+        """The training loss, a scalar Tensor: ``sum_i w_i * L_i(y_i, y_pred_i)`` over the outputs."""
+        return self._loss_parts(y, y_pred, sample_weight)[0]
+
+    def _loss_parts(self, y, y_pred, sample_weight=None):
+        """(the weighted total, {"<output>_loss": unweighted L_i}) for one batch.
+
+        The per-output entries exist, as in Keras's logs, only when more than one output has a loss.
+        """
+        if len(self._output_losses) == 1:
+            loss = self.loss(y, y_pred, sample_weight=sample_weight, mask=mask_of(y_pred))
+            w = self._loss_weights[0]
+            return self._plus_penalties(loss if w == 1.0 else loss * w), {}
+        total, parts = None, {}
+        active = sum(loss is not None for loss in self._output_losses)
+        for name, loss, w, t, p in zip(self.output_names, self._output_losses, self._loss_weights, y, y_pred):
+            if loss is None:
+                continue
+            value = loss(t, p, sample_weight=sample_weight, mask=mask_of(p))
+            if active > 1:
+                parts[f"{name}_loss"] = value
+            term = value if w == 1.0 else value * w
+            total = term if total is None else total + term
+        return self._plus_penalties(total), parts
+
+    def _plus_penalties(self, loss):
+        """``loss + sum(self.losses)``: the regularization penalties enter the loss, as in Keras's fit and evaluate."""
+        for penalty in self.losses:
+            loss = loss + penalty
+        return loss
 
     def train_step(self, x, y, sample_weight=None):
-        """One optimisation step; returns (loss value, predictions as ndarray)."""
+        """One optimisation step; returns (loss value, predictions as ndarray, or a list of them)."""
+        loss, y_pred, _ = self._train_step(x, y, sample_weight)
+        return loss, y_pred
+
+    def _train_step(self, x, y, sample_weight=None):
+        """One optimisation step; (loss value, predictions, {"<output>_loss": value})."""
         weights = self.trainable_weights
         for w in weights:
             w.grad = None
         y_pred = self(x, training=True)
-        loss = self.compute_loss(y, y_pred, sample_weight)
+        loss, parts = self._loss_parts(y, y_pred, sample_weight)
         loss.backward()
         self.optimizer.step(weights)
-        return float(loss.data), y_pred.data
+        return float(loss.data), _arrays(y_pred), {k: float(v.data) for k, v in parts.items()}
 
     def _metric_sums(self, y, y_pred, totals, n):
-        for name, fn in self.compiled_metrics:
-            totals[name] = totals.get(name, 0.0) + float(np.mean(fn(y, y_pred))) * n
+        if len(self._output_metrics) == 1:
+            y, y_pred = [y], [y_pred]
+        for name, metrics, t, p in zip(self._compile_output_names(), self._output_metrics, y, y_pred):
+            if metrics and t is None:
+                raise ValueError(f"{self.name}: metrics were compiled for output {name!r}, but y has no targets "
+                                 f"for it")
+            for mname, fn in metrics:
+                totals[mname] = totals.get(mname, 0.0) + float(np.mean(fn(t, p))) * n
 
     # --------------------------------------------------------------------- fit
     def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose=1, validation_data=None,
@@ -123,26 +207,27 @@ class Trainer:
                                              shuffle, initial_epoch)
         x, y, sample_weight = self._prepare_data(x, y, "fit", sample_weight)
         if validation_data is None and validation_split:
-            n_train = int(len(x) * (1 - validation_split))
-            if n_train == 0 or n_train == len(x):
+            n_train = int(_count(x) * (1 - validation_split))
+            if n_train == 0 or n_train == _count(x):
                 raise ValueError(f"{self.name}.fit: validation_split={validation_split} leaves "
-                                 f"{n_train} of {len(x)} samples for training")
-            validation_data = (x[n_train:], y[n_train:])
-            x, y = x[:n_train], y[:n_train]
+                                 f"{n_train} of {_count(x)} samples for training")
+            validation_data = (_take(x, slice(n_train, None)), _take(y, slice(n_train, None)))
+            x, y = _take(x, slice(None, n_train)), _take(y, slice(None, n_train))
             if sample_weight is not None:
                 sample_weight = sample_weight[:n_train]
         if validation_data is not None:
             vx, vy = data_checks.prepare_validation(self, validation_data, x, y)
 
         history = History()
-        cbs = [history] + list(callbacks or [])
+        cbs = list(callbacks or []) + [history]   # History last, as Keras: it records what callbacks add
         for cb in cbs:
             if not isinstance(cb, Callback):
                 raise TypeError(f"{self.name}.fit: callbacks must be Callback objects, got {type(cb).__name__}")
             cb.set_model(self)
         self.history = history
         self.stop_training = False
-        n, steps = len(x), math.ceil(len(x) / batch_size)
+        n = _count(x)
+        steps = math.ceil(n / batch_size)
         logs = {}                                  # epochs=0 (or initial_epoch >= epochs) trains nothing
         for cb in cbs:
             cb.on_train_begin()
@@ -156,14 +241,16 @@ class Trainer:
             totals, seen, logs = {"loss": 0.0}, 0, {}
             for step in range(steps):
                 idx = order[step * batch_size:(step + 1) * batch_size] if shuffle else slice(step * batch_size, (step + 1) * batch_size)
-                xb, yb = x[idx], y[idx]
+                xb, yb = _take(x, idx), _take(y, idx)
                 swb = sample_weight[idx] if sample_weight is not None else None
                 for cb in cbs:
                     cb.on_train_batch_begin(step)
-                loss, y_pred = self.train_step(xb, yb, swb)
-                nb = len(xb)
+                loss, y_pred, parts = self._train_step(xb, yb, swb)
+                nb = _count(xb)
                 seen += nb
                 totals["loss"] += loss * nb
+                for k, v in parts.items():
+                    totals[k] = totals.get(k, 0.0) + v * nb
                 if self.compiled_metrics:
                     self._metric_sums(yb, y_pred, totals, nb)
                 logs = {k: v / seen for k, v in totals.items()}
@@ -180,9 +267,9 @@ class Trainer:
             if validation_data is not None:
                 val = self._evaluate_arrays(vx, vy, batch_size)
                 logs.update({"val_" + k: v for k, v in val.items()})
-            bar.finish(logs)
             for cb in cbs:
                 cb.on_epoch_end(epoch, logs)
+            bar.finish(logs)
             if self.stop_training:
                 break
         for cb in cbs:
@@ -191,21 +278,28 @@ class Trainer:
 
     # ---------------------------------------------------------------- evaluate
     def _evaluate_arrays(self, x, y, batch_size, sample_weight=None):
-        totals, seen = {"loss": 0.0}, 0
+        totals, seen, n = {"loss": 0.0}, 0, _count(x)
         with no_grad():
-            for start in range(0, len(x), batch_size):
+            for start in range(0, n, batch_size):
                 sl = slice(start, start + batch_size)
-                y_pred = self(x[sl], training=False)
+                xb, yb = _take(x, sl), _take(y, sl)
+                y_pred = self(xb, training=False)
                 sw = sample_weight[sl] if sample_weight is not None else None
-                loss = float(self.compute_loss(y[sl], y_pred, sw).data)
-                nb = len(x[sl])
-                totals["loss"] += loss * nb
-                self._metric_sums(y[sl], y_pred.data, totals, nb)
+                loss, parts = self._loss_parts(yb, y_pred, sw)
+                nb = _count(xb)
+                totals["loss"] += float(loss.data) * nb
+                for k, v in parts.items():
+                    totals[k] = totals.get(k, 0.0) + float(v.data) * nb
+                self._metric_sums(yb, _arrays(y_pred), totals, nb)
                 seen += nb
         return {k: v / seen for k, v in totals.items()}
 
     def evaluate(self, x=None, y=None, batch_size=32, verbose=0, sample_weight=None, return_dict=False):
-        """Loss (and metrics) on (x, y): a float, or ``[loss, *metrics]`` when metrics were compiled."""
+        """Loss (and metrics) on (x, y): a float, or ``[loss, *metrics]`` when metrics were compiled.
+
+        With several outputs the list is Keras 3's: the loss, each output's loss in output
+        order, then the metrics sorted by name (``cls_accuracy`` before ``reg_mae``).
+        """
         self._require_compiled("evaluate")
         batch_size, verbose = _check_scalars(f"{self.name}.evaluate", batch_size, verbose)
         x, y, sample_weight = self._prepare_data(x, y, "evaluate", sample_weight)
@@ -214,16 +308,21 @@ class Trainer:
             print(" - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
         if return_dict:
             return logs
+        if len(self._output_losses) > 1:
+            losses = ["loss"] + [f"{n}_loss" for n in self.output_names if f"{n}_loss" in logs]
+            return [logs[k] for k in losses] + [logs[k] for k in sorted(logs) if k not in losses]
         return logs["loss"] if len(logs) == 1 else list(logs.values())
 
     # ----------------------------------------------------------------- predict
     def predict(self, x, batch_size=32, verbose=0):
-        """Outputs for ``x`` as an ndarray, computed in batches without recording a graph."""
+        """Outputs for ``x`` as an ndarray (a list of them for several outputs), in batches, no graph."""
         batch_size, verbose = _check_scalars(f"{self.name}.predict", batch_size, verbose)
         x, _, _ = self._prepare_data(x, None, "predict", needs_y=False)
         outs = []
         with no_grad():
-            for start in range(0, len(x), batch_size or 32):
-                y = self(x[start:start + (batch_size or 32)], training=False)
-                outs.append(y.data)
+            for start in range(0, _count(x), batch_size or 32):
+                y = self(_take(x, slice(start, start + (batch_size or 32))), training=False)
+                outs.append(_arrays(y))
+        if isinstance(outs[0], list):
+            return [np.concatenate(parts, axis=0) for parts in zip(*outs)]
         return np.concatenate(outs, axis=0)

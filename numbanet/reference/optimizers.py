@@ -95,3 +95,48 @@ def adadelta(w, g, Eg2, Edw2, lr, rho=0.95, epsilon=1e-7):
     dw = -np.sqrt(Edw2 + epsilon) / np.sqrt(Eg2 + epsilon) * g
     Edw2[...] = rho * Edw2 + (1 - rho) * dw * dw
     w += lr * dw
+
+
+def nadam(w, g, m, v, t, lr, u_product, beta_1=0.9, beta_2=0.999, epsilon=1e-7):
+    """Nadam (Dozat 2015) as Keras 3 writes it: Adam with a Nesterov look-ahead on m.
+
+    ``u_product`` is u_1 u_2 ... u_t, the product of the momentum schedule up to this step
+    (kept by the optimizer, shared by all its weights).
+
+        u_t   = beta_1 (1 - 0.5 * 0.96^t),   u_t+1 = beta_1 (1 - 0.5 * 0.96^(t+1))
+        m     <- m + (1 - beta_1) (g - m)
+        v     <- v + (1 - beta_2) (g^2 - v)
+        m_hat = u_t+1 m / (1 - u_product u_t+1) + (1 - u_t) g / (1 - u_product)
+        v_hat = v / (1 - beta_2^t)
+        w     <- w - lr m_hat / (sqrt(v_hat) + epsilon)
+    fast tier: numbanet.fast.optimizers.nadam_update.
+    """
+    u_t = beta_1 * (1 - 0.5 * 0.96 ** t)
+    u_next = beta_1 * (1 - 0.5 * 0.96 ** (t + 1))
+    m += (1 - beta_1) * (g - m)
+    v += (1 - beta_2) * (g * g - v)
+    m_hat = u_next * m / (1 - u_product * u_next) + (1 - u_t) * g / (1 - u_product)
+    v_hat = v / (1 - beta_2 ** t)
+    w -= lr * m_hat / (np.sqrt(v_hat) + epsilon)
+
+
+def adamax(w, g, m, u, t, lr, beta_1=0.9, beta_2=0.999, epsilon=1e-7):
+    """Adamax (Kingma & Ba, section 7.1): Adam with the infinity norm in place of v.
+
+        m <- m + (1 - beta_1) (g - m)
+        u <- max(beta_2 u, |g|)
+        w <- w - lr m / ((1 - beta_1^t) (u + epsilon))
+    fast tier: numbanet.fast.optimizers.adamax_update.
+    """
+    m += (1 - beta_1) * (g - m)
+    u[...] = np.maximum(beta_2 * u, np.abs(g))
+    w -= lr * m / ((1 - beta_1 ** t) * (u + epsilon))
+
+
+def weight_decay(w, lr, decay):
+    """Decoupled weight decay (Loshchilov & Hutter), applied before the optimizer's step:
+
+        w <- w - w * decay * lr
+    fast tier: numbanet.fast.optimizers.weight_decay_update.
+    """
+    w -= w * decay * lr

@@ -245,6 +245,119 @@ def col2im(cols, in_hw, strides, pads):
     return conv.col2im(cols, *in_hw, *strides, pads[0], pads[2])
 
 
+# ------------------------------------------------ Nadam, Adamax, decoupled weight decay
+def nadam_update(w, g, m, v, t, lr, u_product, beta_1=0.9, beta_2=0.999, epsilon=1e-7):
+    """Nadam's step t (from 1) on w, m, v, in place (``optimizers.nadam``); u_product = u_1 ... u_t,
+    u_s = beta_1 (1 - 0.5 * 0.96^s):
+
+        m <- m + (1 - beta_1) (g - m);  v <- v + (1 - beta_2) (g^2 - v)
+        m_hat = u_t+1 m / (1 - u_product u_t+1) + (1 - u_t) g / (1 - u_product)
+        w <- w - lr m_hat / (sqrt(v / (1 - beta_2^t)) + epsilon)
+    """
+    _optimizers.nadam(w, g, m, v, t, lr, u_product, beta_1, beta_2, epsilon)
+
+
+def adamax_update(w, g, m, u, t, lr, beta_1=0.9, beta_2=0.999, epsilon=1e-7):
+    """Adamax's step t (from 1) on w, m, u, in place (``optimizers.adamax``):
+
+        m <- m + (1 - beta_1) (g - m);  u <- max(beta_2 u, |g|)
+        w <- w - lr m / ((1 - beta_1^t) (u + epsilon))
+    """
+    _optimizers.adamax(w, g, m, u, t, lr, beta_1, beta_2, epsilon)
+
+
+def weight_decay_update(w, lr, decay):
+    """w <- w - w * decay * lr, in place (``optimizers.weight_decay``), before the optimizer's own step."""
+    _optimizers.weight_decay(w, lr, decay)
+
+
+# ------------------------------------------------ the gated recurrent unit (GRU)
+from . import gru as _gru  # noqa: E402
+
+
+def gru_forward(x, W, R, b=None, h0=None, activation="tanh", recurrent_activation="sigmoid", reset_after=True,
+                return_sequences=True, go_backwards=False, mask=None):
+    """(y, saved): y (N, T, U) the outputs in processing order, or h_T (N, U) unless return_sequences.
+
+    x (N, T, D), W (D, 3U), R (U, 3U), b (2, 3U) if reset_after else (3U,), or None;
+    h0 (N, U) or None (zeros); mask (N, T) bool or None. Gates z, r, c in that
+    column order; the recurrence is ``gru.gru_forward`` (the math in ``reference/gru.py``).
+    ``saved`` is the arguments themselves: the backward recomputes the gates.
+    """
+    y = _gru.gru_forward(x, W, R, b, h0, activation, recurrent_activation, reset_after, go_backwards, mask)
+    saved = (x, W, R, b, h0, activation, recurrent_activation, reset_after, return_sequences, go_backwards, mask)
+    return (y if return_sequences else y[:, -1]), saved
+
+
+def gru_backward(gy, saved, need_gx=True):
+    """(gx (N, T, D), gW (D, 3U), gR (U, 3U), gb (b's shape), gh0 (N, U)) by backpropagation through time.
+
+    gy is the gradient of the forward's y: (N, T, U), or (N, U) for h_T alone (then
+    the other steps' outputs get none). gx is None unless need_gx, gb None without a
+    bias, gh0 None without h0. BPTT is ``gru.gru_backward``.
+    """
+    x, W, R, b, h0, activation, recurrent_activation, reset_after, return_sequences, go_backwards, mask = saved
+    if not return_sequences:                              # only h_T was an output
+        gy_all = np.zeros(x.shape[:2] + (R.shape[0],), dtype=gy.dtype)
+        gy_all[:, -1] = gy
+        gy = gy_all
+    gx, gW, gR, gb, gh0 = _gru.gru_backward(gy, x, W, R, b, h0, activation, recurrent_activation, reset_after,
+                                            go_backwards, mask)
+    return (gx if need_gx else None), gW, gR, gb, (gh0 if h0 is not None else None)
+
+
+# ------------------------------------------------ LSTM
+# Shapes: x (N, T, D), W (D, 4U), R (U, 4U), b (4U,) or None, h0 and c0 (N, U) or None (zeros),
+# mask (N, T) bool or None; gates in Keras's order i, f, c, o (``lstm.py`` has the math).
+# The node's output y is the output with, under return_state, the final states stacked on
+# along the time axis:
+#   return_sequences, return_state:   (N, T+2, U) = [y_1 .. y_T, h_T, c_T]
+#   return_state only:                (N, 3, U)   = [y_T, h_T, c_T]
+#   return_sequences only:            (N, T, U);  neither: y_T (N, U)
+from . import lstm as _lstm  # noqa: E402
+
+
+def lstm_forward(x, W, R, b=None, h0=None, c0=None, activation="tanh", recurrent_activation="sigmoid",
+                 return_sequences=True, return_state=False, go_backwards=False, mask=None):
+    """(y, saved): the LSTM's outputs in processing order (and h_T, c_T if return_state), laid out
+    as in the comment above; the recurrence is ``lstm.lstm_forward``.
+
+    ``saved`` is the arguments themselves: the backward recomputes the states and gates.
+    """
+    y, h_T, c_T = _lstm.lstm_forward(x, W, R, b, h0, c0, activation, recurrent_activation, go_backwards, mask)
+    out = y if return_sequences else y[:, -1:]                       # (N, T, U) or (N, 1, U)
+    if return_state:
+        out = np.concatenate([out, h_T[:, None], c_T[:, None]], axis=1)
+    elif not return_sequences:
+        out = out[:, 0]                                              # y_T (N, U)
+    saved = (x, W, R, b, h0, c0, activation, recurrent_activation, return_sequences, return_state,
+             go_backwards, mask)
+    return out, saved
+
+
+def lstm_backward(gy, saved, need_gx=True):
+    """(gx (N, T, D), gW (D, 4U), gR (U, 4U), gb (4U,), gh0 (N, U), gc0 (N, U)) by BPTT.
+
+    gy is the gradient of the forward's y, laid out as y is. gx is None unless
+    need_gx, gb None without a bias, gh0 / gc0 None without h0 / c0. BPTT is
+    ``lstm.lstm_backward``.
+    """
+    x, W, R, b, h0, c0, activation, recurrent_activation, return_sequences, return_state, go_backwards, mask = saved
+    N, T, _ = x.shape
+    U = R.shape[0]
+    gh, gc = np.zeros((N, U), gy.dtype), np.zeros((N, U), gy.dtype)
+    if return_state:                                                 # split off the states' gradients
+        gy, gh, gc = gy[:, :-2], gy[:, -2], gy[:, -1]
+    if not return_sequences:                                         # only y_T was an output
+        gy_all = np.zeros((N, T, U), dtype=gy.dtype)
+        gy_all[:, -1] = gy.reshape(N, U)
+        gy = gy_all
+    gx, gW, gR, gb, gh0, gc0 = _lstm.lstm_backward(gy, gh, gc, x, W, R, b, h0, c0, activation,
+                                                   recurrent_activation, go_backwards, mask)
+    return ((gx if need_gx else None), gW, gR, (gb if b is not None else None),
+            (gh0 if h0 is not None else None), (gc0 if c0 is not None else None))
+
+
 # ------------------------------------------------ batch normalization
 from . import normalization as _normalization  # noqa: E402
 

@@ -1,0 +1,95 @@
+"""The LSTM's per-step elementwise kernels: the cell update forward, all four gate gradients backward.
+
+Shapes: one time step of a batch, N rows, U units; G (N, 4U) holds the gate values
+[i | f | g | o] (the activations already applied), c_prev, c, tc, h_prev, h, dh, dc (N, U),
+m (N,) bool (True: a real step, False: padding), dz (N, 4U).
+
+    cell_state(G, c_prev, m, c)       c = f * c_prev + i * g            (c_prev where m is False)
+    cell_output(G, tc, h_prev, m, h)  h = o * tc,  tc = phi(c)          (h_prev where m is False)
+    cell_backward(G, c_prev, tc, m, dh, dc, dz, phi_code, sigma_code)
+        dz = [dz^i | dz^f | dz^g | dz^o] of the step, dc <- dL/dc_{t-1}, and dh <- 0
+        on real rows (the caller adds dz R^T); masked rows get dz = 0, dh and dc unchanged
+
+The transcendental functions (sigmoid, tanh) stay outside, as in-place NumPy passes
+over whole blocks (``numbanet/fast/lstm.py``): NumPy's exp/tanh run SIMD code, and a
+scalar exp in a Numba loop (no SVML here) was 7x slower than the NumPy passes for
+N = 64, U = 256. What is left is products and sums, one pass over the arrays each.
+
+The derivatives are read from the activations' outputs (codes in ``ACTIVATION_CODES``):
+linear 1, sigmoid y(1 - y), tanh 1 - y^2, relu [y > 0], hard_sigmoid [0 < y < 1] / 6.
+The Python float literals make Numba compute each scalar formula in float64; the
+results are stored in the arrays' own dtype.
+"""
+from __future__ import annotations
+
+from numba import uintp
+
+from .config import njit
+
+ACTIVATION_CODES = {"linear": 0, "sigmoid": 1, "tanh": 2, "relu": 3, "hard_sigmoid": 4}
+
+
+@njit(inline="always")
+def _d_from_output(code, y):
+    """f'(z) written with y = f(z), for the activation with this code."""
+    if code == 1:
+        return y * (1.0 - y)
+    if code == 2:
+        return 1.0 - y * y
+    if code == 3:
+        return 1.0 if y > 0 else 0.0
+    if code == 4:
+        return 1.0 / 6.0 if 0 < y < 1 else 0.0
+    return 1.0
+
+
+@njit
+def cell_state(G, c_prev, m, c):
+    """c[n] = f[n] * c_prev[n] + i[n] * g[n] on real rows, c_prev[n] on masked ones."""
+    N, U = c.shape
+    for n in range(uintp(N)):
+        if m[n]:
+            for j in range(uintp(U)):
+                c[n, j] = G[n, U + j] * c_prev[n, j] + G[n, j] * G[n, 2 * U + j]
+        else:
+            for j in range(uintp(U)):
+                c[n, j] = c_prev[n, j]
+
+
+@njit
+def cell_output(G, tc, h_prev, m, h):
+    """h[n] = o[n] * tc[n] on real rows, h_prev[n] on masked ones."""
+    N, U = h.shape
+    for n in range(uintp(N)):
+        if m[n]:
+            for j in range(uintp(U)):
+                h[n, j] = G[n, 3 * U + j] * tc[n, j]
+        else:
+            for j in range(uintp(U)):
+                h[n, j] = h_prev[n, j]
+
+
+@njit
+def cell_backward(G, c_prev, tc, m, dh, dc, dz, phi_code, sigma_code):
+    """One step of BPTT through the gates (the formulas are in ``numbanet/reference/lstm.py``).
+
+    On entry dh = dL/dh_t and dc = dL/dc_t carried from t+1 (before the cell's own
+    contribution); on exit dz holds dL/dz_t, dc = dL/dc_{t-1} and dh = 0 on real rows.
+    """
+    N, U = dc.shape
+    for n in range(uintp(N)):
+        if m[n]:
+            for j in range(uintp(U)):
+                i, f, g, o = G[n, j], G[n, U + j], G[n, 2 * U + j], G[n, 3 * U + j]
+                d = dh[n, j]
+                t = tc[n, j]
+                dct = dc[n, j] + d * o * _d_from_output(phi_code, t)       # dL/dc_t
+                dz[n, j] = dct * g * _d_from_output(sigma_code, i)          # input gate
+                dz[n, U + j] = dct * c_prev[n, j] * _d_from_output(sigma_code, f)   # forget gate
+                dz[n, 2 * U + j] = dct * i * _d_from_output(phi_code, g)    # candidate cell
+                dz[n, 3 * U + j] = d * t * _d_from_output(sigma_code, o)    # output gate
+                dc[n, j] = dct * f                                          # dL/dc_{t-1}
+                dh[n, j] = 0
+        else:
+            for j in range(uintp(4 * U)):
+                dz[n, j] = 0
