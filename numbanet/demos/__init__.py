@@ -10,6 +10,7 @@ DEMOS = {
     "lyrics": "numbanet.demos.lyrics",
     "optimizers": "numbanet.demos.optimizers",
     "init": "numbanet.demos.init",
+    "textcnn": "numbanet.demos.textcnn",
     "batchnorm": "numbanet.demos.batchnorm",
 }
 

@@ -153,4 +153,9 @@ from .pooling import max_pool2d, upsample2d  # noqa: E402,F401
 from .unfold import col2im, im2col  # noqa: E402,F401  (convolution's unfolding, on its own)
 from .gru import gru  # noqa: E402,F401
 from .lstm import lstm  # noqa: E402,F401
+from .pooling import avg_pool2d  # noqa: E402,F401
+from .conv1d import conv1d  # noqa: E402,F401  (1-D convolution and pooling: the 2-D ones on 1 x T images)
+from .pooling1d import avg_pool1d, max_pool1d  # noqa: E402,F401
+from .global_pooling import (global_avg_pool1d, global_avg_pool2d, global_max_pool1d,  # noqa: E402,F401
+                             global_max_pool2d)
 from .normalization import batch_norm, batch_normalization  # noqa: E402,F401  (re-exported: normalization)

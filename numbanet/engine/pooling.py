@@ -98,3 +98,57 @@ def upsample2d(x, size=(2, 2), interpolation="nearest"):
         raise ValueError(f"upsample2d: interpolation must be 'nearest' or 'bilinear', got {interpolation!r}")
     _check_4d(x, "upsample2d")
     return Upsample2D((SH, SW), interpolation)(x)
+
+
+class AvgPool2D(Function):
+    """y = the mean of each window's real cells; gx shares gy equally among them.
+
+    Shapes: x (N, H, W, C) -> y (N, OH, OW, C). With count[oh, ow] the number of
+    real (unpadded) cells of window (oh, ow), KH*KW except at a "same" border::
+
+        y[n, oh, ow, c] = sum_{ki, kj} x[n, oh*SH - PT + ki, ow*SW - PL + kj, c] / count[oh, ow]
+        gx[n, h, w, c]  = sum of gy[n, oh, ow, c] / count[oh, ow] over the windows holding (h, w)
+
+    (padded cells neither add to the sum nor to the count, as in TensorFlow).
+    """
+
+    def __init__(self, pool, strides, pads, out_hw):
+        self.pool = pool                          # (KH, KW)
+        self.strides = strides                    # (SH, SW)
+        self.pads = pads                          # (PT, PB, PL, PR)
+        self.out_hw = out_hw                      # (OH, OW)
+
+    def forward(self, x):
+        self.in_hw = x.shape[1:3]
+        return tiers.current.avg_pool2d_forward(x, self.pool, self.strides, self.pads, self.out_hw)
+
+    def backward(self, gy):
+        return tiers.current.avg_pool2d_backward(gy, self.pool, self.strides, self.pads, self.in_hw)
+
+
+def pool_geometry(x, pool_size, strides, padding, owner):
+    """((KH, KW), (SH, SW), pads (PT, PB, PL, PR), (OH, OW)) of a pooling of NHWC ``x``, or the ValueError.
+
+    ``strides`` None means ``pool_size``; "valid" needs the window inside the image.
+    """
+    KH, KW = pair(pool_size, "pool_size", owner)
+    SH, SW = (KH, KW) if strides is None else pair(strides, "strides", owner)
+    padding = check_padding(padding, owner)
+    _check_4d(x, owner)
+    _, H, W, _ = x.shape
+    if H < 1 or W < 1:
+        raise ValueError(f"{owner}: empty image, input shape {tuple(x.shape)}")
+    if padding == "valid" and (H < KH or W < KW):
+        raise ValueError(f"{owner}: pool_size {(KH, KW)} is larger than the input "
+                         f"{(H, W)} with padding 'valid' (input shape {tuple(x.shape)})")
+    out_hw = conv_output_size(H, KH, SH, padding), conv_output_size(W, KW, SW, padding)
+    return (KH, KW), (SH, SW), conv_pads(H, W, KH, KW, SH, SW, padding), out_hw
+
+
+def avg_pool2d(x, pool_size=(2, 2), strides=None, padding="valid"):
+    """Average pooling of NHWC ``x``; ``strides`` default to ``pool_size``; padded cells are not counted.
+
+    Output size per axis: "valid" floor((H - K)/S) + 1, "same" ceil(H/S).
+    """
+    pool, strides, pads, out_hw = pool_geometry(x, pool_size, strides, padding, "avg_pool2d")
+    return AvgPool2D(pool, strides, pads, out_hw)(x)

@@ -83,3 +83,38 @@ def upsample2d_backward(gy, size, interpolation):
     record("upsample2d_backward",
            _by_images(lambda a, b: upsample_nearest_backward_into(gy[a:b], SH, SW, gx[a:b]), N))
     return gx
+
+
+# ------------------------------------------------ average pooling
+from .kernels.avg_pool import avg_pool_backward_into, avg_pool_forward_into  # noqa: E402
+
+
+def avg_pool2d_forward(x, pool, strides, pads, out_hw):
+    """y (N, OH, OW, C): the mean of each window's real cells, x (N, H, W, C).
+
+    Mirrors ``reference/tier.py: avg_pool2d_forward``; the Numba kernel
+    ``kernels/avg_pool.py`` runs on the threads' parts of the batch.
+    """
+    (KH, KW), (SH, SW), (OH, OW) = pool, strides, out_hw
+    PT, PL = pads[0], pads[2]
+    x = np.ascontiguousarray(x)
+    N, _, _, C = x.shape
+    y = np.empty((N, OH, OW, C), dtype=x.dtype)
+    record("avg_pool2d_forward",
+           _by_images(lambda a, b: avg_pool_forward_into(x[a:b], KH, KW, SH, SW, PT, PL, y[a:b]), N))
+    return y
+
+
+def avg_pool2d_backward(gy, pool, strides, pads, in_hw):
+    """gx (N, H, W, C): each gy / count added to its window's real cells.
+
+    Mirrors ``reference/tier.py: avg_pool2d_backward``.
+    """
+    (KH, KW), (SH, SW), (H, W) = pool, strides, in_hw
+    PT, PL = pads[0], pads[2]
+    gy = np.ascontiguousarray(gy)
+    N, C = gy.shape[0], gy.shape[3]
+    gx = np.empty((N, H, W, C), dtype=gy.dtype)
+    record("avg_pool2d_backward",
+           _by_images(lambda a, b: avg_pool_backward_into(gy[a:b], KH, KW, SH, SW, PT, PL, gx[a:b]), N))
+    return gx

@@ -38,5 +38,7 @@ def col2im(cols, in_hw, strides, pads):
     ``fast.kernels.im2col.col2im``; the math is in reference/tier.py col2im."""
     return _unfold.col2im(_np.ascontiguousarray(cols), *in_hw, *strides, pads[0], pads[2])
 
+# ------------------------------------------------ average pooling (1-D pooling is the 2-D one on 1 x W images)
+from .pooling import avg_pool2d_backward, avg_pool2d_forward  # noqa: E402,F401
 # ------------------------------------------------ batch normalization
 from .normalization import batch_norm_backward, batch_norm_forward  # noqa: E402,F401

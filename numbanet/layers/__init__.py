@@ -9,6 +9,10 @@ from .lstm import LSTM
 from .gru import GRU
 from .wrappers import Bidirectional
 from .activation_layers import LeakyReLU, ReLU, Softmax
+from .conv1d import Conv1D, Convolution1D
+from .pooling import AveragePooling1D, AveragePooling2D, AvgPool1D, AvgPool2D, MaxPool1D, MaxPooling1D
+from .global_pooling import (GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalAvgPool1D, GlobalAvgPool2D,
+                             GlobalMaxPool1D, GlobalMaxPool2D, GlobalMaxPooling1D, GlobalMaxPooling2D)
 from .normalization import BatchNormalization
 
 

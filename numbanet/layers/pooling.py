@@ -78,3 +78,81 @@ class UpSampling2D(Layer):
 
     def get_config(self):
         return {**super().get_config(), "size": self.size, "interpolation": self.interpolation}
+
+
+class AveragePooling2D(MaxPooling2D):
+    """Mean over each pool_size window, moved by strides.
+
+    Shape: as MaxPooling2D, input (N, H, W, C) -> output (N, OH, OW, C), "valid":
+    OH = floor((H - KH) / SH) + 1, "same": OH = ceil(H / SH). Under "same" the
+    padded cells are not counted: a border window is the mean of its real cells
+    only (TensorFlow's avg_pool). Gradient: each output's gradient shared equally
+    among its window's real cells.
+    """
+
+    def call(self, x, training=False):
+        return F.avg_pool2d(x, self.pool_size, self.strides, self.padding)
+
+
+# ------------------------------------------------------------------ 1-D pooling
+from ..engine.conv1d import check_padding_1d, conv1d_output_size, single  # noqa: E402
+
+
+class MaxPooling1D(Layer):
+    """Maximum over each window of pool_size steps, moved by strides.
+
+    Shape: input (N, T, C) -> output (N, OT, C), "valid": OT = floor((T - K) / S) + 1
+    (T >= K required), "same": OT = ceil(T / S), padded steps never win.
+    ``strides=None`` means pool_size. Computed as MaxPooling2D on 1 x T images.
+    As in Keras, the layer does not pass a padding mask on.
+    """
+
+    _pool = staticmethod(F.max_pool1d)
+
+    def __init__(self, pool_size=2, strides=None, padding="valid", **kwargs):
+        super().__init__(**kwargs)
+        self.pool_size = (single(pool_size, "pool_size", self.name),)
+        self.strides = self.pool_size if strides is None else (single(strides, "strides", self.name),)
+        self.padding = check_padding_1d(padding, self.name, ("valid", "same"))
+
+    def validate_input_shape(self, input_shape):
+        if len(input_shape) != 3:
+            raise ValueError(f"{self.name}: expected a 3-D input (batch, steps, channels), "
+                             f"got shape {fmt_shape(input_shape)}")
+        if any(d is not None and d <= 0 for d in input_shape[1:]):
+            raise ValueError(f"{self.name}: every dimension must be positive, got {fmt_shape(input_shape)}")
+        self.compute_output_shape(input_shape)
+
+    def call(self, x, training=False):
+        return self._pool(x, self.pool_size, self.strides, self.padding)
+
+    def compute_output_shape(self, input_shape):
+        N, T, C = input_shape
+        OT = conv1d_output_size(T, self.pool_size[0], self.strides[0], self.padding)
+        if OT is not None and OT <= 0:
+            raise ValueError(f"{self.name}: pool_size {self.pool_size} is larger than the input "
+                             f"{fmt_shape(input_shape)} with padding {self.padding!r}")
+        return (N, OT, C)
+
+    def compute_mask(self, inputs, mask=None):
+        """None: pooling windows mix padded and real steps, so no mask goes on (as in Keras)."""
+        return None
+
+    def get_config(self):
+        return {**super().get_config(), "pool_size": self.pool_size, "strides": self.strides,
+                "padding": self.padding}
+
+
+class AveragePooling1D(MaxPooling1D):
+    """Mean over each window of pool_size steps, moved by strides.
+
+    Shape: as MaxPooling1D, input (N, T, C) -> output (N, OT, C). Under "same" the
+    padded steps are not counted in a window's mean (TensorFlow's avg_pool).
+    Computed as AveragePooling2D on 1 x T images.
+    """
+
+    _pool = staticmethod(F.avg_pool1d)
+
+
+# Keras's short names for the same classes
+MaxPool1D, AvgPool1D, AvgPool2D = MaxPooling1D, AveragePooling1D, AveragePooling2D

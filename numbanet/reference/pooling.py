@@ -43,3 +43,47 @@ def max_pool2d_backward(gy, arg, KH, KW, SH, SW, PT, PL, H, W):
     routed = np.where(cells == arg[:, :, :, None, :], gy[:, :, :, None, :], 0)   # (N, OH, OW, KH*KW, C)
     routed = routed.astype(gy.dtype).reshape(N, OH, OW, KH, KW, C)
     return col2im(routed, H, W, SH, SW, PT, PL)
+
+
+# ------------------------------------------------------------------ average pooling
+# Average pooling over the same windows, with zero padding that does not count:
+#
+#     y[n, oh, ow, c] = sum_{i, j} xp[n, oh SH + i, ow SW + j, c] / count[oh, ow]
+#     count[oh, ow]   = number of real (unpadded) cells in window (oh, ow)
+#     gx              = col2im of gy[n, oh, ow, c] / count[oh, ow] spread over every cell of the window
+#
+# as TensorFlow's avg_pool does for "same" padding (a border window of 2 real cells
+# out of 3 is the mean of those 2). Under "valid" every count is KH*KW.
+
+
+def window_counts(H, W, KH, KW, SH, SW, PT, PB, PL, PR):
+    """count (OH, OW, 1): the number of real cells in each window, i.e. the window sums of an
+    all-ones image zero-padded by (PT, PB, PL, PR)."""
+    ones = np.ones((1, H, W, 1))
+    return im2col(ones, KH, KW, SH, SW, PT, PB, PL, PR).sum(axis=(3, 4))[0]   # (1, OH, OW, KH, KW, 1) -> (OH, OW, 1)
+
+
+def avg_pool2d_forward(x, KH, KW, SH, SW, PT, PL, OH, OW):
+    """y (N, OH, OW, C): the mean of the real cells of each window of x (N, H, W, C).
+
+    fast tier: numbanet.fast.kernels.avg_pool.avg_pool_forward_into.
+    """
+    N, H, W, C = x.shape
+    PB, PR = max((OH - 1) * SH + KH - H - PT, 0), max((OW - 1) * SW + KW - W - PL, 0)
+    cols = im2col(x, KH, KW, SH, SW, PT, PB, PL, PR)[:, :OH, :OW]   # (N, OH, OW, KH, KW, C), padding 0
+    count = window_counts(H, W, KH, KW, SH, SW, PT, PB, PL, PR)[:OH, :OW]
+    return (cols.sum(axis=(3, 4)) / count).astype(x.dtype)
+
+
+def avg_pool2d_backward(gy, KH, KW, SH, SW, PT, PL, H, W):
+    """gx (N, H, W, C): gy[n, oh, ow, c] / count[oh, ow] added to every real cell of window (oh, ow).
+
+    gy (N, OH, OW, C) -> gx (N, H, W, C).
+    fast tier: numbanet.fast.kernels.avg_pool.avg_pool_backward_into.
+    """
+    N, OH, OW, C = gy.shape
+    PB, PR = max((OH - 1) * SH + KH - H - PT, 0), max((OW - 1) * SW + KW - W - PL, 0)
+    count = window_counts(H, W, KH, KW, SH, SW, PT, PB, PL, PR)[:OH, :OW]
+    share = (gy / count)[:, :, :, None, None, :]                          # (N, OH, OW, 1, 1, C)
+    cols = np.broadcast_to(share, (N, OH, OW, KH, KW, C)).astype(gy.dtype)  # the same share to every cell
+    return col2im(cols, H, W, SH, SW, PT, PL)                            # padded cells are dropped

@@ -358,6 +358,24 @@ def lstm_backward(gy, saved, need_gx=True):
             (gh0 if h0 is not None else None), (gc0 if c0 is not None else None))
 
 
+# ------------------------------------------------ average pooling (1-D pooling is the 2-D one on 1 x W images)
+def avg_pool2d_forward(x, pool, strides, pads, out_hw):
+    """y (N, OH, OW, C): the mean of each window's real cells (padding is not counted), x (N, H, W, C).
+
+        y[n, oh, ow, c] = sum of the window's real cells / their number
+
+    fast tier: numbanet.fast.pooling.avg_pool2d_forward.
+    """
+    return pooling.avg_pool2d_forward(x, *pool, *strides, pads[0], pads[2], *out_hw)
+
+
+def avg_pool2d_backward(gy, pool, strides, pads, in_hw):
+    """gx (N, H, W, C): each gy[n, oh, ow, c] shared equally among the real cells of its window
+    (summed where windows overlap).  fast tier: numbanet.fast.pooling.avg_pool2d_backward.
+    """
+    return pooling.avg_pool2d_backward(gy, *pool, *strides, pads[0], pads[2], *in_hw)
+
+
 # ------------------------------------------------ batch normalization
 from . import normalization as _normalization  # noqa: E402
 
