@@ -190,3 +190,19 @@ def test_get_config_returns_constructor_arguments():
 def test_automatic_names_are_unique():
     a, b = Dense(1), Dense(1)
     assert a.name != b.name and a.name.startswith("dense") and b.name.startswith("dense")
+
+
+@pytest.mark.parametrize("make, shape", [(lambda: nb.layers.Dense(3), (None, 4)),
+                                         (lambda: nb.layers.Conv2D(2, 3), (None, 5, 5, 1)),
+                                         (lambda: nb.layers.LSTM(2), (None, 3, 4))])
+def test_build_by_hand_then_set_weights_keeps_those_weights(make, shape):
+    """layer.build(shape) marks the layer built (Keras 3), so weights set right after it are the
+    ones the first call uses, not replaced by a second build."""
+    layer = make()
+    layer.build(shape)
+    assert layer.built
+    ws = [np.full(w.shape, 0.1, np.float32) for w in layer.get_weights()]
+    layer.set_weights(ws)
+    layer(np.ones((1,) + shape[1:], np.float32))
+    for got, want in zip(layer.get_weights(), ws):
+        np.testing.assert_array_equal(got, want)

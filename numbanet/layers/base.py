@@ -26,6 +26,7 @@ Shapes everywhere include the batch axis first, ``None`` when unknown.
 """
 from __future__ import annotations
 
+import functools
 import inspect
 import weakref
 
@@ -93,6 +94,17 @@ def is_symbolic(x):
     if isinstance(x, SymbolicTensor):
         return True
     return isinstance(x, (list, tuple)) and len(x) > 0 and all(isinstance(v, SymbolicTensor) for v in x)
+
+
+def _marking_built(build):
+    """``build`` followed by ``self.built = True`` (only when it returns without an error)."""
+    @functools.wraps(build)
+    def build_and_mark(self, *args, **kwargs):
+        out = build(self, *args, **kwargs)
+        self.built = True
+        return out
+    build_and_mark.marks_built = True
+    return build_and_mark
 
 
 # The mode of the layer call in progress (True: training). A layer called without ``training=``
@@ -388,6 +400,11 @@ class Layer:
         super().__init_subclass__(**kwargs)
         # a class with its own compute_mask (Embedding) may make a mask from none: __call__ asks it
         cls._makes_mask = cls.compute_mask is not Layer.compute_mask
+        # a class's own build() marks the layer built when it returns, as Keras's does, so that
+        # layer.build(shape) then layer.set_weights(...) keeps those weights at the first call
+        build = cls.__dict__.get("build")
+        if build is not None and not getattr(build, "marks_built", False):
+            cls.build = _marking_built(build)
 
     def compute_mask(self, inputs, mask=None):
         """The padding mask of this layer's output, given its input's ``mask`` (None: no padding).
