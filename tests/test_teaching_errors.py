@@ -443,6 +443,8 @@ DEMO_OPTIONS = {
     "init": ["--layers", "--units", "--samples", "--seed", "--out"],
     "textcnn": ["--epochs", "--vocab", "--embed-dim", "--filters", "--kernel-size", "--seq-len", "--batch-size",
                 "--learning-rate", "--test-split", "--seed", "--verbose", "--out"],
+    "batchnorm": ["--layers", "--units", "--activation", "--epochs", "--learning-rate", "--batch-size", "--samples",
+                  "--seed", "--verbose", "--out"],
 }
 
 

@@ -11,6 +11,7 @@ DEMOS = {
     "optimizers": "numbanet.demos.optimizers",
     "init": "numbanet.demos.init",
     "textcnn": "numbanet.demos.textcnn",
+    "batchnorm": "numbanet.demos.batchnorm",
 }
 
 

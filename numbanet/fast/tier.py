@@ -40,3 +40,6 @@ def col2im(cols, in_hw, strides, pads):
 
 # ------------------------------------------------ average pooling (1-D pooling is the 2-D one on 1 x W images)
 from .pooling import avg_pool2d_backward, avg_pool2d_forward  # noqa: E402,F401
+
+# ------------------------------------------------ batch normalization
+from .normalization import batch_norm_backward, batch_norm_forward  # noqa: E402,F401

@@ -107,6 +107,16 @@ def _marking_built(build):
     return build_and_mark
 
 
+# The mode of the layer call in progress (True: training). A layer called without ``training=``
+# takes it from here, so the layers inside a model, or inside a subclassed model's ``call``
+# that does not pass it on, run in the mode the model was called in, as Keras's call context does.
+TRAINING = [False]
+
+# The weights created with ``add_weight(trainable=False)``: states that their layer updates
+# itself and no optimizer touches. Weak, so a weight goes from it with its layer.
+_STATE_WEIGHTS = weakref.WeakSet()
+
+
 class Layer:
     """Base class of every layer. See the module docstring for the lifecycle."""
 
@@ -132,7 +142,7 @@ class Layer:
         if self.dtype not in (np.float32, np.float64):  # the kernels are compiled for these two
             raise TypeError(f"{self.name}: dtype must be a floating type, 'float32' or 'float64', got {self.dtype}")
         self.built = False
-        self._weight_list = []  # [(name, Tensor)], Keras order
+        self._weight_list = []  # [(name, Tensor)] in creation order; ``weights`` gives Keras's order
         self._call_sites = []   # [(input, output)] of each symbolic call, in call order
         self._trainable = bool(trainable)
         if input_shape is None and input_dim is not None:
@@ -150,10 +160,14 @@ class Layer:
 
     @trainable.setter
     def trainable(self, value):
-        """Freezing a layer (``layer.trainable = False``) stops gradients to its weights."""
+        """Freezing a layer (``layer.trainable = False``) stops gradients to its weights; unfreezing
+        gives them back to the weights created trainable (a non-trainable one never gets any).
+        A model passes the flag on to each of its layers, as Keras does."""
         self._trainable = bool(value)
+        for layer in getattr(self, "layers", ()):
+            layer.trainable = value
         for _, w in self._weight_list:
-            w.requires_grad = self._trainable
+            w.requires_grad = self._trainable and w not in _STATE_WEIGHTS
 
     def check_initializer(self, arg, value):
         """``value`` if ``initializers.get`` accepts it, else the error naming this layer and ``arg``."""
@@ -171,7 +185,12 @@ class Layer:
             raise type(err)(f"{self.name}: {arg}: {err}") from None
 
     def add_weight(self, name, shape, initializer="zeros", trainable=True) -> Tensor:
-        """Create a weight Tensor of ``shape`` drawn from ``initializer`` in the layer's dtype."""
+        """Create a weight Tensor of ``shape`` drawn from ``initializer`` in the layer's dtype.
+
+        ``trainable=False`` makes a state that the layer updates itself (BatchNormalization's
+        moving statistics): it never gets a gradient and no optimizer changes it, but it is in
+        ``weights`` (after the trainable ones, as in Keras), ``get_weights`` and weight files.
+        """
         try:
             init = initializers.get(initializer)
             value = np.asarray(init(tuple(shape), dtype=self.dtype), dtype=self.dtype)
@@ -180,11 +199,19 @@ class Layer:
                             f"with {initializer!r}: {err}") from None
         w = Tensor(value, requires_grad=trainable and self.trainable, name=f"{self.name}/{name}")
         self._weight_list.append((name, w))
+        if not trainable:
+            _STATE_WEIGHTS.add(w)
         return w
+
+    def _keras_order(self):
+        """[(name, Tensor)]: the weights created trainable, then the non-trainable ones (Keras's order)."""
+        return ([e for e in self._weight_list if e[1] not in _STATE_WEIGHTS]
+                + [e for e in self._weight_list if e[1] in _STATE_WEIGHTS])
 
     @property
     def weights(self):
-        return [w for _, w in self._weight_list]
+        """Every weight in Keras's order: those created trainable, then the non-trainable ones."""
+        return [w for _, w in self._keras_order()]
 
     @property
     def trainable_weights(self):
@@ -205,7 +232,7 @@ class Layer:
             raise ValueError(f"{self.name}: set_weights expected {len(own)} arrays "
                              f"({[w.shape for w in own]}), got {len(weights)}")
         arrays = [np.asarray(v) for v in weights]
-        for (name, w), v in zip(self._weight_list, arrays):
+        for (name, w), v in zip(self._keras_order(), arrays):
             if v.shape != w.shape:
                 raise ValueError(f"{self.name}: weight {name!r} has shape {w.shape}, got an array of shape {v.shape}")
         for w, v in zip(own, arrays):
@@ -321,7 +348,7 @@ class Layer:
             raise TypeError(f"{self.name}: input must be numeric, got dtype {arr.dtype}")
         return Tensor(arr, dtype=self.dtype)
 
-    def __call__(self, x, training=False, **kwargs):
+    def __call__(self, x, training=None, **kwargs):
         if is_symbolic(x):
             return self._call_symbolic(x, kwargs)
         x = self._convert_input(x)
@@ -336,6 +363,8 @@ class Layer:
             self.build_from_shape((None,) + shape[1:])
         else:
             self.validate_input_shape((None,) + shape[1:])
+        if training is None:                   # not given: the enclosing call's mode (Keras's call context)
+            training = TRAINING[0]
         if takes_training(type(self)):
             kwargs["training"] = training
         mask = mask_of(x) if _MASKS else None
@@ -343,6 +372,7 @@ class Layer:
             kwargs["mask"] = mask              # a layer whose call takes mask= gets its input's
         begin_call(self)
         outer, CURRENT_LAYER[0] = CURRENT_LAYER[0], self.name   # the graph's nodes name this layer
+        outer_training, TRAINING[0] = TRAINING[0], bool(training)
         try:
             y = self.call(x, **kwargs)
             if self.activity_regularizer is not None:
@@ -355,6 +385,7 @@ class Layer:
             raise
         finally:
             CURRENT_LAYER[0] = outer
+            TRAINING[0] = outer_training
         if mask is not None or self._makes_mask:
             y_mask = self.compute_mask(x, mask)
             # passed on only while the output keeps the (batch, time) axes, as in Keras

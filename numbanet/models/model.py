@@ -19,7 +19,7 @@ import numpy as np
 
 from ..engine import Tensor, no_grad
 from ..engine.tensor import CURRENT_LAYER
-from ..layers.base import Layer, SymbolicTensor, begin_call, is_symbolic, takes_training
+from ..layers.base import TRAINING, Layer, SymbolicTensor, begin_call, is_symbolic, takes_training
 from ..utils import unique_name
 from .saving import WeightsIO
 from .summary import print_summary
@@ -244,7 +244,7 @@ class Model(Trainer, WeightsIO, Layer):
     def _convert_input(self, x):
         return x  # each layer converts its own input (an Embedding wants integer ids)
 
-    def __call__(self, x, training=False, **kwargs):
+    def __call__(self, x, training=None, **kwargs):
         if is_symbolic(x):
             return self._call_symbolic(x, kwargs)
         if self._nodes is not None:
@@ -254,14 +254,18 @@ class Model(Trainer, WeightsIO, Layer):
             x = self._as_input(x, None)
             if self.batch_input_shape is not None:  # declared: Input(shape) or input_shape= (also Sequential)
                 self._check_model_input(x)
+        if training is None:                   # not given: the enclosing call's mode (base.TRAINING)
+            training = TRAINING[0]
         if takes_training(type(self)):
             kwargs["training"] = training
         begin_call(self)                                          # an outermost call forgets the last losses
         outer, CURRENT_LAYER[0] = CURRENT_LAYER[0], self.name   # the graph's nodes name this layer
+        outer_training, TRAINING[0] = TRAINING[0], bool(training)
         try:
             y = self.call(x, **kwargs)
         finally:
             CURRENT_LAYER[0] = outer
+            TRAINING[0] = outer_training
         if not self.built:
             self.built = True
             shape = tuple(getattr(x, "shape", ()))

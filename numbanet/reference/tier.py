@@ -374,3 +374,33 @@ def avg_pool2d_backward(gy, pool, strides, pads, in_hw):
     (summed where windows overlap).  fast tier: numbanet.fast.pooling.avg_pool2d_backward.
     """
     return pooling.avg_pool2d_backward(gy, *pool, *strides, pads[0], pads[2], *in_hw)
+
+
+# ------------------------------------------------ batch normalization
+from . import normalization as _normalization  # noqa: E402
+
+
+def batch_norm_forward(x, gamma, beta, eps):
+    """(y, mean, var) of training-mode batch normalization over the rows of x, step by step:
+
+        mean = (1/M) sum_m x[m]                 var = (1/M) sum_m (x[m] - mean)^2   (biased)
+        y    = gamma (x - mean) / sqrt(var + eps) + beta
+
+    x (M, C), gamma and beta (C,) or None (scale 1, offset 0), eps > 0 -> y (M, C), mean (C,),
+    var (C,). The steps are ``normalization.batch_norm_forward``.
+    """
+    y, mean, var, _ = _normalization.batch_norm_forward(x, gamma, beta, eps)
+    return y, mean, var
+
+
+def batch_norm_backward(gy, x, mean, var, gamma, eps, need_gx=True):
+    """(gx (M, C), ggamma (C,), gbeta (C,)) of ``batch_norm_forward`` from gy (M, C).
+
+    The forward's intermediates are recomputed from x and the batch's mean and var, then
+    the chain rule runs back through them one line at a time (``normalization.
+    batch_norm_backward``: gbeta, ggamma, gxhat, ginv, gxc, gstd, gvar, gsq, gmu, gx).
+    gx is None unless need_gx.
+    """
+    cache = _normalization.forward_intermediates(x, mean, var, gamma, eps)
+    gx, ggamma, gbeta = _normalization.batch_norm_backward(gy, cache)
+    return (gx if need_gx else None), ggamma, gbeta
