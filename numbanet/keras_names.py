@@ -26,47 +26,34 @@ import sys
 from .utils import one_of
 
 # ------------------------------------------------------------ numbanet.layers
-_RECURRENT = ("layers.SimpleRNN", "the ungated recurrent layer, with the same arguments and call")
-_POOL_MAX = ("layers.MaxPooling2D", "max instead of average; same pool_size, strides and padding")
-_GLOBAL = ("layers.MaxPooling2D", "MaxPooling2D(pool_size=(H, W)) then Flatten() pools each whole feature "
-           "map (a max, not an average)")
-_CONV = ("layers.Conv2D", "a 1-D signal (N, T, C) is an image (N, 1, T, C): Reshape((1, T, C)) then "
-         "Conv2D(filters, (1, k))")
+_RECURRENT = ("layers.LSTM", "the whole-sequence layer; SimpleRNN and GRU take the same call")
+_POOL_MAX = ("layers.MaxPooling2D", "per depth slice, with the same pool_size, strides and padding")
 _MERGE = (None, "write the merge in a subclassed Model's call(): a + b, a * b, "
           "nb.functional.concatenate([a, b], axis=-1)")
-_NORMALIZE = ("layers.Dropout", "no normalization layer yet; standardize the inputs with NumPy, and Dropout "
-              "regularizes")
+_NORMALIZE = ("layers.BatchNormalization", "normalizes each feature over the batch instead")
 
 LAYERS = {
-    "LSTM": _RECURRENT, "GRU": _RECURRENT, "RNN": _RECURRENT,
-    "SimpleRNNCell": _RECURRENT, "LSTMCell": _RECURRENT, "GRUCell": _RECURRENT,
+    "RNN": _RECURRENT, "SimpleRNNCell": _RECURRENT, "LSTMCell": _RECURRENT, "GRUCell": _RECURRENT,
     "ConvLSTM2D": _RECURRENT,
-    "Conv1D": _CONV, "Convolution1D": _CONV,
     "Conv3D": ("layers.Conv2D", "convolve each depth slice with Conv2D"),
     "SeparableConv2D": ("layers.Conv2D", "a full convolution, with more weights"),
     "DepthwiseConv2D": ("layers.Conv2D", "a full convolution, with more weights"),
     "Convolution2D": ("layers.Conv2D", "the same layer under its short name"),
     "Conv1DTranspose": ("layers.Conv2DTranspose", "on (N, 1, T, C), kernel (1, k)"),
     "Conv3DTranspose": ("layers.Conv2DTranspose", "per depth slice"),
-    "MaxPooling1D": ("layers.MaxPooling2D", "on (N, 1, T, C) with pool_size (1, k)"),
     "MaxPooling3D": _POOL_MAX, "MaxPool2D": ("layers.MaxPooling2D", "the same layer under its long name"),
-    "AveragePooling1D": _POOL_MAX, "AveragePooling2D": _POOL_MAX, "AveragePooling3D": _POOL_MAX,
-    "AvgPool2D": _POOL_MAX,
-    "GlobalAveragePooling1D": _GLOBAL, "GlobalAveragePooling2D": _GLOBAL, "GlobalMaxPooling1D": _GLOBAL,
-    "GlobalMaxPooling2D": _GLOBAL, "GlobalAvgPool2D": _GLOBAL, "GlobalMaxPool2D": _GLOBAL,
+    "AveragePooling3D": ("layers.AveragePooling2D", "per depth slice"),
     "UpSampling1D": ("layers.UpSampling2D", "on (N, 1, T, C) with size (1, k)"),
     "UpSampling3D": ("layers.UpSampling2D", "per depth slice"),
     "ZeroPadding2D": ("layers.Conv2D", "padding='same' pads inside the convolution"),
-    "BatchNormalization": _NORMALIZE, "LayerNormalization": _NORMALIZE, "GroupNormalization": _NORMALIZE,
+    "LayerNormalization": _NORMALIZE, "GroupNormalization": _NORMALIZE,
     "UnitNormalization": _NORMALIZE, "RMSNormalization": _NORMALIZE,
     "Normalization": (None, "standardize the data with NumPy before fit: (x - x.mean(0)) / x.std(0)"),
     "Rescaling": (None, "scale the data with NumPy before fit, e.g. x / 255"),
     "TimeDistributed": ("layers.Dense", "Dense acts on the last axis of any input, so Dense(u) on (N, T, D) "
                         "is TimeDistributed(Dense(u))"),
-    "LeakyReLU": ("layers.Activation", "Activation('leaky_relu'), slope 0.2 as Keras's default"),
-    "ReLU": ("layers.Activation", "Activation('relu')"), "ELU": ("layers.Activation", "Activation('elu')"),
-    "Softmax": ("layers.Activation", "Activation('softmax')"),
-    "PReLU": ("layers.Activation", "Activation('leaky_relu'), a fixed slope instead of a learned one"),
+    "ELU": ("layers.Activation", "Activation('elu')"),
+    "PReLU": ("layers.LeakyReLU", "a fixed slope instead of a learned one"),
     "Identity": ("layers.Activation", "Activation('linear')"),
     "SpatialDropout1D": ("layers.Dropout", "drops single values rather than whole channels"),
     "SpatialDropout2D": ("layers.Dropout", "drops single values rather than whole channels"),
@@ -87,9 +74,6 @@ LAYERS = {
 # ------------------------------------------------------- numbanet.optimizers
 _ADAM = ("optimizers.Adam", "the adaptive-moment optimizer these extend")
 OPTIMIZERS = {
-    "Nadam": ("optimizers.Adam", "Adam without the Nesterov look-ahead"),
-    "AdamW": ("optimizers.Adam", "Adam without decoupled weight decay"),
-    "Adamax": ("optimizers.Adam", "Adam with an L2 instead of an infinity norm"),
     "Lion": _ADAM, "Lamb": _ADAM, "Adafactor": _ADAM, "Muon": _ADAM,
     "Ftrl": ("optimizers.Adagrad", "per-weight learning rates from accumulated squared gradients"),
     "LossScaleOptimizer": (None, "numbanet trains in float32 or float64, so no loss scaling is needed"),
@@ -98,25 +82,18 @@ OPTIMIZERS = {
 # ---------------------------------------------- names given as strings to get()
 STRINGS = {
     "optimizer": {
-        "nadam": ("adam", "Adam without the Nesterov look-ahead"),
-        "adamw": ("adam", "Adam without decoupled weight decay"),
-        "adamax": ("adam", "Adam with an L2 instead of an infinity norm"),
         "lion": ("adam", "an adaptive optimizer"), "muon": ("adam", "an adaptive optimizer"),
         "adafactor": ("adam", "an adaptive optimizer"),
         "ftrl": ("adagrad", "per-weight learning rates from accumulated squared gradients"),
     },
     "activation": {
-        "relu6": ("relu", "relu without the cap at 6"), "softplus": ("relu", "the smooth relu's sharp form"),
-        "gelu": ("relu", "a smooth relu"), "silu": ("relu", "a smooth relu"), "swish": ("relu", "a smooth relu"),
-        "mish": ("relu", "a smooth relu"), "hard_silu": ("relu", "a piecewise relu-like shape"),
-        "hard_swish": ("relu", "a piecewise relu-like shape"),
-        "selu": ("elu", "elu without the fixed scale"), "celu": ("elu", "elu with alpha 1"),
-        "hard_sigmoid": ("sigmoid", "the smooth curve it approximates"),
+        "relu6": ("relu", "relu without the cap at 6"),
+        "mish": ("swish", "another smooth relu"), "hard_silu": ("swish", "the smooth curve it approximates"),
+        "hard_swish": ("swish", "the smooth curve it approximates"),
+        "celu": ("elu", "elu with alpha 1"),
         "log_sigmoid": ("sigmoid", "take the log of it in the loss"),
-        "softsign": ("tanh", "another squashing function to (-1, 1)"),
         "hard_tanh": ("tanh", "the smooth curve it approximates"),
         "log_softmax": ("softmax", "or a loss with from_logits=True, which applies log_softmax itself"),
-        "exponential": ("linear", "no exp activation yet"),
     },
     "loss": {
         "huber": ("mse", "squared error everywhere (Huber is linear beyond delta)"),
