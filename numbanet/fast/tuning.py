@@ -34,3 +34,10 @@ OPTIMIZER_SPLIT_MIN_ELEMENTS = 1 << 18
 # Arrays above glibc's mmap threshold (at most 32 MiB) get fresh pages, each of
 # which faults on first touch; above this size outputs come from the scratch pool.
 BIG_BYTES = 32 << 20
+
+# Channels (min(C, F)) from which a 3x3 stride-1 convolution takes the Winograd
+# F(2x2, 3x3) route (``fast/winograd.py: applies``): below it the 16 products per
+# chunk are too thin for BLAS and the tile transforms cost more than they save.
+# Measured with ``python -m benchmarks.bench_winograd`` (benchmarks/results/tuning.md,
+# "Winograd").
+WINOGRAD_MIN_CHANNELS = 32
