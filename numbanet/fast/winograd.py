@@ -28,7 +28,7 @@ import numpy as np
 
 from ..reference.winograd import F23, flipped_kernel, input_grad_pads
 from . import parallel, tuning
-from .kernels.winograd import output_transform_into, tiles_transform_into
+from .kernels.winograd import input_transform_f23_into, output_transform_f23_into, tiles_transform_into
 from .workspace import scratch
 
 M_OUT = F23["m"]                  # outputs per tile side
@@ -101,9 +101,9 @@ def forward(x, W, b, pads, relu):
     def chunk(n0, n1, tag, B):
         V = scratch(tag + "V", (ALPHA * ALPHA, B * T1, C), x.dtype)[:, :(n1 - n0) * T1]
         M = scratch(tag + "M", (ALPHA * ALPHA, B * T1, F), x.dtype)[:, :(n1 - n0) * T1]
-        tiles_transform_into(x[n0:n1], BT, M_OUT, PT, PL, TH, TW, V)   # B^T d B -> (16, T, C)
+        input_transform_f23_into(x[n0:n1], PT, PL, TH, TW, V)           # B^T d B -> (16, T, C)
         np.matmul(V, U, out=M)                                     # (16, T, C) @ (16, C, F) -> (16, T, F)
-        output_transform_into(M, AT, bias, relu, TH, TW, y[n0:n1])     # A^T M A + b, act -> (n1-n0, OH, OW, F)
+        output_transform_f23_into(M, bias, relu, TH, TW, y[n0:n1])      # A^T M A + b, act -> (n1-n0, OH, OW, F)
 
     _chunks(N, ALPHA * ALPHA * T1 * (C + F) * x.itemsize, chunk)
     return y
@@ -134,7 +134,7 @@ def weight_grad(x, gy, pads):
     def chunk(n0, n1, tag, B):
         V = scratch(tag + "V", (ALPHA * ALPHA, B * T1, C), x.dtype)[:, :(n1 - n0) * T1]
         gM = scratch(tag + "M", (ALPHA * ALPHA, B * T1, F), x.dtype)[:, :(n1 - n0) * T1]
-        tiles_transform_into(x[n0:n1], BT, M_OUT, pads[0], pads[2], TH, TW, V)   # (16, T, C)
+        input_transform_f23_into(x[n0:n1], pads[0], pads[2], TH, TW, V)              # (16, T, C)
         tiles_transform_into(gy[n0:n1], A, M_OUT, 0, 0, TH, TW, gM)               # A gY A^T -> (16, T, F)
         return np.matmul(V.transpose(0, 2, 1), gM)                 # (16, C, T) @ (16, T, F) -> (16, C, F)
 

@@ -109,3 +109,83 @@ def output_transform_into(M, AT, b, relu, TH, TW, y):
                             for f in range(F):
                                 if out[f] < 0.0:
                                     out[f] = 0.0
+
+
+# ------------------------------------------------ F(2x2, 3x3) written out
+# The same transforms with F(2, 3)'s matrices spelt as additions (B^T rows
+# d0 - d2, d1 + d2, d2 - d1, d1 - d3; A^T rows m0 + m1 + m2, m1 - m2 - m3; A rows
+# g0, g0 + g1, g0 - g1, -g1): no multiplications, no zero tests, one pass over the
+# channels per tile position. They replace the general kernels above on the fast
+# route; tests check them against those and against the reference tier.
+
+
+@njit
+def input_transform_f23_into(x, top, left, TH, TW, V):
+    """V[4*xi + nu, t, :] = (B^T d B)[xi, nu, :] of tile (n, i, j), d = x[n, 2i - top : +4, 2j - left : +4, :].
+
+    x (N, H, W, C) read as zero outside its bounds; V (16, N*TH*TW, C) filled.
+    """
+    N, H, W, C = x.shape
+    d = np.zeros((4, 4, C), dtype=x.dtype)
+    r = np.empty((4, 4, C), dtype=x.dtype)
+    for n in range(N):
+        for i in range(TH):
+            for j in range(TW):
+                t = (n * TH + i) * TW + j
+                for u in range(4):
+                    h = 2 * i - top + u
+                    for v in range(4):
+                        w = 2 * j - left + v
+                        if 0 <= h < H and 0 <= w < W:
+                            d[u, v, :] = x[n, h, w, :]
+                        else:
+                            d[u, v, :] = 0.0
+                for v in range(4):                      # r = B^T d, column by column
+                    for c in range(C):
+                        d0, d1, d2, d3 = d[0, v, c], d[1, v, c], d[2, v, c], d[3, v, c]
+                        r[0, v, c] = d0 - d2
+                        r[1, v, c] = d1 + d2
+                        r[2, v, c] = d2 - d1
+                        r[3, v, c] = d1 - d3
+                for xi in range(4):                     # V = r B, row by row
+                    o0, o1, o2, o3 = V[4 * xi, t], V[4 * xi + 1, t], V[4 * xi + 2, t], V[4 * xi + 3, t]
+                    for c in range(C):
+                        r0, r1, r2, r3 = r[xi, 0, c], r[xi, 1, c], r[xi, 2, c], r[xi, 3, c]
+                        o0[c] = r0 - r2
+                        o1[c] = r1 + r2
+                        o2[c] = r2 - r1
+                        o3[c] = r1 - r3
+
+
+@njit
+def output_transform_f23_into(M, b, relu, TH, TW, y):
+    """y[n, 2i + k, 2j + l, :] = act((A^T M_t A)[k, l, :] + b), inside y only.
+
+    M (16, N*TH*TW, F); b (F,); y (N, OH, OW, F) filled; act = relu if ``relu``.
+    """
+    N, OH, OW, F = y.shape
+    s = np.empty((2, 4, F), dtype=M.dtype)
+    for n in range(N):
+        for i in range(TH):
+            for j in range(TW):
+                t = (n * TH + i) * TW + j
+                for nu in range(4):                     # s = A^T M, column by column
+                    m0, m1, m2, m3 = M[nu, t], M[4 + nu, t], M[8 + nu, t], M[12 + nu, t]
+                    for f in range(F):
+                        s[0, nu, f] = m0[f] + m1[f] + m2[f]
+                        s[1, nu, f] = m1[f] - m2[f] - m3[f]
+                for k in range(2):                      # y = s A, + b, act
+                    h = 2 * i + k
+                    if h >= OH:
+                        break
+                    for l in range(2):
+                        w = 2 * j + l
+                        if w >= OW:
+                            break
+                        out = y[n, h, w]
+                        for f in range(F):
+                            if l == 0:
+                                z = s[k, 0, f] + s[k, 1, f] + s[k, 2, f] + b[f]
+                            else:
+                                z = s[k, 1, f] - s[k, 2, f] - s[k, 3, f] + b[f]
+                            out[f] = max(z, 0.0) if relu else z
