@@ -284,3 +284,33 @@ def test_w2_second_layer_takes_the_winograd_route():
                                                      ((3, 3, 64, 64), (1, 1), (3, 0, 0, 0))])
 def test_applies_only_to_3x3_stride_1_wide_layers(W_shape, strides, pads):
     assert not FW.applies((2, 16, 16, W_shape[2]), W_shape, strides, pads)
+
+
+# ------------------------------------------------ nb.functional.conv2d_winograd, for learners
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case(max_c=3), st.sampled_from(["valid", "same"]), st.sampled_from([2, 4]),
+       st.sampled_from(["fast", "reference"]))
+def test_conv2d_winograd_function_and_its_gradients(c, padding, tile, tier):
+    x, W, _, _ = c
+    assume(padding == "same" or min(x.shape[1:3]) >= 3)
+    b = np.linspace(-0.5, 0.5, W.shape[3])
+    with nb.kernels(tier):
+        y = nb.functional.conv2d_winograd(Tensor(x), Tensor(W), Tensor(b), padding, tile).numpy()
+        pads = (1, 1, 1, 1) if padding == "same" else (0, 0, 0, 0)
+        bound = bilinear_bound(magnitude(x, W, pads, tile) + np.abs(b), x.shape[3] + ROUNDINGS[tile])
+        np.testing.assert_array_less(np.abs(y - direct_conv(x, W, pads) - b), bound + 1e-300)
+        check_grad(lambda x, W, b: nb.functional.conv2d_winograd(x, W, b, padding, tile), x, W, b,
+                   grad_output=np.random.default_rng(1).standard_normal(y.shape), raise_on_failure=True)
+
+
+@pytest.mark.parametrize("x_shape, W_shape, kwargs, message", [
+    ((1, 8, 8, 2), (5, 5, 2, 3), {}, r"for 3x3 kernels, got kernel shape \(5, 5, 2, 3\); use conv2d"),
+    ((1, 8, 8, 2), (3, 3, 4, 3), {}, r"input has 2 channels but the kernel of shape \(3, 3, 4, 3\) expects 4"),
+    ((1, 8, 8, 2), (3, 3, 2, 3), {"tile": 3}, r"tile must be 2 .* or 4 .*, got 3"),
+    ((1, 8, 8, 2), (3, 3, 2, 3), {"padding": (3, 0, 0, 0)}, r"pads \(3, 0, 0, 0\) .* must be at most 2"),
+    ((1, 2, 8, 2), (3, 3, 2, 3), {}, r"leave an output of at least 1x1"),
+    ((8, 8, 2), (3, 3, 2, 3), {}, r"expected a 4-D NHWC input"),
+])
+def test_conv2d_winograd_bad_input(x_shape, W_shape, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        nb.functional.conv2d_winograd(Tensor(np.zeros(x_shape)), Tensor(np.zeros(W_shape)), **kwargs)

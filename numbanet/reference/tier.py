@@ -374,3 +374,27 @@ def avg_pool2d_backward(gy, pool, strides, pads, in_hw):
     (summed where windows overlap).  fast tier: numbanet.fast.pooling.avg_pool2d_backward.
     """
     return pooling.avg_pool2d_backward(gy, *pool, *strides, pads[0], pads[2], *in_hw)
+
+
+# ------------------------------------------------ Winograd convolution (nb.functional.conv2d_winograd)
+def conv2d_winograd_forward(x, W, pads, tile=2):
+    """y = conv(x, W) by Winograd F(m x m, 3 x 3), m = ``tile``: y = A^T [(G W G^T) * (B^T d B)] A per tile.
+
+    x (N, H, W, C), W (3, 3, C, F), pads (PT, PB, PL, PR) -> y (N, OH, OW, F);
+    ``winograd.winograd_conv2d`` (the matrices and their derivation are there).
+    """
+    return winograd.winograd_conv2d(x, W, pads, tile)
+
+
+def conv2d_winograd_backward(gy, x, W, pads, tile=2, need_gx=True, need_gW=True):
+    """(gx, gW) of y = conv(x, W) by Winograd, None where not needed; gy (N, OH, OW, F):
+
+        gx = Winograd conv of gy with the flipped kernel   (N, H, W, C)     ``winograd.winograd_input_grad``
+        gW = G^T (sum over tiles V^T @ (A gY A^T)) G        (3, 3, C, F)     ``winograd.winograd_weight_grad``
+    """
+    gx = winograd.winograd_input_grad(gy, W, x.shape[1:3], pads, tile) if need_gx else None
+    gW = winograd.winograd_weight_grad(x, gy, pads, tile) if need_gW else None
+    return gx, gW
+
+
+from . import winograd  # noqa: E402
