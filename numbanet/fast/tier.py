@@ -67,3 +67,6 @@ def conv2d_winograd_backward(gy, x, W, pads, tile=2, need_gx=True, need_gW=True)
     gx = _textbook_winograd.winograd_input_grad(gy, W, x.shape[1:3], pads, tile) if need_gx else None
     gW = _textbook_winograd.winograd_weight_grad(x, gy, pads, tile) if need_gW else None
     return gx, gW
+
+# ------------------------------------------------ Conv2D(relu) -> MaxPooling2D fused per chunk
+from .conv_pool import conv2d_relu_maxpool_backward, conv2d_relu_maxpool_forward  # noqa: E402,F401
