@@ -43,7 +43,7 @@ def np_conv(x, W, b, strides, pads):
 
 
 def np_max_pool(y, pool, strides, padding):
-    """Each window's maximum, padding cells -inf (never win); also returns the window max of ``y``-sized extras."""
+    """Each window's maximum, padding cells -inf (never win): y (N, H, W, C) -> (N, PH, PW, C)."""
     (KH, KW), (SH, SW) = pool, strides
     N, H, Wd, C = y.shape
     if padding == "same":
@@ -116,7 +116,10 @@ def test_pooled_map_equals_numpy(tier_name, c, dtype):
 @given(c=case())
 def test_gradients_by_finite_differences(tier_name, c):
     x, W, b, strides, padding, pads, pool, pool_strides, pool_padding = c
-    fn = lambda x, W, b: F.conv2d_relu_maxpool(x, W, b, strides, padding, pool, pool_strides, pool_padding)  # noqa: E731
+
+    def fn(x, W, b):
+        return F.conv2d_relu_maxpool(x, W, b, strides, padding, pool, pool_strides, pool_padding)
+
     p = fn(Tensor(x), Tensor(W), Tensor(b))
     check_grad(fn, x, W, b, grad_output=np.random.default_rng(0).standard_normal(p.shape), raise_on_failure=True)
 
@@ -166,7 +169,8 @@ def test_w2_block_takes_the_fused_winograd_route():
 
 @pytest.mark.parametrize("x_shape, W_shape, kwargs, message", [
     ((1, 8, 8, 2), (3, 3, 4, 3), {}, r"input has 2 channels but the kernel of shape \(3, 3, 4, 3\) expects 4"),
-    ((1, 3, 3, 2), (3, 3, 2, 3), {}, r"pool_size \(2, 2\) is larger than the convolution's output \(1, 1\)"),
+    ((1, 3, 3, 2), (3, 3, 2, 3), {},
+     r"pool_size \(2, 2\) is larger than the convolution's output \(1, 1\)"),
     ((1, 2, 2, 2), (3, 3, 2, 3), {}, r"kernel \(3, 3\) is larger than the padded input"),
     ((1, 8, 8, 2), (3, 3, 2, 3), {"pool_padding": "full"}, r"padding"),
     ((1, 8, 8, 2), (3, 3, 2, 3), {"b": np.zeros(4)}, r"bias must have shape \(3,\), got \(4,\)"),

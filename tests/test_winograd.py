@@ -7,8 +7,8 @@ rounding is relative to a partial result, and every partial result is bounded by
 the same algorithm run on absolute values, |A^T| [ sum_c (|G| |g| |G|^T) * (|B^T| |d| |B|) ] |A|
 (``magnitude``). Along one output's path there are at most
   input transform  1 + 1   (F(2,3)'s rows of B^T have two non-zeros: one addition per side)
-  kernel transform 2 + 2 + 2 (three non-zeros per row of G: two additions per side, the 1/2 exact; +2 for
-                             a dtype cast of U from float64 in the reference tier)
+  kernel transform 2 + 2 + 2 (three non-zeros per row of G: two additions per side, the 1/2 exact;
+                             +2 spare, for F(4,3)'s entries of G rounded to the working precision)
   product 1, channel sum C, bias 1
   output transform 2 + 2   (three non-zeros per row of A^T)
 roundings, n = C + 14, so |Y - y| <= SAFETY * n * eps * magnitude (``bounds.bilinear_bound``).
