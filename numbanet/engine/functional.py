@@ -159,3 +159,5 @@ from .pooling1d import avg_pool1d, max_pool1d  # noqa: E402,F401
 from .global_pooling import (global_avg_pool1d, global_avg_pool2d, global_max_pool1d,  # noqa: E402,F401
                              global_max_pool2d)
 from .normalization import batch_norm, batch_normalization  # noqa: E402,F401  (re-exported: normalization)
+from .winograd import conv2d_winograd  # noqa: E402,F401  (a 3x3 convolution by Winograd's minimal filtering)
+from .conv_pool import conv2d_relu_maxpool  # noqa: E402,F401  (Conv2D(relu) -> MaxPooling2D as one node)

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import parallel, tuning
+from . import parallel, tuning, winograd
 from .kernels.direct_conv import (direct_forward_into, direct_forward_one_filter_into, direct_weight_grad_add,
                                   direct_weight_grad_one_channel_add, direct_weight_grad_one_filter_add)
 from .kernels.elementwise import relu_mask_into
@@ -311,9 +311,13 @@ def _relu(activation, op):
 def conv2d_forward(x, W, b, strides, pads, activation=None):
     """y = act(conv(x, W) + b) -> (N, OH, OW, F); mirrors ``reference/tier.py: conv2d_forward``.
 
-    Route "direct", "flipped" or "im2col" (``route``), the relu fused into it.
+    Route "winograd" where ``winograd.applies``, else "direct", "flipped" or "im2col" (``route``),
+    the relu fused into it.
     """
     SH, SW = strides
+    if winograd.applies(x.shape, W.shape, strides, pads):    # 3x3 stride 1, wide enough: fast/winograd.py
+        record("conv2d_forward", "winograd")
+        return winograd.forward(x, W, b, pads, _relu(activation, "conv2d_forward"))
     record("conv2d_forward", route(W.shape[2], W.shape[3], SH, SW))
     return forward(x, W, b, SH, SW, pads, _relu(activation, "conv2d_forward"))
 

@@ -43,3 +43,10 @@ BIG_BYTES = 32 << 20
 # 1.05x at 671M (W6's layers) on a machine loaded to 11 on 2 cores; the whole W6
 # step 420 against 1300 ms (benchmarks/results/tuning.md, "RECURRENT_SPLIT_MIN_WORK").
 RECURRENT_SPLIT_MIN_WORK = 1 << 25
+
+# Channels (min(C, F)) from which a 3x3 stride-1 convolution takes the Winograd
+# F(2x2, 3x3) route (``fast/winograd.py: applies``): below it the 16 products per
+# chunk are too thin for BLAS and the tile transforms cost more than they save.
+# Measured with ``python -m benchmarks.bench_winograd`` (benchmarks/results/tuning.md,
+# "Winograd").
+WINOGRAD_MIN_CHANNELS = 32

@@ -404,3 +404,53 @@ def batch_norm_backward(gy, x, mean, var, gamma, eps, need_gx=True):
     cache = _normalization.forward_intermediates(x, mean, var, gamma, eps)
     gx, ggamma, gbeta = _normalization.batch_norm_backward(gy, cache)
     return (gx if need_gx else None), ggamma, gbeta
+
+
+# ------------------------------------------------ Winograd convolution (nb.functional.conv2d_winograd)
+def conv2d_winograd_forward(x, W, pads, tile=2):
+    """y = conv(x, W) by Winograd F(m x m, 3 x 3), m = ``tile``: y = A^T [(G W G^T) * (B^T d B)] A per tile.
+
+    x (N, H, W, C), W (3, 3, C, F), pads (PT, PB, PL, PR) -> y (N, OH, OW, F);
+    ``winograd.winograd_conv2d`` (the matrices and their derivation are there).
+    """
+    return winograd.winograd_conv2d(x, W, pads, tile)
+
+
+def conv2d_winograd_backward(gy, x, W, pads, tile=2, need_gx=True, need_gW=True):
+    """(gx, gW) of y = conv(x, W) by Winograd, None where not needed; gy (N, OH, OW, F):
+
+        gx = Winograd conv of gy with the flipped kernel   (N, H, W, C)     ``winograd.winograd_input_grad``
+        gW = G^T (sum over tiles V^T @ (A gY A^T)) G        (3, 3, C, F)     ``winograd.winograd_weight_grad``
+    """
+    gx = winograd.winograd_input_grad(gy, W, x.shape[1:3], pads, tile) if need_gx else None
+    gW = winograd.winograd_weight_grad(x, gy, pads, tile) if need_gW else None
+    return gx, gW
+
+
+from . import winograd  # noqa: E402
+
+
+# ------------------------------------------------ Conv2D(relu) -> MaxPooling2D as one composite
+def conv2d_relu_maxpool_forward(x, W, b, strides, pads, pool, pool_strides, pool_pads, pool_out_hw):
+    """(p, arg) = max_pool(relu(conv(x, W) + b)): the two functions above, one after the other.
+
+        y = relu(conv(x, W) + b)        (N, OH, OW, F)   ``conv2d_forward``
+        p, arg = max_pool(y)            (N, PH, PW, F)   ``max_pool2d_forward`` (arg: window-local arg-max)
+
+    x (N, H, W, C), W (KH, KW, C, F), b (F,) or None. The fast tier computes the
+    same p and arg chunk by chunk without storing y (``fast/conv_pool.py``).
+    """
+    y = conv2d_forward(x, W, b, strides, pads, "relu")
+    return max_pool2d_forward(y, pool, pool_strides, pool_pads, pool_out_hw)
+
+
+def conv2d_relu_maxpool_backward(gp, x, W, p, arg, strides, pads, pool, pool_strides, pool_pads, conv_out_hw,
+                                 need_gx=True, need_gW=True, need_gb=True):
+    """(gx, gW, gb) of p = max_pool(relu(conv(x, W) + b)), None where not needed; gp (N, PH, PW, F).
+
+        gy = max_pool backward of gp * [p > 0]     (N, OH, OW, F)   the relu mask read at the arg-max
+                                                                     cells, where y = p
+        gx, gW, gb = conv2d_backward(gy, ...)      no activation left to undo
+    """
+    gy = max_pool2d_backward(gp * (p > 0), arg, pool, pool_strides, pool_pads, conv_out_hw)
+    return conv2d_backward(gy, x, W, None, strides, pads, None, need_gx, need_gW, need_gb)

@@ -1,0 +1,114 @@
+"""The fast tier's fused Conv2D(relu) -> MaxPooling2D: the pooled map written chunk by chunk.
+
+The composition it replaces (``reference/tier.py: conv2d_relu_maxpool_forward``) is
+
+    y = relu(conv(x, W) + b)                (N, OH, OW, F)     the convolution's output
+    p, arg = max_pool(y)                    (N, PH, PW, F)     each window's maximum and its window-local index
+
+Here each thread takes its part of the batch and walks it in chunks of B images:
+the chunk's convolution (by the route ``fast/conv.py`` would take: direct loops,
+Winograd or im2col + GEMM, bias and relu fused) goes into a cache-sized scratch
+buffer, and the max-pool kernel reads it from there while it is still in cache,
+writing p and arg. The full (N, OH, OW, F) map is never stored.
+
+Backward needs no y: the pool's gradient lands only on each window's arg-max cell,
+whose value is the pooled p, so the relu mask there is [p > 0]:
+
+    gy = pool backward of (gp * [p > 0])    (N, OH, OW, F)     routed to the arg-max cells
+    gx, gW, gb = the convolution's gradients of gy (no activation: already masked)
+
+Shapes: x (N, H, W, C), W (KH, KW, C, F), b (F,), strides (SH, SW), pads
+(PT, PB, PL, PR); pool (KH2, KW2), pool_strides, pool_pads, pool_out_hw (PH, PW).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import conv, parallel, tuning, winograd
+from .kernels.direct_conv import direct_forward_into
+from .kernels.im2col import im2col_into
+from .kernels.pooling import arg_dtype, max_pool_forward_into
+from .kernels.winograd import input_transform_f23_into, output_transform_f23_into
+from .pooling import max_pool2d_backward
+from .routes import record
+from .workspace import scratch
+
+
+def fused_route(x_shape, W_shape, strides, pads):
+    """The convolution route of each chunk: "winograd", "direct" or "im2col" (the flipped route runs as im2col)."""
+    if winograd.applies(x_shape, W_shape, strides, pads):
+        return "winograd"
+    KH, KW, C, F = W_shape
+    return "direct" if conv.uses_direct(C, F, *strides) else "im2col"
+
+
+def _conv_chunk(xc, W, U, b, strides, pads, way, tag, yc):
+    """yc = relu(conv(xc, W) + b) for one chunk of images, on the calling thread only."""
+    B, OH, OW, F = yc.shape
+    KH, KW, C, _ = W.shape
+    if way == "direct":
+        direct_forward_into(xc, W, b, 1, 1, pads[0], pads[2], True, yc)
+    elif way == "winograd":
+        TH, TW = -(-OH // 2), -(-OW // 2)
+        V = scratch(tag + "V", (16, B * TH * TW, C), xc.dtype)
+        M = scratch(tag + "M", (16, B * TH * TW, F), xc.dtype)
+        input_transform_f23_into(xc, pads[0], pads[2], TH, TW, V)     # B^T d B -> (16, T, C)
+        np.matmul(V, U, out=M)                                         # (16, T, C) @ (16, C, F)
+        output_transform_f23_into(M, b, True, TH, TW, yc)              # A^T M A + b, relu
+    else:
+        K = KH * KW * C
+        c = scratch(tag + "col", (B, OH, OW, KH, KW, C), xc.dtype)
+        im2col_into(xc, KH, KW, strides[0], strides[1], pads[0], pads[2], c)
+        Y2 = yc.reshape(-1, F)                                         # (B, OH, OW, F) -> (B*OH*OW, F)
+        np.matmul(c.reshape(-1, K), W.reshape(K, F), out=Y2)          # (B*OH*OW, K) @ (K, F)
+        Y2 += b
+        np.maximum(Y2, 0, out=Y2)
+
+
+def _scratch_bytes_per_image(way, W_shape, out_hw, itemsize):
+    KH, KW, C, F = W_shape
+    OH, OW = out_hw
+    if way == "winograd":
+        tiles = -(-OH // 2) * -(-OW // 2)
+        return (16 * tiles * (C + F) + OH * OW * F) * itemsize
+    if way == "im2col":
+        return OH * OW * (KH * KW * C + F) * itemsize
+    return OH * OW * F * itemsize
+
+
+def conv2d_relu_maxpool_forward(x, W, b, strides, pads, pool, pool_strides, pool_pads, pool_out_hw):
+    """(p, arg) = max_pool(relu(conv(x, W) + b)), fused per chunk; mirrors
+    ``reference/tier.py: conv2d_relu_maxpool_forward``. p (N, PH, PW, F), arg its window-local arg-max."""
+    x, W = np.ascontiguousarray(x), np.ascontiguousarray(W)
+    N, H, Wd, _ = x.shape
+    KH, KW, C, F = W.shape
+    out_hw = conv._out_hw(H, Wd, KH, KW, *strides, pads)
+    way = fused_route(x.shape, W.shape, strides, pads)
+    record("conv2d_relu_maxpool_forward", way)
+    U = winograd.transform_kernel(W) if way == "winograd" else None
+    b = np.zeros(F, dtype=x.dtype) if b is None else np.ascontiguousarray(b, dtype=x.dtype)
+    p = np.empty((N, *pool_out_hw, F), dtype=x.dtype)
+    arg = np.empty((N, *pool_out_hw, F), dtype=arg_dtype(*pool))
+    B = max(1, min(N, tuning.CHUNK_BYTES // _scratch_bytes_per_image(way, W.shape, out_hw, x.itemsize)))
+
+    def work(first, last, worker):
+        tag = f"convpool{worker}"
+        for n0 in range(first, last, B):
+            n1 = min(last, n0 + B)
+            yc = scratch(tag + "y", (B, *out_hw, F), x.dtype)[:n1 - n0]
+            _conv_chunk(x[n0:n1], W, U, b, strides, pads, way, tag, yc)
+            max_pool_forward_into(yc, *pool, *pool_strides, pool_pads[0], pool_pads[2], p[n0:n1], arg[n0:n1])
+
+    parallel.run(work, parallel.split(N))
+    return p, arg
+
+
+def conv2d_relu_maxpool_backward(gp, x, W, p, arg, strides, pads, pool, pool_strides, pool_pads, conv_out_hw,
+                                 need_gx=True, need_gW=True, need_gb=True):
+    """(gx, gW, gb) of p = max_pool(relu(conv(x, W) + b)), None where not needed; mirrors
+    ``reference/tier.py: conv2d_relu_maxpool_backward``: gy = pool backward of gp * [p > 0], then the
+    convolution's gradients (``fast/conv.py: conv2d_backward``, no activation)."""
+    record("conv2d_relu_maxpool_backward", "pool-then-conv")
+    gy = max_pool2d_backward(np.where(p > 0, gp, 0).astype(gp.dtype, copy=False), arg, pool, pool_strides,
+                             pool_pads, conv_out_hw)
+    return conv.conv2d_backward(gy, x, W, None, strides, pads, None, need_gx, need_gW, need_gb)

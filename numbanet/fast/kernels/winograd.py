@@ -1,0 +1,191 @@
+"""Numba kernels of the Winograd convolution: the tile transforms around the matrix products.
+
+Both kernels apply a two-sided transform P t P^T to small square tiles, one tile
+and all channels at a time (the innermost loops run over the contiguous channel
+axis, so LLVM vectorises them). The products between them are BLAS calls in
+``numbanet/fast/winograd.py``; the math is in ``numbanet/reference/winograd.py``.
+
+Layout of the transformed tiles: V (alpha*alpha, T, C), one contiguous (T, C)
+matrix per position (xi, nu) of the alpha x alpha tile, so that each of the
+alpha^2 products reads and writes whole matrices. T counts the tiles of the
+images given, image-major, then tile row, then tile column.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .config import njit
+
+
+@njit
+def tiles_transform_into(x, P, step, top, left, TH, TW, V):
+    """V[xi*a + nu, t, :] = sum_(u, v) P[xi, u] P[nu, v] x[n, i*step - top + u, j*step - left + v, :].
+
+    x (N, H, W, C) read as zero outside its bounds; P (a, s) with s the tile side
+    read from x; t = (n*TH + i)*TW + j; V (a*a, N*TH*TW, C) filled.
+    Input tiles: P = B^T (s = a, step m, top/left = the padding). The gradient's
+    tiles: P = A (s = m, step m, no padding).
+    """
+    N, H, W, C = x.shape
+    a, s = P.shape
+    d = np.zeros((s, s, C), dtype=x.dtype)
+    tmp = np.empty((a, s, C), dtype=x.dtype)
+    for n in range(N):
+        for i in range(TH):
+            for j in range(TW):
+                t = (n * TH + i) * TW + j
+                for u in range(s):                      # load the tile, zeros outside x
+                    h = i * step - top + u
+                    for v in range(s):
+                        w = j * step - left + v
+                        if 0 <= h < H and 0 <= w < W:
+                            for c in range(C):
+                                d[u, v, c] = x[n, h, w, c]
+                        else:
+                            for c in range(C):
+                                d[u, v, c] = 0.0
+                for xi in range(a):                     # tmp = P d
+                    for v in range(s):
+                        for c in range(C):
+                            tmp[xi, v, c] = 0.0
+                        for u in range(s):
+                            p = P[xi, u]
+                            if p != 0.0:
+                                for c in range(C):
+                                    tmp[xi, v, c] += p * d[u, v, c]
+                for xi in range(a):                     # V = tmp P^T
+                    for nu in range(a):
+                        out = V[xi * a + nu, t]
+                        for c in range(C):
+                            out[c] = 0.0
+                        for v in range(s):
+                            p = P[nu, v]
+                            if p != 0.0:
+                                for c in range(C):
+                                    out[c] += p * tmp[xi, v, c]
+
+
+@njit
+def output_transform_into(M, AT, b, relu, TH, TW, y):
+    """y[n, i*m + k, j*m + l, :] = act((A^T M_t A)[k, l, :] + b), the part inside y only.
+
+    M (a*a, N*TH*TW, F) the products; AT (m, a); b (F,) (zeros for no bias);
+    y (N, OH, OW, F) filled; act = relu if ``relu`` else identity.
+    """
+    N, OH, OW, F = y.shape
+    m, a = AT.shape
+    tmp = np.empty((m, a, F), dtype=M.dtype)
+    for n in range(N):
+        for i in range(TH):
+            for j in range(TW):
+                t = (n * TH + i) * TW + j
+                for k in range(m):                      # tmp = A^T M
+                    for nu in range(a):
+                        for f in range(F):
+                            tmp[k, nu, f] = 0.0
+                        for xi in range(a):
+                            p = AT[k, xi]
+                            if p != 0.0:
+                                row = M[xi * a + nu, t]
+                                for f in range(F):
+                                    tmp[k, nu, f] += p * row[f]
+                for k in range(m):                      # y = tmp A, + b, act
+                    h = i * m + k
+                    if h >= OH:
+                        break
+                    for l in range(m):
+                        w = j * m + l
+                        if w >= OW:
+                            break
+                        out = y[n, h, w]
+                        for f in range(F):
+                            out[f] = b[f]
+                        for nu in range(a):
+                            p = AT[l, nu]
+                            if p != 0.0:
+                                for f in range(F):
+                                    out[f] += p * tmp[k, nu, f]
+                        if relu:
+                            for f in range(F):
+                                if out[f] < 0.0:
+                                    out[f] = 0.0
+
+
+# ------------------------------------------------ F(2x2, 3x3) written out
+# The same transforms with F(2, 3)'s matrices spelt as additions (B^T rows
+# d0 - d2, d1 + d2, d2 - d1, d1 - d3; A^T rows m0 + m1 + m2, m1 - m2 - m3; A rows
+# g0, g0 + g1, g0 - g1, -g1): no multiplications, no zero tests, one pass over the
+# channels per tile position. They replace the general kernels above on the fast
+# route; tests check them against those and against the reference tier.
+
+
+@njit
+def input_transform_f23_into(x, top, left, TH, TW, V):
+    """V[4*xi + nu, t, :] = (B^T d B)[xi, nu, :] of tile (n, i, j), d = x[n, 2i - top : +4, 2j - left : +4, :].
+
+    x (N, H, W, C) read as zero outside its bounds; V (16, N*TH*TW, C) filled.
+    """
+    N, H, W, C = x.shape
+    d = np.zeros((4, 4, C), dtype=x.dtype)
+    r = np.empty((4, 4, C), dtype=x.dtype)
+    for n in range(N):
+        for i in range(TH):
+            for j in range(TW):
+                t = (n * TH + i) * TW + j
+                for u in range(4):
+                    h = 2 * i - top + u
+                    for v in range(4):
+                        w = 2 * j - left + v
+                        if 0 <= h < H and 0 <= w < W:
+                            d[u, v, :] = x[n, h, w, :]
+                        else:
+                            d[u, v, :] = 0.0
+                for v in range(4):                      # r = B^T d, column by column
+                    for c in range(C):
+                        d0, d1, d2, d3 = d[0, v, c], d[1, v, c], d[2, v, c], d[3, v, c]
+                        r[0, v, c] = d0 - d2
+                        r[1, v, c] = d1 + d2
+                        r[2, v, c] = d2 - d1
+                        r[3, v, c] = d1 - d3
+                for xi in range(4):                     # V = r B, row by row
+                    o0, o1, o2, o3 = V[4 * xi, t], V[4 * xi + 1, t], V[4 * xi + 2, t], V[4 * xi + 3, t]
+                    for c in range(C):
+                        r0, r1, r2, r3 = r[xi, 0, c], r[xi, 1, c], r[xi, 2, c], r[xi, 3, c]
+                        o0[c] = r0 - r2
+                        o1[c] = r1 + r2
+                        o2[c] = r2 - r1
+                        o3[c] = r1 - r3
+
+
+@njit
+def output_transform_f23_into(M, b, relu, TH, TW, y):
+    """y[n, 2i + k, 2j + l, :] = act((A^T M_t A)[k, l, :] + b), inside y only.
+
+    M (16, N*TH*TW, F); b (F,); y (N, OH, OW, F) filled; act = relu if ``relu``.
+    """
+    N, OH, OW, F = y.shape
+    s = np.empty((2, 4, F), dtype=M.dtype)
+    for n in range(N):
+        for i in range(TH):
+            for j in range(TW):
+                t = (n * TH + i) * TW + j
+                for nu in range(4):                     # s = A^T M, column by column
+                    m0, m1, m2, m3 = M[nu, t], M[4 + nu, t], M[8 + nu, t], M[12 + nu, t]
+                    for f in range(F):
+                        s[0, nu, f] = m0[f] + m1[f] + m2[f]
+                        s[1, nu, f] = m1[f] - m2[f] - m3[f]
+                for k in range(2):                      # y = s A, + b, act
+                    h = 2 * i + k
+                    if h >= OH:
+                        break
+                    for l in range(2):
+                        w = 2 * j + l
+                        if w >= OW:
+                            break
+                        out = y[n, h, w]
+                        for f in range(F):
+                            if l == 0:
+                                z = s[k, 0, f] + s[k, 1, f] + s[k, 2, f] + b[f]
+                            else:
+                                z = s[k, 1, f] - s[k, 2, f] - s[k, 3, f] + b[f]
+                            out[f] = max(z, 0.0) if relu else z

@@ -1,0 +1,146 @@
+"""The fast tier's Winograd route for 3x3 stride-1 convolutions: transforms in Numba, products in BLAS.
+
+The math, the transform matrices and their derivation are in
+``numbanet/reference/winograd.py``; here the same F(2x2, 3x3) algorithm runs
+chunk by chunk over the batch, each chunk's tiles transformed by the Numba kernels
+of ``kernels/winograd.py`` into a scratch buffer and multiplied by 16 BLAS
+products (one stacked ``np.matmul`` of (16, T, C) @ (16, C, F)), the threads
+splitting the batch (``parallel``). ``fast/conv.py`` takes this route ("winograd"
+in ``routes.last``) where ``applies`` says so; a route planner can list it as a
+candidate through the same four functions:
+
+* ``applies(x_shape, W_shape, strides, pads=None)``: whether the route computes
+  this convolution and pays (3x3, stride 1, min(C, F) >= ``tuning.WINOGRAD_MIN_CHANNELS``);
+* ``forward(x, W, b, pads, relu)``: y = act(conv(x, W) + b), bias and relu fused
+  into the output transform;
+* ``input_grad(gy, W, in_hw, pads)``: gx, the Winograd convolution of gy with the
+  flipped kernel;
+* ``weight_grad(x, gy, pads)``: gW by the transpose of the forward pass (gY's
+  tiles transformed by A, 16 products V^T @ gM over the tiles, then G^T gU G).
+
+Notation: x (N, H, W, C), W (3, 3, C, F), b (F,), pads (PT, PB, PL, PR),
+y (N, OH, OW, F); m = 2 outputs per tile side, alpha = 4, TH = ceil(OH / 2),
+TW = ceil(OW / 2), T = the tiles of one chunk.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..reference.winograd import F23, flipped_kernel, input_grad_pads
+from . import parallel, tuning
+from .kernels.winograd import input_transform_f23_into, output_transform_f23_into, tiles_transform_into
+from .workspace import scratch
+
+M_OUT = F23["m"]                  # outputs per tile side
+ALPHA = M_OUT + 2                 # input tile side
+_MATRICES = {}                    # dtype -> (BT, G, AT, A) in that dtype, contiguous
+
+
+def _matrices(dtype):
+    dtype = np.dtype(dtype)
+    if dtype not in _MATRICES:
+        BT, G, AT = (np.ascontiguousarray(F23[k], dtype=dtype) for k in ("BT", "G", "AT"))
+        _MATRICES[dtype] = (BT, G, AT, np.ascontiguousarray(AT.T))
+    return _MATRICES[dtype]
+
+
+def applies(x_shape, W_shape, strides, pads=None):
+    """True where the Winograd route computes this convolution and is expected to pay.
+
+    A 3x3 kernel at stride 1 with pads of at most 2 (the input gradient's pads are
+    2 - P), and at least ``tuning.WINOGRAD_MIN_CHANNELS`` channels on both sides:
+    below that the 16 products are too thin for BLAS and the transforms dominate.
+    """
+    KH, KW, C, F = W_shape
+    if (KH, KW) != (3, 3) or tuple(strides) != (1, 1):
+        return False
+    if pads is not None and max(pads) > 2:
+        return False
+    return min(C, F) >= tuning.WINOGRAD_MIN_CHANNELS
+
+
+def transform_kernel(W):
+    """U = G W G^T, (3, 3, C, F) -> (16, C, F) contiguous, one (C, F) matrix per tile position."""
+    _, G, _, _ = _matrices(W.dtype)
+    U = np.einsum("pk,klcf,ql->pqcf", G, W, G, optimize=True)       # (4, 4, C, F)
+    return np.ascontiguousarray(U.reshape(ALPHA * ALPHA, *W.shape[2:]))
+
+
+def _chunks(N, per_image_bytes, body):
+    """body(n0, n1, tag) over chunks of images of about ``tuning.CHUNK_BYTES`` scratch, split over the threads."""
+    B = max(1, min(N, tuning.CHUNK_BYTES // max(per_image_bytes, 1)))
+
+    def work(first, last, worker):
+        return [body(n0, min(last, n0 + B), f"winograd{worker}", B) for n0 in range(first, last, B)]
+
+    return parallel.run(work, parallel.split(N))
+
+
+def _tiles(OH, OW):
+    return -(-OH // M_OUT), -(-OW // M_OUT)
+
+
+def forward(x, W, b, pads, relu):
+    """y = act(conv(x, W) + b) by F(2x2, 3x3): x (N, H, W, C), W (3, 3, C, F) -> y (N, OH, OW, F).
+
+    Mirrors ``reference/winograd.py: winograd_conv2d`` (m = 2), with the bias and
+    the relu applied in the output transform.
+    """
+    x = np.ascontiguousarray(x)
+    N, H, Wd, C = x.shape
+    F = W.shape[3]
+    PT, PB, PL, PR = pads
+    OH, OW = H + PT + PB - 2, Wd + PL + PR - 2
+    TH, TW = _tiles(OH, OW)
+    BT, _, AT, _ = _matrices(x.dtype)
+    U = transform_kernel(W)                                        # (16, C, F)
+    bias = np.zeros(F, dtype=x.dtype) if b is None else np.ascontiguousarray(b, dtype=x.dtype)
+    y = np.empty((N, OH, OW, F), dtype=x.dtype)
+    T1 = TH * TW                                                   # tiles per image
+
+    def chunk(n0, n1, tag, B):
+        V = scratch(tag + "V", (ALPHA * ALPHA, B * T1, C), x.dtype)[:, :(n1 - n0) * T1]
+        M = scratch(tag + "M", (ALPHA * ALPHA, B * T1, F), x.dtype)[:, :(n1 - n0) * T1]
+        input_transform_f23_into(x[n0:n1], PT, PL, TH, TW, V)           # B^T d B -> (16, T, C)
+        np.matmul(V, U, out=M)                                     # (16, T, C) @ (16, C, F) -> (16, T, F)
+        output_transform_f23_into(M, bias, relu, TH, TW, y[n0:n1])      # A^T M A + b, act -> (n1-n0, OH, OW, F)
+
+    _chunks(N, ALPHA * ALPHA * T1 * (C + F) * x.itemsize, chunk)
+    return y
+
+
+def input_grad(gy, W, in_hw, pads):
+    """gx = conv(gy, Wf) by F(2x2, 3x3), Wf the flipped kernel: gy (N, OH, OW, F) -> gx (N, H, W, C).
+
+    Mirrors ``reference/winograd.py: winograd_input_grad``.
+    """
+    pads2 = input_grad_pads(in_hw, gy.shape[1:3], pads)
+    return forward(gy, np.ascontiguousarray(flipped_kernel(W)), None, pads2, False)
+
+
+def weight_grad(x, gy, pads):
+    """gW = G^T (sum over chunks of V^T @ gM) G: x (N, H, W, C), gy (N, OH, OW, F) -> (3, 3, C, F).
+
+    Mirrors ``reference/winograd.py: winograd_weight_grad``: V the input tiles
+    (B^T d B), gM = A gY A^T of gy's 2x2 tiles, 16 products (C, T) @ (T, F) per chunk.
+    """
+    x, gy = np.ascontiguousarray(x), np.ascontiguousarray(gy)
+    N, H, Wd, C = x.shape
+    _, OH, OW, F = gy.shape
+    TH, TW = _tiles(OH, OW)
+    BT, G, _, A = _matrices(x.dtype)
+    T1 = TH * TW
+
+    def chunk(n0, n1, tag, B):
+        V = scratch(tag + "V", (ALPHA * ALPHA, B * T1, C), x.dtype)[:, :(n1 - n0) * T1]
+        gM = scratch(tag + "M", (ALPHA * ALPHA, B * T1, F), x.dtype)[:, :(n1 - n0) * T1]
+        input_transform_f23_into(x[n0:n1], pads[0], pads[2], TH, TW, V)              # (16, T, C)
+        tiles_transform_into(gy[n0:n1], A, M_OUT, 0, 0, TH, TW, gM)               # A gY A^T -> (16, T, F)
+        return np.matmul(V.transpose(0, 2, 1), gM)                 # (16, C, T) @ (16, T, F) -> (16, C, F)
+
+    gU = np.zeros((ALPHA * ALPHA, C, F), dtype=x.dtype)
+    for partials in _chunks(N, ALPHA * ALPHA * T1 * (C + F) * x.itemsize, chunk):
+        for p in partials:
+            gU += p
+    gU = gU.reshape(ALPHA, ALPHA, C, F)
+    return np.einsum("pk,pqcf,ql->klcf", G, gU, G, optimize=True)

@@ -1,0 +1,182 @@
+"""Conv2D(relu) -> MaxPooling2D as one node (nb.functional.conv2d_relu_maxpool): the fast tier's fused
+chunks and the reference tier's composition, against plain NumPy written here, and their gradients.
+
+Bound: the pooled value is a maximum of convolution outputs, and max is 1-Lipschitz in the max norm,
+so |p - p_exact| <= max over the window of |y - y_exact|, bounded by the convolution's own bound
+``SAFETY * (K + 1) * eps * (|x| conv |W| + |b|)`` (K = KH*KW*C products and the bias), taken over the
+window; Winograd's route has the larger bound of ``test_winograd.py`` (its magnitude, n = C + 14),
+which the float64 cases here sit far inside.
+"""
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+import numbanet as nb
+from numbanet.engine import Tensor, check_grad
+from numbanet.fast import routes, tuning
+
+from bounds import bilinear_bound
+
+F = nb.functional
+SETTINGS = settings(max_examples=30, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+
+
+def same_pads(n, k, s):
+    total = max((-(-n // s) - 1) * s + k - n, 0)
+    return total // 2, total - total // 2
+
+
+def np_conv(x, W, b, strides, pads):
+    """y[n, o, q, f] = b[f] + sum_(k, l, c) xp[n, o*SH + k, q*SW + l, c] W[k, l, c, f]."""
+    PT, PB, PL, PR = pads
+    xp = np.pad(x, ((0, 0), (PT, PB), (PL, PR), (0, 0)))
+    KH, KW = W.shape[:2]
+    SH, SW = strides
+    OH, OW = (xp.shape[1] - KH) // SH + 1, (xp.shape[2] - KW) // SW + 1
+    y = np.zeros((x.shape[0], OH, OW, W.shape[3])) + b
+    for k in range(KH):
+        for l in range(KW):
+            y += np.einsum("nhwc,cf->nhwf", xp[:, k:k + (OH - 1) * SH + 1:SH, l:l + (OW - 1) * SW + 1:SW], W[k, l])
+    return y
+
+
+def np_max_pool(y, pool, strides, padding):
+    """Each window's maximum, padding cells -inf (never win): y (N, H, W, C) -> (N, PH, PW, C)."""
+    (KH, KW), (SH, SW) = pool, strides
+    N, H, Wd, C = y.shape
+    if padding == "same":
+        (PT, PB), (PL, PR) = same_pads(H, KH, SH), same_pads(Wd, KW, SW)
+    else:
+        PT = PB = PL = PR = 0
+    yp = np.pad(y, ((0, 0), (PT, PB), (PL, PR), (0, 0)), constant_values=-np.inf)
+    PH, PW = (yp.shape[1] - KH) // SH + 1, (yp.shape[2] - KW) // SW + 1
+    out = np.full((N, PH, PW, C), -np.inf)
+    for k in range(KH):
+        for l in range(KW):
+            out = np.maximum(out, yp[:, k:k + (PH - 1) * SH + 1:SH, l:l + (PW - 1) * SW + 1:SW])
+    return out
+
+
+@st.composite
+def case(draw):
+    rng = np.random.default_rng(draw(st.integers(0, 10_000)))
+    N, C, Fo = draw(st.integers(1, 3)), draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    H, Wd = draw(st.integers(3, 9)), draw(st.integers(3, 9))
+    K = draw(st.sampled_from([1, 2, 3]))
+    S = draw(st.sampled_from([1, 2])) if K != 3 else draw(st.sampled_from([1, 1, 2]))
+    padding = draw(st.sampled_from(["valid", "same"]))
+    pool = draw(st.sampled_from([2, 3]))
+    pool_stride = draw(st.sampled_from([1, 2, pool]))
+    pool_padding = draw(st.sampled_from(["valid", "same"]))
+    pads = ((*same_pads(H, K, S), *same_pads(Wd, K, S)) if padding == "same" else (0, 0, 0, 0))
+    OH, OW = (H + pads[0] + pads[1] - K) // S + 1, (Wd + pads[2] + pads[3] - K) // S + 1
+    assume(pool_padding == "same" or (OH >= pool and OW >= pool))
+    x = rng.standard_normal((N, H, Wd, C))
+    W = rng.standard_normal((K, K, C, Fo))
+    b = rng.standard_normal(Fo) * 0.5
+    return x, W, b, (S, S), padding, pads, (pool, pool), (pool_stride, pool_stride), pool_padding
+
+
+@pytest.fixture(params=["fast", "fast-winograd", "reference"])
+def tier_name(request, monkeypatch):
+    """The two tiers; "fast-winograd" lowers the Winograd threshold so the small 3x3 layers take that route."""
+    if request.param == "fast-winograd":
+        monkeypatch.setattr(tuning, "WINOGRAD_MIN_CHANNELS", 1)
+    monkeypatch.setattr(tuning, "CHUNK_BYTES", 2048)     # several chunks per thread even for small batches
+    with nb.kernels("reference" if request.param == "reference" else "fast"):
+        yield request.param
+
+
+@SETTINGS
+@given(c=case(), dtype=st.sampled_from([np.float32, np.float64]))
+def test_pooled_map_equals_numpy(tier_name, c, dtype):
+    x, W, b, strides, padding, pads, pool, pool_strides, pool_padding = c
+    p = F.conv2d_relu_maxpool(Tensor(x.astype(dtype)), Tensor(W.astype(dtype)), Tensor(b.astype(dtype)), strides,
+                              padding, pool, pool_strides, pool_padding).numpy()
+    expected = np_max_pool(np.maximum(np_conv(x, W, b, strides, pads), 0), pool, pool_strides, pool_padding)
+    K = W.shape[0] * W.shape[1] * W.shape[2]
+    magnitude = np_conv(np.abs(x), np.abs(W), np.abs(b), strides, pads)
+    # Winograd's magnitude is at most (8/3)^2 = 7.1 times the direct one for uniform inputs; 16x covers
+    # skewed ones in float64 by a wide margin, and float32 carries C + 14 + K roundings at most
+    window_bound = np_max_pool(bilinear_bound(16 * magnitude, K + 16, np.finfo(dtype).eps), pool, pool_strides,
+                               pool_padding)
+    assert p.dtype == dtype and p.shape == expected.shape
+    np.testing.assert_array_less(np.abs(p - expected), window_bound + 1e-300)
+    if tier_name != "reference":
+        stride_1 = strides == (1, 1)
+        expected_way = ("winograd" if tier_name == "fast-winograd" and W.shape[0] == 3 and stride_1 else
+                        "direct" if stride_1 and min(W.shape[2:]) == 1 else "im2col")
+        assert routes.last("conv2d_relu_maxpool_forward") == expected_way
+
+
+@settings(max_examples=15, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(c=case())
+def test_gradients_by_finite_differences(tier_name, c):
+    x, W, b, strides, padding, pads, pool, pool_strides, pool_padding = c
+
+    def fn(x, W, b):
+        return F.conv2d_relu_maxpool(x, W, b, strides, padding, pool, pool_strides, pool_padding)
+
+    p = fn(Tensor(x), Tensor(W), Tensor(b))
+    check_grad(fn, x, W, b, grad_output=np.random.default_rng(0).standard_normal(p.shape), raise_on_failure=True)
+
+
+@settings(max_examples=15, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(c=case())
+def test_same_gradients_as_the_two_layers(tier_name, c):
+    """Backward through the fused node equals backward through conv2d(relu) then max_pool2d (float64)."""
+    x, W, b, strides, padding, pads, pool, pool_strides, pool_padding = c
+    gp = np.random.default_rng(1).standard_normal(
+        F.conv2d_relu_maxpool(Tensor(x), Tensor(W), Tensor(b), strides, padding, pool, pool_strides,
+                              pool_padding).shape)
+    grads = []
+    for fused in (True, False):
+        xs, Ws, bs = (Tensor(a, requires_grad=True) for a in (x, W, b))
+        if fused:
+            p = F.conv2d_relu_maxpool(xs, Ws, bs, strides, padding, pool, pool_strides, pool_padding)
+        else:
+            p = F.max_pool2d(F.conv2d(xs, Ws, bs, strides, padding, "relu"), pool, pool_strides, pool_padding)
+        (p * Tensor(gp)).sum().backward()
+        grads.append([t.grad.numpy() if hasattr(t.grad, "numpy") else np.asarray(t.grad) for t in (xs, Ws, bs)])
+    # every gradient is a sum of products of gp with W (gx), x (gW) or 1 (gb): bounded by these sums of |terms|
+    gp_sum = np.abs(gp).sum()
+    magnitudes = (np.abs(W).sum() * gp_sum, np.abs(x).sum() * gp_sum, gp_sum)
+    n_terms = x.size + W.size + gp.size
+    for g1, g2, magnitude in zip(*grads, magnitudes):
+        np.testing.assert_allclose(g1, g2, rtol=0, atol=bilinear_bound(16 * magnitude, n_terms))
+
+
+def test_w2_block_takes_the_fused_winograd_route():
+    """W2's second block, Conv2D(64, 3, relu) on (13, 13, 32) then MaxPooling2D(2): Winograd inside the fused node."""
+    rng = np.random.default_rng(0)
+    x = rng.random((8, 13, 13, 32), dtype=np.float32)
+    W = (rng.standard_normal((3, 3, 32, 64)) * 0.1).astype(np.float32)
+    b = np.zeros(64, np.float32)
+    with nb.kernels("fast"):
+        p = F.conv2d_relu_maxpool(Tensor(x), Tensor(W), Tensor(b)).numpy()
+        assert routes.last("conv2d_relu_maxpool_forward") == "winograd"
+    expected = np_max_pool(np.maximum(np_conv(x.astype(float), W.astype(float), b, (1, 1), (0, 0, 0, 0)), 0),
+                           (2, 2), (2, 2), "valid")
+    assert p.shape == (8, 5, 5, 64)
+    bound = bilinear_bound(16 * np_conv(np.abs(x), np.abs(W), 0, (1, 1), (0, 0, 0, 0)), 9 * 32 + 16,
+                           np.finfo(np.float32).eps)
+    np.testing.assert_array_less(np.abs(p - expected), np_max_pool(bound, (2, 2), (2, 2), "valid"))
+
+
+@pytest.mark.parametrize("x_shape, W_shape, kwargs, message", [
+    ((1, 8, 8, 2), (3, 3, 4, 3), {}, r"input has 2 channels but the kernel of shape \(3, 3, 4, 3\) expects 4"),
+    ((1, 3, 3, 2), (3, 3, 2, 3), {},
+     r"pool_size \(2, 2\) is larger than the convolution's output \(1, 1\)"),
+    ((1, 2, 2, 2), (3, 3, 2, 3), {}, r"kernel \(3, 3\) is larger than the padded input"),
+    ((1, 8, 8, 2), (3, 3, 2, 3), {"pool_padding": "full"}, r"padding"),
+    ((1, 8, 8, 2), (3, 3, 2, 3), {"b": np.zeros(4)}, r"bias must have shape \(3,\), got \(4,\)"),
+])
+def test_bad_input(x_shape, W_shape, kwargs, message):
+    b = kwargs.pop("b", None)
+    with pytest.raises(ValueError, match=message):
+        F.conv2d_relu_maxpool(Tensor(np.zeros(x_shape)), Tensor(np.zeros(W_shape)),
+                              None if b is None else Tensor(b), **kwargs)
