@@ -384,8 +384,8 @@ def test_records_and_history_are_plain_data_and_the_picture_holds_them(tmp_path)
             np.testing.assert_array_equal(lines[name].get_xdata(), [1, 2, 3])
             np.testing.assert_array_equal(lines[name].get_ydata(), values)
     steps = {line.get_label(): line for line in ax_steps.get_lines()}
-    np.testing.assert_array_equal(steps[f"{rnn}, epoch 3"].get_ydata(), health.history["dh_norm"][rnn][-1])
-    np.testing.assert_array_equal(steps[f"{rnn}, epoch 1"].get_ydata(), health.history["dh_norm"][rnn][0])
+    np.testing.assert_array_equal(steps[f"{rnn}, epoch 3"].get_ydata(), np.log10(health.history["dh_norm"][rnn][-1]))
+    np.testing.assert_array_equal(steps[f"{rnn}, epoch 1"].get_ydata(), np.log10(health.history["dh_norm"][rnn][0]))
     np.testing.assert_array_equal(steps[f"{rnn}, epoch 3"].get_xdata(), np.arange(1, 8))
     assert ax_norm.get_yscale() == "log"
 

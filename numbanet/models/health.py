@@ -264,7 +264,8 @@ class GradientHealth(Callback):
         gradient norm per layer over the epochs (mean over each epoch's batches, log scale);
         update / weight norm ratio per layer (log scale); dead-ReLU fraction per relu layer
         on the probe batch; ||dL/dh_t|| per time step for each recurrent layer on the probe
-        batch, after the last epoch (solid) and after the first (dashed, when they differ).
+        batch as log10 (the norms may span tens of decades), after the last epoch (solid)
+        and after the first (dashed, when they differ).
         """
         from .. import plot as nbplot
         if not self.records:
@@ -317,6 +318,7 @@ class GradientHealth(Callback):
         ax.set_title(f"||dL/dh_t|| per time step on the probe batch\n(loss on {where}; mean over the batch)",
                      fontsize=10)
         ax.set_xlabel("time step t (processing order)")
+        ax.set_ylabel("log10 ||dL/dh_t||")
         series = self.history.get("dh_norm", {})
         if not series:
             ax.text(0.5, 0.5, no_probe if self.probe is None else "no recurrent layer in the model",
@@ -326,9 +328,10 @@ class GradientHealth(Callback):
         for k, (name, curves) in enumerate(series.items()):
             color = f"C{k}"
             steps = np.arange(1, len(curves[-1]) + 1)
-            ax.plot(steps, curves[-1], color=color, marker="o", markersize=3, label=f"{name}, epoch {last}")
-            if len(curves) > 1:
-                ax.plot(steps, curves[0], color=color, linestyle="--", alpha=0.6, label=f"{name}, epoch {first}")
-        if all(min(c[-1]) > 0 for c in series.values()):
-            ax.set_yscale("log")
+            with np.errstate(divide="ignore"):     # log10(0) = -inf: matplotlib leaves the point out
+                ax.plot(steps, np.log10(curves[-1]), color=color, marker="o", markersize=3,
+                        label=f"{name}, epoch {last}")
+                if len(curves) > 1:
+                    ax.plot(steps, np.log10(curves[0]), color=color, linestyle="--", alpha=0.6,
+                            label=f"{name}, epoch {first}")
         ax.legend(fontsize=8)
