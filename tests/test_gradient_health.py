@@ -311,6 +311,22 @@ def test_gradient_norms_and_update_ratios_equal_a_hand_computation():
     assert health.history["grad_norm"][names[2]] == [rec[names[2]]["grad_norm"]]
 
 
+def test_a_model_that_builds_in_its_first_batch_records_that_batch_too():
+    rng = np.random.default_rng(2)
+    x, y = (rng.normal(0, 1, shape).astype(np.float32).astype(np.float64) for shape in ((6, 3), (6, 2)))
+    # no Input: the weights appear in the batch's forward, after on_train_batch_begin
+    model = nb.Sequential([nb.layers.Dense(2, kernel_initializer="ones", dtype="float64")])
+    model.compile(optimizer="sgd", loss="mse")
+    health = nb.callbacks.GradientHealth()
+    model.fit(x, y, batch_size=6, epochs=1, verbose=0, callbacks=[health])   # one batch
+    g_out = 2 * (x @ np.ones((3, 2)) - y) / y.size            # mse over every element, b = 0
+    mag = np.abs(x).T @ (2 * (np.abs(x) @ np.ones((3, 2)) + np.abs(y)) / y.size)
+    rec = health.records[0]["weights"][model.trainable_weights[0].name]
+    assert rec["grad_norm"] == pytest.approx(np.linalg.norm(x.T @ g_out), abs=SAFETY * 12 * EPS64 * np.linalg.norm(mag),
+                                             rel=0)
+    assert math.isnan(rec["update_ratio"])                    # no copy of the weights before that step
+
+
 def test_dead_relu_fraction_on_a_constructed_case():
     x = np.array([[1.0, 2.0], [2.0, 1.0], [3.0, 0.5]])       # all positive
     model = nb.Sequential([nb.Input((2,)), nb.layers.Dense(4, activation="relu", dtype="float64"),

@@ -70,6 +70,30 @@ def _recurrent_functions():
     return (SimpleRNN, LSTM, GRU)
 
 
+class _Running:
+    """One weight's (or layer's) figures over an epoch's batches: sums for the means, and the last values."""
+
+    def __init__(self):
+        self.grad_sum, self.grad_n, self.grad_last = 0.0, 0, math.nan
+        self.ratio_sum, self.ratio_n, self.ratio_last = 0.0, 0, math.nan
+
+    def add(self, g2, dw2, w2):
+        """One step: ||g||^2, ||w_after - w_before||^2 and ||w_before||^2 (the last two None if unknown)."""
+        self.grad_last = math.sqrt(g2)
+        self.grad_sum += self.grad_last
+        self.grad_n += 1
+        self.ratio_last = math.sqrt(dw2 / w2) if w2 else math.nan      # no ratio for w_before = 0 or unknown
+        if w2:
+            self.ratio_sum += self.ratio_last
+            self.ratio_n += 1
+
+    def summary(self):
+        return {"grad_norm": self.grad_sum / self.grad_n if self.grad_n else math.nan,
+                "grad_norm_last": self.grad_last,
+                "update_ratio": self.ratio_sum / self.ratio_n if self.ratio_n else math.nan,
+                "update_ratio_last": self.ratio_last}
+
+
 class GradientHealth(Callback):
     """Record gradient norms, update ratios, dead ReLUs and per-time-step gradients (module docstring).
 
@@ -120,9 +144,7 @@ class GradientHealth(Callback):
             self._layers.setdefault(_layer_of(w, k), []).append(k)
 
     def on_epoch_begin(self, epoch, logs=None):
-        # per weight or layer: [sum of grad norms, batches, last grad norm, sum of ratios, steps with a ratio,
-        # last ratio]
-        self._acc = {}
+        self._running = {}   # weight or layer name -> _Running, this epoch's batches
 
     def on_train_batch_begin(self, batch, logs=None):
         if not self._weights:
@@ -130,41 +152,32 @@ class GradientHealth(Callback):
         self._before = [w.data.copy() for w in self._weights]
 
     def on_train_batch_end(self, batch, logs=None):
-        squares = {}   # per weight: (||g||^2, ||dw||^2, ||w_before||^2), or None without a gradient
+        if not self._weights:      # the model built its weights in this batch's forward: no "before" copy
+            self._collect_weights()
+            self._before = [None] * len(self._weights)
+        squares = {}   # weight position -> (||g||^2, ||w_after - w_before||^2 or None, ||w_before||^2 or None)
         for k, (w, before) in enumerate(zip(self._weights, self._before)):
             if w.grad is None:
-                squares[k] = None
                 continue
-            squares[k] = (_norm(w.grad) ** 2, _norm(np.asarray(w.data, np.float64) - before) ** 2,
-                          _norm(before) ** 2)
-            self._add(self._names[k], *squares[k])
+            if before is None:
+                squares[k] = (_norm(w.grad) ** 2, None, None)
+            else:
+                squares[k] = (_norm(w.grad) ** 2, _norm(np.asarray(w.data, np.float64) - before) ** 2,
+                              _norm(before) ** 2)
+            self._running.setdefault(self._names[k], _Running()).add(*squares[k])
         for layer, ks in self._layers.items():
-            parts = [squares[k] for k in ks if squares[k] is not None]
+            parts = [squares[k] for k in ks if k in squares]
             if parts:
-                self._add(layer, *(sum(p[i] for p in parts) for i in range(3)))
+                known = all(p[1] is not None for p in parts)
+                self._running.setdefault(layer, _Running()).add(
+                    sum(p[0] for p in parts), sum(p[1] for p in parts) if known else None,
+                    sum(p[2] for p in parts) if known else None)
         self._before = None
-
-    def _add(self, key, g2, dw2, w2):
-        acc = self._acc.setdefault(key, [0.0, 0, math.nan, 0.0, 0, math.nan])
-        acc[2] = math.sqrt(g2)
-        acc[0] += acc[2]
-        acc[1] += 1
-        acc[5] = math.sqrt(dw2) / math.sqrt(w2) if w2 > 0 else math.nan
-        if w2 > 0:
-            acc[3] += acc[5]
-            acc[4] += 1
-
-    @staticmethod
-    def _summary(acc):
-        if acc is None:                          # no batch gave this weight a gradient this epoch
-            acc = [0.0, 0, math.nan, 0.0, 0, math.nan]
-        return {"grad_norm": acc[0] / acc[1] if acc[1] else math.nan, "grad_norm_last": acc[2],
-                "update_ratio": acc[3] / acc[4] if acc[4] else math.nan, "update_ratio_last": acc[5]}
 
     def on_epoch_end(self, epoch, logs=None):
         record = {"epoch": epoch,
-                  "weights": {name: self._summary(self._acc.get(name)) for name in self._names},
-                  "layers": {layer: self._summary(self._acc.get(layer)) for layer in self._layers}}
+                  "weights": {name: self._running.get(name, _Running()).summary() for name in self._names},
+                  "layers": {layer: self._running.get(layer, _Running()).summary() for layer in self._layers}}
         if self.probe is not None:
             record.update(self.measure_probe())
         self.records.append(record)
