@@ -8,7 +8,7 @@ every line of the corpus is a sequence of word ids, and at each position the mod
 the id of the word that follows. ``generate_text`` then continues a seed text word by word.
 
 Only the import lines below are numbanet's; with TensorFlow's in their place (the comment
-beside each) the rest of the file runs unchanged on tf.keras (tests/test_text_generator.py
+above them) the rest of the file runs unchanged on tf.keras (tests/test_text_generator.py
 runs it both ways). Tiny sizes by default, so it trains in seconds; the learners' sizes:
 
     python examples/text_generator.py --embedding-dim 256 --rnn-units 1024 --epochs 30
@@ -20,9 +20,13 @@ import argparse
 
 import numpy as np
 
-import numbanet as keras                                  # TF: from tensorflow import keras
-from numbanet.text import Tokenizer                       # TF: from tensorflow.keras.preprocessing.text import Tokenizer
-from numbanet.text import pad_sequences                   # TF: from tensorflow.keras.preprocessing.sequence import pad_sequences
+# With TensorFlow, these three lines read
+#     from tensorflow import keras
+#     from tensorflow.keras.preprocessing.text import Tokenizer
+#     from tensorflow.keras.preprocessing.sequence import pad_sequences
+import numbanet as keras
+from numbanet.text import Tokenizer
+from numbanet.text import pad_sequences
 
 SEQ_LENGTH = 10   # words the model reads: training sequences and the generation window
 

@@ -36,7 +36,13 @@ import math
 
 import numpy as np
 
+from ..engine.gru import GRU
+from ..engine.lstm import LSTM
+from ..engine.recurrent import SimpleRNN
+from ..engine.tensor import _topological_order
 from .callbacks import Callback
+
+RECURRENT_NODES = (SimpleRNN, LSTM, GRU)   # the graph nodes whose BPTT can write out dL/dh_t
 
 _WEIGHT_KEYS = ("grad_norm", "grad_norm_last", "update_ratio", "update_ratio_last")
 
@@ -61,13 +67,6 @@ def _all_layers(model):
         out.append(layer)
         stack.extend(reversed(getattr(layer, "layers", None) or []))
     return out
-
-
-def _recurrent_functions():
-    from ..engine.gru import GRU
-    from ..engine.lstm import LSTM
-    from ..engine.recurrent import SimpleRNN
-    return (SimpleRNN, LSTM, GRU)
 
 
 class _Running:
@@ -123,8 +122,9 @@ class GradientHealth(Callback):
     def __init__(self, probe=None, probe_loss="all"):
         super().__init__()
         if probe is not None and not (isinstance(probe, (tuple, list)) and len(probe) == 2):
-            raise TypeError(f"GradientHealth: probe must be None or a tuple (x, y) of one batch, got "
-                            f"{type(probe).__name__}{'' if not isinstance(probe, (tuple, list)) else f' of {len(probe)} items'}")
+            size = f" of {len(probe)} items" if isinstance(probe, (tuple, list)) else ""
+            raise TypeError(f"GradientHealth: probe must be None or a tuple (x, y) of one batch, got a "
+                            f"{type(probe).__name__}{size}")
         if probe_loss not in ("all", "last"):
             raise ValueError(f"GradientHealth: probe_loss must be 'all' or 'last', got {probe_loss!r}")
         self.probe, self.probe_loss = probe, probe_loss
@@ -203,7 +203,6 @@ class GradientHealth(Callback):
         ``.grad`` are put back as they were, the weights are not changed. ``model``
         defaults to the model being trained.
         """
-        from ..engine.tensor import _topological_order
         model = self.model if model is None else model
         if self.probe is None:
             raise ValueError("GradientHealth.measure_probe: no probe batch; construct the callback with "
@@ -230,9 +229,8 @@ class GradientHealth(Callback):
             y_pred, y = y_pred[:, -1], y[:, -1]
         loss = model.compute_loss(y, y_pred)
         recorded = {}
-        kinds = _recurrent_functions()
         for fn in _topological_order(loss) if loss.creator is not None else []:
-            if isinstance(fn, kinds) and fn.inputs[0] is not None:
+            if isinstance(fn, RECURRENT_NODES) and fn.inputs[0] is not None:
                 N, T = fn.inputs[0].shape[:2]
                 fn.record_dh = np.zeros((N, T, fn.inputs[2].shape[0]), fn.inputs[2].dtype)
                 name = fn.layer or type(fn).__name__
