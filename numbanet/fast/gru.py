@@ -155,9 +155,10 @@ def _forward(x, h0, mask, W, R, b, activation, recurrent_activation, reset_after
     return Y[-1].copy(), saved                                 # h_T (N, U)
 
 
-def _bptt(gy, G, Q, S, R, m, seen, activation, recurrent_activation, reset_after, return_sequences):
+def _bptt(gy, G, Q, S, R, m, seen, activation, recurrent_activation, reset_after, return_sequences, dh_out=None):
     """The backward loop t = T..1: DX (T, N, 3U) = [da_z | da_r | da_c] (the input side), DH the
-    recurrent side [da_z | da_r | dq] (reset_after; None otherwise), and gh_0 = dh_0."""
+    recurrent side [da_z | da_r | dq] (reset_after; None otherwise), and gh_0 = dh_0.
+    dh_t goes into dh_out[:, t] when dh_out is given."""
     T, N, U = Q.shape
     dZR = GATE_ACTIVATIONS[recurrent_activation][1](G[:, :, :2 * U])   # sigma'(z), sigma'(r), every step
     dC = GATE_ACTIVATIONS[activation][1](G[:, :, 2 * U:])             # phi'(c), every step
@@ -174,6 +175,8 @@ def _bptt(gy, G, Q, S, R, m, seen, activation, recurrent_activation, reset_after
     for t in range(T - 1, -1, -1):
         if return_sequences or t == T - 1:
             dh += gH[t if return_sequences else 0]             # dh_t = gy_t + (carried from t+1)
+        if dh_out is not None:
+            dh_out[:, t] = dh
         z, r, c = G[t, :, :U], G[t, :, U:2 * U], G[t, :, 2 * U:]
         da_z, da_r, da_c = DX[t, :, :U], DX[t, :, U:2 * U], DX[t, :, 2 * U:]
         np.multiply(z, dh, out=zdh)                            # z dh: h_{t-1}'s share through the mixing
@@ -203,18 +206,22 @@ def _bptt(gy, G, Q, S, R, m, seen, activation, recurrent_activation, reset_after
     return DX, DH, dh
 
 
-def gru_backward(gy, saved, need_gx=True):
-    """(gx | None, gW, gR, gb | None, gh0 | None).   reference: numbanet.reference.tier.gru_backward."""
-    return backward_rows(_backward, gy, saved, need_gx, (0, 4), "gru_backward")
+def gru_backward(gy, saved, need_gx=True, dh_out=None):
+    """(gx | None, gW, gR, gb | None, gh0 | None).   reference: numbanet.reference.tier.gru_backward.
+
+    dh_out: None, or an (N, T, U) array that receives dL/dh_t of every step in processing order.
+    """
+    return backward_rows(_backward, gy, saved, need_gx, (0, 4), "gru_backward", dh_out)
 
 
-def _backward(gy, saved, need_gx):
+def _backward(gy, saved, need_gx, dh_out=None):
     """``gru_backward`` of one block of rows (or the whole batch), on the calling thread."""
     (xt, G, Q, S, W, R, m, seen, activation, recurrent_activation, reset_after, return_sequences, go_backwards,
      has_b, has_h0) = saved
     T, N, U = Q.shape
     D = xt.shape[2]
-    DX, DH, gh0 = _bptt(gy, G, Q, S, R, m, seen, activation, recurrent_activation, reset_after, return_sequences)
+    DX, DH, gh0 = _bptt(gy, G, Q, S, R, m, seen, activation, recurrent_activation, reset_after, return_sequences,
+                        dh_out)
     DX2 = DX.reshape(T * N, 3 * U)                             # (T, N, 3U) -> (T*N, 3U)
     H_prev = S[:-1].reshape(T * N, U)                          # h_{t-1} for every step, (T*N, U)
     gW = xt.reshape(T * N, D).T @ DX2                          # sum_t x_t^T [da_z | da_r | da_c]   (D, 3U)

@@ -63,14 +63,16 @@ def split_rows(forward, x, row_args, args, work, op):
     return np.concatenate([y for y, _ in outs]), SplitSaved((parts, [saved for _, saved in outs]))
 
 
-def backward_rows(backward, gy, saved, need_gx, row_outputs, op):
+def backward_rows(backward, gy, saved, need_gx, row_outputs, op, dh_out=None):
     """The backward of ``split_rows``: each block's ``backward(gy rows, its saved, need_gx)`` on
     its thread; the outputs at the indices ``row_outputs`` (gx, gh0, ...: one row per sample)
-    are stacked, the others (the weights' gradients) summed; None stays None."""
+    are stacked, the others (the weights' gradients) summed; None stays None. ``dh_out``
+    (N, T, U) or None: each block writes dL/dh_t of its own rows into its slice."""
     if not isinstance(saved, SplitSaved):
-        return backward(gy, saved, need_gx)
+        return backward(gy, saved, need_gx, dh_out)
     parts, blocks = saved
-    outs = parallel.run(lambda r0, r1, i: backward(gy[r0:r1], blocks[i], need_gx), parts)
+    outs = parallel.run(lambda r0, r1, i: backward(gy[r0:r1], blocks[i], need_gx,
+                                                   None if dh_out is None else dh_out[r0:r1]), parts)
     grads = []
     for k, first in enumerate(outs[0]):
         if first is None:
@@ -184,8 +186,11 @@ def _forward(x, h0, c0, mask, W, R, b, activation, recurrent_activation, return_
     return out, saved
 
 
-def _bptt(gy, G, Cs, TC, R, m, seen, phi_code, sigma_code, return_sequences, return_state):
-    """The backward loop t = T..1: dZ (T, N, 4U) and the dh, dc left at the end (gh_0, gc_0)."""
+def _bptt(gy, G, Cs, TC, R, m, seen, phi_code, sigma_code, return_sequences, return_state, dh_out=None):
+    """The backward loop t = T..1: dZ (T, N, 4U) and the dh, dc left at the end (gh_0, gc_0).
+
+    dh_t goes into dh_out[:, t] when dh_out is given.
+    """
     T, N, U = TC.shape
     dh, dc = np.zeros((N, U), G.dtype), np.zeros((N, U), G.dtype)
     if return_state:                                           # the states' own gradients start the carry
@@ -203,6 +208,8 @@ def _bptt(gy, G, Cs, TC, R, m, seen, phi_code, sigma_code, return_sequences, ret
             dh += gY[t]                                        # dh_t = gy_t + (carried from t+1)
         elif t == T - 1:
             dh += gY[0]
+        if dh_out is not None:
+            dh_out[:, t] = dh                                  # before cell_backward zeroes dh
         cell_backward(G[t], Cs[t], TC[t], m[t], dh, dc, dZ[t], phi_code, sigma_code)
         if seen is None:
             np.matmul(dZ[t], RT, out=dh)                       # dh_{t-1} = dz_t R^T
@@ -212,19 +219,22 @@ def _bptt(gy, G, Cs, TC, R, m, seen, phi_code, sigma_code, return_sequences, ret
     return dZ, dh, dc
 
 
-def lstm_backward(gy, saved, need_gx=True):
-    """(gx | None, gW, gR, gb | None, gh0 | None, gc0 | None).   reference: numbanet.reference.tier.lstm_backward."""
-    return backward_rows(_backward, gy, saved, need_gx, (0, 4, 5), "lstm_backward")
+def lstm_backward(gy, saved, need_gx=True, dh_out=None):
+    """(gx | None, gW, gR, gb | None, gh0 | None, gc0 | None).   reference: numbanet.reference.tier.lstm_backward.
+
+    dh_out: None, or an (N, T, U) array that receives dL/dh_t of every step in processing order.
+    """
+    return backward_rows(_backward, gy, saved, need_gx, (0, 4, 5), "lstm_backward", dh_out)
 
 
-def _backward(gy, saved, need_gx):
+def _backward(gy, saved, need_gx, dh_out=None):
     """``lstm_backward`` of one block of rows (or the whole batch), on the calling thread."""
     (xt, G, Hs, Cs, TC, W, R, m, seen, activation, recurrent_activation, return_sequences, return_state,
      go_backwards, has_b, has_h0, has_c0) = saved
     T, N, U = TC.shape
     D = xt.shape[2]
     dZ, gh0, gc0 = _bptt(gy, G, Cs, TC, R, m, seen, ACTIVATION_CODES[activation],
-                         ACTIVATION_CODES[recurrent_activation], return_sequences, return_state)
+                         ACTIVATION_CODES[recurrent_activation], return_sequences, return_state, dh_out)
     dZ2 = dZ.reshape(T * N, 4 * U)                            # (T, N, 4U) -> (T*N, 4U)
     gW = xt.reshape(T * N, D).T @ dZ2                          # sum_t x_t^T dz_t          (D, 4U)
     gR = Hs[:-1].reshape(T * N, U).T @ dZ2                     # sum_t h_{t-1}^T dz_t      (U, 4U)

@@ -70,8 +70,8 @@ def simple_rnn_forward(x, W, R, b=None, h0=None, activation="tanh", return_seque
     return Y[-1].copy(), saved                                 # h_T (N, U)
 
 
-def _bptt(gy, H, R, df, m, seen, return_sequences):
-    """The backward loop t = T..1; returns da (T, N, U) and gh_0 = dh_0."""
+def _bptt(gy, H, R, df, m, seen, return_sequences, dh_out=None):
+    """The backward loop t = T..1; returns da (T, N, U) and gh_0 = dh_0 (dh_t into dh_out[:, t] if given)."""
     T = H.shape[0]
     dA = df(H)                                                 # f'(a_t) now, da_t after the loop
     dh = np.zeros_like(H[0])                                   # (N, U) carried gradient
@@ -82,6 +82,8 @@ def _bptt(gy, H, R, df, m, seen, return_sequences):
     for t in range(T - 1, -1, -1):
         if return_sequences or t == T - 1:
             dh += gH[t if return_sequences else 0]             # dh_t = gy_t + (carried from t+1)
+        if dh_out is not None:
+            dh_out[:, t] = dh
         np.multiply(dh, dA[t], out=dA[t])                      # da_t = dh_t * f'(a_t)
         if m is None:
             np.matmul(dA[t], R.T, out=dh)                      # dh_{t-1} = da_t R^T
@@ -93,12 +95,15 @@ def _bptt(gy, H, R, df, m, seen, return_sequences):
     return dA, dh
 
 
-def simple_rnn_backward(gy, saved, need_gx=True):
-    """(gx | None, gW, gR, gb | None, gh0 | None).   reference: numbanet.reference.tier.simple_rnn_backward."""
+def simple_rnn_backward(gy, saved, need_gx=True, dh_out=None):
+    """(gx | None, gW, gR, gb | None, gh0 | None).   reference: numbanet.reference.tier.simple_rnn_backward.
+
+    dh_out: None, or an (N, T, U) array that receives dL/dh_t of every step in processing order.
+    """
     xt, H, h0, W, R, m, seen, activation, return_sequences, go_backwards, has_b, has_h0 = saved
     T, N, U = H.shape
     D = xt.shape[2]
-    dA, gh0 = _bptt(gy, H, R, IN_PLACE_ACTIVATIONS[activation][1], m, seen, return_sequences)
+    dA, gh0 = _bptt(gy, H, R, IN_PLACE_ACTIVATIONS[activation][1], m, seen, return_sequences, dh_out)
     dA2 = dA.reshape(T * N, U)
     gW = xt.reshape(T * N, D).T @ dA2                          # sum_t x_t^T da_t      (D, U)
     gR = h0.T @ dA[0]                                          # h_0^T da_1 ...

@@ -134,12 +134,14 @@ def gru_forward(x, W, R, b=None, h0=None, activation="tanh", recurrent_activatio
 
 
 def gru_backward(gy, x, W, R, b=None, h0=None, activation="tanh", recurrent_activation="sigmoid",
-                 reset_after=True, go_backwards=False, mask=None):
+                 reset_after=True, go_backwards=False, mask=None, dh_out=None):
     """BPTT -> (gx (N, T, D), gW (D, 3U), gR (U, 3U), gb (bias's shape), gh0 (N, U)).
 
     gy (N, T, U) is the gradient of ``gru_forward``'s output (for h_T alone: zeros
     except gy[:, -1]); gx comes back in the caller's time order. The gates are
     recomputed by the forward loop: the reference keeps nothing between calls.
+    ``dh_out`` (N, T, U), when given, receives dh_t = dL/dh_t of every step in
+    processing order (the carried gradient just after gy_t is added).
     fast tier: numbanet.fast.gru.gru_backward.
     """
     dphi, dsigma = FROM_OUTPUT[activation][1], FROM_OUTPUT[recurrent_activation][1]
@@ -155,6 +157,8 @@ def gru_backward(gy, x, W, R, b=None, h0=None, activation="tanh", recurrent_acti
         z, r, q, c = steps[t]
         h_prev = h[:, t]                                                # h[:, t] is h_{t-1}
         dh = dh + gy[:, t]                                              # dh_t
+        if dh_out is not None:
+            dh_out[:, t] = dh
         dc = dh * (1 - z)
         dz = dh * (h_prev - c)
         da_c = m[:, t] * dc * dphi(c)

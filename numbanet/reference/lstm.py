@@ -107,13 +107,15 @@ def lstm_forward(x, W, R, b=None, h0=None, c0=None, activation="tanh", recurrent
 
 
 def lstm_backward(gy, gh, gc, x, W, R, b=None, h0=None, c0=None, activation="tanh",
-                  recurrent_activation="sigmoid", go_backwards=False, mask=None):
+                  recurrent_activation="sigmoid", go_backwards=False, mask=None, dh_out=None):
     """BPTT -> (gx (N, T, D), gW (D, 4U), gR (U, 4U), gb (4U,), gh0 (N, U), gc0 (N, U)).
 
     gy (N, T, U) is the gradient of ``lstm_forward``'s y (for y_T alone: zeros except
     gy[:, -1]), gh and gc (N, U) those of h_T and c_T (zeros when the states are not
     used); gx comes back in the caller's time order. The states and gates are
     recomputed by the forward loop: the reference keeps nothing between calls.
+    ``dh_out`` (N, T, U), when given, receives dh_t = dL/dh_t of every step in
+    processing order (the carried gradient just after gy_t is added).
     fast tier: numbanet.fast.lstm.lstm_backward.
     """
     dphi, dsigma = FROM_OUTPUT[activation][1], FROM_OUTPUT[recurrent_activation][1]
@@ -130,6 +132,8 @@ def lstm_backward(gy, gh, gc, x, W, R, b=None, h0=None, c0=None, activation="tan
         i, f, g, o = (gates[:, t, k * U:(k + 1) * U] for k in range(4))
         c_prev, c_t = c[:, t], c[:, t + 1]                           # c[:, t] is c_{t-1}
         dh = dh + gy[:, t]                                           # dh_t
+        if dh_out is not None:
+            dh_out[:, t] = dh
         phi_c = phi(c_t)
         dzo = dh * phi_c * dsigma(o)                                 # output gate
         dc_t = dc + dh * o * dphi(phi_c)                             # cell state

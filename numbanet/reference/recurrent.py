@@ -56,12 +56,15 @@ def simple_rnn_forward(x, W, R, b=None, h0=None, activation="tanh", go_backwards
     return h * (np.cumsum(m, axis=1) > 0)                            # y_t = h_t s_t
 
 
-def simple_rnn_backward(gy, x, W, R, b=None, h0=None, activation="tanh", go_backwards=False, mask=None):
+def simple_rnn_backward(gy, x, W, R, b=None, h0=None, activation="tanh", go_backwards=False, mask=None,
+                        dh_out=None):
     """BPTT -> (gx (N, T, D), gW (D, U), gR (U, U), gb (U,), gh0 (N, U)).
 
     gy (N, T, U) is the gradient of ``simple_rnn_forward``'s output (for h_T alone:
     zeros except gy[:, -1]); gx comes back in the caller's time order. The states
     are recomputed by the forward loop: the reference keeps nothing between calls.
+    ``dh_out`` (N, T, U), when given, receives dh_t = dL/dh_t of every step in
+    processing order (the carried gradient just after gy_t is added).
     fast tier: numbanet.fast.recurrent.simple_rnn_backward.
     """
     df = FROM_OUTPUT[activation][1]
@@ -72,6 +75,8 @@ def simple_rnn_backward(gy, x, W, R, b=None, h0=None, activation="tanh", go_back
     dh = np.zeros_like(h[:, 0])                                      # nothing carried past t = T
     for t in range(x.shape[1] - 1, -1, -1):
         dh = dh + gy[:, t]                                           # dh_t
+        if dh_out is not None:
+            dh_out[:, t] = dh
         da = m[:, t] * dh * df(h[:, t + 1])                          # da_t (N, U)
         gx[:, t] = da @ W.T
         gW += xs[:, t].T @ da

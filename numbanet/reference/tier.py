@@ -164,19 +164,22 @@ def simple_rnn_forward(x, W, R, b=None, h0=None, activation="tanh", return_seque
     return (y if return_sequences else y[:, -1]), saved
 
 
-def simple_rnn_backward(gy, saved, need_gx=True):
+def simple_rnn_backward(gy, saved, need_gx=True, dh_out=None):
     """(gx (N, T, D), gW (D, U), gR (U, U), gb (U,), gh0 (N, U)) by backpropagation through time.
 
     gy is the gradient of the forward's y: (N, T, U), or (N, U) for h_T alone
     (then the other steps' outputs get none). gx is None unless need_gx, gb
     None without a bias, gh0 None without h0. BPTT is ``recurrent.simple_rnn_backward``.
+    dh_out: None (nothing recorded), or an (N, T, U) array that receives
+    dL/dh_t for every step t in processing order (GradientHealth's per-step norms).
     """
     x, W, R, b, h0, activation, return_sequences, go_backwards, mask = saved
     if not return_sequences:                              # only h_T was an output
         gy_all = np.zeros(x.shape[:2] + (W.shape[1],), dtype=gy.dtype)
         gy_all[:, -1] = gy
         gy = gy_all
-    gx, gW, gR, gb, gh0 = _recurrent.simple_rnn_backward(gy, x, W, R, b, h0, activation, go_backwards, mask)
+    gx, gW, gR, gb, gh0 = _recurrent.simple_rnn_backward(gy, x, W, R, b, h0, activation, go_backwards, mask,
+                                                         dh_out)
     return (gx if need_gx else None), gW, gR, (gb if b is not None else None), (gh0 if h0 is not None else None)
 
 
@@ -289,12 +292,14 @@ def gru_forward(x, W, R, b=None, h0=None, activation="tanh", recurrent_activatio
     return (y if return_sequences else y[:, -1]), saved
 
 
-def gru_backward(gy, saved, need_gx=True):
+def gru_backward(gy, saved, need_gx=True, dh_out=None):
     """(gx (N, T, D), gW (D, 3U), gR (U, 3U), gb (b's shape), gh0 (N, U)) by backpropagation through time.
 
     gy is the gradient of the forward's y: (N, T, U), or (N, U) for h_T alone (then
     the other steps' outputs get none). gx is None unless need_gx, gb None without a
     bias, gh0 None without h0. BPTT is ``gru.gru_backward``.
+    dh_out: None (nothing recorded), or an (N, T, U) array that receives
+    dL/dh_t for every step t in processing order (GradientHealth's per-step norms).
     """
     x, W, R, b, h0, activation, recurrent_activation, reset_after, return_sequences, go_backwards, mask = saved
     if not return_sequences:                              # only h_T was an output
@@ -302,7 +307,7 @@ def gru_backward(gy, saved, need_gx=True):
         gy_all[:, -1] = gy
         gy = gy_all
     gx, gW, gR, gb, gh0 = _gru.gru_backward(gy, x, W, R, b, h0, activation, recurrent_activation, reset_after,
-                                            go_backwards, mask)
+                                            go_backwards, mask, dh_out)
     return (gx if need_gx else None), gW, gR, gb, (gh0 if h0 is not None else None)
 
 
@@ -335,12 +340,14 @@ def lstm_forward(x, W, R, b=None, h0=None, c0=None, activation="tanh", recurrent
     return out, saved
 
 
-def lstm_backward(gy, saved, need_gx=True):
+def lstm_backward(gy, saved, need_gx=True, dh_out=None):
     """(gx (N, T, D), gW (D, 4U), gR (U, 4U), gb (4U,), gh0 (N, U), gc0 (N, U)) by BPTT.
 
     gy is the gradient of the forward's y, laid out as y is. gx is None unless
     need_gx, gb None without a bias, gh0 / gc0 None without h0 / c0. BPTT is
-    ``lstm.lstm_backward``.
+    ``lstm.lstm_backward``. dh_out: None (nothing recorded), or an (N, T, U) array
+    that receives dL/dh_t for every step t in processing order (GradientHealth's
+    per-step norms; dh_T includes the gradient of a returned h_T).
     """
     x, W, R, b, h0, c0, activation, recurrent_activation, return_sequences, return_state, go_backwards, mask = saved
     N, T, _ = x.shape
@@ -353,7 +360,7 @@ def lstm_backward(gy, saved, need_gx=True):
         gy_all[:, -1] = gy.reshape(N, U)
         gy = gy_all
     gx, gW, gR, gb, gh0, gc0 = _lstm.lstm_backward(gy, gh, gc, x, W, R, b, h0, c0, activation,
-                                                   recurrent_activation, go_backwards, mask)
+                                                   recurrent_activation, go_backwards, mask, dh_out)
     return ((gx if need_gx else None), gW, gR, (gb if b is not None else None),
             (gh0 if h0 is not None else None), (gc0 if c0 is not None else None))
 
