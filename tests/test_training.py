@@ -333,3 +333,27 @@ def test_evaluate_and_predict_print_nothing_by_default(capsys):
     model.evaluate(x, y)
     model.predict(x)
     assert capsys.readouterr().out == ""
+
+
+def test_the_first_batch_updates_weights_that_the_first_call_builds():
+    """A subclassed model without an Input builds its weights in the first batch's forward pass;
+    that batch's SGD step still applies, as in Keras: w1 = w0 - lr * dL/dw at w0."""
+    class Net(nb.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = nb.layers.Dense(1, kernel_initializer="ones", bias_initializer="zeros")
+
+        def call(self, x):
+            return self.dense(x)
+
+    x = np.array([[1.0, 2.0], [0.5, -1.0], [2.0, 0.0]], np.float32)
+    y = np.array([[1.0], [0.0], [2.0]], np.float32)
+    model = Net()
+    model.compile(nb.optimizers.SGD(0.1), "mse")
+    model.fit(x, y, batch_size=3, epochs=1, shuffle=False, verbose=0)
+    w0, b0 = np.ones((2, 1)), np.zeros(1)
+    residual = x @ w0 + b0 - y                           # mse gradient: 2/N X^T r, 2/N sum r
+    w1 = w0 - 0.1 * 2 / 3 * x.T @ residual
+    b1 = b0 - 0.1 * 2 / 3 * residual.sum(axis=0)
+    np.testing.assert_allclose(model.dense.kernel.data, w1, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.dense.bias.data, b1, rtol=1e-5, atol=1e-6)

@@ -175,13 +175,12 @@ class Trainer:
 
     def _train_step(self, x, y, sample_weight=None):
         """One optimisation step; (loss value, predictions, {"<output>_loss": value})."""
-        weights = self.trainable_weights
-        for w in weights:
+        for w in self.trainable_weights:
             w.grad = None
         y_pred = self(x, training=True)
         loss, parts = self._loss_parts(y, y_pred, sample_weight)
         loss.backward()
-        self.optimizer.step(weights)
+        self.optimizer.step(self.trainable_weights)   # read after the forward, which may have built them
         return float(loss.data), _arrays(y_pred), {k: float(v.data) for k, v in parts.items()}
 
     def _metric_sums(self, y, y_pred, totals, n):
