@@ -58,6 +58,9 @@ def workload_table(result):
                        else ("-" if v == w.get("speedup_reference", "numbanet") else ""))
                 vt = r.get("time_vs_tuned")
                 vtt = f"{vt['median']:.3f} [{vt['min']:.3f}-{vt['max']:.3f}]" if vt else ""
+                faults = sorted(r.get("faults_per_epoch") or [])
+                if faults:
+                    lab += f" ({faults[len(faults) // 2]:,.0f} page faults/epoch)"
                 rss = r.get("peak_rss_mb")
                 lines.append(f"| {name} | {lab} | {_fig(r['epoch_s'])} | {_num(r['step_s']['median'] * 1e3)} "
                              f"| {r['samples_per_s']:,.0f} | {f'{rss:,.0f}' if rss else '?'} | {spt} | {vtt} |")

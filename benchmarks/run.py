@@ -228,6 +228,7 @@ def bench_workload(name, args, variants):
                 w.send({"cmd": "run", "epochs": w.epochs})
                 msg = w.receive(args.timeout)
                 out["variants"][v]["times"].append(msg["seconds"] / w.epochs)
+                out["variants"][v].setdefault("faults_per_epoch", []).append(msg.get("minor_faults", 0) / w.epochs)
                 out["variants"][v]["loss"] = msg["loss"]
             except Exception as err:
                 out["variants"][v]["error"] = str(err)

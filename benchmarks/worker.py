@@ -5,7 +5,7 @@ lines: it answers on the original stdout (everything the frameworks print goes t
 stderr), reads commands on stdin:
 
     -> {"event": "ready", "import_s", "build_s", "warmup": [first epoch s, second epoch s], ...}
-    <- {"cmd": "run", "epochs": k}      -> {"seconds": s, "loss": l}
+    <- {"cmd": "run", "epochs": k}      -> {"seconds": s, "loss": l, "minor_faults": n}
     <- {"cmd": "quit"}                  -> {"peak_rss_mb": ..., "rss_mb": ...}
 
 Any exception is answered with {"event": "error", "error": traceback} and the
@@ -106,9 +106,13 @@ def main(argv=None):
         for line in sys.stdin:
             cmd = json.loads(line)
             if cmd["cmd"] == "run":
+                faults0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
                 t0 = time.perf_counter()
                 loss = run(int(cmd["epochs"]))
-                send({"seconds": time.perf_counter() - t0, "loss": loss})
+                seconds = time.perf_counter() - t0
+                # page faults: fresh pages touched (a step that reuses its arrays touches none)
+                send({"seconds": seconds, "loss": loss,
+                      "minor_faults": resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults0})
             elif cmd["cmd"] == "quit":
                 send({"peak_rss_mb": peak_rss_mb(), "rss_mb": rss_mb()})
                 return 0

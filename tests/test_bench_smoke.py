@@ -37,7 +37,7 @@ def test_w1_numbanet_only(tmp_path):
     ratios = [p / q for p, q in zip(plain["times"], nb["times"])]
     assert plain["time_vs_tuned"]["n"] == 2 and plain["time_vs_tuned"]["median"] == pytest.approx(np.median(ratios))
     md = (tmp_path / "smoke.md").read_text()
-    assert "| W1 | numbanet (fit) |" in md and "| W1 | numbanet (fit), library defaults |" in md
+    assert "| W1 | numbanet (fit) (" in md and "| W1 | numbanet (fit), library defaults (" in md
     assert "- BLAS (default mode): " in md and "- BLAS (tuned mode): " in md
 
 
