@@ -41,6 +41,7 @@ which sleep while numbanet computes; only NumPy's BLAS is limited to one thread
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
@@ -50,6 +51,7 @@ from .tuning import BLAS_SPLIT_MIN_WORK, NUMPY_SPLIT_MIN_ELEMENTS
 _STATE = {"threads": None, "pool": None, "numpy_pool": None, "blas": None, "blas_counts": [], "blas_single": False}
 
 ENV_VAR = "NUMBANET_NUM_THREADS"
+_FIRST_USE = threading.Lock()
 
 
 def available_cpus() -> int:
@@ -111,7 +113,9 @@ def num_threads() -> int:
     """The thread count of batch-split operations; the first call settles the default (no pool
     thread starts before an operation needs one: ThreadPoolExecutor starts its threads on demand)."""
     if _STATE["threads"] is None:
-        set_num_threads(None)
+        with _FIRST_USE:                      # two user threads starting at once make one set of pools
+            if _STATE["threads"] is None:
+                set_num_threads(None)
     return _STATE["threads"]
 
 
