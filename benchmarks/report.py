@@ -1,13 +1,27 @@
-"""Turn one benchmark result (a dict) into JSON, a Markdown table, a PNG chart and the README snippet."""
+"""Turn one benchmark result (a dict) into JSON, a Markdown table, a PNG chart and the README's table.
+
+The README keeps one table per CPU: each run replaces its own CPU's section
+(between ``<!-- cpu: KEY -->`` and ``<!-- /cpu -->``) and leaves the others.
+"""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from . import specs
 
 LABEL = {"numbanet": "numbanet (fit)", "tf-fit": "TF/Keras model.fit", "tf-function": "TF tf.function step",
-         "torch": "PyTorch loop"}
+         "torch": "PyTorch loop", "numbanet@default": "numbanet (fit), library defaults",
+         "numbanet@default+tf": "numbanet (fit), library defaults, TF in the process"}
+MODE_TEXT = {"tuned": "tuned (as the numbanet command: thread counts set, SkylakeX kernels on AVX-512, malloc tuned, "
+                      "batch split on --threads)",
+             "default": "library defaults (a plain script: nothing set)",
+             "default+tf": "library defaults with TensorFlow imported and run in the same process"}
+
+
+def peer_of(variant):
+    return specs.PEER_OF[variant.partition("@")[0]]
 REPRODUCE = "python -m benchmarks.run        # or: numbanet bench"
 
 
@@ -25,33 +39,43 @@ def _fig(d, scale=1e3):
 
 def workload_table(result):
     lines = ["| workload | framework | ms per epoch: median [min-max] | ms per step | samples/s | peak RSS (MB) "
-             "| numbanet speed-up: median [min-max] |",
-             "|---|---|---|---|---|---|---|"]
+             "| numbanet speed-up: median [min-max] | time / tuned numbanet |",
+             "|---|---|---|---|---|---|---|---|"]
     for name, w in result.get("workloads", {}).items():
         if "error" in w:
-            lines.append(f"| {name} | - | error: {w['error'][:80]} | | | | |")
+            lines.append(f"| {name} | - | error: {w['error'][:80]} | | | | | |")
             continue
         for v, r in w["variants"].items():
             lab = LABEL.get(v, v)
             if "skipped" in r:
-                lines.append(f"| {name} | {lab} | skipped: {r['skipped']} | | | | |")
+                lines.append(f"| {name} | {lab} | skipped: {r['skipped']} | | | | | |")
             elif "epoch_s" not in r:
                 msg = (r.get("error") or "no figures").strip().splitlines()[-1][:90].replace("|", "/")
-                lines.append(f"| {name} | {lab} | error: {msg} | | | | |")
+                lines.append(f"| {name} | {lab} | error: {msg} | | | | | |")
             else:
                 sp = r.get("numbanet_speedup")
-                spt = f"**{sp['median']:.2f}x** [{sp['min']:.2f}-{sp['max']:.2f}]" if sp else ("-" if v == "numbanet" else "")
+                spt = (f"**{sp['median']:.2f}x** [{sp['min']:.2f}-{sp['max']:.2f}]" if sp
+                       else ("-" if v == w.get("speedup_reference", "numbanet") else ""))
+                vt = r.get("time_vs_tuned")
+                vtt = f"{vt['median']:.3f} [{vt['min']:.3f}-{vt['max']:.3f}]" if vt else ""
+                faults = sorted(r.get("faults_per_epoch") or [])
+                if faults:
+                    lab += f" ({faults[len(faults) // 2]:,.0f} page faults/epoch)"
                 rss = r.get("peak_rss_mb")
                 lines.append(f"| {name} | {lab} | {_fig(r['epoch_s'])} | {_num(r['step_s']['median'] * 1e3)} "
-                             f"| {r['samples_per_s']:,.0f} | {rss:,.0f} | {spt} |" if rss else
-                             f"| {name} | {lab} | {_fig(r['epoch_s'])} | {_num(r['step_s']['median'] * 1e3)} "
-                             f"| {r['samples_per_s']:,.0f} | ? | {spt} |")
+                             f"| {r['samples_per_s']:,.0f} | {f'{rss:,.0f}' if rss else '?'} | {spt} | {vtt} |")
     return "\n".join(lines)
 
 
 def targets(result):
     w1 = result.get("workloads", {}).get("W1", {}).get("variants", {})
     out = []
+    for name, w in result.get("workloads", {}).items():
+        for v, r in w.get("variants", {}).items():
+            vt = r.get("time_vs_tuned")
+            if vt:
+                out.append(f"{name}, {LABEL.get(v, v)}: time / tuned {vt['median']:.3f} (target <= 1.05) -> "
+                           f"{'met' if vt['median'] <= 1.05 else 'MISSED'}")
     tf = w1.get("tf-fit", {}).get("numbanet_speedup")
     pt = w1.get("torch", {}).get("numbanet_speedup")
     if tf:
@@ -187,23 +211,23 @@ def profile_table(p):
 
 
 def chart(result, path):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
     names, peers = [], ["tf-fit", "tf-function", "torch"]
     vals = {p: [] for p in peers}
     for name, w in result.get("workloads", {}).items():
-        if "variants" not in w or "epoch_s" not in w["variants"].get("numbanet", {}):
+        ref = w.get("speedup_reference", "numbanet")
+        if "variants" not in w or "epoch_s" not in w["variants"].get(ref or "numbanet", {}):
             continue
         names.append(name)
         for p in peers:
             sp = w["variants"].get(p, {}).get("numbanet_speedup")
             vals[p].append(sp["median"] if sp else float("nan"))
-    fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(names) + 2), 4.2))
+    fig = Figure(figsize=(max(6, 1.3 * len(names) + 2), 4.2))
+    ax = fig.add_subplot()
     width = 0.27
     for i, p in enumerate(peers):
         xs = [j + (i - 1) * width for j in range(len(names))]
-        bars = ax.bar(xs, vals[p], width, label=f"vs {LABEL[p]}")
+        ax.bar(xs, vals[p], width, label=f"vs {LABEL[p]}")
         for x, v in zip(xs, vals[p]):
             if v == v:
                 ax.text(x, v, f"{v:.0f}" if v >= 10 else f"{v:.2g}", ha="center", va="bottom", fontsize=7)
@@ -217,8 +241,37 @@ def chart(result, path):
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path
+
+
+def cpu_key(m):
+    """The README section a result belongs to: CPU model, family/model/stepping, logical CPUs."""
+    c = m.get("cpu_info") or {}
+    return f"{m.get('cpu')}, family/model/stepping {c.get('family_model_stepping', '?')}, {m.get('cpus')} CPUs"
+
+
+def _blas_text(libs):
+    if not isinstance(libs, list):
+        return f"unknown ({(libs or {}).get('error', 'not probed')[:120]})"
+    return "; ".join(f"{b.get('internal_api')} {b.get('version')}, {b.get('architecture')} kernels, "
+                     f"{b.get('threading_layer')} threading, {b.get('num_threads')} threads" for b in libs) or "none found"
+
+
+def machine_section(result):
+    """Markdown lines naming the machine: CPU model, vector extensions, cores, the BLAS (library,
+    version, kernel type) in each mode's environment, the modes and the date."""
+    m = result.get("machine", {})
+    c = m.get("cpu_info") or {}
+    lines = [f"- CPU: {m.get('cpu')} (vendor {c.get('vendor')}, family/model/stepping "
+             f"{c.get('family_model_stepping')})",
+             f"- Vector extensions: {', '.join(c.get('vector_extensions') or []) or 'none listed'}",
+             f"- Cores: {m.get('cpus')} logical CPUs, {c.get('physical_cores') or '?'} physical cores, "
+             f"{m.get('cpus_available', '?')} available to this process"]
+    for mode, libs in (m.get("blas") or {}).items():
+        lines.append(f"- BLAS ({mode} mode): {_blas_text(libs)}")
+    lines += [f"- Modes: " + "; ".join(f"{x}: {MODE_TEXT.get(x, x)}" for x in m.get("modes") or ["tuned"]),
+              f"- Date: {m.get('date') or str(result.get('started', ''))[:10]}"]
+    return lines
 
 
 def machine_line(result):
@@ -233,7 +286,7 @@ def markdown(result):
     m = result.get("machine", {})
     s = result.get("settings", {})
     la0, la1 = m.get("load_avg_start"), m.get("load_avg_end")
-    head = [f"# numbanet benchmarks ({result.get('started')})", "",
+    head = [f"# numbanet benchmarks ({result.get('started')})", "", "## Machine", "", *machine_section(result), "",
             f"Machine: {m.get('cpu')} ({m.get('cpus')} CPUs), Python {m.get('python')}, NumPy {m.get('numpy')}, "
             f"Numba {m.get('numba')}; threads per framework: {s.get('threads')}; OPENBLAS_CORETYPE="
             f"{m.get('OPENBLAS_CORETYPE')!r}; load average at start {la0 and tuple(round(x, 2) for x in la0)}, "
@@ -252,7 +305,7 @@ def markdown(result):
     for w in result.get("workloads", {}).values():
         for v, r in w.get("variants", {}).items():
             if "version" in r:
-                versions[specs.PEER_OF[v]] = r["version"]
+                versions[peer_of(v)] = r["version"]
     if versions:
         head += ["Versions: " + "; ".join(f"{k}: {v}" for k, v in versions.items()), ""]
     body = ["## Steady-state training", "", workload_table(result), ""]
@@ -275,7 +328,32 @@ def markdown(result):
     return "\n".join(head + body)
 
 
-def readme(result, md_name, png_name):
+CPU_SECTION = re.compile(r"<!-- cpu: (.*?) -->\n.*?<!-- /cpu -->\n", re.S)
+
+
+def cpu_section(result, png_name):
+    """This result's README section: its CPU, mode(s), date, machine lines and the table."""
+    m = result.get("machine", {})
+    key = cpu_key(m)
+    return "\n".join([f"<!-- cpu: {key} -->", f"### {key} ({m.get('date') or result.get('started')})", "",
+                      *machine_section(result), "", machine_line(result), "", workload_table(result), "",
+                      *[f"- {t}" for t in targets(result)], "",
+                      f"![numbanet speed-up](results/{png_name})", "", "<!-- /cpu -->", ""])
+
+
+def cpu_sections(result, png_name, previous=""):
+    """The README's per-CPU sections: those of ``previous`` (the README as it was) with this CPU's
+    replaced by ``result``'s, or ``result``'s added at the end. Lines, to join."""
+    key = cpu_key(result.get("machine", {}))
+    sections = {}
+    for match in CPU_SECTION.finditer(previous or ""):   # an older CPU's chart file has been overwritten since
+        sections[match.group(1)] = "".join(line for line in match.group(0).splitlines(keepends=True)
+                                           if not line.startswith("![numbanet speed-up](results/"))
+    sections[key] = cpu_section(result, png_name)
+    return "\n".join(sections.values()).splitlines()
+
+
+def readme(result, md_name, png_name, previous=""):
     return "\n".join([
         "# Benchmarks", "",
         "The same workloads written once per framework (numbanet, TensorFlow/Keras 3 with `model.fit` and with a "
@@ -286,17 +364,16 @@ def readme(result, md_name, png_name):
         "Reproduce (from the repository root, with the `bench` extra installed):", "",
         "```", REPRODUCE, "python -m benchmarks.run --quick   # smoke test, < 2 minutes", "```", "",
         "Options: `--workloads W1 W2 ...` (or `all`), `--frameworks numbanet tf-fit tf-function torch`, `--repeats N`, "
-        "`--steps N`, `--threads N` (default 2), `--quick`, `--out DIR`, `--openblas-coretype auto|keep|NAME` (auto: "
+        "`--steps N`, `--threads N` (default 2), `--mode tuned|default|default+tf` (one or more: numbanet as the "
+        "`numbanet` command runs it, as a plain script with nothing tuned, and that script with TensorFlow in the same "
+        "process), `--quick`, `--out DIR`, `--openblas-coretype auto|keep|NAME` (auto: "
         "SkylakeX kernels on an AVX-512 CPU, as the `numbanet` command does), `--malloc numbanet|all|none` (whose "
         "processes get `numbanet.utils.tune_malloc()`), `--wait-quiet SECONDS`. A peer that is not installed is "
         "skipped with a message. "
         f"Full results: [`results/{md_name}`](results/{md_name}), chart: [`results/{png_name}`](results/{png_name}), "
         "raw figures in the JSON beside them.", "",
-        f"## Latest results ({result.get('started')})", "",
-        machine_line(result), "",
-        workload_table(result), "",
-        *[f"- {t}" for t in targets(result)], "",
-        f"![numbanet speed-up](results/{png_name})", "",
+        "## Results, one table per CPU", "",
+        *cpu_sections(result, png_name, previous),
         "Workloads (defined once in `specs.py`, built by `workloads/{numbanet,tf,torch}_impl.py`):", "",
         *[f"- **{n}**: {w['title']}" for n, w in specs.WORKLOADS.items()], "",
         "W4 is defined by the harness: encoder Conv2D(16,3,relu)-MaxPool(2)-Conv2D(8,3,relu)-MaxPool(2)-"
@@ -329,7 +406,7 @@ def write_all(result, out_dir, tag, chart_png=True, chart=True):
     if (tag == "latest" and not result.get("settings", {}).get("quick")
             and out_dir.resolve() == (Path(__file__).parent / "results").resolve()):
         r = Path(__file__).parent / "README.md"
-        r.write_text(readme(result, md.name, png.name))
+        r.write_text(readme(result, md.name, png.name, r.read_text() if r.exists() else ""))
         paths.append(r)
     return paths
 

@@ -3,7 +3,25 @@
     python -m benchmarks.run                    # everything (about 15 minutes on 2 cores)
     python -m benchmarks.run --quick            # smoke test, under 2 minutes
     python -m benchmarks.run --workloads W1 W2 --repeats 9 --threads 2
+    python -m benchmarks.run --mode tuned default default+tf --frameworks numbanet
     numbanet bench [same options]
+
+Modes (``--mode``, one or more; numbanet only, each a worker of its own, interleaved
+with the rest):
+
+* ``tuned`` (the default): as the ``numbanet`` command runs, every thread count set
+  to ``--threads``, OpenBLAS's SkylakeX kernels on an AVX-512 CPU, glibc's malloc
+  tuned (``--malloc``), numbanet's batch split on ``--threads`` threads;
+* ``default``: a plain ``import numbanet as nb`` script, nothing tuned: the caller's
+  environment (with the ``numbanet`` command's own restart undone), no
+  ``tune_malloc``, no ``set_num_threads``: whatever the library chooses by itself;
+* ``default+tf``: the same script with TensorFlow imported first and one TensorFlow
+  operation run, so its thread pools share the process.
+
+Peers always run as in ``tuned`` (the same thread count for every framework). The
+report gives each mode's figures, its ratio to ``tuned`` (paired per repetition),
+and the machine: CPU model, vector extensions, cores, the BLAS and its kernel type
+in each mode's environment, the date.
 
 How figures are taken
 ---------------------
@@ -38,10 +56,27 @@ import time
 from pathlib import Path
 
 from . import specs
-from .threads import thread_env
+from .threads import plain_env, thread_env
 
 ROOT = Path(__file__).resolve().parent.parent       # the repository root (benchmarks/ lives there)
 PAUSE_S = 0.15
+MODES = ("tuned", "default", "default+tf")
+# the vector extensions a report names, in this order, when /proc/cpuinfo lists them
+VECTOR_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512dq", "avx512bw", "avx512vl", "avx512_vnni",
+                "avx512_bf16", "avx512_fp16", "amx_tile", "amx_int8", "amx_bf16", "avx_vnni", "neon", "asimd", "sve")
+
+
+def variant_mode(variant):
+    """'numbanet@default' -> ('numbanet', 'default'); a plain variant runs in the tuned mode."""
+    base, _, mode = variant.partition("@")
+    return base, mode or "tuned"
+
+
+def mode_env(mode, args):
+    """The environment of a worker in ``mode``: the thread settings for tuned, the plain one otherwise."""
+    if mode == "tuned":
+        return thread_env(args.threads, openblas_coretype=args.openblas_coretype)
+    return plain_env()
 
 
 class CpuMeter:
@@ -89,16 +124,17 @@ class Worker:
 
     def __init__(self, variant, workload, args):
         self.variant, self.workload = variant, workload
+        base, mode = variant_mode(variant)
         self.errfile = open(Path(args.tmp) / f"{workload}-{variant}.stderr", "w+")
-        cmd = [sys.executable, "-m", "benchmarks.worker", "--variant", variant, "--workload", workload,
-               "--threads", str(args.threads), "--warmup-epochs", str(args.warmup_epochs)]
+        cmd = [sys.executable, "-m", "benchmarks.worker", "--variant", base, "--workload", workload,
+               "--threads", str(args.threads), "--warmup-epochs", str(args.warmup_epochs), "--mode", mode]
         if args.steps is not None:
             cmd += ["--steps", str(args.steps)]
-        if args.malloc == "all" or (args.malloc == "numbanet" and variant == "numbanet"):
+        if mode == "tuned" and (args.malloc == "all" or (args.malloc == "numbanet" and variant == "numbanet")):
             cmd.append("--tune-malloc")
         if args.numbanet_threads == "serial":
             cmd.append("--numbanet-serial")
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=thread_env(args.threads, openblas_coretype=args.openblas_coretype), text=True,
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=mode_env(mode, args), text=True,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.errfile)
         self.lines = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
@@ -155,9 +191,10 @@ def bench_workload(name, args, variants):
     meter = CpuMeter()
     for v in variants:
         res = out["variants"][v] = {}
-        framework = specs.PEER_OF[v]
-        if not installed(framework):
-            res["skipped"] = f"{framework} is not installed"
+        framework = specs.PEER_OF[variant_mode(v)[0]]
+        missing = [f for f in (framework, "tensorflow" if v.endswith("+tf") else None) if f and not installed(f)]
+        if missing:
+            res["skipped"] = f"{missing[0]} is not installed"
             log(f"  {name:<8} {v:<12} skipped: {framework} is not installed")
             continue
         try:
@@ -191,6 +228,7 @@ def bench_workload(name, args, variants):
                 w.send({"cmd": "run", "epochs": w.epochs})
                 msg = w.receive(args.timeout)
                 out["variants"][v]["times"].append(msg["seconds"] / w.epochs)
+                out["variants"][v].setdefault("faults_per_epoch", []).append(msg.get("minor_faults", 0) / w.epochs)
                 out["variants"][v]["loss"] = msg["loss"]
             except Exception as err:
                 out["variants"][v]["error"] = str(err)
@@ -210,18 +248,28 @@ def bench_workload(name, args, variants):
             res["epoch_s"] = summarize(res["times"])
             res["step_s"] = {k: (t / steps if k != "n" else t) for k, t in res["epoch_s"].items()}
             res["samples_per_s"] = out["samples_per_epoch"] / res["epoch_s"]["median"]
-    nbt = out["variants"].get("numbanet", {}).get("times")
+    mine = [v for v in out["variants"] if variant_mode(v)[0] == "numbanet" and out["variants"][v].get("times")]
+    ref = "numbanet" if "numbanet" in mine else (mine[0] if mine else None)
+    nbt = out["variants"][ref]["times"] if ref else None
+    out["speedup_reference"] = ref
     if nbt:
         for v, res in out["variants"].items():
-            if v != "numbanet" and res.get("times") and len(res["times"]) == len(nbt):
+            if variant_mode(v)[0] != "numbanet" and res.get("times") and len(res["times"]) == len(nbt):
                 # speed-up of numbanet over this peer, paired per repetition (>1: numbanet faster)
                 res["numbanet_speedup"] = summarize([p / q for p, q in zip(res["times"], nbt)])
+    tuned = out["variants"].get("numbanet", {}).get("times")
+    for v in mine:
+        res = out["variants"][v]
+        if v != "numbanet" and tuned and len(res["times"]) == len(tuned):
+            # this mode's time over the tuned mode's, paired per repetition (<= 1.05: the target)
+            res["time_vs_tuned"] = summarize([p / q for p, q in zip(res["times"], tuned)])
     for v, res in out["variants"].items():
         if "epoch_s" in res:
             sp = res.get("numbanet_speedup", {}).get("median")
+            vt = res.get("time_vs_tuned", {}).get("median")
             log(f"  {name:<8} {v:<12} {res['epoch_s']['median'] * 1e3:10.3f} ms/epoch "
                 f"[{res['epoch_s']['min'] * 1e3:.3f}-{res['epoch_s']['max'] * 1e3:.3f}]"
-                + (f"  numbanet speed-up x{sp:.2f}" if sp else ""))
+                + (f"  numbanet speed-up x{sp:.2f}" if sp else "") + (f"  time / tuned {vt:.3f}" if vt else ""))
     log(f"  {name:<8} other processes used {out['other_processes_cpu_cores']:.2f} cores on average meanwhile")
     return out
 
@@ -271,20 +319,68 @@ def code_state():
             "numbanet_files_changed_since_commit": [l[3:] for l in (status or "").splitlines()]}
 
 
+def describe_cpu(cpuinfo):
+    """The CPU as /proc/cpuinfo's text names it: model, vendor, family/model/stepping, the vector
+    extensions of ``VECTOR_FLAGS`` it lists, and the physical cores (distinct (physical id,
+    core id) pairs; None where the file does not say)."""
+    def field(name, block):
+        return next((l.split(":", 1)[1].strip() for l in block.splitlines()
+                     if l.split(":", 1)[0].strip() == name), None)
+    blocks = [b for b in cpuinfo.split("\n\n") if b.strip()]
+    first = blocks[0] if blocks else ""
+    flags = set((field("flags", first) or field("Features", first) or "").split())
+    cores = {(field("physical id", b), field("core id", b)) for b in blocks}
+    known = all(c[1] is not None for c in cores) and cores
+    return {"model": field("model name", first) or field("Processor", first),
+            "vendor": field("vendor_id", first),
+            "family_model_stepping": "/".join(str(field(k, first)) for k in ("cpu family", "model", "stepping")),
+            "vector_extensions": [f for f in VECTOR_FLAGS if f in flags],
+            "logical_cpus": len(blocks) or None,
+            "physical_cores": len(cores) if known else None}
+
+
+BLAS_PROBE = ("import json, numpy, threadpoolctl; print(json.dumps([{k: i.get(k) for k in ('internal_api', "
+              "'version', 'architecture', 'threading_layer', 'num_threads', 'filepath')} "
+              "for i in threadpoolctl.threadpool_info() if i.get('user_api') == 'blas']))")
+
+
+def blas_info(env):
+    """NumPy's BLAS in a fresh process with ``env`` (the kernel type is chosen when it loads):
+    threadpoolctl's internal_api (library), version, architecture (kernel type), threading
+    layer, thread count and file; or {"error": ...}."""
+    try:
+        proc = subprocess.run([sys.executable, "-c", BLAS_PROBE], env=env, capture_output=True, text=True,
+                              timeout=120)
+        if proc.returncode == 0:
+            return json.loads(proc.stdout.strip().splitlines()[-1])
+        return {"error": proc.stderr.strip()[-300:]}
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError) as err:
+        return {"error": repr(err)}
+
+
 def machine_info(args):
-    info = {"code": code_state(),"python": platform.python_version(), "platform": platform.platform(),
-            "cpus": os.cpu_count(), "threads": args.threads,
+    """Which machine: CPU (model, vector extensions, cores), the CPUs this process may use, the
+    BLAS in each mode's environment, the mode(s) and the date, plus versions and the load."""
+    info = {"code": code_state(), "python": platform.python_version(), "platform": platform.platform(),
+            "cpus": os.cpu_count(), "threads": args.threads, "modes": list(args.mode),
+            "date": time.strftime("%Y-%m-%d", time.gmtime()),
             "OPENBLAS_CORETYPE": (os.environ.get("OPENBLAS_CORETYPE") if args.openblas_coretype is None
                                   else args.openblas_coretype or None),
             "load_avg_start": os.getloadavg()}
     try:
-        cpuinfo = Path("/proc/cpuinfo").read_text()
-        info["cpu"] = next((l.split(":", 1)[1].strip() for l in cpuinfo.splitlines() if l.startswith("model name")), None)
-        flags = next((l for l in cpuinfo.splitlines() if l.startswith("flags")), "").split()
-        info["avx512f"] = "avx512f" in flags
-        info["avx2"] = "avx2" in flags
+        info["cpus_available"] = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        info["cpus_available"] = os.cpu_count()
+    try:
+        cpu = describe_cpu(Path("/proc/cpuinfo").read_text())
     except OSError:
-        pass
+        cpu = {"model": platform.processor() or platform.machine(), "vector_extensions": []}
+    info["cpu"] = cpu.get("model")
+    info["cpu_info"] = cpu
+    info["avx512f"] = "avx512f" in cpu.get("vector_extensions", [])
+    info["avx2"] = "avx2" in cpu.get("vector_extensions", [])
+    envs = {"tuned": mode_env("tuned", args), "default": plain_env()}
+    info["blas"] = {m: blas_info(envs["tuned" if m == "tuned" else "default"]) for m in args.mode}
     try:
         import numpy
         info["numpy"] = numpy.__version__
@@ -324,6 +420,9 @@ def parse_args(argv):
                    help="split (default, as the numbanet command runs): numbanet.utils.set_num_threads(--threads), "
                         "each operation's batch split across threads, BLAS 1 thread per call; serial: the library's "
                         "default, serial operations on BLAS's own --threads threads")
+    p.add_argument("--mode", nargs="+", default=["tuned"], choices=MODES,
+                   help="numbanet's set-up, one worker per mode: tuned (default; as the numbanet command runs), "
+                        "default (a plain script, nothing tuned), default+tf (the same with TensorFlow imported)")
     p.add_argument("--wait-quiet", type=float, default=0, metavar="SECONDS",
                    help="first wait up to SECONDS for the 1-minute load average to drop below 0.5")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"), help="folder for JSON, Markdown, PNG")
@@ -341,6 +440,13 @@ def parse_args(argv):
     args.tag = args.tag or ("quick" if args.quick else "latest")
     from .threads import resolve_coretype
     args.openblas_coretype = None if args.openblas_coretype == "keep" else resolve_coretype(args.openblas_coretype)
+    args.mode = list(dict.fromkeys(args.mode))
+    args.variants = []
+    for v in args.frameworks:                  # numbanet once per mode, in the order given
+        if v == "numbanet":
+            args.variants += ["numbanet" if m == "tuned" else f"numbanet@{m}" for m in args.mode]
+        else:
+            args.variants.append(v)
     return args
 
 
@@ -358,7 +464,7 @@ def main(argv=None):
                   "machine": machine_info(args),
                   "settings": {k: getattr(args, k) for k in ("workloads", "frameworks", "repeats", "steps", "threads",
                                                              "min_time", "warmup_epochs", "quick", "openblas_coretype",
-                                                             "malloc", "numbanet_threads")},
+                                                             "malloc", "numbanet_threads", "mode")},
                   "workloads": {}}
         for fw in ("numbanet", "tensorflow", "torch"):
             if not installed(fw):
@@ -366,7 +472,7 @@ def main(argv=None):
         for name in args.workloads:
             log(f"[{name}] {specs.WORKLOADS[name]['title']}")
             try:
-                result["workloads"][name] = bench_workload(name, args, args.frameworks)
+                result["workloads"][name] = bench_workload(name, args, args.variants)
             except Exception as err:
                 result["workloads"][name] = {"error": repr(err)}
         if "kernels" not in args.skip:

@@ -28,6 +28,42 @@ def thread_env(threads, base=None, openblas_coretype=None):
     return env
 
 
+def plain_env(base=None):
+    """The environment of a plain user script, for the library-default modes: the caller's own,
+    with only what the ``numbanet`` command added undone (its restart onto OpenBLAS's SkylakeX
+    kernels records the OPENBLAS_CORETYPE it replaced) and two quiet-logging settings."""
+    env = dict(os.environ if base is None else base)
+    if "NUMBANET_ORIGINAL_OPENBLAS_CORETYPE" in env:
+        original = env.pop("NUMBANET_ORIGINAL_OPENBLAS_CORETYPE")
+        env.pop("NUMBANET_KEEP_BLAS", None)
+        env.pop("OPENBLAS_CORETYPE", None)
+        if original:
+            env["OPENBLAS_CORETYPE"] = original
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env.setdefault("PYTHONHASHSEED", "0")
+    return env
+
+
+def library_defaults_report(framework):
+    """What a plain script runs with (nothing set by the harness): numbanet's thread count as the
+    library chose it, NumPy's BLAS, TensorFlow's pools when it is loaded. Call after the warm-up."""
+    report = {"requested": "library default",
+              "env": {k: os.environ.get(k) for k in ENV_KEYS + ("OPENBLAS_CORETYPE", "NUMBANET_NUM_THREADS")}}
+    if framework == "numbanet":
+        import numbanet.utils as nbu
+        n = nbu.get_num_threads() if hasattr(nbu, "get_num_threads") else 1
+        report["numbanet_threads"] = n
+        report["numbanet_mode"] = (f"batch split over {n} threads (library default), BLAS 1 thread per call"
+                                   if n > 1 else "serial operations (library default), BLAS with its own threads")
+    import sys
+    if "tensorflow" in sys.modules:
+        tf = sys.modules["tensorflow"]
+        report["tf_intra_op"] = tf.config.threading.get_intra_op_parallelism_threads()
+        report["tf_inter_op"] = tf.config.threading.get_inter_op_parallelism_threads()
+    report["blas"] = blas_report()
+    return report
+
+
 def blas_report():
     """threadpoolctl's view of the loaded BLAS / OpenMP libraries (after limits)."""
     try:

@@ -5,11 +5,16 @@ lines: it answers on the original stdout (everything the frameworks print goes t
 stderr), reads commands on stdin:
 
     -> {"event": "ready", "import_s", "build_s", "warmup": [first epoch s, second epoch s], ...}
-    <- {"cmd": "run", "epochs": k}      -> {"seconds": s, "loss": l}
+    <- {"cmd": "run", "epochs": k}      -> {"seconds": s, "loss": l, "minor_faults": n}
     <- {"cmd": "quit"}                  -> {"peak_rss_mb": ..., "rss_mb": ...}
 
 Any exception is answered with {"event": "error", "error": traceback} and the
 process exits, so a framework or layer that fails never stops the other workloads.
+
+``--mode`` (numbanet only): "tuned" applies the harness's thread settings and, with
+``--tune-malloc``, glibc's; "default" is a plain script that sets nothing;
+"default+tf" is that script with TensorFlow imported first and one TensorFlow
+operation run, so TensorFlow's thread pools exist in the process while numbanet trains.
 """
 from __future__ import annotations
 
@@ -47,6 +52,7 @@ def main(argv=None):
     p.add_argument("--warmup-epochs", type=int, default=2)
     p.add_argument("--tune-malloc", action="store_true")
     p.add_argument("--numbanet-serial", action="store_true")
+    p.add_argument("--mode", default="tuned", choices=("tuned", "default", "default+tf"))
     args = p.parse_args(argv)
 
     proto = os.fdopen(os.dup(1), "w", buffering=1)
@@ -66,14 +72,19 @@ def main(argv=None):
         t0 = time.perf_counter()
         impl = importlib.import_module(MODULES[args.variant])
         framework = impl.FRAMEWORK
-        if framework == "tensorflow":
+        if framework == "tensorflow" or args.mode == "default+tf":
             import tensorflow  # noqa: F401  (import time counted here)
-        elif framework == "torch":
+        if args.mode == "default+tf":     # TensorFlow's pools started, as after any Keras call
+            tensorflow.linalg.matmul(tensorflow.ones((256, 256)), tensorflow.ones((256, 256))).numpy()
+        if framework == "torch":
             import torch  # noqa: F401
-        else:
+        elif framework == "numbanet":
             import numbanet  # noqa: F401
-        thread_report = threads.limit_in_process(args.threads, framework, not args.numbanet_serial)
-        thread_report["malloc"] = threads.tune_malloc(framework) if args.tune_malloc else "glibc defaults"
+        if args.mode == "tuned":
+            thread_report = threads.limit_in_process(args.threads, framework, not args.numbanet_serial)
+            thread_report["malloc"] = threads.tune_malloc(framework) if args.tune_malloc else "glibc defaults"
+        else:
+            thread_report = {}
         import_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         run = impl.build(spec, x, y, args.variant)
@@ -84,6 +95,10 @@ def main(argv=None):
             t0 = time.perf_counter()
             loss = run(1)
             warm.append(time.perf_counter() - t0)
+        if args.mode != "tuned":              # what the library chose, now that it has chosen
+            thread_report = threads.library_defaults_report(framework)
+            thread_report["malloc"] = "glibc defaults"
+        thread_report["mode"] = args.mode
         send({"event": "ready", "import_s": import_s, "build_s": build_s, "warmup_epochs_s": warm,
               "loss": loss, "version": impl.version(), "threads": thread_report,
               "rss_before_import_mb": rss0, "rss_after_warmup_mb": rss_mb(),
@@ -91,9 +106,13 @@ def main(argv=None):
         for line in sys.stdin:
             cmd = json.loads(line)
             if cmd["cmd"] == "run":
+                faults0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
                 t0 = time.perf_counter()
                 loss = run(int(cmd["epochs"]))
-                send({"seconds": time.perf_counter() - t0, "loss": loss})
+                seconds = time.perf_counter() - t0
+                # page faults: fresh pages touched (a step that reuses its arrays touches none)
+                send({"seconds": seconds, "loss": loss,
+                      "minor_faults": resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults0})
             elif cmd["cmd"] == "quit":
                 send({"peak_rss_mb": peak_rss_mb(), "rss_mb": rss_mb()})
                 return 0

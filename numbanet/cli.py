@@ -161,7 +161,10 @@ def _reexec_with_avx512_blas(argv, verbose):
         return
     if not _cpu_has_avx512():
         return
-    env = dict(os.environ, OPENBLAS_CORETYPE="SkylakeX", NUMBANET_KEEP_BLAS="1")
+    # the value it replaces is kept, so a child that wants the plain setting back (the benchmarks'
+    # library-default mode) can restore it
+    env = dict(os.environ, OPENBLAS_CORETYPE="SkylakeX", NUMBANET_KEEP_BLAS="1",
+               NUMBANET_ORIGINAL_OPENBLAS_CORETYPE=os.environ.get("OPENBLAS_CORETYPE", ""))
     if verbose:
         print(f"numbanet: this CPU has AVX-512; using OpenBLAS's SkylakeX kernels (OPENBLAS_CORETYPE was "
               f"{os.environ.get('OPENBLAS_CORETYPE', 'unset')}; NUMBANET_KEEP_BLAS=1 keeps it)", file=sys.stderr)
@@ -228,7 +231,7 @@ def main(argv=None):
     _reexec_with_avx512_blas(argv, args.show_setup)   # the restarted process parses the same argv again
     from .utils import set_num_threads, tune_malloc
     tune_malloc()      # this process is ours: keep large freed blocks for reuse (see utils.tune_malloc)
-    threads = set_num_threads()  # one thread per CPU, each on its share of the batch (see fast/parallel.py)
+    threads = set_num_threads()  # the library's default, settled now to report it: NUMBANET_NUM_THREADS or one per CPU
     _report_threads(threads, args.show_setup)
     if args.command == "demo":
         start = argv.index(args.demo) + 1     # the demo parses its own options again (its checks run)

@@ -105,7 +105,10 @@ def tune_malloc(mmap_threshold=32 * 1024 * 1024, trim_threshold=256 * 1024 * 102
     every time pays page faults for all of them again (measured: about 2x on the
     RNN step). Raising M_MMAP_THRESHOLD (at most 32 MiB on 64-bit glibc) and
     M_TRIM_THRESHOLD keeps them in the heap. Process-wide, so only the places
-    that own the process call it (the ``numbanet`` command, the benchmarks).
+    that own the process call it (the ``numbanet`` command, the benchmarks). The
+    fast tier keeps its own large per-step arrays in a pool
+    (``numbanet.fast.workspace``), so a program that does not call this loses
+    little.
     Returns False where there is no glibc (the call then does nothing).
     """
     import ctypes
@@ -124,9 +127,15 @@ def tune_malloc(mmap_threshold=32 * 1024 * 1024, trim_threshold=256 * 1024 * 102
 
 
 def set_num_threads(n=None) -> int:
-    """Split the batch of convolutions, pooling and upsampling across ``n`` threads (default: all CPUs).
+    """Split the batch of convolutions, pooling, upsampling and big Dense products across ``n`` threads.
 
-    See ``numbanet.fast.parallel``; ``set_num_threads(1)`` (the default) runs them serially.
+    On by default: without a call, the first such operation uses
+    NUMBANET_NUM_THREADS threads if that environment variable is set, else one per
+    CPU this process may run on (``os.sched_getaffinity``). ``set_num_threads(1)``
+    runs every operation serially, with BLAS on its own threads;
+    ``set_num_threads()`` (None) goes back to the default. Returns the count in
+    force. While a split runs, NumPy's BLAS uses one thread per call, so the two
+    levels of threading never compete for the cores. See ``numbanet.fast.parallel``.
     """
     from .fast import parallel
     return parallel.set_num_threads(n)
@@ -170,3 +179,7 @@ def to_categorical(y, num_classes=None):
     out = np.zeros((labels.size, num_classes))
     out[np.arange(labels.size), labels.reshape(-1)] = 1
     return out.reshape(shape + (num_classes,))
+def get_num_threads() -> int:
+    """The thread count of batch-split operations (settles the default on the first call)."""
+    from .fast import parallel
+    return parallel.num_threads()

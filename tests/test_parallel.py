@@ -195,3 +195,19 @@ def test_linear_fused_activation_finite_differences():
     y = Fn.linear(nb.Tensor(x), nb.Tensor(W, requires_grad=True), nb.Tensor(b), activation="softmax")
     assert isinstance(y.creator, Fn.Softmax)
     assert isinstance(y.creator.inputs[0].creator, Fn.Linear)
+
+
+def test_an_empty_batch_runs_on_two_threads():
+    """split(0) is one empty range, so a batch of 0 samples goes through every split route."""
+    assert parallel.split(0, 2) == [(0, 0)]
+    old = parallel.num_threads()
+    nb.utils.set_num_threads(2)
+    try:
+        for layer, shape in [(nb.layers.Conv2D(2, 3), (0, 5, 5, 1)), (nb.layers.MaxPooling2D(), (0, 4, 4, 2)),
+                             (nb.layers.Dense(3), (0, 4))]:
+            x = nb.Tensor(np.zeros(shape, np.float32), requires_grad=True)
+            y = layer(x)
+            y.sum().backward()
+            assert y.shape[0] == 0 and x.grad.shape == shape
+    finally:
+        nb.utils.set_num_threads(old)

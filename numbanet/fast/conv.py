@@ -17,7 +17,8 @@ pass picks one of three routes from the layer's shape and records it
 The three passes, ``forward``, ``input_grad`` and ``weight_grad``, are used by the
 protocol functions at the bottom (and timed by ``benchmarks/bench_conv_paths.py``).
 Every route splits the batch over the threads (``parallel``); im2col and col2im
-work chunk by chunk (``_over_chunks``) in reused scratch buffers (``workspace``).
+work chunk by chunk (``_over_chunks``) in reused scratch buffers, and the outputs
+and gradients come from the same pool (``workspace``).
 The relu is fused: into the direct loops, or applied to each chunk right after its
 product; its backward mask gz = gy * [y > 0] is one pass (``_masked_by_relu``) or
 part of the direct weight-gradient walk.
@@ -35,7 +36,7 @@ from .kernels.direct_conv import (direct_forward_into, direct_forward_one_filter
 from .kernels.elementwise import relu_mask_into
 from .kernels.im2col import col2im_into, im2col_into
 from .routes import record
-from .workspace import scratch
+from .workspace import empty, scratch
 
 ACTIVATIONS = (None, "relu")   # what the convolutions fuse; the engine runs any other one as its own node
 
@@ -116,7 +117,7 @@ def _rows_fit(W_shape, in_w, out_w, PL):
 def _direct_forward(x, W, b, PT, PL, relu, out_hw):
     """The direct forward pass over the threads' parts of the batch -> y (N, OH, OW, F)."""
     N, F = x.shape[0], W.shape[3]
-    y = np.empty((N, *out_hw, F), dtype=x.dtype)
+    y = empty("conv.y", (N, *out_hw, F), x.dtype)    # pooled: see workspace.py
     b = np.zeros(F, dtype=x.dtype) if b is None else b
     one_filter = F == 1 and _rows_fit(W.shape, x.shape[2], out_hw[1], PL)
 
@@ -138,7 +139,7 @@ def _direct_input_grad(gz, W, H, Wd, PT, PL):
 
 def _direct_weight_grad(x, gy, y, relu, W_shape, PT, PL, keep_gz):
     """(gW, gb, gz) in one walk over the batch; gz (the relu-masked gy) only if ``keep_gz`` and relu."""
-    gz = np.empty_like(gy) if keep_gz and relu else np.empty((0, 0, 0, 0), dtype=gy.dtype)
+    gz = empty("conv.gz", gy.shape, gy.dtype) if keep_gz and relu else np.empty((0, 0, 0, 0), dtype=gy.dtype)
     y = y if relu else gy      # the kernels take an array either way; without relu they never read it
 
     C, F = W_shape[2], W_shape[3]
@@ -199,7 +200,7 @@ def forward(x, W, b, SH, SW, pads, relu):
         return y
     K, R = KH * KW * C, OH * OW                 # patch length, rows (output pixels) per image
     W2 = W.reshape(K, F)                        # (KH, KW, C, F) -> (K, F)
-    y = np.empty((N, OH, OW, F), dtype=x.dtype)
+    y = empty("conv.y", (N, OH, OW, F), x.dtype)
     Y2 = y.reshape(N * R, F)                    # (N, OH, OW, F) -> (N*OH*OW, F), a view
 
     def chunk(n0, n1, tag, B):
@@ -229,7 +230,7 @@ def input_grad(gy, W, H, Wd, SH, SW, PT, PL):
     K, R = KH * KW * C, OH * OW
     W2T = W.reshape(K, F).T                     # (F, K)
     G2 = gy.reshape(N * R, F)                   # (N, OH, OW, F) -> (N*OH*OW, F)
-    gx = np.empty((N, H, Wd, C), dtype=gy.dtype)
+    gx = empty("conv.gx", (N, H, Wd, C), gy.dtype)
 
     def chunk(n0, n1, tag, B):
         c = scratch(tag, (B, OH, OW, KH, KW, C), gy.dtype)[:n1 - n0]
@@ -293,7 +294,7 @@ def _bias_relu(y, b, relu):
 def _masked_by_relu(gy, y):
     """gy * [y > 0], computed on the threads' parts of the batch (one fused pass each)."""
     gy = np.ascontiguousarray(gy)
-    gz = np.empty_like(gy)
+    gz = empty("conv.gz", gy.shape, gy.dtype)
     parallel.run(lambda a, b, _: relu_mask_into(gy[a:b], y[a:b], gz[a:b]), parallel.split(len(gy)))
     return gz
 

@@ -24,26 +24,76 @@ threads, which measured faster for its large products than splitting them
 into halves. Its loss and other NumPy-only work can still use both cores
 through ``run_numpy``, whose pool leaves BLAS alone.
 
-With the default of 1 thread nothing changes: operations run serially and BLAS
-keeps its own threads.
+The thread count is chosen at the first batch-split operation, not at import
+(``num_threads``): ``set_num_threads(n)`` if the program called it, else the
+environment variable NUMBANET_NUM_THREADS, else one thread per CPU this process
+may run on (``os.sched_getaffinity``, which honours ``taskset`` and container CPU
+sets), as TensorFlow and PyTorch use all cores by default. ``set_num_threads(1)``
+runs every operation serially and leaves BLAS its own threads. The results of a
+fixed thread count are the same from run to run (each part's work is the same
+arithmetic in the same order); a different count may change the last bits of a
+sum that the parts share.
+
+Other libraries in the same process (TensorFlow, PyTorch) keep their own pools,
+which sleep while numbanet computes; only NumPy's BLAS is limited to one thread
+(``blas_controllers``), so the BLAS that another library loaded keeps its count.
 """
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 
 from .tuning import BLAS_SPLIT_MIN_WORK, NUMPY_SPLIT_MIN_ELEMENTS
 
-_STATE = {"threads": 1, "pool": None, "numpy_pool": None, "blas": None, "blas_counts": [], "blas_single": False}
+_STATE = {"threads": None, "pool": None, "numpy_pool": None, "blas": None, "blas_counts": [], "blas_single": False}
+
+ENV_VAR = "NUMBANET_NUM_THREADS"
+_FIRST_USE = threading.Lock()
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on: ``os.sched_getaffinity`` (``taskset``, cgroup CPU sets),
+    or ``os.cpu_count()`` where the platform has no affinity call."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def default_threads() -> int:
+    """The thread count used when the program never called ``set_num_threads``:
+    NUMBANET_NUM_THREADS if set (a positive integer), else ``available_cpus()``."""
+    value = os.environ.get(ENV_VAR, "").strip()
+    if not value:
+        return available_cpus()
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ValueError(f"numbanet: the environment variable {ENV_VAR} must be a positive integer (the number "
+                         f"of threads for batch-split operations), got {value!r}; unset it to use one thread "
+                         f"per CPU ({available_cpus()} here), or set it to 1 to run serially")
+    return n
 
 
 def set_num_threads(n: int | None = None) -> int:
-    """Run batch-split operations on ``n`` threads (default: the number of CPUs); returns n."""
-    n = int(n or os.cpu_count() or 1)
-    if n < 1:
-        raise ValueError(f"set_num_threads: need at least 1 thread, got {n}")
+    """Run batch-split operations on ``n`` threads (None: ``default_threads()``); returns n.
+
+    The pools start here; BLAS gets back the thread count it had before the first split.
+    """
+    if n is None:
+        n = default_threads()
+    elif isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+        raise TypeError(f"set_num_threads: n must be a positive integer or None, got the "
+                        f"{type(n).__name__} {n!r}")
+    elif n < 1:
+        raise ValueError(f"set_num_threads: need at least 1 thread, got {n}; "
+                         f"set_num_threads(1) runs every operation serially")
+    n = int(n)
     for key in ("pool", "numpy_pool"):
         if _STATE[key] is not None:
             _STATE[key].shutdown(wait=True)
@@ -60,6 +110,12 @@ def set_num_threads(n: int | None = None) -> int:
 
 
 def num_threads() -> int:
+    """The thread count of batch-split operations; the first call settles the default (no pool
+    thread starts before an operation needs one: ThreadPoolExecutor starts its threads on demand)."""
+    if _STATE["threads"] is None:
+        with _FIRST_USE:                      # two user threads starting at once make one set of pools
+            if _STATE["threads"] is None:
+                set_num_threads(None)
     return _STATE["threads"]
 
 
@@ -68,10 +124,27 @@ def blas_controllers():
     if _STATE["blas"] is None:
         try:
             from threadpoolctl import ThreadpoolController
-            _STATE["blas"] = list(ThreadpoolController().select(user_api="blas").lib_controllers)
+            _STATE["blas"] = numpy_blas(ThreadpoolController().select(user_api="blas").lib_controllers)
         except Exception:  # pragma: no cover - threadpoolctl missing or unable to load
             _STATE["blas"] = []
     return _STATE["blas"]
+
+
+def numpy_blas(controllers):
+    """The controllers of the BLAS that NumPy itself calls, out of all the BLAS libraries loaded.
+
+    A wheel's NumPy carries its OpenBLAS in ``numpy.libs`` (or ``numpy/.dylibs``);
+    SciPy, which TensorFlow imports, loads a second one of its own. Only NumPy's
+    is limited during a split, so the other library keeps its thread count. Where
+    no library lies under NumPy's folders (a NumPy linked to the system's BLAS, as
+    conda builds are), NumPy's BLAS cannot be told apart and all are returned.
+    """
+    controllers = list(controllers)
+    root = os.path.dirname(os.path.dirname(os.path.realpath(np.__file__)))
+    homes = [os.path.join(root, d) for d in ("numpy.libs", os.path.join("numpy", ".dylibs"), "numpy")]
+    own = [lc for lc in controllers
+           if any(os.path.realpath(lc.filepath).startswith(h + os.sep) for h in homes)]
+    return own or controllers
 
 
 def split(n: int, parts: int | None = None):
@@ -80,7 +153,9 @@ def split(n: int, parts: int | None = None):
     Boundary i is i*n/parts rounded half up, in integers (this runs a dozen times
     a step; ``np.linspace`` cost more than the rest of the bookkeeping together).
     """
-    parts = max(1, min(parts or _STATE["threads"], n))
+    if n <= 0:
+        return [(0, 0)]                       # an empty batch: one empty range, run on the caller
+    parts = max(1, min(parts or num_threads(), n))
     bounds = [(2 * i * n + parts) // (2 * parts) for i in range(parts + 1)]
     return [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
@@ -114,6 +189,8 @@ def run(fn, ranges):
     of them away); BLAS is single-threaded from the first such call on
     (``_single_threaded_blas``).
     """
+    if _STATE["threads"] is None:
+        num_threads()
     pool = _STATE["pool"]
     if pool is None or len(ranges) == 1:
         return [fn(a, b, i) for i, (a, b) in enumerate(ranges)]
@@ -129,6 +206,8 @@ def run_numpy(fn, ranges):
     so a model without convolutions (a text model's big Dense products) keeps
     BLAS's own threads while its loss and optimizer updates use both cores.
     """
+    if _STATE["threads"] is None:
+        num_threads()
     pool = _STATE["numpy_pool"]
     if pool is None or len(ranges) == 1:
         return [fn(a, b, i) for i, (a, b) in enumerate(ranges)]
@@ -143,6 +222,8 @@ def split_for_blas(n: int, work: int, minimum: int = BLAS_SPLIT_MIN_WORK):
     per half beats one thread for the whole. Otherwise one range, so that a
     model of big Dense products keeps BLAS's own threads (see the top).
     """
+    if _STATE["threads"] is None:
+        num_threads()
     if _STATE["pool"] is None or not _STATE["blas_single"] or work < minimum:
         return [(0, n)]
     return split(n)

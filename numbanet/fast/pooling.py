@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import parallel
+from .workspace import empty
 from .kernels.pooling import arg_dtype, max_pool_backward_into, max_pool_forward_into
 from .kernels.upsample import (upsample_bilinear_backward, upsample_bilinear_forward, upsample_nearest_backward_into,
                                upsample_nearest_forward_into)
@@ -36,8 +37,8 @@ def max_pool2d_forward(x, pool, strides, pads, out_hw):
     PT, PL = pads[0], pads[2]
     x = np.ascontiguousarray(x)
     N, _, _, C = x.shape
-    y = np.empty((N, OH, OW, C), dtype=x.dtype)
-    arg = np.empty((N, OH, OW, C), dtype=arg_dtype(KH, KW))
+    y = empty("pool.y", (N, OH, OW, C), x.dtype)              # pooled: see workspace.py
+    arg = empty("pool.arg", (N, OH, OW, C), arg_dtype(KH, KW))
     record("max_pool2d_forward",
            _by_images(lambda a, b: max_pool_forward_into(x[a:b], KH, KW, SH, SW, PT, PL, y[a:b], arg[a:b]), N))
     return y, arg
@@ -52,7 +53,7 @@ def max_pool2d_backward(gy, arg, pool, strides, pads, in_hw):
     PT, PL = pads[0], pads[2]
     gy = np.ascontiguousarray(gy)
     N, C = gy.shape[0], gy.shape[3]
-    gx = np.empty((N, H, W, C), dtype=gy.dtype)
+    gx = empty("pool.gx", (N, H, W, C), gy.dtype)
     record("max_pool2d_backward",
            _by_images(lambda a, b: max_pool_backward_into(gy[a:b], arg[a:b], KH, KW, SH, SW, PT, PL, gx[a:b]), N))
     return gx
@@ -66,7 +67,7 @@ def upsample2d_forward(x, size, interpolation):
         record("upsample2d_forward", "whole")
         return upsample_bilinear_forward(x, SH, SW)
     N, H, W, C = x.shape
-    y = np.empty((N, H * SH, W * SW, C), dtype=x.dtype)
+    y = empty("upsample.y", (N, H * SH, W * SW, C), x.dtype)
     record("upsample2d_forward", _by_images(lambda a, b: upsample_nearest_forward_into(x[a:b], SH, SW, y[a:b]), N))
     return y
 
@@ -79,7 +80,7 @@ def upsample2d_backward(gy, size, interpolation):
         record("upsample2d_backward", "whole")
         return upsample_bilinear_backward(gy, SH, SW)
     N, OH, OW, C = gy.shape
-    gx = np.empty((N, OH // SH, OW // SW, C), dtype=gy.dtype)
+    gx = empty("upsample.gx", (N, OH // SH, OW // SW, C), gy.dtype)
     record("upsample2d_backward",
            _by_images(lambda a, b: upsample_nearest_backward_into(gy[a:b], SH, SW, gx[a:b]), N))
     return gx

@@ -31,9 +31,11 @@ NUMPY_SPLIT_MIN_ELEMENTS = 1 << 16
 # Adam on 512k weights 0.53 -> 0.34 ms (benchmarks/results/tuning.md, "ADAM_SPLIT").
 OPTIMIZER_SPLIT_MIN_ELEMENTS = 1 << 18
 
-# Arrays above glibc's mmap threshold (at most 32 MiB) get fresh pages, each of
-# which faults on first touch; above this size outputs come from the scratch pool.
-BIG_BYTES = 32 << 20
+# Results of this many bytes or more come from the workspace pool (workspace.empty):
+# glibc's initial mmap threshold, from which a fresh array may get fresh pages that
+# fault on first touch (W2: ~23 000 faults per epoch without the pool and without
+# utils.tune_malloc, none with it; benchmarks/results/defaults.md).
+POOL_MIN_BYTES = 128 << 10
 
 # Multiply-adds of a recurrent layer's call (LSTM, GRU: N T (D + U) gates U) from
 # which, with more than one thread, the batch is cut into row blocks that run the

@@ -1,14 +1,24 @@
-"""Reusable scratch arrays, so a training step does not allocate its large temporaries anew.
+"""Reusable arrays, so a training step does not allocate its large arrays anew.
 
-``scratch(tag, shape, dtype)`` returns the same array on every call with the same
-(tag, shape, dtype) as long as nobody else still holds it; otherwise a fresh
-one. "Nobody else holds it" is read from the reference count: the pool's own
-reference, the local name and ``getrefcount``'s argument make 3; a view of the
-array (``.base``) or a Tensor keeping it adds more. So a buffer is never
-handed out twice while still in use, even by a graph kept alive by the user.
+``scratch(tag, shape, dtype)`` returns an array that is free: one made by an
+earlier call with the same (tag, shape, dtype) that nobody else holds any more,
+else a fresh one, which the pool keeps for later calls (up to ``PER_KEY`` arrays
+per key, so two layers of the same shape each find theirs again). "Nobody else
+holds it" is read from the reference count: the pool's list, the loop name and
+``getrefcount``'s argument make 3; a view of the array (``.base``), a Tensor
+keeping it or a name in the user's code adds more. So an array is never handed
+out twice while still in use, even by a graph kept alive by the user.
 
-Why: allocating a fresh multi-megabyte array each step costs page faults on
-every page (glibc serves big blocks with a new mmap); reusing one costs nothing.
+``empty(tag, shape, dtype)`` is ``np.empty`` for the results of the fast tier
+(a layer's output, a gradient, a softmax): from the pool from ``POOL_MIN_BYTES``
+up, fresh below.
+
+Why: glibc serves a block over its mmap threshold (128 KiB at the start, raised
+as blocks are freed, at most 32 MiB) with fresh pages and gives freed memory at
+the top of the heap back to the system; every fresh page then faults on first
+touch. Measured on W2 (benchmarks/results/defaults.md): about 23 000 page faults
+per epoch of 8 steps with the fresh arrays, none once the step's arrays come from
+here, whatever ``numbanet.utils.tune_malloc`` did to glibc's settings.
 """
 from __future__ import annotations
 
@@ -16,35 +26,50 @@ import sys
 
 import numpy as np
 
-_POOL: dict = {}
+from .tuning import POOL_MIN_BYTES
+
+PER_KEY = 4     # arrays kept per (tag, shape, dtype); beyond it a busy key gets unpooled fresh ones
+
+_POOL: dict = {}   # (tag, shape, dtype) -> [arrays]
 
 
 def scratch(tag: str, shape: tuple, dtype) -> np.ndarray:
-    """An uninitialised array of ``shape`` and ``dtype``, reused across calls when free."""
+    """An uninitialised array of ``shape`` and ``dtype``, reused across calls when free.
+
+    Callers on different threads at the same time use different tags (the
+    convolutions' "conv.col{worker}"), so no two threads look at one key at once.
+    """
     key = (tag, tuple(shape), np.dtype(dtype))
-    buf = _POOL.get(key)
-    if buf is None or sys.getrefcount(buf) > 3:
-        buf = np.empty(key[1], dtype=key[2])
-        _POOL[key] = buf
+    bufs = _POOL.get(key)
+    if bufs is None:
+        bufs = _POOL[key] = []
+    for buf in bufs:
+        if sys.getrefcount(buf) <= 3:         # the list, ``buf`` and getrefcount's argument
+            return buf
+    buf = np.empty(key[1], dtype=key[2])
+    if len(bufs) >= PER_KEY:                  # all busy (a user keeps old graphs): forget the oldest
+        bufs.pop(0)
+    bufs.append(buf)
     return buf
 
 
-from .tuning import BIG_BYTES  # outputs above it come from the pool (glibc mmaps them afresh)
-
-
 def empty(tag: str, shape: tuple, dtype) -> np.ndarray:
-    """``np.empty(shape, dtype)``, from the scratch pool when it is big enough to be mmapped.
+    """``np.empty(shape, dtype)``, from the pool when it is ``POOL_MIN_BYTES`` or more.
 
-    For results that a graph keeps (a Dense layer's output, a loss's softmax):
-    a caller that still holds last step's array gets a fresh one, as ``scratch``
-    guarantees.
+    For results that a graph keeps (a layer's output, a gradient): a caller that
+    still holds last step's array gets another one, as ``scratch`` guarantees.
     """
     dtype = np.dtype(dtype)
-    if int(np.prod(shape)) * dtype.itemsize < BIG_BYTES:
+    if int(np.prod(shape)) * dtype.itemsize < POOL_MIN_BYTES:
         return np.empty(shape, dtype=dtype)
     return scratch(tag, shape, dtype)
 
 
+def pooled_bytes() -> int:
+    """Bytes held by the pool (free and busy arrays together)."""
+    return sum(buf.nbytes for bufs in _POOL.values() for buf in bufs)
+
+
 def clear():
-    """Drop every pooled array (frees the memory)."""
+    """Drop every pooled array (frees the memory of those nobody else holds)."""
     _POOL.clear()
