@@ -8,8 +8,16 @@ skip there would mean the parity tests silently stopped running.
 import os
 
 import pytest
+from hypothesis import settings
 
 REQUIRE_TF_VAR = "NUMBANET_REQUIRE_TF"
+
+# ``.ci/run`` sets NUMBANET_HYPOTHESIS_PROFILE=ci: every property test draws the same examples on
+# every run (derandomized, no example database), so a CI verdict does not depend on the random
+# draw; a plain ``pytest`` run explores new examples each time and keeps failures in .hypothesis/.
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+if os.environ.get("NUMBANET_HYPOTHESIS_PROFILE"):
+    settings.load_profile(os.environ["NUMBANET_HYPOTHESIS_PROFILE"])
 
 
 def tf_required() -> bool:
