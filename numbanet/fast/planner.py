@@ -59,13 +59,18 @@ ROUTES: dict = {}
 
 
 # ------------------------------------------------------------------ the mode
-def set_planning(mode: str) -> str:
-    """Choose how routes are picked: "off", "cached" (default) or "measure"; returns the mode."""
+def set_planning(mode: str, repeats: int = REPEATS) -> str:
+    """Choose how routes are picked: "off", "cached" (default) or "measure"; returns the mode.
+
+    ``repeats``: the timed runs per candidate in "measure" mode (their median decides).
+    """
     if not isinstance(mode, str) or mode.lower() not in MODES:
         raise ValueError(f"set_planning: mode must be one of {', '.join(MODES)}, got {mode!r} "
                          f"(\"off\": fixed heuristics; \"cached\": this machine's plans where they exist; "
                          f"\"measure\": time the candidate routes of each new shape once)")
-    _STATE["mode"] = mode.lower()
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise ValueError(f"set_planning: repeats must be an integer >= 1, got {repeats!r}")
+    _STATE["mode"], _STATE["repeats"] = mode.lower(), repeats
     return _STATE["mode"]
 
 
