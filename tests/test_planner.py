@@ -298,3 +298,15 @@ def test_tune_writes_a_plan_and_a_second_run_loads_it(tmp_path):
     assert shown.returncode == 0 and all(k in shown.stdout for k in planned)
     bad = _tune(tmp_path, "--workloads", "W1", "--sped", "3")
     assert bad.returncode == 2 and "--sped" in bad.stderr
+
+
+def test_the_trace_shows_the_planned_route(cache):
+    planner.set_planning("measure", repeats=1)
+    _conv_step()                                       # plans the three passes
+    planner.set_planning("cached")
+    rng = np.random.default_rng(0)
+    x = nb.Tensor(rng.standard_normal((4, 9, 9, 3)).astype("float32"), requires_grad=True)
+    W = nb.Tensor(rng.standard_normal((3, 3, 3, 5)).astype("float32"), requires_grad=True)
+    text = str(nb.trace(lambda x, W: nb.functional.conv2d(x, W, padding="same"), x, W))
+    forward = planner.plan().entries[next(k for k in planner.plan().entries if k.startswith("conv.forward"))]
+    assert f"{forward['route']} (planned)" in text
