@@ -22,7 +22,7 @@ from bounds import assert_within, bilinear_bound, matmul_bound
 from numbanet.engine.conv_shapes import conv_pads
 from numbanet.fast import conv as fconv
 from numbanet.fast import dense as fdense
-from numbanet.fast import parallel, planner, routes
+from numbanet.fast import parallel, planner, routes, tuning
 from numbanet.reference import conv as rconv
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,7 +84,7 @@ def test_every_convolution_route_matches_the_reference(dims, two_threads):
     for op in ("conv.forward", "conv.input_grad", "conv.weight_grad"):
         names = fconv.candidates(op, C, F, S, S)
         assert "im2col" in names and "im2col/serial" in names
-        assert ("direct" in names) == (S == 1 and min(C, F) <= fconv.NARROW)
+        assert ("direct" in names) == (S == 1 and min(C, F) <= tuning.PLAN_DIRECT_MAX_CHANNELS)
         for how in names:
             where = f"{op} by {how}, x {x.shape} W {W.shape} stride {S} pads {pads} {x.dtype}"
             if op == "conv.forward":

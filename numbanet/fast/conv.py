@@ -89,8 +89,6 @@ def route(C, F, SH, SW):
 # tuning.CHUNK_BYTES, split over the threads), "im2col/4MiB" (another chunk size),
 # "im2col/serial" (one part on the calling thread), or a name given by
 # ``planner.add_route`` (its run function takes the pass's own arguments).
-CHUNK_FACTORS = (0.5, 2, 4)       # chunk sizes tried beside tuning.CHUNK_BYTES
-NARROW = 16                       # the direct loops are tried up to this many channels or filters
 
 
 def _mib(nbytes):
@@ -99,11 +97,11 @@ def _mib(nbytes):
 
 def candidates(op, C, F, SH, SW, **shape):
     """Every route that computes ``op`` ("conv.forward", "conv.input_grad", "conv.weight_grad")."""
-    names = ["im2col"] + [f"im2col/{_mib(int(tuning.CHUNK_BYTES * k))}" for k in CHUNK_FACTORS]
+    names = ["im2col"] + [f"im2col/{_mib(int(tuning.CHUNK_BYTES * k))}" for k in tuning.PLAN_CHUNK_FACTORS]
     if parallel.num_threads() > 1:
         names.append("im2col/serial")
     if SH == SW == 1:
-        if min(C, F) <= NARROW:
+        if min(C, F) <= tuning.PLAN_DIRECT_MAX_CHANNELS:
             names.append("direct")
         if op != "conv.input_grad":
             names.append("flipped")
