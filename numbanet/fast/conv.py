@@ -22,6 +22,12 @@ The relu is fused: into the direct loops, or applied to each chunk right after i
 product; its backward mask gz = gy * [y > 0] is one pass (``_masked_by_relu``) or
 part of the direct weight-gradient walk.
 
+These rules are the heuristics. With planning on (``planner.py``: a plan file for
+this machine, or ``set_planning("measure")``), each pass may instead take the route
+this machine's plan names for its shapes, among the candidates of ``candidates``
+(the three routes, other im2col chunk sizes, serial); the record then reads
+"im2col/1MiB (planned)", or "flipped (heuristic)" where the plan has no entry.
+
 Notation: x (N, H, W, C), W (KH, KW, C, F), b (F,), strides (SH, SW), pads
 (PT, PB, PL, PR), y (N, OH, OW, F), K = KH*KW*C.
 """
@@ -88,7 +94,13 @@ def route(C, F, SH, SW):
 # names for its shapes. A route name is "direct", "flipped", "im2col" (chunks of
 # tuning.CHUNK_BYTES, split over the threads), "im2col/4MiB" (another chunk size),
 # "im2col/serial" (one part on the calling thread), or a name given by
-# ``planner.add_route`` (its run function takes the pass's own arguments).
+# ``planner.add_route(op, name, run, applies)``. Such a route's ``applies(C, F, SH, SW,
+# KH, KW)`` says which layers it can compute, and ``run`` takes the pass's own arguments:
+#   "conv.forward"      run(x, W, b, SH, SW, pads, relu)        -> y  (N, OH, OW, F)
+#   "conv.input_grad"   run(gy, W, H, Wd, SH, SW, PT, PL)       -> gx (N, H, Wd, C)
+#   "conv.weight_grad"  run(x, gy, W_shape, SH, SW, pads)       -> gW (KH, KW, C, F)
+# A name that ``route`` returns is dispatched the same way, so a new route can also
+# become a heuristic's choice.
 
 
 def _mib(nbytes):
