@@ -22,13 +22,14 @@ DEFAULT_WORKLOADS = ("W1", "W2-sgd", "W3", "W4", "W5")
 
 
 def add_parser(commands):
+    from .fast.planner import REPEATS
     sub = commands.add_parser("tune", help=SUMMARY, description=SUMMARY)
     sub.add_argument("--workloads", nargs="+", default=list(DEFAULT_WORKLOADS), metavar="W",
                      help="the workloads whose shapes to plan (W2 = W2-sgd and W2-adam; 'all'; default: "
                           + " ".join(DEFAULT_WORKLOADS) + ")")
     sub.add_argument("--quick", action="store_true",
-                     help="one timed run per candidate (after its warm-up) instead of "
-                          "planner.REPEATS, and one training step per workload")
+                     help=f"one timed run per candidate (after its warm-up) instead of {REPEATS}, "
+                          f"and one training step per workload")
     sub.add_argument("--steps", type=int, default=2, help="training steps per workload (default: %(default)s)")
     sub.add_argument("--show", action="store_true", help="print this machine's plans and exit (times nothing)")
     return sub
@@ -46,7 +47,11 @@ def run(args):
     specs, impl = _benchmarks()
     if specs is None:
         return 2
-    names = specs.expand(args.workloads)
+    try:
+        names = specs.expand(args.workloads)
+    except SystemExit as err:              # specs.expand says which names exist
+        print(f"numbanet tune: {err}", file=sys.stderr)
+        return 2
     planner.set_planning("measure", repeats=1 if args.quick else planner.REPEATS)
     known = len(planner.plan().entries)
     path = planner.plan_path()

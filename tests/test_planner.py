@@ -298,6 +298,8 @@ def test_tune_writes_a_plan_and_a_second_run_loads_it(tmp_path):
     assert shown.returncode == 0 and all(k in shown.stdout for k in planned)
     bad = _tune(tmp_path, "--workloads", "W1", "--sped", "3")
     assert bad.returncode == 2 and "--sped" in bad.stderr
+    unknown = _tune(tmp_path, "--workloads", "W9")
+    assert unknown.returncode == 2 and "unknown workload 'W9'" in unknown.stderr and "W2-sgd" in unknown.stderr
 
 
 def test_the_trace_shows_the_planned_route(cache):
