@@ -465,7 +465,7 @@ def conv2d_transpose_forward(x, W, b, strides, out_hw, pads, activation=None):
     SH, SW = strides
     relu = _relu(activation, "conv2d_transpose_forward")
     x = np.ascontiguousarray(x)
-    (KH, KW, C, F), (N, _, _, _) = W.shape, x.shape
+    C, F, N = W.shape[2], W.shape[3], x.shape[0]
     how, planned = _plan("conv.input_grad", "direct" if uses_direct(C, F, SH, SW) else "im2col",
                          (N, *out_hw, C), W.shape, strides, pads, x.dtype,
                          lambda name: input_grad(x, W, out_hw[0], out_hw[1], SH, SW, pads[0], pads[2], name))
