@@ -312,3 +312,34 @@ def test_the_trace_shows_the_planned_route(cache):
     text = str(nb.trace(lambda x, W: nb.functional.conv2d(x, W, padding="same"), x, W))
     forward = planner.plan().entries[next(k for k in planner.plan().entries if k.startswith("conv.forward"))]
     assert f"{forward['route']} (planned)" in text
+
+
+@pytest.mark.parametrize("C, F, padding", [(3, 5, "same"), (8, 2, "valid"), (1, 4, "valid")])
+def test_planned_transposed_convolutions_match_the_reference_tier(cache, C, F, padding):
+    rng = np.random.default_rng(C * F)
+    x0 = rng.standard_normal((3, 5, 6, C))
+    W0 = rng.standard_normal((3, 3, F, C))
+
+    def step():
+        x, W = nb.Tensor(x0.copy(), requires_grad=True), nb.Tensor(W0.copy(), requires_grad=True)
+        y = nb.functional.conv2d_transpose(x, W, padding=padding)
+        (y * y).sum().backward()
+        return y.data, x.grad, W.grad
+
+    planner.set_planning("measure", repeats=1)
+    planned = step()
+    assert routes.last("conv2d_transpose_forward").endswith(" (planned)")
+    assert "planned" in routes.last("conv2d_transpose_backward")
+    with nb.kernels("reference"):
+        reference = step()
+    # Every output is a float64 sum of n products; |y| <= y_max = 9C max|x| max|W|, so y differs
+    # by at most 2*9C*eps*y_max, gy = 2y by twice that, and a gradient (9F terms for gx, at most
+    # N*H*W for gW) by n times its factor's maximum times gy's error, plus its own rounding:
+    # within 2 * n * eps * (2 y_max * max|factor|) * (1 + 9C) for all three.
+    eps = np.finfo(np.float64).eps
+    y_max = 9 * C * np.abs(x0).max() * np.abs(W0).max()
+    sizes = {"y": 9 * C, "gx": 9 * F, "gW": x0.size}
+    scales = {"y": y_max, "gx": 2 * y_max * np.abs(W0).max(), "gW": 2 * y_max * np.abs(x0).max()}
+    for name, got, want in zip(("y", "gx", "gW"), planned, reference):
+        bound = 2 * sizes[name] * eps * scales[name] * (1 + 9 * C)
+        assert_within(got, want, bound, f"{name} of the planned transposed convolution")
