@@ -54,7 +54,7 @@ def run(args):
         return 2
     planner.set_planning("measure", repeats=1 if args.quick else planner.REPEATS)
     known = len(planner.plan().entries)
-    path = planner.plan_path()
+    path = planner.plan_path(create=True)
     print(f"numbanet tune: {known} plans loaded from {path or '(no writable cache folder: memory only)'}")
     for name in names:
         spec = specs.WORKLOADS[name]

@@ -343,3 +343,20 @@ def test_planned_transposed_convolutions_match_the_reference_tier(cache, C, F, p
     for name, got, want in zip(("y", "gx", "gW"), planned, reference):
         bound = 2 * sizes[name] * eps * scales[name] * (1 + 9 * C)
         assert_within(got, want, bound, f"{name} of the planned transposed convolution")
+
+
+def test_cached_mode_without_a_plan_file_creates_nothing_and_keeps_the_heuristics(cache):
+    _conv_step()
+    assert not cache.exists()
+    assert routes.last("conv2d_forward") == fconv.route(3, 5, 1, 1)
+
+
+def test_xdg_cache_home_wins_over_home_and_home_is_the_fallback(cache, monkeypatch, tmp_path):
+    home = tmp_path / "home"
+    (home / ".cache" / "numbanet").mkdir(parents=True)
+    monkeypatch.setattr(planner.Path, "home", staticmethod(lambda: home))
+    planner.reset()
+    assert planner.plan_path() == cache / f"plans-{planner.machine_key()}.json"   # not made yet, still first
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    planner.reset()
+    assert planner.plan_path() == home / ".cache" / "numbanet" / f"plans-{planner.machine_key()}.json"

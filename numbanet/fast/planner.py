@@ -134,20 +134,31 @@ def cache_dirs() -> list:
     return dirs
 
 
-def plan_path():
-    """This machine's plan file (the first cache folder that can be created and written), or None."""
+def plan_path(create: bool = False):
+    """This machine's plan file, or None (plans in memory only).
+
+    The file is in the first of ``cache_dirs`` that is writable or could be created;
+    ``create`` (on writing) creates it, reading never does.
+    """
     if _STATE["writable"] is None:
-        _STATE["path"], _STATE["writable"] = None, False
-        name = f"plans-{machine_key()}.json"
+        _STATE["path"], _STATE["writable"] = None, False     # memory only, unless a folder will do
         for folder in cache_dirs():
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-                if os.access(folder, os.W_OK):
-                    _STATE["path"], _STATE["writable"] = folder / name, True
-                    break
-            except OSError:
-                continue
+            if _can_hold(folder):
+                _STATE["path"], _STATE["writable"] = folder / f"plans-{machine_key()}.json", True
+                break
+    if create and _STATE["path"] is not None:
+        try:
+            _STATE["path"].parent.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            return None
     return _STATE["path"]
+
+
+def _can_hold(folder: Path) -> bool:
+    """True if ``folder`` is a writable folder, or could be made in the nearest folder above it that exists."""
+    while not folder.exists():
+        folder = folder.parent
+    return folder.is_dir() and os.access(folder, os.W_OK)
 
 
 def _plans() -> dict:
@@ -180,8 +191,10 @@ def _load(path) -> dict:
 
 def save() -> None:
     """Write the plans to this machine's file (atomically: a temporary file, then a rename)."""
-    path = plan_path()
-    if path is None or get_planning() == "off":
+    if get_planning() == "off":
+        return
+    path = plan_path(create=True)
+    if path is None:
         return
     data = {"format": FORMAT, "machine": machine(), "plans": _plans()}
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
@@ -189,7 +202,6 @@ def save() -> None:
         tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
         os.replace(tmp, path)
     except OSError as err:
-        _STATE["writable"] = True          # keep the path; plans stay in memory
         warnings.warn(f"numbanet: could not write the plan file {path} ({err}); plans are kept in memory only",
                       stacklevel=2)
 
