@@ -20,3 +20,4 @@ from .engine import check_model_grads
 from . import testing
 
 __version__ = "0.1.0"
+from .fast.planner import get_planning, set_planning

@@ -8,6 +8,7 @@
     numbanet explain OP [options]       the convolution atlas of one configuration (explain OP --help)
     numbanet trace DEMO [--kernels K]   print the trace of one training step of a demo's model
     numbanet gradcheck DEMO             check every weight's gradient of a demo's model (float64)
+    numbanet tune [--workloads W ...]   plan the fast tier's routes for this machine (tune --show: the plan)
 
 ``-v`` prints the BLAS library, its kernels and the thread counts on stderr; without
 it stderr stays quiet unless something is wrong (the BLAS cannot be found to limit
@@ -67,6 +68,8 @@ def build_parser():
     from .tracing_demos import add_parser as add_trace_parser
     add_trace_parser(commands)
     add_gradcheck_parser(commands)
+    from .tune import add_parser as add_tune_parser
+    add_tune_parser(commands)
     commands.metavar = "{" + ",".join(commands.choices) + "}"   # every command, in the order added
     return parser
 
@@ -198,7 +201,7 @@ def _report_threads(threads, verbose):
 
 
 # the commands whose options are all numbanet's own (bench passes its options on to the runner)
-STRICT_COMMANDS = {"explain", "trace", "gradcheck"}
+STRICT_COMMANDS = {"explain", "trace", "gradcheck", "tune"}
 
 
 def main(argv=None):
@@ -249,6 +252,9 @@ def main(argv=None):
         from .engine.tiers import kernels
         with kernels(args.kernels):
             return gradcheck.main(args)
+    if args.command == "tune":
+        from .tune import run as run_tune
+        return run_tune(args)
     return bench(argv[argv.index("bench") + 1:])
 
 

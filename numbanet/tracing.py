@@ -266,16 +266,16 @@ class _Tracer:
     def _chunk_counter(self, over_chunks):
         tracer = self
 
-        def counted(N, R, K, itemsize, body):
+        def counted(N, R, K, itemsize, body, *how):     # how: the im2col route's chunk size / serial
             if not tracer.stack:
-                return over_chunks(N, R, K, itemsize, body)
+                return over_chunks(N, R, K, itemsize, body, *how)
             chunks = tracer.stack[-1].chunks
 
             def counted_body(*args):
                 chunks.append(1)          # list.append is atomic: chunks run on the pool's threads too
                 return body(*args)
 
-            return over_chunks(N, R, K, itemsize, counted_body)
+            return over_chunks(N, R, K, itemsize, counted_body, *how)
 
         return counted
 

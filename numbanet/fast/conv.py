@@ -23,6 +23,12 @@ The relu is fused: into the direct loops, or applied to each chunk right after i
 product; its backward mask gz = gy * [y > 0] is one pass (``_masked_by_relu``) or
 part of the direct weight-gradient walk.
 
+These rules are the heuristics. With planning on (``planner.py``: a plan file for
+this machine, or ``set_planning("measure")``), each pass may instead take the route
+this machine's plan names for its shapes, among the candidates of ``candidates``
+(the three routes, other im2col chunk sizes, serial); the record then reads
+"im2col/1MiB (planned)", or "flipped (heuristic)" where the plan has no entry.
+
 Notation: x (N, H, W, C), W (KH, KW, C, F), b (F,), strides (SH, SW), pads
 (PT, PB, PL, PR), y (N, OH, OW, F), K = KH*KW*C.
 """
@@ -30,7 +36,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import parallel, tuning, winograd
+from . import parallel, planner, tuning, winograd
 from .kernels.direct_conv import (direct_forward_into, direct_forward_one_filter_into, direct_weight_grad_add,
                                   direct_weight_grad_one_channel_add, direct_weight_grad_one_filter_add)
 from .kernels.elementwise import relu_mask_into
@@ -84,6 +90,66 @@ def route(C, F, SH, SW):
     return "flipped" if flips_roles(C, F, SH, SW) else "im2col"
 
 
+# ------------------------------------------------------------------ planned route choice
+# With planning on (``planner.py``), each pass takes the route this machine's plan
+# names for its shapes. A route name is "direct", "flipped", "im2col" (chunks of
+# tuning.CHUNK_BYTES, split over the threads), "im2col/4MiB" (another chunk size),
+# "im2col/serial" (one part on the calling thread), or a name given by
+# ``planner.add_route(op, name, run, applies)``. Such a route's ``applies(C, F, SH, SW,
+# KH, KW)`` says which layers it can compute, and ``run`` takes the pass's own arguments:
+#   "conv.forward"      run(x, W, b, SH, SW, pads, relu)        -> y  (N, OH, OW, F)
+#   "conv.input_grad"   run(gy, W, H, Wd, SH, SW, PT, PL)       -> gx (N, H, Wd, C)
+#   "conv.weight_grad"  run(x, gy, W_shape, SH, SW, pads)       -> gW (KH, KW, C, F)
+# A name that ``route`` returns is dispatched the same way, so a new route can also
+# become a heuristic's choice.
+
+
+def _mib(nbytes):
+    return f"{nbytes / (1 << 20):g}MiB"
+
+
+def candidates(op, C, F, SH, SW, **shape):
+    """Every route that computes ``op`` ("conv.forward", "conv.input_grad", "conv.weight_grad")."""
+    names = ["im2col"] + [f"im2col/{_mib(int(tuning.CHUNK_BYTES * k))}" for k in tuning.PLAN_CHUNK_FACTORS]
+    if parallel.num_threads() > 1:
+        names.append("im2col/serial")
+    if SH == SW == 1:
+        if min(C, F) <= tuning.PLAN_DIRECT_MAX_CHANNELS:
+            names.append("direct")
+        if op != "conv.input_grad":
+            names.append("flipped")
+    return names + planner.added_routes(op, C=C, F=F, SH=SH, SW=SW, **shape)
+
+
+def _im2col_settings(how):
+    """(chunk bytes, serial) of an im2col route name: "im2col", "im2col/4MiB", "im2col/serial"."""
+    chunk, serial = tuning.CHUNK_BYTES, False
+    for part in how.split("/")[1:]:
+        if part == "serial":
+            serial = True
+        else:
+            chunk = int(float(part[:-3]) * (1 << 20))
+    return chunk, serial
+
+
+def _plan(op, heuristic, x_shape, W_shape, strides, pads, dtype, run):
+    """(route name, planned) of one pass; ``run(name)`` computes it by that route (for timing)."""
+    if not planner.active():
+        return heuristic, None
+    KH, KW, C, F = W_shape
+    key = planner.key(op, x=tuple(x_shape), W=tuple(W_shape), strides=tuple(strides), pads=tuple(pads),
+                      dtype=str(dtype))
+    return planner.choose(key, heuristic, candidates(op, C, F, *strides, KH=KH, KW=KW), run)
+
+
+def _added(op, how, *args):
+    """Run a route that ``planner.add_route`` registered under ``how``."""
+    if how not in planner.ROUTES.get(op, {}):
+        raise ValueError(f"fast tier {op}: unknown route {how!r}; the routes are {candidates(op, 2, 2, 1, 1)} "
+                         f"and those added with planner.add_route")
+    return planner.ROUTES[op][how][0](*args)
+
+
 # ------------------------------------------------------------------ the chunks
 # The batch is processed in chunks of B images whose patch matrix (B*OH*OW, K) is
 # about tuning.CHUNK_BYTES: im2col writes it, the matrix product reads it while it
@@ -92,14 +158,18 @@ def route(C, F, SH, SW):
 # each call, so a test or a tuning run may set it.
 
 
-def _over_chunks(N, R, K, itemsize, body):
-    """body(n0, n1, col_tag, B) over cache-sized chunks of images; returns each thread's list of results."""
-    B = max(1, min(N, tuning.CHUNK_BYTES // max(R * K * itemsize, 1)))
+def _over_chunks(N, R, K, itemsize, body, how="im2col"):
+    """body(n0, n1, col_tag, B) over cache-sized chunks of images; returns each thread's list of results.
+
+    ``how`` may name another chunk size or one serial part ("im2col/4MiB", "im2col/serial").
+    """
+    chunk, serial = _im2col_settings(how)
+    B = max(1, min(N, chunk // max(R * K * itemsize, 1)))
 
     def work(first, last, worker):
         return [body(n0, min(last, n0 + B), f"conv.col{worker}", B) for n0 in range(first, last, B)]
 
-    return parallel.run(work, parallel.split(N))
+    return parallel.run(work, parallel.split(N, 1 if serial else None))
 
 
 def _out_hw(H, Wd, KH, KW, SH, SW, pads):
@@ -182,8 +252,8 @@ def _flipped_pads(in_hw, out_hw, KH, KW, PT, PL):
 
 
 # ------------------------------------------------------------------ the three passes
-def forward(x, W, b, SH, SW, pads, relu):
-    """y = act(im2col(x) @ W2 + b), by the route of ``route``; x (N, H, W, C) -> y (N, OH, OW, F).
+def forward(x, W, b, SH, SW, pads, relu, how=None):
+    """y = act(im2col(x) @ W2 + b), by the route ``how`` (default ``route``'s); x (N, H, W, C) -> y (N, OH, OW, F).
 
     Mirrors ``reference/conv.py: conv2d_forward``, with act = relu if ``relu`` else identity.
     """
@@ -191,10 +261,13 @@ def forward(x, W, b, SH, SW, pads, relu):
     x = np.ascontiguousarray(x)
     N, H, Wd, _ = x.shape
     OH, OW = _out_hw(H, Wd, KH, KW, SH, SW, pads)
-    if uses_direct(C, F, SH, SW):
+    how = how or route(C, F, SH, SW)
+    if how == "direct":
         return _direct_forward(x, np.ascontiguousarray(W), b, pads[0], pads[2], relu, (OH, OW))
-    if flips_roles(C, F, SH, SW):                # GEMM with K = C, then col2im of KH*KW*F per pixel
-        y = input_grad(x, _flipped(W), OH, OW, 1, 1, KH - 1 - pads[0], KW - 1 - pads[2])
+    if not how.startswith("im2col") and how != "flipped":
+        return _added("conv.forward", how, x, W, b, SH, SW, pads, relu)
+    if how == "flipped":                         # GEMM with K = C, then col2im of KH*KW*F per pixel
+        y = input_grad(x, _flipped(W), OH, OW, 1, 1, KH - 1 - pads[0], KW - 1 - pads[2], how="im2col")
         if b is not None or relu:
             _bias_relu(y, b, relu)
         return y
@@ -213,19 +286,23 @@ def forward(x, W, b, SH, SW, pads, relu):
         if relu:
             np.maximum(Yc, 0, out=Yc)
 
-    _over_chunks(N, R, K, x.itemsize, chunk)
+    _over_chunks(N, R, K, x.itemsize, chunk, how)
     return y
 
 
-def input_grad(gy, W, H, Wd, SH, SW, PT, PL):
+def input_grad(gy, W, H, Wd, SH, SW, PT, PL, how=None):
     """gx = col2im(gy2 @ W2^T), direct or im2col (never flipped); gy (N, OH, OW, F) -> gx (N, H, Wd, C).
 
     Mirrors ``reference/conv.py: conv2d_input_grad``; also the transposed convolution's forward pass.
+    ``how`` names the route (default: "direct" where ``uses_direct``, else "im2col").
     """
     KH, KW, C, F = W.shape
     gy = np.ascontiguousarray(gy)
-    if uses_direct(C, F, SH, SW):
+    how = how or ("direct" if uses_direct(C, F, SH, SW) else "im2col")
+    if how == "direct":
         return _direct_input_grad(gy, W, H, Wd, PT, PL)
+    if not how.startswith("im2col"):
+        return _added("conv.input_grad", how, gy, W, H, Wd, SH, SW, PT, PL)
     N, OH, OW, _ = gy.shape
     K, R = KH * KW * C, OH * OW
     W2T = W.reshape(K, F).T                     # (F, K)
@@ -240,23 +317,26 @@ def input_grad(gy, W, H, Wd, SH, SW, PT, PL):
             np.matmul(G2[n0 * R:n1 * R], W2T, out=c.reshape(-1, K))     # (B*OH*OW, F) @ (F, K) -> (B*OH*OW, K)
         col2im_into(c, SH, SW, PT, PL, gx[n0:n1])                       # -> (B, H, Wd, C)
 
-    _over_chunks(N, R, K, gy.itemsize, chunk)
+    _over_chunks(N, R, K, gy.itemsize, chunk, how)
     return gx
 
 
-def weight_grad(x, gy, W_shape, SH, SW, pads):
-    """gW = sum over chunks of im2col(x_c)^T @ G_c, by the route of ``route``: -> (KH, KW, C, F).
+def weight_grad(x, gy, W_shape, SH, SW, pads, how=None):
+    """gW = sum over chunks of im2col(x_c)^T @ G_c, by the route ``how`` (default ``route``'s): -> (KH, KW, C, F).
 
     Mirrors ``reference/conv.py: conv2d_weight_grad``.
     """
     KH, KW, C, F = W_shape
     x, gy = np.ascontiguousarray(x), np.ascontiguousarray(gy)
-    if uses_direct(C, F, SH, SW):
+    how = how or route(C, F, SH, SW)
+    if how == "direct":
         return _direct_weight_grad(x, gy, None, False, W_shape, pads[0], pads[2], False)[0]
+    if not how.startswith("im2col") and how != "flipped":
+        return _added("conv.weight_grad", how, x, gy, W_shape, SH, SW, pads)
     N, OH, OW, _ = gy.shape
-    if flips_roles(C, F, SH, SW):                # unfold gy (F channels) rather than x (C channels)
+    if how == "flipped":                         # unfold gy (F channels) rather than x (C channels)
         gWf = weight_grad(gy, x, (KH, KW, F, C), 1, 1,
-                           _flipped_pads(x.shape[1:3], (OH, OW), KH, KW, pads[0], pads[2]))
+                           _flipped_pads(x.shape[1:3], (OH, OW), KH, KW, pads[0], pads[2]), how="im2col")
         return _flipped(gWf)                     # the flip is its own inverse
     K, R = KH * KW * C, OH * OW
     G2 = gy.reshape(N * R, F)                   # (N, OH, OW, F) -> (N*OH*OW, F)
@@ -267,7 +347,7 @@ def weight_grad(x, gy, W_shape, SH, SW, pads):
         return c.reshape(-1, K).T @ G2[n0 * R:n1 * R]   # (K, B*OH*OW) @ (B*OH*OW, F) -> (K, F)
 
     gW = np.zeros((K, F), dtype=gy.dtype)
-    for partials in _over_chunks(N, R, K, x.itemsize, chunk):
+    for partials in _over_chunks(N, R, K, x.itemsize, chunk, how):
         for p in partials:
             gW += p
     return gW.reshape(W_shape)
@@ -316,11 +396,14 @@ def conv2d_forward(x, W, b, strides, pads, activation=None):
     the relu fused into it.
     """
     SH, SW = strides
+    relu = _relu(activation, "conv2d_forward")
     if winograd.applies(x.shape, W.shape, strides, pads):    # 3x3 stride 1, wide enough: fast/winograd.py
         record("conv2d_forward", "winograd")
-        return winograd.forward(x, W, b, pads, _relu(activation, "conv2d_forward"))
-    record("conv2d_forward", route(W.shape[2], W.shape[3], SH, SW))
-    return forward(x, W, b, SH, SW, pads, _relu(activation, "conv2d_forward"))
+        return winograd.forward(x, W, b, pads, relu)
+    how, planned = _plan("conv.forward", route(W.shape[2], W.shape[3], SH, SW), x.shape, W.shape, strides, pads,
+                         x.dtype, lambda name: forward(x, W, b, SH, SW, pads, relu, name))
+    record("conv2d_forward", planner.label(how, planned))
+    return forward(x, W, b, SH, SW, pads, relu, how)
 
 
 def conv2d_backward(gy, x, W, y, strides, pads, activation, need_gx=True, need_gW=True, need_gb=True):
@@ -335,6 +418,11 @@ def conv2d_backward(gy, x, W, y, strides, pads, activation, need_gx=True, need_g
     _, H, Wd, C = x.shape
     PT, _, PL, _ = pads
     way = route(C, W.shape[3], SH, SW)
+    if planner.active():                       # each pass by its own plan; gz first, as the routes all read it
+        gz = _masked_by_relu(gy, y) if relu else gy
+        gx, gW, how = _planned_grads(gz, x, W, strides, pads, need_gx, need_gW)
+        record("conv2d_backward", how)
+        return gx, gW, (_bias_grad(gz) if need_gb else None)
     record("conv2d_backward", way)
     if way == "direct":
         gW, gb, gz = _direct_weight_grad(np.ascontiguousarray(x), np.ascontiguousarray(gy), y, relu,
@@ -347,6 +435,32 @@ def conv2d_backward(gy, x, W, y, strides, pads, activation, need_gx=True, need_g
     return gx, gW, (_bias_grad(gz) if need_gb else None)
 
 
+def _ways_label(ways):
+    """[(gradient, route, planned), ...] -> "im2col (planned)" or "gx im2col, gW flipped (planned)"."""
+    names = {h for _, h, _ in ways}
+    text = names.pop() if len(names) == 1 else ", ".join(f"{g} {h}" for g, h, _ in ways)
+    return planner.label(text or "none", any(p for _, _, p in ways))
+
+
+def _planned_grads(gz, x, W, strides, pads, need_gx, need_gW):
+    """(gx | None, gW | None, the routes as recorded) of a convolution, each pass by its planned route."""
+    (SH, SW), (_, H, Wd, C), F = strides, x.shape, W.shape[3]
+    PT, PL = pads[0], pads[2]
+    gx = gW = None
+    ways = []
+    if need_gx:
+        hx, px = _plan("conv.input_grad", "direct" if uses_direct(C, F, SH, SW) else "im2col", x.shape, W.shape,
+                       strides, pads, gz.dtype, lambda name: input_grad(gz, W, H, Wd, SH, SW, PT, PL, name))
+        gx = input_grad(gz, W, H, Wd, SH, SW, PT, PL, hx)
+        ways.append(("gx", hx, px))
+    if need_gW:
+        hw, pw = _plan("conv.weight_grad", route(C, F, SH, SW), x.shape, W.shape, strides, pads, gz.dtype,
+                       lambda name: weight_grad(x, gz, W.shape, SH, SW, pads, name))
+        gW = weight_grad(x, gz, W.shape, SH, SW, pads, hw)
+        ways.append(("gW", hw, pw))
+    return gx, gW, _ways_label(ways)
+
+
 def conv2d_transpose_forward(x, W, b, strides, out_hw, pads, activation=None):
     """y = act(conv2d's input gradient of x + b) -> (N, OH, OW, F); mirrors ``reference/tier.py``.
 
@@ -354,9 +468,14 @@ def conv2d_transpose_forward(x, W, b, strides, out_hw, pads, activation=None):
     ``pads``. Route "direct" or "im2col" (the input gradient is never flipped).
     """
     SH, SW = strides
-    record("conv2d_transpose_forward", "direct" if uses_direct(W.shape[2], W.shape[3], SH, SW) else "im2col")
     relu = _relu(activation, "conv2d_transpose_forward")
-    y = input_grad(np.ascontiguousarray(x), W, out_hw[0], out_hw[1], SH, SW, pads[0], pads[2])
+    x = np.ascontiguousarray(x)
+    C, F, N = W.shape[2], W.shape[3], x.shape[0]
+    how, planned = _plan("conv.input_grad", "direct" if uses_direct(C, F, SH, SW) else "im2col",
+                         (N, *out_hw, C), W.shape, strides, pads, x.dtype,
+                         lambda name: input_grad(x, W, out_hw[0], out_hw[1], SH, SW, pads[0], pads[2], name))
+    record("conv2d_transpose_forward", planner.label(how, planned))
+    y = input_grad(x, W, out_hw[0], out_hw[1], SH, SW, pads[0], pads[2], how)
     if b is not None or relu:
         _bias_relu(y, b, relu)
     return y
@@ -369,8 +488,32 @@ def conv2d_transpose_backward(gy, x, W, y, strides, pads, activation, need_gx=Tr
     the input; both by the route of ``route`` (W read as a convolution kernel).
     """
     SH, SW = strides
-    record("conv2d_transpose_backward", route(W.shape[2], W.shape[3], SH, SW))
     gz = _masked_by_relu(gy, y) if _relu(activation, "conv2d_transpose_backward") else gy
+    if planner.active():
+        gx, gW, how = _planned_transpose_grads(gz, x, W, strides, pads, need_gx, need_gW)
+        record("conv2d_transpose_backward", how)
+        return gx, gW, (_bias_grad(gz) if need_gb else None)
+    record("conv2d_transpose_backward", route(W.shape[2], W.shape[3], SH, SW))
     gx = forward(gz, W, None, SH, SW, pads, False) if need_gx else None
     gW = weight_grad(gz, x, W.shape, SH, SW, pads) if need_gW else None
     return gx, gW, (_bias_grad(gz) if need_gb else None)
+
+
+def _planned_transpose_grads(gz, x, W, strides, pads, need_gx, need_gW):
+    """(gx | None, gW | None, the routes as recorded) of a transposed convolution, each pass planned:
+    gx is the convolution's forward pass of gz, gW its weight gradient with gz as the input."""
+    (SH, SW), C, F = strides, W.shape[2], W.shape[3]
+    heuristic = route(C, F, SH, SW)
+    gx = gW = None
+    ways = []
+    if need_gx:
+        hx, px = _plan("conv.forward", heuristic, gz.shape, W.shape, strides, pads, gz.dtype,
+                       lambda name: forward(gz, W, None, SH, SW, pads, False, name))
+        gx = forward(gz, W, None, SH, SW, pads, False, hx)
+        ways.append(("gx", hx, px))
+    if need_gW:
+        hw, pw = _plan("conv.weight_grad", heuristic, gz.shape, W.shape, strides, pads, gz.dtype,
+                       lambda name: weight_grad(gz, x, W.shape, SH, SW, pads, name))
+        gW = weight_grad(gz, x, W.shape, SH, SW, pads, hw)
+        ways.append(("gW", hw, pw))
+    return gx, gW, _ways_label(ways)

@@ -15,13 +15,18 @@ Routes, recorded in ``routes.LAST``:
   dense_backward  "serial" gx = gz W^T and gW = x^T gz as one product each
                   "split"  as "split" above: each part computes its rows of gx and its
                            share of gW; the shares are summed
+
+The thresholds pick the route (the heuristic); with planning on (``planner.py``) a
+plan measured on this machine may pick another of the same routes, recorded as
+"blas (planned)". "split" is a candidate only once BLAS is single-threaded, as
+running it makes BLAS so for the whole process (``parallel.run``).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ..engine.ops import IN_PLACE_ACTIVATIONS
-from . import parallel, workspace
+from . import parallel, planner, workspace
 from .routes import LAST
 from .tuning import BLAS_SPLIT_MIN_WORK, SMALL_DENSE_WORK
 
@@ -36,33 +41,57 @@ def _finish(y, b, f):
         f(y)
 
 
+def _splittable(B):
+    """True where a row split can run without changing BLAS's thread count (see the top)."""
+    return B > 1 and parallel.num_threads() > 1 and parallel.split_for_blas(B, 1, 0) != [(0, B)]
+
+
+def _plan(op, heuristic, x, W, routes, run):
+    """(route, planned) of a dense pass: the heuristic, or this machine's plan for its shapes.
+
+    ``routes`` are the op's routes besides "split", which is added where it can run.
+    """
+    if not planner.active():
+        return heuristic, None
+    split = _splittable(len(x))
+    key = planner.key(op, x=tuple(x.shape), U=W.shape[1], dtype=str(x.dtype), split=split)
+    return planner.choose(key, heuristic, routes + (["split"] if split else []), run)
+
+
 def dense_forward(x, W, b=None, activation=None):
     """y = f(x @ W + b), fused in place.   reference: numbanet.reference.tier.dense_forward."""
+    work = x.size * W.shape[1]
+    heuristic = ("small" if work < SMALL_DENSE_WORK else
+                 "split" if len(parallel.split_for_blas(len(x), work)) > 1 else "blas")
+    how, planned = _plan("dense.forward", heuristic, x, W, ["small", "blas"],
+                         lambda name: _forward_by(name, x, W, b, activation))
+    y = _forward_by(how, x, W, b, activation)
+    LAST["dense_forward"] = planner.label(how, planned)
+    return y
+
+
+def _forward_by(how, x, W, b, activation):
+    """y = f(x @ W + b) by the route ``how``: "small", "blas" or "split" (see the top)."""
     U = W.shape[1]
-    work = x.size * U
-    if work < SMALL_DENSE_WORK:                               # written out: this path is all overhead
+    if how == "small":                                        # written out: this path is all overhead
         y = x @ W
         if b is not None:
             y += b
         if activation is not None:
             IN_PLACE_ACTIVATIONS[activation][0](y)
-        LAST["dense_forward"] = "small"
         return y
     f = None if activation is None else IN_PLACE_ACTIVATIONS[activation][0]
     y = workspace.empty("linear.y", (len(x), U), np.result_type(x.dtype, W.dtype))
-    parts = parallel.split_for_blas(len(x), work)
-    if len(parts) == 1:
+    if how == "blas":
         np.matmul(x, W, out=y)                                # (B, D) @ (D, U) -> (B, U)
         parallel.run_numpy(lambda r0, r1, _: _finish(y[r0:r1], b, f), parallel.split_large(len(y), y.size))
-        LAST["dense_forward"] = "blas"
         return y
 
     def rows(r0, r1, _):
         np.matmul(x[r0:r1], W, out=y[r0:r1])
         _finish(y[r0:r1], b, f)
 
-    parallel.run(rows, parts)
-    LAST["dense_forward"] = "split"
+    parallel.run(rows, parallel.split(len(x)))
     return y
 
 
@@ -70,11 +99,20 @@ def dense_backward(gy, x, W, y=None, activation=None, need_gx=True, need_gb=True
     """(gx | None, gW, gb | None).   reference: numbanet.reference.tier.dense_backward."""
     gz = gy if activation is None else gy * IN_PLACE_ACTIVATIONS[activation][1](y)   # gy * f'(z), f' from y
     work = x.size * W.shape[1]
-    parts = None if work < BLAS_SPLIT_MIN_WORK else parallel.split_for_blas(len(x), work)   # None: one part
-    if parts is None or len(parts) == 1:
+    split = work >= BLAS_SPLIT_MIN_WORK and len(parallel.split_for_blas(len(x), work)) > 1
+    how, planned = _plan("dense.backward", "split" if split else "serial", x, W, ["serial"],
+                         lambda name: _backward_by(name, gz, x, W, need_gx))
+    gx, gW = _backward_by(how, gz, x, W, need_gx)
+    LAST["dense_backward"] = planner.label(how, planned)
+    gb = parallel.column_sums(gz) if need_gb else None        # (B, U) -> (U,)
+    return gx, gW, gb
+
+
+def _backward_by(how, gz, x, W, need_gx):
+    """(gx | None, gW) from gz = gy * f'(z) by the route ``how``: "serial" or "split" (see the top)."""
+    if how == "serial":
         gx = gz @ W.T if need_gx else None                    # (B, U) @ (U, D) -> (B, D)
         gW = x.T @ gz                                         # (D, B) @ (B, U) -> (D, U)
-        LAST["dense_backward"] = "serial"
     else:
         gx = np.empty(x.shape, dtype=np.result_type(gz.dtype, W.dtype)) if need_gx else None
 
@@ -83,10 +121,8 @@ def dense_backward(gy, x, W, y=None, activation=None, need_gx=True, need_gb=True
                 np.matmul(gz[r0:r1], W.T, out=gx[r0:r1])
             return x[r0:r1].T @ gz[r0:r1]                     # this part's share of gW
 
-        shares = parallel.run(rows, parts)
+        shares = parallel.run(rows, parallel.split(len(x)))
         gW = shares[0]
         for share in shares[1:]:
             gW += share
-        LAST["dense_backward"] = "split"
-    gb = parallel.column_sums(gz) if need_gb else None        # (B, U) -> (U,)
-    return gx, gW, gb
+    return gx, gW

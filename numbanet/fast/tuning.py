@@ -52,3 +52,12 @@ RECURRENT_SPLIT_MIN_WORK = 1 << 25
 # Measured with ``python -m benchmarks.bench_winograd`` (benchmarks/results/tuning.md,
 # "Winograd").
 WINOGRAD_MIN_CHANNELS = 32
+
+# The route planner (``planner.py``) keeps the rules above as its fallbacks, used
+# wherever this machine has no plan, and times these candidates beside them: im2col
+# chunks of CHUNK_BYTES times each factor (1, 4 and 8 MiB beside 2 MiB, the sizes of
+# the "CHUNK_BYTES" table), and the direct loops for layers with at most this many
+# channels or filters (wider, their KH*KW*C*F multiply-adds per pixel without BLAS
+# cannot win, and timing them would cost more than the plan saves).
+PLAN_CHUNK_FACTORS = (0.5, 2, 4)
+PLAN_DIRECT_MAX_CHANNELS = 16
