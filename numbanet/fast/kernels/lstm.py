@@ -80,13 +80,13 @@ def sigmoid_gates_in(G, rec):
             gn[j] = -(gn[j] + rn[j])
 
 
-@njit(error_model="numpy")        # no zero-division check per element: it kept the loop scalar (2.5x slower)
+@njit(error_model="numpy")   # no zero-division check per element: it kept the loop scalar (19.8 vs 4.5 us, N=32, U=256)
 def sigmoid_cell_state(G, c_prev, m, c, one):
     """G's i, f, o blocks hold exp(-z) on entry and sigmoid(z) = 1 / (1 + exp(-z)) on exit
     (every row: the backward reads them); then c = f c_prev + i g on real rows, c_prev on masked ones.
 
-    ``one`` is 1 in G's dtype, so the sigmoid is computed in that dtype, as NumPy's passes
-    (add 1, reciprocal) round it: the same bits, and float32 division is 2x faster than float64."""
+    ``one`` is 1 in G's dtype, so the sigmoid is computed in that dtype and rounded as NumPy's
+    passes (add 1, reciprocal) round it: the same bits as ``fast/lstm.py``'s general route."""
     N, U = c.shape
     for n in range(uintp(N)):
         gn = G[n]
