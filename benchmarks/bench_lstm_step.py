@@ -9,7 +9,10 @@ embedding) and what is left for the graph walk and the layers' Python.
 
 Wall times on a shared machine are noisy: the step figure is the minimum over
 ``--repeats`` steps (and the median beside it), each part the minimum over the
-steps of its per-step total; the load average is printed with them.
+steps of its per-step total; the load average is printed with them. Beside each
+wall time stands the CPU time of the process (user + sys of all its threads,
+``time.process_time``) over the same interval: on a machine shared with other
+jobs it counts the work done, not the time spent waiting for a core.
 
     python -m benchmarks.bench_lstm_step [--workload W6] [--repeats 30] [--threads 2] [--no-split]
 
@@ -36,16 +39,17 @@ def _env(threads):
 
 
 def wrap_tier(totals):
-    """Wrap every public function of the fast tier with a timer adding into ``totals[name]``."""
+    """Wrap every public function of the fast tier with a timer adding (wall s, CPU s) into ``totals[name]``."""
     import numbanet.fast.tier as tier
 
     def timed(name, fn):
         def inner(*a, **k):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             try:
                 return fn(*a, **k)
             finally:
-                totals[name] = totals.get(name, 0.0) + time.perf_counter() - t0
+                wall, cpu = totals.get(name, (0.0, 0.0))
+                totals[name] = (wall + time.perf_counter() - t0, cpu + time.process_time() - c0)
         return inner
 
     for name in dir(tier):
@@ -93,6 +97,7 @@ def main(argv=None):
     p.add_argument("--workload", default="W6")
     p.add_argument("--repeats", type=int, default=30)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps first (JIT compilation, scratch pool)")
     p.add_argument("--no-parts", action="store_true", help="time the step only (no wrappers)")
     p.add_argument("--no-split", action="store_true",
                    help="never cut the recurrent layers' rows over the threads (BLAS keeps its own threads)")
@@ -118,26 +123,30 @@ def main(argv=None):
     totals: dict = {}
     if not args.no_parts:
         wrap_tier(totals)
-    for _ in range(3):                                    # JIT compilation and the scratch pool
+    for _ in range(args.warmup):                          # JIT compilation and the scratch pool
         model.train_step(x[:b], y[:b])
-    steps, parts = [], []
+    steps, cpus, parts = [], [], []
     for _ in range(args.repeats):
         totals.clear()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         model.train_step(x[:b], y[:b])
         steps.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
         parts.append(dict(totals))
-    steps = np.array(steps) * 1e3
-    print(f"{args.workload} step ms: min {steps.min():.2f}  median {np.median(steps):.2f}  "
-          f"({args.repeats} steps, load {os.getloadavg()[0]:.2f})")
+    steps, cpus = np.array(steps) * 1e3, np.array(cpus) * 1e3
+    print(f"{args.workload} step: wall ms min {steps.min():.2f} median {np.median(steps):.2f}; "
+          f"CPU ms min {cpus.min():.2f} median {np.median(cpus):.2f}  "
+          f"({args.repeats} steps, {args.threads} threads, load {os.getloadavg()[0]:.2f})")
     if parts and parts[0]:
-        names = sorted(parts[0], key=lambda k: -np.median([q.get(k, 0) for q in parts]))
+        print(f"  {'':<24} {'wall min':>9} {'median':>8} {'CPU min':>9} {'median':>8} ms")
+        names = sorted(parts[0], key=lambda k: -np.median([q.get(k, (0, 0))[1] for q in parts]))
         for name in names:
-            v = np.array([q.get(name, 0) for q in parts]) * 1e3
-            print(f"  {name:<24} min {v.min():7.2f}  median {np.median(v):7.2f} ms")
-        rest = steps - np.array([sum(q.values()) for q in parts]) * 1e3
-        print(f"  {'(outside tier calls)':<24} min {rest.min():7.2f}  median {np.median(rest):7.2f} ms")
-
+            w = np.array([q.get(name, (0, 0))[0] for q in parts]) * 1e3
+            c = np.array([q.get(name, (0, 0))[1] for q in parts]) * 1e3
+            print(f"  {name:<24} {w.min():9.2f} {np.median(w):8.2f} {c.min():9.2f} {np.median(c):8.2f}")
+        w = steps - np.array([sum(v[0] for v in q.values()) for q in parts]) * 1e3
+        c = cpus - np.array([sum(v[1] for v in q.values()) for q in parts]) * 1e3
+        print(f"  {'(outside tier calls)':<24} {w.min():9.2f} {np.median(w):8.2f} {c.min():9.2f} {np.median(c):8.2f}")
 
 if __name__ == "__main__":
     main()

@@ -6,10 +6,14 @@ value (dL/dl). The forward keeps e = exp(z - max) and s = sum(e) per row:
 
     l = log(s) + max - z[label]          dl/dz = e / s - one_hot(label)   (no second exp)
 
-and the backward scales e in place (it is used once). Rows are independent, so
-the work is cut over the NumPy pool when it is big (``parallel.split_large``);
-e comes from the scratch pool when it is big enough to be mmapped afresh every
-step (``workspace.empty``).
+and the backward scales e in place (it is used once). The forward walks each part's
+rows in blocks of about ROW_BLOCK_BYTES: per block, NumPy's SIMD max of each row, one
+Numba pass writing e = z - max, NumPy's SIMD exp in place on the block while it is
+still in cache, and a second Numba pass summing each row and writing its value
+(``kernels/softmax_ce.py``); z is read from memory once and e written once. Rows are
+independent, so the work is cut over the NumPy pool when it is big
+(``parallel.split_large``); e comes from the scratch pool when it is big enough to be
+mmapped afresh every step (``workspace.empty``).
 
 Routes, recorded in ``routes.LAST``: "serial" (one part) or "split" (rows over the threads).
 """
@@ -18,7 +22,14 @@ from __future__ import annotations
 import numpy as np
 
 from . import parallel, workspace
+from .kernels.softmax_ce import lse_rows, shift_rows
 from .routes import LAST
+
+# Bytes of logits per block of rows in the forward: the block is written, exponentiated
+# and summed while it is in the core's 512 KiB L2 cache. W6's (1280, 2000) float32
+# logits, one thread: 3.96 ms CPU with whole-array passes, 2.30 ms in blocks of 32 rows
+# (2.96 with 8 rows, 2.21 with 128; benchmarks/results/tuning.md, "sparse CE row blocks").
+ROW_BLOCK_BYTES = 256 << 10
 
 
 def sparse_ce_forward(labels, z):
@@ -27,13 +38,16 @@ def sparse_ce_forward(labels, z):
     e = workspace.empty("sparse_ce.e", (B, V), z.dtype)
     s = np.empty((B, 1), dtype=z.dtype)
     values = np.empty(B, dtype=z.dtype)
+    zmax = np.empty(B, dtype=z.dtype)
+    step = max(1, ROW_BLOCK_BYTES // max(1, V * z.itemsize))      # rows per cache-sized block
 
     def rows(a, b, _):
-        zmax = z[a:b].max(axis=-1, keepdims=True)
-        np.subtract(z[a:b], zmax, out=e[a:b])
-        np.exp(e[a:b], out=e[a:b])
-        np.sum(e[a:b], axis=-1, keepdims=True, out=s[a:b])
-        values[a:b] = np.log(s[a:b, 0]) + zmax[:, 0] - z[np.arange(a, b), labels[a:b]]
+        for r0 in range(a, b, step):
+            r1 = min(r0 + step, b)
+            np.max(z[r0:r1], axis=1, out=zmax[r0:r1])
+            shift_rows(z[r0:r1], zmax[r0:r1], e[r0:r1])              # e = z - max per row
+            np.exp(e[r0:r1], out=e[r0:r1])
+            lse_rows(e[r0:r1], z[r0:r1], labels[r0:r1], zmax[r0:r1], s[r0:r1, 0], values[r0:r1])
 
     parts = parallel.split_large(B, z.size)
     parallel.run_numpy(rows, parts)

@@ -14,7 +14,9 @@ How it is made fast:
   the states are kept with h_0, c_0 in front (Hs, Cs (T+1, N, U)) so h_{t-1} of every
   step is the contiguous slice Hs[:-1] for gR's single product;
 * the gate nonlinearities are in-place NumPy passes over whole column blocks (SIMD
-  exp/tanh), the rest of the cell is one Numba pass (``kernels/lstm.py``); the
+  exp/tanh), the rest of the cell is one Numba pass (``kernels/lstm.py``); with
+  sigmoid gates and a tanh cell (Keras's defaults) the sigmoid's negation, 1 + e and
+  reciprocal ride in the Numba passes, leaving one exp pass per block; the
   backward reads the kept gate values and phi(c_t) (TC) and recomputes nothing;
 * the loops allocate nothing: each step writes into preallocated buffers;
 * with more than one thread (``set_num_threads``) and at least RECURRENT_SPLIT_MIN_WORK
@@ -33,7 +35,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import parallel
-from .kernels.lstm import ACTIVATION_CODES, cell_backward, cell_output, cell_state
+from .kernels.lstm import (ACTIVATION_CODES, cell_backward, cell_output, cell_state, sigmoid_cell_state,
+                           sigmoid_gates_in)
 from .routes import LAST
 from .tuning import RECURRENT_SPLIT_MIN_WORK
 
@@ -145,6 +148,26 @@ def _recur(G, Hs, Cs, TC, R, m, phi, sigma):
         cell_output(z, TC[t], Hs[t], m[t], Hs[t + 1])          # h_t = o phi(c_t)
 
 
+def _recur_sigmoid_tanh(G, Hs, Cs, TC, R, m):
+    """``_recur`` for recurrent_activation="sigmoid", activation="tanh" (Keras's defaults), with
+    the sigmoids finished inside the Numba passes (``kernels/lstm.py``): per step one product,
+    two Numba passes and four NumPy passes (exp of i|f and of o, tanh of g and of c_t)."""
+    T, N, U = TC.shape
+    rec = np.empty((N, 4 * U), G.dtype)
+    one = G.dtype.type(1)
+    with np.errstate(over="ignore"):                           # exp(-z) = inf for z < -88 (float32): sigmoid 0
+        for t in range(T):
+            np.matmul(Hs[t], R, out=rec)                       # (N, U) @ (U, 4U): all four gates at once
+            z = G[t]
+            sigmoid_gates_in(z, rec)                           # -z_t on i, f, o; z_t on g
+            np.exp(z[:, :2 * U], out=z[:, :2 * U])
+            np.exp(z[:, 3 * U:], out=z[:, 3 * U:])
+            np.tanh(z[:, 2 * U:3 * U], out=z[:, 2 * U:3 * U])  # g_t
+            sigmoid_cell_state(z, Cs[t], m[t], Cs[t + 1], one)  # i_t, f_t, o_t; c_t = f c_{t-1} + i g
+            np.tanh(Cs[t + 1], out=TC[t])                      # phi(c_t), kept for backward
+            cell_output(z, TC[t], Hs[t], m[t], Hs[t + 1])      # h_t = o phi(c_t)
+
+
 def lstm_forward(x, W, R, b=None, h0=None, c0=None, activation="tanh", recurrent_activation="sigmoid",
                  return_sequences=True, return_state=False, go_backwards=False, mask=None):
     """(y, saved).   reference: numbanet.reference.tier.lstm_forward."""
@@ -171,7 +194,10 @@ def _forward(x, h0, c0, mask, W, R, b, activation, recurrent_activation, return_
     Hs[0] = 0 if h0 is None else h0
     Cs[0] = 0 if c0 is None else c0
     m, seen = _time_major_mask(mask, go_backwards, N, T, dt)
-    _recur(G, Hs, Cs, TC, R, m, ACTIVATIONS_INTO[activation], ACTIVATIONS_INTO[recurrent_activation])
+    if activation == "tanh" and recurrent_activation == "sigmoid":
+        _recur_sigmoid_tanh(G, Hs, Cs, TC, R, m)
+    else:
+        _recur(G, Hs, Cs, TC, R, m, ACTIVATIONS_INTO[activation], ACTIVATIONS_INTO[recurrent_activation])
     LAST["lstm_forward"] = "time_major" if seen is None else "time_major_masked"
     saved = (xt, G, Hs, Cs, TC, W, R, m, seen, activation, recurrent_activation, return_sequences, return_state,
              go_backwards, b is not None, h0 is not None, c0 is not None)
