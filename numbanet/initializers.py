@@ -188,7 +188,9 @@ class Orthogonal(Initializer):
         q *= np.sign(np.diag(r))
         if rows < cols:
             q = q.T
-        return self.gain * q.reshape(shape)
+        # C order, as every other initializer gives: a weight (and the optimizer slots made like
+        # it) stays on the contiguous fast paths; q.T alone would be a column-major view
+        return np.ascontiguousarray(self.gain * q.reshape(shape))
 
 
 _BY_NAME = {

@@ -26,7 +26,7 @@ from numba import uintp
 from .config import njit
 
 
-@njit
+@njit(error_model="numpy")   # no zero-division check per element, so the loop vectorises
 def adam_step(w, g, m, v, alpha, c1, c2, eps):
     """One Adam update of the flat arrays w, g, m, v (n,), in place."""
     for k in range(uintp(w.size)):
@@ -38,7 +38,7 @@ def adam_step(w, g, m, v, alpha, c1, c2, eps):
         w[k] -= mk / (np.sqrt(vk) + eps) * alpha
 
 
-@njit
+@njit(error_model="numpy")
 def adam_step_amsgrad(w, g, m, v, v_hat, alpha, c1, c2, eps):
     """As ``adam_step``, with v_hat (n,) <- max(v_hat, v) in the denominator."""
     for k in range(uintp(w.size)):
