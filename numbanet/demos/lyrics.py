@@ -272,8 +272,8 @@ def add_arguments(p):
     p.add_argument("--patience", type=int, default=3,
                    help="stop when val_loss has not improved for this many epochs, keeping the best weights (0: never)")
     p.add_argument("--vocab", type=int, default=1000, help="vocabulary cap, padding and <unk> included")
-    p.add_argument("--embed-dim", type=int, default=64, help="size of each word's vector (default: %(default)s)")
-    p.add_argument("--units", type=int, default=64, help="units of each recurrent layer (default: %(default)s)")
+    p.add_argument("--embed-dim", type=int, default=128, help="size of each word's vector (default: %(default)s)")
+    p.add_argument("--units", type=int, default=256, help="units of each recurrent layer (default: %(default)s)")
     p.add_argument("--seq-len", type=int, default=12, help="words per training sequence (longer lines are cut)")
     p.add_argument("--dropout", type=float, default=0.3, help="dropout rate before the output layer (0: none)")
     p.add_argument("--batch-size", type=int, default=32, help="sequences per training step (default: %(default)s)")
