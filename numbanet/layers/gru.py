@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..engine import Tensor
 from ..engine import functional as F
 from ..engine.gru import GATE_ACTIVATIONS
 from .base import Layer, fmt_shape, positive_int
+from .recurrent import keep_initial_state_where_no_step, one_initial_state
 
 
 class GRU(Layer):
@@ -96,31 +96,10 @@ class GRU(Layer):
         if not self.return_state:
             return y
         state = y[:, -1] if self.return_sequences else y                  # h_T is the last output ...
-        if mask is not None and h0 is not None and not mask.any(axis=1).all():
-            no_step = (~mask.any(axis=1))[:, None].astype(self.dtype)     # ... but 0 on a row with no real step,
-            state = state + h0 * Tensor(no_step)                           # whose state stays h_0
-        return y, state
+        return y, keep_initial_state_where_no_step(state, h0, mask, self.dtype)
 
     def _initial_state(self, state, N):
-        if state is None:
-            return None
-        if isinstance(state, (list, tuple)):
-            if len(state) != 1:
-                raise ValueError(f"{self.name}: GRU has one state; initial_state must be one array or a "
-                                 f"one-element list, got a list of {len(state)}")
-            state = state[0]
-        if not isinstance(state, Tensor):
-            arr = np.asarray(state)
-            if arr.dtype.kind not in "fiub":
-                raise TypeError(f"{self.name}: initial_state must be a numeric array of shape (batch, units) = "
-                                f"{(N, self.units)}, got dtype {arr.dtype}")
-            state = Tensor(arr, dtype=self.dtype)
-        elif state.dtype != self.dtype:
-            state = F.cast(state, self.dtype)                               # differentiable: h0 keeps its gradient
-        if state.shape != (N, self.units):
-            raise ValueError(f"{self.name}: initial_state must have shape (batch, units) = "
-                             f"{(N, self.units)}, got {state.shape}")
-        return state
+        return one_initial_state(self, state, N, "GRU")
 
     def compute_output_shape(self, input_shape):
         N, T = input_shape[0], input_shape[1]

@@ -79,30 +79,10 @@ class SimpleRNN(Layer):
         if not self.return_state:
             return y
         state = y[:, -1] if self.return_sequences else y                  # h_T is the last output ...
-        if mask is not None and h0 is not None:
-            no_step = ~np.asarray(getattr(mask, "data", mask), dtype=bool).any(axis=1)
-            if no_step.any():                                              # ... but 0 on a row with no real
-                state = state + h0 * Tensor(no_step[:, None].astype(self.dtype))   # step, whose state stays h_0
-        return y, state
+        return y, keep_initial_state_where_no_step(state, h0, mask, self.dtype)
 
     def _initial_state(self, state, N):
-        if state is None:
-            return None
-        if isinstance(state, (list, tuple)):
-            if len(state) != 1:
-                raise ValueError(f"{self.name}: SimpleRNN has one state; initial_state must be one "
-                                 f"array or a one-element list, got a list of {len(state)}")
-            state = state[0]
-        if not isinstance(state, Tensor):
-            arr = np.asarray(state)
-            if arr.dtype.kind not in "fiub":
-                raise TypeError(f"{self.name}: initial_state must be a numeric array of shape (batch, units) = "
-                                f"{(N, self.units)}, got dtype {arr.dtype}")
-            state = Tensor(arr, dtype=self.dtype)
-        if state.shape != (N, self.units):
-            raise ValueError(f"{self.name}: initial_state must have shape (batch, units) = "
-                             f"{(N, self.units)}, got {state.shape}")
-        return state
+        return one_initial_state(self, state, N, "SimpleRNN")
 
     def compute_output_shape(self, input_shape):
         N, T = input_shape[0], input_shape[1]
@@ -115,3 +95,42 @@ class SimpleRNN(Layer):
                 "return_state": self.return_state, "go_backwards": self.go_backwards,
                 "kernel_initializer": self.kernel_initializer, "recurrent_initializer": self.recurrent_initializer,
                 "bias_initializer": self.bias_initializer}
+
+
+# ------------------------------------------------ shared by the one-state recurrent layers (SimpleRNN, GRU)
+def one_initial_state(layer, state, N, kind):
+    """``initial_state`` of a one-state layer as a Tensor (N, U) of the layer's dtype, or None.
+
+    Takes a Tensor, an array, or a one-element list of either; another float dtype is cast
+    differentiably (h0 keeps its gradient). Wrong counts, dtypes and shapes are clear errors.
+    """
+    if state is None:
+        return None
+    if isinstance(state, (list, tuple)):
+        if len(state) != 1:
+            raise ValueError(f"{layer.name}: {kind} has one state; initial_state must be one array or a "
+                             f"one-element list, got a list of {len(state)}")
+        state = state[0]
+    if not isinstance(state, Tensor):
+        arr = np.asarray(state)
+        if arr.dtype.kind not in "fiub":
+            raise TypeError(f"{layer.name}: initial_state must be a numeric array of shape (batch, units) = "
+                            f"{(N, layer.units)}, got dtype {arr.dtype}")
+        state = Tensor(arr, dtype=layer.dtype)
+    elif state.dtype != layer.dtype:
+        state = F.cast(state, layer.dtype)
+    if state.shape != (N, layer.units):
+        raise ValueError(f"{layer.name}: initial_state must have shape (batch, units) = "
+                         f"{(N, layer.units)}, got {state.shape}")
+    return state
+
+
+def keep_initial_state_where_no_step(state, h0, mask, dtype):
+    """h_T (N, U) as Keras returns it: the last output, except h_0 on a row whose steps are all
+    masked (its outputs are 0, its state never moved)."""
+    if mask is None or h0 is None:
+        return state
+    no_step = ~np.asarray(getattr(mask, "data", mask), dtype=bool).any(axis=1)
+    if not no_step.any():
+        return state
+    return state + h0 * Tensor(no_step[:, None].astype(dtype))
