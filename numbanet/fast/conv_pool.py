@@ -11,11 +11,17 @@ Winograd or im2col + GEMM, bias and relu fused) goes into a cache-sized scratch
 buffer, and the max-pool kernel reads it from there while it is still in cache,
 writing p and arg. The full (N, OH, OW, F) map is never stored.
 
-Backward needs no y: the pool's gradient lands only on each window's arg-max cell,
-whose value is the pooled p, so the relu mask there is [p > 0]:
+With ``activation`` None the relu is left out: p = max_pool(conv(x, W) + b).
 
-    gy = pool backward of (gp * [p > 0])    (N, OH, OW, F)     routed to the arg-max cells
-    gx, gW, gb = the convolution's gradients of gy (no activation: already masked)
+Backward needs no y: the pool's gradient lands only on each window's arg-max cell,
+whose value is the pooled p, so the relu mask there is [p > 0]. One Numba pass
+(``kernels/conv_pool.py``) writes the convolution's gradient from the pooled arrays,
+
+    gz = gp * [p > 0] at each window's arg-max cell, 0 elsewhere   (N, OH, OW, F)
+    gx, gW, gb = the convolution's gradients of gz (no activation: already masked)
+
+where the two nodes would write the pool's gradient gy in full, then read it again
+with the stored y for the relu mask.
 
 Shapes: x (N, H, W, C), W (KH, KW, C, F), b (F,), strides (SH, SW), pads
 (PT, PB, PL, PR); pool (KH2, KW2), pool_strides, pool_pads, pool_out_hw (PH, PW).
@@ -25,13 +31,13 @@ from __future__ import annotations
 import numpy as np
 
 from . import conv, parallel, tuning, winograd
+from .kernels.conv_pool import pooled_relu_backward_into
 from .kernels.direct_conv import direct_forward_into
 from .kernels.im2col import im2col_into
 from .kernels.pooling import arg_dtype, max_pool_forward_into
 from .kernels.winograd import input_transform_f23_into, output_transform_f23_into
-from .pooling import max_pool2d_backward
-from .routes import record
-from .workspace import scratch
+from .routes import last, record
+from .workspace import empty, scratch
 
 
 def fused_route(x_shape, W_shape, strides, pads):
@@ -42,19 +48,20 @@ def fused_route(x_shape, W_shape, strides, pads):
     return "direct" if conv.uses_direct(C, F, *strides) else "im2col"
 
 
-def _conv_chunk(xc, W, U, b, strides, pads, way, tag, yc):
-    """yc = relu(conv(xc, W) + b) for one chunk of images, on the calling thread only."""
+def _conv_chunk(xc, W, U, b, strides, pads, way, tag, yc, relu=True):
+    """yc = act(conv(xc, W) + b) for one chunk of images (act = relu, or identity if not ``relu``),
+    on the calling thread only."""
     B, OH, OW, F = yc.shape
     KH, KW, C, _ = W.shape
     if way == "direct":
-        direct_forward_into(xc, W, b, 1, 1, pads[0], pads[2], True, yc)
+        direct_forward_into(xc, W, b, 1, 1, pads[0], pads[2], relu, yc)
     elif way == "winograd":
         TH, TW = -(-OH // 2), -(-OW // 2)
         V = scratch(tag + "V", (16, B * TH * TW, C), xc.dtype)
         M = scratch(tag + "M", (16, B * TH * TW, F), xc.dtype)
         input_transform_f23_into(xc, pads[0], pads[2], TH, TW, V)     # B^T d B -> (16, T, C)
         np.matmul(V, U, out=M)                                         # (16, T, C) @ (16, C, F)
-        output_transform_f23_into(M, b, True, TH, TW, yc)              # A^T M A + b, relu
+        output_transform_f23_into(M, b, relu, TH, TW, yc)              # A^T M A + b, act
     else:
         K = KH * KW * C
         c = scratch(tag + "col", (B, OH, OW, KH, KW, C), xc.dtype)
@@ -62,7 +69,8 @@ def _conv_chunk(xc, W, U, b, strides, pads, way, tag, yc):
         Y2 = yc.reshape(-1, F)                                         # (B, OH, OW, F) -> (B*OH*OW, F)
         np.matmul(c.reshape(-1, K), W.reshape(K, F), out=Y2)          # (B*OH*OW, K) @ (K, F)
         Y2 += b
-        np.maximum(Y2, 0, out=Y2)
+        if relu:
+            np.maximum(Y2, 0, out=Y2)
 
 
 def _scratch_bytes_per_image(way, W_shape, out_hw, itemsize):
@@ -76,19 +84,22 @@ def _scratch_bytes_per_image(way, W_shape, out_hw, itemsize):
     return OH * OW * F * itemsize
 
 
-def conv2d_relu_maxpool_forward(x, W, b, strides, pads, pool, pool_strides, pool_pads, pool_out_hw):
-    """(p, arg) = max_pool(relu(conv(x, W) + b)), fused per chunk; mirrors
-    ``reference/tier.py: conv2d_relu_maxpool_forward``. p (N, PH, PW, F), arg its window-local arg-max."""
+def conv2d_relu_maxpool_forward(x, W, b, strides, pads, pool, pool_strides, pool_pads, pool_out_hw,
+                                activation="relu"):
+    """(p, arg) = max_pool(act(conv(x, W) + b)), fused per chunk, act relu (or none for ``activation``
+    None); mirrors ``reference/tier.py: conv2d_relu_maxpool_forward``. p (N, PH, PW, F), arg its
+    window-local arg-max (N, PH, PW, F)."""
     x, W = np.ascontiguousarray(x), np.ascontiguousarray(W)
     N, H, Wd, _ = x.shape
     KH, KW, C, F = W.shape
     out_hw = conv._out_hw(H, Wd, KH, KW, *strides, pads)
     way = fused_route(x.shape, W.shape, strides, pads)
-    record("conv2d_relu_maxpool_forward", way)
+    relu = conv._relu(activation, "conv2d_relu_maxpool_forward")
+    record("conv2d_relu_maxpool_forward", f"conv+{'relu+' if relu else ''}maxpool, fused: {way}")
     U = winograd.transform_kernel(W) if way == "winograd" else None
     b = np.zeros(F, dtype=x.dtype) if b is None else np.ascontiguousarray(b, dtype=x.dtype)
-    p = np.empty((N, *pool_out_hw, F), dtype=x.dtype)
-    arg = np.empty((N, *pool_out_hw, F), dtype=arg_dtype(*pool))
+    p = empty("convpool.p", (N, *pool_out_hw, F), x.dtype)              # pooled: see workspace.py
+    arg = empty("convpool.arg", (N, *pool_out_hw, F), arg_dtype(*pool))
     B = max(1, min(N, tuning.CHUNK_BYTES // _scratch_bytes_per_image(way, W.shape, out_hw, x.itemsize)))
 
     def work(first, last, worker):
@@ -96,7 +107,7 @@ def conv2d_relu_maxpool_forward(x, W, b, strides, pads, pool, pool_strides, pool
         for n0 in range(first, last, B):
             n1 = min(last, n0 + B)
             yc = scratch(tag + "y", (B, *out_hw, F), x.dtype)[:n1 - n0]
-            _conv_chunk(x[n0:n1], W, U, b, strides, pads, way, tag, yc)
+            _conv_chunk(x[n0:n1], W, U, b, strides, pads, way, tag, yc, relu)
             max_pool_forward_into(yc, *pool, *pool_strides, pool_pads[0], pool_pads[2], p[n0:n1], arg[n0:n1])
 
     parallel.run(work, parallel.split(N))
@@ -104,11 +115,19 @@ def conv2d_relu_maxpool_forward(x, W, b, strides, pads, pool, pool_strides, pool
 
 
 def conv2d_relu_maxpool_backward(gp, x, W, p, arg, strides, pads, pool, pool_strides, pool_pads, conv_out_hw,
-                                 need_gx=True, need_gW=True, need_gb=True):
-    """(gx, gW, gb) of p = max_pool(relu(conv(x, W) + b)), None where not needed; mirrors
-    ``reference/tier.py: conv2d_relu_maxpool_backward``: gy = pool backward of gp * [p > 0], then the
-    convolution's gradients (``fast/conv.py: conv2d_backward``, no activation)."""
-    record("conv2d_relu_maxpool_backward", "pool-then-conv")
-    gy = max_pool2d_backward(np.where(p > 0, gp, 0).astype(gp.dtype, copy=False), arg, pool, pool_strides,
-                             pool_pads, conv_out_hw)
-    return conv.conv2d_backward(gy, x, W, None, strides, pads, None, need_gx, need_gW, need_gb)
+                                 need_gx=True, need_gW=True, need_gb=True, activation="relu"):
+    """(gx, gW, gb) of p = max_pool(act(conv(x, W) + b)), None where not needed; mirrors
+    ``reference/tier.py: conv2d_relu_maxpool_backward``. gp (N, PH, PW, F); gz (N, OH, OW, F) =
+    gp * [p > 0] at the arg-max cells, 0 elsewhere, in one pass (``kernels/conv_pool.py``), then the
+    convolution's gradients of gz (``fast/conv.py: conv2d_backward``, no activation)."""
+    relu = conv._relu(activation, "conv2d_relu_maxpool_backward")
+    gp, p, arg = np.ascontiguousarray(gp), np.ascontiguousarray(p), np.ascontiguousarray(arg)
+    N, F = gp.shape[0], gp.shape[3]
+    gz = empty("convpool.gz", (N, *conv_out_hw, F), gp.dtype)
+    parallel.run(lambda a, c, _: pooled_relu_backward_into(gp[a:c], p[a:c], arg[a:c], *pool, *pool_strides,
+                                                           pool_pads[0], pool_pads[2], relu, gz[a:c]),
+                 parallel.split(N))
+    gx, gW, gb = conv.conv2d_backward(gz, x, W, None, strides, pads, None, need_gx, need_gW, need_gb)
+    record("conv2d_relu_maxpool_backward", f"conv+{'relu+' if relu else ''}maxpool, fused: gz from gp, "
+                                           f"conv {last('conv2d_backward')}")
+    return gx, gW, gb
