@@ -33,10 +33,14 @@ The switch, for learners who want to see the two nodes::
     nb.set_fusion(False)        # every model runs its layers as written, from the next call on
     with nb.fusion(False):      # for one block
         model.trace(x, y)
+
+The environment variable NUMBANET_FUSION=0 (or 1) sets it for a whole process, read at
+import (the benchmarks' workers take it this way).
 """
 from __future__ import annotations
 
 import contextlib
+import os
 
 from .. import activations
 from ..engine import functional as F
@@ -46,7 +50,19 @@ from ..layers.base import mask_of
 from ..layers.conv import Conv2D
 from ..layers.pooling import MaxPooling2D
 
-_STATE = {"on": True}
+ENV_VAR = "NUMBANET_FUSION"
+
+
+def _default():
+    """On, unless NUMBANET_FUSION says "0"; any value other than "0" or "1" raises."""
+    value = os.environ.get(ENV_VAR, "1").strip() or "1"
+    if value not in ("0", "1"):
+        raise ValueError(f"numbanet: the environment variable {ENV_VAR} must be 0 (fusion off) or 1 (on), "
+                         f"got {value!r}")
+    return value == "1"
+
+
+_STATE = {"on": _default()}
 
 #: The Conv2D activations the fused node computes: the layer's activation -> its argument.
 _FUSED_ACTIVATIONS = {id(activations.relu): "relu", id(activations.linear): None}
