@@ -7,7 +7,7 @@ The composition it replaces (``reference/tier.py: conv2d_relu_maxpool_forward``)
 
 Here each thread takes its part of the batch and walks it in chunks of B images:
 the chunk's convolution (by the route ``fast/conv.py`` would take: direct loops,
-Winograd or im2col + GEMM, bias and relu fused) goes into a cache-sized scratch
+Winograd, the flipped product + col2im, or im2col + GEMM, bias and relu fused) goes into a cache-sized scratch
 buffer, and the max-pool kernel reads it from there while it is still in cache,
 writing p and arg. The full (N, OH, OW, F) map is never stored.
 
@@ -33,7 +33,7 @@ import numpy as np
 from . import conv, parallel, tuning, winograd
 from .kernels.conv_pool import pooled_relu_backward_into
 from .kernels.direct_conv import direct_forward_into
-from .kernels.im2col import im2col_into
+from .kernels.im2col import col2im_into, im2col_into
 from .kernels.pooling import arg_dtype, max_pool_forward_into
 from .kernels.winograd import input_transform_f23_into, output_transform_f23_into
 from .routes import last, record
@@ -41,19 +41,31 @@ from .workspace import empty, scratch
 
 
 def fused_route(x_shape, W_shape, strides, pads):
-    """The convolution route of each chunk: "winograd", "direct" or "im2col" (the flipped route runs as im2col)."""
+    """The convolution route of each chunk: "winograd", else ``conv.route``'s "direct", "flipped" or "im2col"."""
     if winograd.applies(x_shape, W_shape, strides, pads):
         return "winograd"
     KH, KW, C, F = W_shape
-    return "direct" if conv.uses_direct(C, F, *strides) else "im2col"
+    return conv.route(C, F, *strides)
 
 
 def _conv_chunk(xc, W, U, b, strides, pads, way, tag, yc, relu=True):
     """yc = act(conv(xc, W) + b) for one chunk of images (act = relu, or identity if not ``relu``),
-    on the calling thread only."""
+    on the calling thread only. ``U``: Winograd's transformed kernel, or for "flipped" the flipped
+    kernel as a (C, KH*KW*F) matrix."""
     B, OH, OW, F = yc.shape
     KH, KW, C, _ = W.shape
-    if way == "direct":
+    if way == "flipped":
+        # the stride-1 convolution as the flipped one's input gradient (``conv.flips_roles``):
+        # one product with K = C, then col2im of KH*KW*F numbers per input pixel
+        _, H, Wd, _ = xc.shape
+        c = scratch(tag + "col", (B, H, Wd, KH, KW, F), xc.dtype)
+        np.matmul(xc.reshape(-1, C), U, out=c.reshape(-1, KH * KW * F))   # (B*H*Wd, C) @ (C, KH*KW*F)
+        col2im_into(c, 1, 1, KH - 1 - pads[0], KW - 1 - pads[2], yc)         # -> (B, OH, OW, F)
+        Y2 = yc.reshape(-1, F)
+        Y2 += b
+        if relu:
+            np.maximum(Y2, 0, out=Y2)
+    elif way == "direct":
         direct_forward_into(xc, W, b, 1, 1, pads[0], pads[2], relu, yc)
     elif way == "winograd":
         TH, TW = -(-OH // 2), -(-OW // 2)
@@ -73,7 +85,7 @@ def _conv_chunk(xc, W, U, b, strides, pads, way, tag, yc, relu=True):
             np.maximum(Y2, 0, out=Y2)
 
 
-def _scratch_bytes_per_image(way, W_shape, out_hw, itemsize):
+def _scratch_bytes_per_image(way, W_shape, out_hw, itemsize, in_hw=(0, 0)):
     KH, KW, C, F = W_shape
     OH, OW = out_hw
     if way == "winograd":
@@ -81,6 +93,8 @@ def _scratch_bytes_per_image(way, W_shape, out_hw, itemsize):
         return (16 * tiles * (C + F) + OH * OW * F) * itemsize
     if way == "im2col":
         return OH * OW * (KH * KW * C + F) * itemsize
+    if way == "flipped":
+        return (in_hw[0] * in_hw[1] * KH * KW + OH * OW) * F * itemsize
     return OH * OW * F * itemsize
 
 
@@ -96,11 +110,12 @@ def conv2d_relu_maxpool_forward(x, W, b, strides, pads, pool, pool_strides, pool
     way = fused_route(x.shape, W.shape, strides, pads)
     relu = conv._relu(activation, "conv2d_relu_maxpool_forward")
     record("conv2d_relu_maxpool_forward", f"conv+{'relu+' if relu else ''}maxpool, fused: {way}")
-    U = winograd.transform_kernel(W) if way == "winograd" else None
+    U = (winograd.transform_kernel(W) if way == "winograd" else                     # (16, C, F)
+         conv._flipped(W).reshape(KH * KW * F, C).T if way == "flipped" else None)  # (KH, KW, F, C) -> (C, KH*KW*F)
     b = np.zeros(F, dtype=x.dtype) if b is None else np.ascontiguousarray(b, dtype=x.dtype)
     p = empty("convpool.p", (N, *pool_out_hw, F), x.dtype)              # pooled: see workspace.py
     arg = empty("convpool.arg", (N, *pool_out_hw, F), arg_dtype(*pool))
-    B = max(1, min(N, tuning.CHUNK_BYTES // _scratch_bytes_per_image(way, W.shape, out_hw, x.itemsize)))
+    B = max(1, min(N, tuning.CHUNK_BYTES // _scratch_bytes_per_image(way, W.shape, out_hw, x.itemsize, (H, Wd))))
 
     def work(first, last, worker):
         tag = f"convpool{worker}"
