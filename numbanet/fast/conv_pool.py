@@ -30,9 +30,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import conv, parallel, tuning, winograd
+from . import conv, parallel, planner, tuning, winograd
 from .kernels.conv_pool import pooled_relu_backward_into
-from .kernels.direct_conv import direct_forward_into
+from .kernels.direct_conv import (direct_forward_into, direct_weight_grad_add, direct_weight_grad_one_channel_add,
+                                  direct_weight_grad_one_filter_add)
 from .kernels.im2col import col2im_into, im2col_into
 from .kernels.pooling import arg_dtype, max_pool_forward_into
 from .kernels.winograd import input_transform_f23_into, output_transform_f23_into
@@ -133,16 +134,69 @@ def conv2d_relu_maxpool_backward(gp, x, W, p, arg, strides, pads, pool, pool_str
                                  need_gx=True, need_gW=True, need_gb=True, activation="relu"):
     """(gx, gW, gb) of p = max_pool(act(conv(x, W) + b)), None where not needed; mirrors
     ``reference/tier.py: conv2d_relu_maxpool_backward``. gp (N, PH, PW, F); gz (N, OH, OW, F) =
-    gp * [p > 0] at the arg-max cells, 0 elsewhere, in one pass (``kernels/conv_pool.py``), then the
-    convolution's gradients of gz (``fast/conv.py: conv2d_backward``, no activation)."""
+    gp * [p > 0] at the arg-max cells, 0 elsewhere (``kernels/conv_pool.py``), then the convolution's
+    gradients of gz, no activation left to undo.
+
+    Route "direct" (``conv.uses_direct``, without planning): each thread walks its images in
+    cache-sized chunks, gz of a chunk written to a scratch buffer and read at once by the direct
+    weight-gradient loops (and the input gradient's), so gz is never stored in full. Otherwise gz in
+    full, then ``fast/conv.py: conv2d_backward``.
+    """
     relu = conv._relu(activation, "conv2d_relu_maxpool_backward")
     gp, p, arg = np.ascontiguousarray(gp), np.ascontiguousarray(p), np.ascontiguousarray(arg)
     N, F = gp.shape[0], gp.shape[3]
+    label = f"conv+{'relu+' if relu else ''}maxpool, fused: gz from gp, conv "
+    KH, KW, C, _ = W.shape
+    if conv.uses_direct(C, F, *strides) and not planner.active():
+        record("conv2d_relu_maxpool_backward", label + "direct by chunks")
+        return _direct_backward_by_chunks(gp, x, W, p, arg, pads, pool, pool_strides, pool_pads, conv_out_hw, relu,
+                                          need_gx, need_gW, need_gb)
     gz = empty("convpool.gz", (N, *conv_out_hw, F), gp.dtype)
     parallel.run(lambda a, c, _: pooled_relu_backward_into(gp[a:c], p[a:c], arg[a:c], *pool, *pool_strides,
                                                            pool_pads[0], pool_pads[2], relu, gz[a:c]),
                  parallel.split(N))
     gx, gW, gb = conv.conv2d_backward(gz, x, W, None, strides, pads, None, need_gx, need_gW, need_gb)
-    record("conv2d_relu_maxpool_backward", f"conv+{'relu+' if relu else ''}maxpool, fused: gz from gp, "
-                                           f"conv {last('conv2d_backward')}")
+    record("conv2d_relu_maxpool_backward", label + last("conv2d_backward"))
     return gx, gW, gb
+
+
+def _direct_backward_by_chunks(gp, x, W, p, arg, pads, pool, pool_strides, pool_pads, conv_out_hw, relu,
+                               need_gx, need_gW, need_gb):
+    """(gx, gW, gb) at stride 1 with one channel or one filter: per chunk of images, gz into scratch,
+    then ``fast/conv.py``'s direct kernels on it (gW, gb summed over the chunks and the threads)."""
+    x, W = np.ascontiguousarray(x), np.ascontiguousarray(W)
+    N, H, Wd, C = x.shape
+    KH, KW, _, F = W.shape
+    PT, PL = pads[0], pads[2]
+    OH, OW = conv_out_hw
+    rows = conv._rows_fit(W.shape, Wd, OW, PL)
+    gx = empty("conv.gx", (N, H, Wd, C), gp.dtype) if need_gx else None
+    Wf = conv._flipped(W) if need_gx else None                      # (KH, KW, F, C): gx = conv(gz, Wf), full
+    zero_b = np.zeros(C, dtype=gp.dtype)
+    no_gz = np.empty((0, 0, 0, 0), dtype=gp.dtype)
+    B = max(1, min(N, tuning.CHUNK_BYTES // (OH * OW * F * gp.itemsize)))
+
+    def work(first, last, worker):
+        gW, gb = np.zeros(W.shape, dtype=gp.dtype), np.zeros(F, dtype=gp.dtype)
+        for n0 in range(first, last, B):
+            n1 = min(last, n0 + B)
+            gz = scratch(f"convpool{worker}gz", (B, OH, OW, F), gp.dtype)[:n1 - n0]
+            pooled_relu_backward_into(gp[n0:n1], p[n0:n1], arg[n0:n1], *pool, *pool_strides, pool_pads[0],
+                                      pool_pads[2], relu, gz)
+            xs = x[n0:n1]
+            if rows and C == 1:
+                direct_weight_grad_one_channel_add(xs, gz, gz, False, PT, PL, gW, gb, no_gz)
+            elif rows and F == 1:
+                direct_weight_grad_one_filter_add(xs, gz, gz, False, PT, PL, gW, gb, no_gz)
+            else:
+                direct_weight_grad_add(xs, gz, gz, False, 1, 1, PT, PL, gW, gb, no_gz)
+            if need_gx:
+                direct_forward_into(gz, Wf, zero_b, 1, 1, KH - 1 - PT, KW - 1 - PL, False, gx[n0:n1])
+        return gW, gb
+
+    parts = parallel.run(work, parallel.split(N))
+    gW, gb = parts[0]
+    for pW, pb in parts[1:]:
+        gW += pW
+        gb += pb
+    return gx, (gW if need_gW else None), (gb if need_gb else None)
