@@ -6,7 +6,9 @@ For each workload one model runs ``--steps`` training steps with fusion on (its
 Conv2D(relu) -> MaxPooling2D pairs as one fused node, ``models/fusion.py``), then
 ``--steps`` with it off (the layers one by one), the order swapped every round so that
 a change in machine load falls on both; prints the min and median step time of each
-and their ratios (off / on: above 1 means fusion is faster). Figures:
+and their ratios (off / on: above 1 means fusion is faster), as wall time and as the
+process's CPU time (user + system of all its threads, ``time.process_time``), which a
+busy shared machine disturbs far less than the wall clock. Figures:
 benchmarks/results/tuning.md, "The fusion pass".
 """
 from __future__ import annotations
@@ -35,7 +37,7 @@ def main(argv=None):
         b = spec["batch"]
         x, y = specs.make_data(spec, steps=1)
         model = impl.build_model(spec)
-        times = {True: [], False: []}
+        times, cpu = {True: [], False: []}, {True: [], False: []}
         for on in times:                        # warm-up: compile, fill the scratch buffers
             nb.set_fusion(on)
             for _ in range(2):
@@ -44,14 +46,16 @@ def main(argv=None):
             for on in ((True, False) if r % 2 == 0 else (False, True)):
                 nb.set_fusion(on)
                 for _ in range(args.steps):
-                    start = time.perf_counter()
+                    start, start_cpu = time.perf_counter(), time.process_time()
                     model.train_step(x[:b], y[:b])
                     times[on].append(time.perf_counter() - start)
-        on, off = times[True], times[False]
-        print(f"{name}: fused min {1e3 * min(on):.2f} median {1e3 * statistics.median(on):.2f} ms | "
-              f"unfused min {1e3 * min(off):.2f} median {1e3 * statistics.median(off):.2f} ms | "
-              f"off/on {min(off) / min(on):.3f}x (min), {statistics.median(off) / statistics.median(on):.3f}x "
-              f"(median) | load average {os.getloadavg()[0]:.2f}", flush=True)
+                    cpu[on].append(time.process_time() - start_cpu)
+        for what, t in (("wall", times), ("CPU", cpu)):
+            on, off = t[True], t[False]
+            print(f"{name} {what}: fused min {1e3 * min(on):.2f} median {1e3 * statistics.median(on):.2f} ms | "
+                  f"unfused min {1e3 * min(off):.2f} median {1e3 * statistics.median(off):.2f} ms | "
+                  f"off/on {min(off) / min(on):.3f}x (min), {statistics.median(off) / statistics.median(on):.3f}x "
+                  f"(median) | load average {os.getloadavg()[0]:.2f}", flush=True)
     nb.set_fusion(True)
 
 
