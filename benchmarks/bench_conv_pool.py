@@ -4,13 +4,15 @@ For each block (float32, the batch split over the threads as the models run it):
 
 * ``two``    the fast tier's ``conv2d_forward`` (relu fused) then ``max_pool2d_forward``;
              backward ``max_pool2d_backward`` (full-size gy) then ``conv2d_backward``
-             (the relu mask read from the stored conv output y);
+             (the relu mask read from the stored conv output y), no input gradient for
+             the one-channel first layers, as in the models;
 * ``fused``  ``fast/conv_pool.py``: the pooled map written chunk by chunk, y never stored;
              backward the conv's gz written straight from gp and the kept arg-max.
 
 Variants are interleaved call by call (a busy shared machine slows both alike); the
 minimum and the median over ``--repeat`` rounds are printed, in ms, forward, backward
-and their sum.
+and their sum (wall time), and the sum's CPU time (``time.process_time``: user +
+system of all threads, which a busy machine disturbs far less than the wall clock).
 
     python -m benchmarks.bench_conv_pool [--repeat 31] [--json FILE]
 """
@@ -44,6 +46,7 @@ def _variants(N, H, C, F, padding, pool_padding, rng):
     PH = conv_output_size(OH, 2, 2, pool_padding)
     ppads = conv_pads(OH, OH, 2, 2, 2, 2, pool_padding)
     gp = rng.standard_normal((N, PH, PH, F)).astype(np.float32)
+    need_gx = C > 1                       # as in the models: the first layer's input needs no gradient
     state = {}
 
     def two_fwd():
@@ -53,7 +56,7 @@ def _variants(N, H, C, F, padding, pool_padding, rng):
     def two_bwd():
         y, p, arg = state["two"]
         gy = pooling.max_pool2d_backward(gp, arg, (2, 2), (2, 2), ppads, (OH, OH))
-        conv.conv2d_backward(gy, x, W, y, (1, 1), pads, "relu")
+        conv.conv2d_backward(gy, x, W, y, (1, 1), pads, "relu", need_gx)
 
     def fused_fwd():
         state["fused"] = conv_pool.conv2d_relu_maxpool_forward(x, W, b, (1, 1), pads, (2, 2), (2, 2), ppads,
@@ -61,23 +64,25 @@ def _variants(N, H, C, F, padding, pool_padding, rng):
 
     def fused_bwd():
         p, arg = state["fused"]
-        conv_pool.conv2d_relu_maxpool_backward(gp, x, W, p, arg, (1, 1), pads, (2, 2), (2, 2), ppads, (OH, OH))
+        conv_pool.conv2d_relu_maxpool_backward(gp, x, W, p, arg, (1, 1), pads, (2, 2), (2, 2), ppads, (OH, OH),
+                                               need_gx)
 
     return {"two": (two_fwd, two_bwd), "fused": (fused_fwd, fused_bwd)}
 
 
 def measure(variants, repeat):
     """{variant: {"forward": [ms...], "backward": [...], "step": [...]}}, interleaved call by call."""
-    out = {k: {"forward": [], "backward": [], "step": []} for k in variants}
+    out = {k: {"forward": [], "backward": [], "step": [], "cpu": []} for k in variants}
     for fwd, bwd in variants.values():   # warm-up (JIT, buffers)
         fwd(), bwd()
     for _ in range(repeat):
         for k, (fwd, bwd) in variants.items():
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             fwd()
             t1 = time.perf_counter()
             bwd()
-            t2 = time.perf_counter()
+            t2, c2 = time.perf_counter(), time.process_time()
+            out[k]["cpu"].append(1e3 * (c2 - c0))
             out[k]["forward"].append(1e3 * (t1 - t0))
             out[k]["backward"].append(1e3 * (t2 - t1))
             out[k]["step"].append(1e3 * (t2 - t0))

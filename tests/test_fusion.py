@@ -379,3 +379,14 @@ def test_pooled_backward_kernel_against_plain_numpy(relu, pool, strides, pads, h
     bound = SAFETY * n_terms * np.finfo(dtype).eps * np.abs(gp).max() * n_terms
     assert_within(gz, expected, bound, "gz")
     assert np.count_nonzero(gz) > 0
+
+
+def test_a_sequential_built_by_its_first_batch_fuses_from_the_next_call():
+    model = nb.Sequential([L.Conv2D(3, 3, activation="relu"), L.MaxPooling2D(2), L.Flatten()])
+    x = x_of((8, 8, 1))
+    assert fused_count(model, x) == 0                          # the first call builds the layers one by one
+    assert fused_count(model, x) == 1
+    with nb.fusion(False):
+        expected = model(x).numpy()
+    np.testing.assert_allclose(model(x).numpy(), expected, rtol=0,
+                               atol=REL_EPS * np.finfo(np.float32).eps * np.abs(expected).max())

@@ -32,8 +32,8 @@ import numpy as np
 
 from . import conv, parallel, planner, tuning, winograd
 from .kernels.conv_pool import pooled_relu_backward_into
-from .kernels.direct_conv import (direct_forward_into, direct_weight_grad_add, direct_weight_grad_one_channel_add,
-                                  direct_weight_grad_one_filter_add)
+from .kernels.direct_conv import (direct_forward_into, direct_forward_one_filter_into, direct_weight_grad_add,
+                                  direct_weight_grad_one_channel_add, direct_weight_grad_one_filter_add)
 from .kernels.im2col import col2im_into, im2col_into
 from .kernels.pooling import arg_dtype, max_pool_forward_into
 from .kernels.winograd import input_transform_f23_into, output_transform_f23_into
@@ -172,6 +172,7 @@ def _direct_backward_by_chunks(gp, x, W, p, arg, pads, pool, pool_strides, pool_
     rows = conv._rows_fit(W.shape, Wd, OW, PL)
     gx = empty("conv.gx", (N, H, Wd, C), gp.dtype) if need_gx else None
     Wf = conv._flipped(W) if need_gx else None                      # (KH, KW, F, C): gx = conv(gz, Wf), full
+    one_channel_out = need_gx and C == 1 and conv._rows_fit(Wf.shape, OW, Wd, KW - 1 - PL)  # its one-filter loops
     zero_b = np.zeros(C, dtype=gp.dtype)
     no_gz = np.empty((0, 0, 0, 0), dtype=gp.dtype)
     B = max(1, min(N, tuning.CHUNK_BYTES // (OH * OW * F * gp.itemsize)))
@@ -190,7 +191,9 @@ def _direct_backward_by_chunks(gp, x, W, p, arg, pads, pool, pool_strides, pool_
                 direct_weight_grad_one_filter_add(xs, gz, gz, False, PT, PL, gW, gb, no_gz)
             else:
                 direct_weight_grad_add(xs, gz, gz, False, 1, 1, PT, PL, gW, gb, no_gz)
-            if need_gx:
+            if need_gx and one_channel_out:
+                direct_forward_one_filter_into(gz, Wf, zero_b, KH - 1 - PT, KW - 1 - PL, False, gx[n0:n1])
+            elif need_gx:
                 direct_forward_into(gz, Wf, zero_b, 1, 1, KH - 1 - PT, KW - 1 - PL, False, gx[n0:n1])
         return gW, gb
 

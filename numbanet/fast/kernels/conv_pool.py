@@ -18,6 +18,7 @@ Notation: pool window KH x KW, strides SH, SW, top/left padding PT, PL as in
 """
 from __future__ import annotations
 
+import numpy as np
 from numba import uintp as U
 
 from .config import njit
@@ -48,11 +49,15 @@ def pooled_relu_backward_into(gp, p, arg, KH, KW, SH, SW, PT, PL, relu, gz):
                         h, w = oh * SH - PT + k // KW, ow * SW - PL + k % KW
                         z2[U(n * H + h), U(w * F + f)] += gr[t]
         return
-    # windows that tile the map from its top-left corner: each cell written once
+    # windows that tile the map from its top-left corner: each cell written once. The relu mask
+    # is applied once per pooled row (gm), so the inner loop is the pool's own select
+    gm = np.empty(OW * F, dtype=gp.dtype)
     for n in range(N):
         for oh in range(OH):
             h0 = oh * SH
             gr, pr, ar = g2[U(n * OH + oh)], p2[U(n * OH + oh)], a2[U(n * OH + oh)]
+            for t in range(U(OW * F)):
+                gm[t] = gr[t] if not relu or pr[t] > 0 else zero
             for ki in range(min(KH, H - h0)):
                 zr = z2[U(n * H + h0 + ki)]
                 for ow in range(OW):
@@ -61,12 +66,8 @@ def pooled_relu_backward_into(gp, p, arg, KH, KW, SH, SW, PT, PL, relu, gz):
                     for kj in range(min(KW, W - w0)):
                         zs = U((w0 + kj) * F)
                         k = ki * KW + kj
-                        if relu:
-                            for f in range(U(F)):
-                                zr[zs + f] = gr[s + f] if ar[s + f] == k and pr[s + f] > 0 else zero
-                        else:
-                            for f in range(U(F)):
-                                zr[zs + f] = gr[s + f] if ar[s + f] == k else zero
+                        for f in range(U(F)):
+                            zr[zs + f] = gm[s + f] if ar[s + f] == k else zero
                 for t in range(U(OW * SW * F), U(W * F)):   # columns past the last window ("valid")
                     zr[t] = zero
         for h in range(OH * SH, H):                            # rows past the last window
