@@ -338,6 +338,14 @@ def test_trace_shows_the_fused_node_and_its_route():
     assert fused[0]["layer"] == f"{model.layers[0].name}+{model.layers[1].name}"
     assert all("conv+relu+maxpool, fused" in r["route"] for r in fused)
     assert routes.last("conv2d_relu_maxpool_backward").startswith("conv+relu+maxpool, fused: gz from gp")
+    with nb.fusion(False):
+        rows_off = model.trace(x, y).rows("forward")
+    pairs = [r for r in rows_off if r["op"] in ("Conv2D", "MaxPool2D")]
+    for k in range(2):      # the fused node's FLOPs and geometry: its convolution's and pool's rows added
+        conv_row, pool_row = pairs[2 * k], pairs[2 * k + 1]
+        assert fused[k]["flops"] == conv_row["flops"] + pool_row["flops"]
+        assert (fused[k]["padding"], fused[k]["strides"]) == (conv_row["padding"], conv_row["strides"])
+        assert fused[k]["output"] == pool_row["output"]
 
 
 # ------------------------------------------------------------------ the backward kernel
