@@ -14,6 +14,7 @@ from .engine import (Function, GradientCheckError, Tensor, check_grad, exp, func
                      get_kernels, kernels, numerical_grad, relu, set_kernels, sigmoid, tanh)
 from .layers import Input
 from .models import Model, Sequential
+from .models.fusion import fusion, get_fusion, set_fusion
 from .tracing import Trace, trace
 from .graphplot import plot_graph
 from .engine import check_model_grads

@@ -19,6 +19,8 @@ matrix product computes them. With these rules:
   wanted) and for gW, N*OH*OW*F for gb.
 * Conv2DTranspose, x (N, H, W, C): MACs = N*H*W*KH*KW*C*F, otherwise as Conv2D.
 * MaxPool2D: forward KH*KW comparisons per output element, backward 1 add each.
+* Conv2DReluMaxPool (the fused pair): the Conv2D's rules plus the MaxPool2D's, the
+  relu mask counted at the pooled size (2 per pooled element, backward).
   Upsample2D "nearest": 0 forward, 1 add per output element backward; "bilinear":
   4 multiply-adds per output element both ways.
 * SimpleRNN, x (N, T, D), U units: forward 2*N*T*D*U + 2*N*T*U*U + N*T*U each for
@@ -45,6 +47,7 @@ from math import prod
 from . import losses as losses_mod
 from .engine import ops
 from .engine.conv import Conv2D, Conv2DTranspose
+from .engine.conv_pool import Conv2DReluMaxPool
 from .engine.functional import Dropout, Linear, LogSoftmax, Softmax
 from .engine.pooling import MaxPool2D, Upsample2D
 from .engine.recurrent import SimpleRNN
@@ -114,6 +117,16 @@ def _conv_flops(node):
     return fwd, bwd + (P if bias and needs[2] else 0)
 
 
+def _conv_pool_flops(node):
+    fn, Ws, out = node.fn, node.in_shapes[1], node.out_shape
+    KH, KW, C, F = Ws
+    P = out[0] * fn.conv_out_hw[0] * fn.conv_out_hw[1] * F        # the convolution's outputs, never stored
+    macs, pooled, relu, needs = P * KH * KW * C, _n(out), fn.activation == "relu", node.needs
+    fwd = 2 * macs + (P if len(node.in_shapes) == 3 else 0) + (P if relu else 0) + pooled * fn.pool[0] * fn.pool[1]
+    bwd = pooled + (2 * pooled if relu else 0) + (2 * macs if needs[0] else 0) + (2 * macs if needs[1] else 0)
+    return fwd, bwd + (P if len(node.in_shapes) == 3 and needs[2] else 0)
+
+
 def _pool_flops(node):
     KH, KW = node.fn.pool
     return _n(node.out_shape) * KH * KW, _n(node.out_shape)
@@ -173,6 +186,8 @@ def flops(node):
         return _conv_flops(node)
     if isinstance(fn, MaxPool2D):
         return _pool_flops(node)
+    if isinstance(fn, Conv2DReluMaxPool):
+        return _conv_pool_flops(node)
     if isinstance(fn, Upsample2D):
         return _upsample_flops(node)
     if isinstance(fn, SimpleRNN):

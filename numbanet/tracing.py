@@ -65,6 +65,7 @@ import numpy as np
 from . import losses as losses_mod
 from .engine import tiers
 from .engine.conv import Conv2D, Conv2DTranspose
+from .engine.conv_pool import Conv2DReluMaxPool
 from .engine.pooling import MaxPool2D
 from .engine.tensor import Function, Tensor, _topological_order
 from .fast import conv as fast_conv
@@ -153,7 +154,7 @@ def _op_name(fn):
 
 def _geometry(fn):
     """(padding, strides) of a convolution or pooling node, else (None, None)."""
-    if isinstance(fn, (Conv2D, Conv2DTranspose, MaxPool2D)):
+    if isinstance(fn, (Conv2D, Conv2DTranspose, MaxPool2D, Conv2DReluMaxPool)):   # the fused pair: its conv's
         return tuple(int(p) for p in fn.pads), tuple(int(s) for s in fn.strides)
     return None, None
 

@@ -107,8 +107,9 @@ def test_pooled_map_equals_numpy(tier_name, c, dtype):
     if tier_name != "reference":
         stride_1 = strides == (1, 1)
         expected_way = ("winograd" if tier_name == "fast-winograd" and W.shape[0] == 3 and stride_1 else
-                        "direct" if stride_1 and min(W.shape[2:]) == 1 else "im2col")
-        assert routes.last("conv2d_relu_maxpool_forward") == expected_way
+                        "direct" if stride_1 and min(W.shape[2:]) == 1 else
+                        "flipped" if stride_1 and W.shape[3] < W.shape[2] else "im2col")
+        assert routes.last("conv2d_relu_maxpool_forward").endswith(expected_way)
 
 
 @settings(max_examples=15, deadline=None,
@@ -162,7 +163,7 @@ def test_w2_block_takes_the_fused_winograd_route():
     b = np.zeros(64, np.float32)
     with nb.kernels("fast"):
         p = F.conv2d_relu_maxpool(Tensor(x), Tensor(W), Tensor(b)).numpy()
-        assert routes.last("conv2d_relu_maxpool_forward") == "winograd"
+        assert routes.last("conv2d_relu_maxpool_forward").endswith("winograd")
     expected = np_max_pool(np.maximum(np_conv(x.astype(float), W.astype(float), b, (1, 1), (0, 0, 0, 0)), 0),
                            (2, 2), (2, 2), "valid")
     assert p.shape == (8, 5, 5, 64)

@@ -21,6 +21,7 @@ from ..engine import Tensor, no_grad
 from ..engine.tensor import CURRENT_LAYER
 from ..layers.base import TRAINING, Layer, SymbolicTensor, begin_call, is_symbolic, takes_training
 from ..utils import unique_name
+from .fusion import functional_nodes
 from .saving import WeightsIO
 from .summary import print_summary
 from .training import Trainer
@@ -193,7 +194,7 @@ class Model(Trainer, WeightsIO, Layer):
     def _run_functional(self, xs, training):
         values = {id(sym): x for sym, x in zip(self._input_symbols, xs)}
         calls = {}  # a layer call with several outputs (return_state) runs once
-        for layer, parents, sym in self._nodes:
+        for layer, parents, sym in functional_nodes(self):   # fused pairs as one call (fusion.py)
             node = (id(layer), id(parents[0]))
             if node not in calls:
                 calls[node] = layer(values[id(parents[0])], training=training, **sym.kwargs)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from ..layers.base import Layer, SymbolicTensor, is_symbolic
 from ..layers.core import Input, InputLayer
 from ..utils import unique_name
+from .fusion import sequential_steps
 from .model import Model, check_build_shape
 
 
@@ -108,7 +109,7 @@ class Sequential(Model):
         return list(self._stack)
 
     def call(self, x, training=False):
-        for layer in self._stack:
+        for layer in sequential_steps(self):     # the stack, fused pairs as one step (fusion.py)
             x = layer(x, training=training)
         return x
 

@@ -438,26 +438,29 @@ from . import winograd  # noqa: E402
 
 
 # ------------------------------------------------ Conv2D(relu) -> MaxPooling2D as one composite
-def conv2d_relu_maxpool_forward(x, W, b, strides, pads, pool, pool_strides, pool_pads, pool_out_hw):
-    """(p, arg) = max_pool(relu(conv(x, W) + b)): the two functions above, one after the other.
+def conv2d_relu_maxpool_forward(x, W, b, strides, pads, pool, pool_strides, pool_pads, pool_out_hw,
+                                activation="relu"):
+    """(p, arg) = max_pool(act(conv(x, W) + b)): the two functions above, one after the other.
 
-        y = relu(conv(x, W) + b)        (N, OH, OW, F)   ``conv2d_forward``
+        y = act(conv(x, W) + b)         (N, OH, OW, F)   ``conv2d_forward``, act relu or None (identity)
         p, arg = max_pool(y)            (N, PH, PW, F)   ``max_pool2d_forward`` (arg: window-local arg-max)
 
     x (N, H, W, C), W (KH, KW, C, F), b (F,) or None. The fast tier computes the
     same p and arg chunk by chunk without storing y (``fast/conv_pool.py``).
     """
-    y = conv2d_forward(x, W, b, strides, pads, "relu")
+    y = conv2d_forward(x, W, b, strides, pads, activation)
     return max_pool2d_forward(y, pool, pool_strides, pool_pads, pool_out_hw)
 
 
 def conv2d_relu_maxpool_backward(gp, x, W, p, arg, strides, pads, pool, pool_strides, pool_pads, conv_out_hw,
-                                 need_gx=True, need_gW=True, need_gb=True):
-    """(gx, gW, gb) of p = max_pool(relu(conv(x, W) + b)), None where not needed; gp (N, PH, PW, F).
+                                 need_gx=True, need_gW=True, need_gb=True, activation="relu"):
+    """(gx, gW, gb) of p = max_pool(act(conv(x, W) + b)), None where not needed; gp (N, PH, PW, F).
 
         gy = max_pool backward of gp * [p > 0]     (N, OH, OW, F)   the relu mask read at the arg-max
-                                                                     cells, where y = p
+                                                                     cells, where y = p (no mask
+                                                                     without the relu)
         gx, gW, gb = conv2d_backward(gy, ...)      no activation left to undo
     """
-    gy = max_pool2d_backward(gp * (p > 0), arg, pool, pool_strides, pool_pads, conv_out_hw)
+    gp = gp * (p > 0) if activation == "relu" else gp
+    gy = max_pool2d_backward(gp, arg, pool, pool_strides, pool_pads, conv_out_hw)
     return conv2d_backward(gy, x, W, None, strides, pads, None, need_gx, need_gW, need_gb)
