@@ -277,6 +277,11 @@ class Function:
     #: a weak reference to the output when it called ``retain_grad()``, else None
     retained = None
 
+    #: True where ``backward`` returns arrays it has just made and keeps no reference to (products,
+    #: sums): a leaf then takes such a gradient as its ``.grad`` as it is, without the copy that
+    #: keeps a leaf's ``.grad`` from aliasing ``gy`` or an array saved in the graph
+    fresh_gradients = False
+
     def __call__(self, *inputs):
         xs = [x if isinstance(x, Tensor) else None for x in inputs]
         if None in xs:   # a Python number or an ndarray constant takes the first tensor's dtype
@@ -367,7 +372,7 @@ def _backward_walk(root: Tensor, grad: np.ndarray):
         if fn.retained is not None:  # gy is complete here: every user of fn's output came earlier
             _retain(fn, gy)
         gxs = fn.backward(gy)
-        inputs = fn.inputs
+        inputs, fresh = fn.inputs, fn.fresh_gradients
         if type(gxs) is not tuple:
             gxs = tuple(gxs) if isinstance(gxs, list) else (gxs,)
         if len(gxs) != len(inputs):
@@ -385,7 +390,10 @@ def _backward_walk(root: Tensor, grad: np.ndarray):
                 gx = gx.astype(data.dtype)
             creator = x.creator
             if creator is None:  # leaf: accumulate into .grad (never alias gy)
-                x.grad = gx.copy() if x.grad is None else x.grad + gx
+                if x.grad is not None:
+                    x.grad = x.grad + gx
+                else:
+                    x.grad = gx if fresh and gx is gxs[k] else gx.copy()
             else:
                 key = id(creator)
                 prev = grads.get(key)

@@ -376,13 +376,13 @@ class Layer:
     def _checked_input(self, x):
         """(x as a Tensor, or as given to a layer taking integer ids; whether the layer was built before).
 
-        Converts x, builds the layer on its first call and validates the input shape. A Tensor
-        input that passes is remembered by (dtype, rank, per-sample shape) under the current
-        ``STRUCTURE`` (``_accepted``): a later call on the same kind of input skips this, as
-        nothing it checks can change without the structure changing (weights, sublayers and
-        public attributes such as ``axis`` all bump it).
+        Converts x, builds the layer on its first call and validates the input shape. An input
+        that passes unconverted (a Tensor, or an ndarray of the layer's dtype) is remembered by
+        (dtype, rank, per-sample shape) under the current ``STRUCTURE`` (``_accepted``): a later
+        call on the same kind of input skips this, as nothing it checks can change without the
+        structure changing (weights, sublayers and public attributes such as ``axis`` all bump it).
         """
-        x = self._convert_input(x)
+        raw, x = x, self._convert_input(x)
         try:
             shape = tuple(np.shape(x.data if isinstance(x, Tensor) else x))
         except ValueError:  # a ragged nested list
@@ -394,15 +394,19 @@ class Layer:
             self.build_from_shape((None,) + shape[1:])
         else:
             self.validate_input_shape((None,) + shape[1:])
-        if type(x) is Tensor:
-            self.__dict__["_accepted"] = (STRUCTURE[0], x.data.dtype, x.data.ndim, x.data.shape[1:])
+        data = x.data if type(x) is Tensor else x
+        if type(data) is np.ndarray and (raw is x or raw is data):   # taken as it is, or wrapped as it is
+            self.__dict__["_accepted"] = (STRUCTURE[0], data.dtype, data.ndim, data.shape[1:])
         return x, was_built
 
     def __call__(self, x, training=None, **kwargs):
-        data = x.data if type(x) is Tensor else None
+        kind = type(x)
+        data = x.data if kind is Tensor else x if kind is np.ndarray else None
         if data is not None and self.__dict__.get("_accepted") == (STRUCTURE[0], data.dtype, data.ndim,
                                                                    data.shape[1:]):
             was_built = True                   # checked before, on an input of this kind (_checked_input)
+            if kind is np.ndarray and not self.accepts_integer_input:
+                x = Tensor(x)                  # an array of the layer's dtype, wrapped as it is
         elif is_symbolic(x):
             return self._call_symbolic(x, kwargs)
         else:
@@ -414,8 +418,10 @@ class Layer:
         mask = mask_of(x) if _MASKS else None
         if mask is not None and "mask" not in kwargs and _takes_mask(type(self)):
             kwargs["mask"] = mask              # a layer whose call takes mask= gets its input's
-        begin_call(self)
-        outer, CURRENT_LAYER[0] = CURRENT_LAYER[0], self.name   # the graph's nodes name this layer
+        outer = CURRENT_LAYER[0]
+        if outer is None:
+            begin_call(self)
+        CURRENT_LAYER[0] = self.name           # the graph's nodes name this layer
         outer_training, TRAINING[0] = TRAINING[0], bool(training)
         try:
             y = self.call(x, **kwargs)
