@@ -114,6 +114,11 @@ class Model(Trainer, WeightsIO, Layer):
         return list(cached(self, "weights", _model_weights))
 
     @property
+    def trainable_weights(self):
+        """The weights that take gradients (``requires_grad``), in ``weights``' order."""
+        return [w for w in cached(self, "weights", _model_weights) if w.requires_grad]
+
+    @property
     def _weight_list(self):
         return [(w.name, w) for w in self.weights]
 
@@ -253,10 +258,10 @@ class Model(Trainer, WeightsIO, Layer):
         return x  # each layer converts its own input (an Embedding wants integer ids)
 
     def __call__(self, x, training=None, **kwargs):
-        if is_symbolic(x):
-            return self._call_symbolic(x, kwargs)
         if type(x) is np.ndarray and self.__dict__.get("_accepted") == (STRUCTURE[0], x.dtype, x.ndim, x.shape[1:]):
             pass                               # an array of a kind checked before, nothing changed since
+        elif is_symbolic(x):
+            return self._call_symbolic(x, kwargs)
         elif self._nodes is not None:
             xs = [self._as_input(v, sym) for v, sym in zip(self._input_list(x), self._input_symbols)]
             x = xs if len(xs) > 1 else xs[0]
