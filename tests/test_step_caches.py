@@ -128,6 +128,24 @@ def test_activity_penalties_are_those_of_the_latest_call():
         assert abs(float(penalty.data) - want) <= 1e-6 * (1 + want)
 
 
+def test_copies_and_pickles_carry_no_caches():
+    import copy
+    import pickle
+    x, y = xy()
+    model = nb.Sequential([Dense(4, activation="tanh", input_shape=(3,)), Dense(2)])
+    model.compile(optimizer=nb.optimizers.SGD(0.1), loss="mse")
+    model.train_step(x, y)
+    assert "_structure_cache" in model.__dict__ and "_accepted" in model.layers[0].__dict__
+    for twin in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+        assert "_structure_cache" not in twin.__dict__
+        assert all("_accepted" not in layer.__dict__ for layer in twin.layers)
+        assert same(twin.trainable_weights, by_hand(*twin.layers))
+        assert not any(w is v for w in twin.trainable_weights for v in model.trainable_weights)
+        twin.add(Dense(1))
+        assert same(twin.trainable_weights, by_hand(*twin.layers))
+        assert same(model.trainable_weights, by_hand(*model.layers))
+
+
 # ------------------------------------------------------------ input checks that are skipped
 def test_a_changed_input_shape_is_checked_again():
     layer = Dense(2)

@@ -174,6 +174,14 @@ class Layer:
         self.input_shape = None
         self.output_shape = None
 
+    def __getstate__(self):
+        """The instance dict for pickle and deepcopy, less the structure caches (``cached``,
+        ``_accepted``): their version number means nothing in another process or copy."""
+        state = dict(self.__dict__)
+        state.pop("_structure_cache", None)
+        state.pop("_accepted", None)
+        return state
+
     def __setattr__(self, key, value):
         """Set the attribute; a public one (a weight, a regularizer, ``axis``...) or a sublayer (a list
         of them) changes the structure (``STRUCTURE``). Private ones (caches) do not."""
