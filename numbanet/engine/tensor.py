@@ -284,11 +284,10 @@ class Function:
 
     def __call__(self, *inputs):
         xs = [x if isinstance(x, Tensor) else None for x in inputs]
-        if None in xs:   # a Python number or an ndarray constant takes the first tensor's dtype
+        arrays = [x.data for x in inputs if type(x) is Tensor]
+        if len(arrays) != len(inputs):   # a Python number or an ndarray constant takes the first tensor's dtype
             ref_dtype = next((x.data.dtype for x in xs if x is not None), None)
             arrays = [_constant(raw, ref_dtype) if x is None else x.data for x, raw in zip(xs, inputs)]
-        else:
-            arrays = [x.data for x in xs]
         out = self.forward(*arrays)
         if type(out) is np.ndarray and out.dtype.kind == "f":   # what Tensor(out) would keep as it is
             y = Tensor.__new__(Tensor)
