@@ -127,20 +127,41 @@ class Optimizer:
         dtype: the checks of ``apply_gradients`` are skipped (they cost a tenth of
         a tiny model's training step).
         """
-        pairs = [(w.grad, w) for w in weights if w.grad is not None]
-        self._apply(self._clip([g for g, _ in pairs]), [w for _, w in pairs])
+        grads, with_grad = [], []
+        for w in weights:
+            if w.grad is not None:
+                grads.append(w.grad)
+                with_grad.append(w)
+        self._apply(self._clip(grads), with_grad)
 
     def _apply(self, grads, weights):
         lr = self.current_learning_rate()
         self.begin_step()
-        for g, w in zip(grads, weights):
-            state = self.slots.get(id(w))
-            if state is None:
-                state = self.slots[id(w)] = self.create_slots(w.data)
-            if self.weight_decay and self._decays(w):
-                tiers.current.weight_decay_update(w.data, w.dtype.type(lr), self.weight_decay)
-            self.update(w.data, g, state, w.dtype.type(lr))
+        if not self.weight_decay:
+            self.update_many(weights, grads, lr)
+        else:
+            for g, w in zip(grads, weights):
+                state = self._slots_of(w)
+                if self._decays(w):
+                    tiers.current.weight_decay_update(w.data, w.dtype.type(lr), self.weight_decay)
+                self.update(w.data, g, state, w.dtype.type(lr))
         self.iterations += 1
+
+    def _slots_of(self, w):
+        """The slots of weight ``w``, created at its first update."""
+        state = self.slots.get(id(w))
+        if state is None:
+            state = self.slots[id(w)] = self.create_slots(w.data)
+        return state
+
+    def update_many(self, weights, grads, lr):
+        """One step of every weight: ``update(w, g, slots, lr)`` for each, lr in the weight's dtype.
+
+        The pass over all the weights of a step; a subclass may do it in fewer calls, as long
+        as every weight gets the same bits as from its own ``update`` (SGD without momentum).
+        """
+        for g, w in zip(grads, weights):
+            self.update(w.data, g, self._slots_of(w), w.dtype.type(lr))
 
     def begin_step(self):
         """Optimizer-wide state updated once per step, before any weight (Nadam's momentum product)."""
@@ -260,6 +281,25 @@ class SGD(Optimizer):
 
     def update(self, w, g, s, lr):
         tiers.current.sgd_update(w, g, lr, s["momentum"] if self.momentum else None, self.momentum, self.nesterov)
+
+    def update_many(self, weights, grads, lr):
+        """Without momentum SGD keeps no slots: ``w <- w - lr * g`` for each weight, with the tier's
+        ``sgd_update`` looked up and lr cast once per dtype, in one loop (the same bits as ``update``).
+
+        lr goes in as a 0-d array of the weight's dtype: the same value as ``dtype.type(lr)``,
+        so the same products, but NumPy multiplies an array by it 0.4 us faster than by a scalar.
+        """
+        if self.momentum:
+            return super().update_many(weights, grads, lr)
+        sgd_update, rates, slots = tiers.current.sgd_update, {}, self.slots
+        for g, w in zip(grads, weights):
+            data = w.data
+            rate = rates.get(data.dtype)
+            if rate is None:
+                rate = rates[data.dtype] = np.array(lr, dtype=data.dtype)
+            if id(w) not in slots:            # SGD's slots: none, kept per weight as for every optimizer
+                slots[id(w)] = {}
+            sgd_update(data, g, rate)
 
 
 class Adam(Optimizer):

@@ -36,21 +36,27 @@ class Linear(Function):
     computed by the active tier's ``dense_forward`` / ``dense_backward``.
     """
 
+    fresh_gradients = True                         # gx, gW, gb: new products and sums (both tiers)
+
     def __init__(self, activation=None):
         self.activation = activation               # None or one of FUSED_ACTIVATIONS
 
     def forward(self, x, W, b=None):
         self.x, self.W = x, W
-        y = tiers.current.dense_forward(x.reshape(-1, W.shape[0]), W, b, self.activation)  # one (B, D) @ (D, U)
+        flat = x.ndim != 2                                       # (..., D) -> (B, D) and back
+        y = tiers.current.dense_forward(x.reshape(-1, W.shape[0]) if flat else x, W, b, self.activation)
         self.y = y if self.activation is not None else None    # f' is read from y
-        return y.reshape(x.shape[:-1] + (W.shape[1],))
+        return y.reshape(x.shape[:-1] + (W.shape[1],)) if flat else y
 
     def backward(self, gy):
         x, W = self.inputs[0], self.W
-        gx, gW, gb = tiers.current.dense_backward(np.ascontiguousarray(gy).reshape(-1, W.shape[1]),  # (B, U)
-                                                   self.x.reshape(-1, W.shape[0]), W, self.y, self.activation,
+        flat = self.x.ndim != 2
+        gy = np.ascontiguousarray(gy)
+        gx, gW, gb = tiers.current.dense_backward(gy.reshape(-1, W.shape[1]) if flat else gy,      # (B, U)
+                                                   self.x.reshape(-1, W.shape[0]) if flat else self.x, W,
+                                                   self.y, self.activation,
                                                    x is not None and x.requires_grad, len(self.inputs) == 3)
-        return (None if gx is None else gx.reshape(self.x.shape)), gW, gb
+        return (gx.reshape(self.x.shape) if flat and gx is not None else gx), gW, gb
 
 
 # activations that run as their own node after the affine map (dense_forward does not fuse them)

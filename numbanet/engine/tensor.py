@@ -233,7 +233,7 @@ class Tensor:
         if grad is None:
             if self.data.size != 1:
                 raise ValueError(f"backward() without a gradient needs a scalar; this tensor has shape {self.shape}")
-            grad = np.ones_like(self.data)
+            grad = np.array(1, dtype=self.data.dtype).reshape(self.data.shape)   # dL/dL = 1
         else:
             grad = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.dtype)
             if grad.shape != self.shape:
@@ -277,26 +277,32 @@ class Function:
     #: a weak reference to the output when it called ``retain_grad()``, else None
     retained = None
 
+    #: True where ``backward`` returns arrays it has just made and keeps no reference to (products,
+    #: sums): a leaf then takes such a gradient as its ``.grad`` as it is, without the copy that
+    #: keeps a leaf's ``.grad`` from aliasing ``gy`` or an array saved in the graph
+    fresh_gradients = False
+
     def __call__(self, *inputs):
         xs = [x if isinstance(x, Tensor) else None for x in inputs]
-        arrays = []
-        ref_dtype = None
-        for x in xs:
-            if x is not None:
-                ref_dtype = x.data.dtype
-                break
-        for x, raw in zip(xs, inputs):
-            if x is not None:
-                arrays.append(x.data)
-            else:  # a Python number or an ndarray constant takes the tensor's dtype
-                arrays.append(_constant(raw, ref_dtype))
-        y = Tensor(self.forward(*arrays))
-        if _GRAD_ENABLED[0] and any(x is not None and x.requires_grad for x in xs):
-            y.requires_grad = True
-            y.creator = self
-            self.inputs = xs
-            self.layer = CURRENT_LAYER[0]
-            self.out_shape = y.data.shape
+        arrays = [x.data for x in inputs if type(x) is Tensor]
+        if len(arrays) != len(inputs):   # a Python number or an ndarray constant takes the first tensor's dtype
+            ref_dtype = next((x.data.dtype for x in xs if x is not None), None)
+            arrays = [_constant(raw, ref_dtype) if x is None else x.data for x, raw in zip(xs, inputs)]
+        out = self.forward(*arrays)
+        if type(out) is np.ndarray and out.dtype.kind == "f":   # what Tensor(out) would keep as it is
+            y = Tensor.__new__(Tensor)
+            y.data, y.grad, y.requires_grad, y.creator, y.name = out, None, False, None, None
+        else:
+            y = Tensor(out)
+        if _GRAD_ENABLED[0]:
+            for x in xs:
+                if x is not None and x.requires_grad:
+                    y.requires_grad = True
+                    y.creator = self
+                    self.inputs = xs
+                    self.layer = CURRENT_LAYER[0]
+                    self.out_shape = out.shape if y.data is out else y.data.shape
+                    break
         return y
 
     def forward(self, *xs):  # pragma: no cover - abstract
@@ -320,18 +326,22 @@ def _topological_order(root: Tensor):
     """Functions reachable from ``root``, each once, inputs before users (iterative DFS)."""
     order, seen = [], set()
     stack = [(root.creator, False)]
+    pop, push = stack.pop, stack.append
     while stack:
-        fn, expanded = stack.pop()
+        fn, expanded = pop()
         if expanded:
             order.append(fn)
             continue
-        if id(fn) in seen:
+        key = id(fn)
+        if key in seen:
             continue
-        seen.add(id(fn))
-        stack.append((fn, True))
+        seen.add(key)
+        push((fn, True))
         for x in fn.inputs:
-            if x is not None and x.creator is not None and id(x.creator) not in seen:
-                stack.append((x.creator, False))
+            if x is not None:
+                creator = x.creator
+                if creator is not None and id(creator) not in seen:
+                    push((creator, False))
     return order
 
 
@@ -361,21 +371,30 @@ def _backward_walk(root: Tensor, grad: np.ndarray):
         if fn.retained is not None:  # gy is complete here: every user of fn's output came earlier
             _retain(fn, gy)
         gxs = fn.backward(gy)
-        if not isinstance(gxs, (tuple, list)):
-            gxs = (gxs,)
-        if len(gxs) != len(fn.inputs):
+        inputs, fresh = fn.inputs, fn.fresh_gradients
+        if type(gxs) is not tuple:
+            gxs = tuple(gxs) if isinstance(gxs, list) else (gxs,)
+        if len(gxs) != len(inputs):
             _check_gradient_count(fn, gxs)
-        for k, (x, gx) in enumerate(zip(fn.inputs, gxs)):
-            if x is None or gx is None or not x.requires_grad:
+        for k, x in enumerate(inputs):
+            if x is None or not x.requires_grad:
                 continue
-            if type(gx) is not np.ndarray or gx.shape != x.data.shape:
-                gx = _reduce_to_input(fn, k, gx, x.data.shape)
-            if gx.dtype != x.data.dtype:
-                gx = gx.astype(x.data.dtype)
-            if x.creator is None:  # leaf: accumulate into .grad (never alias gy)
-                x.grad = gx.copy() if x.grad is None else x.grad + gx
+            gx = gxs[k]
+            if gx is None:
+                continue
+            data = x.data
+            if type(gx) is not np.ndarray or gx.shape != data.shape:
+                gx = _reduce_to_input(fn, k, gx, data.shape)
+            if gx.dtype != data.dtype:
+                gx = gx.astype(data.dtype)
+            creator = x.creator
+            if creator is None:  # leaf: accumulate into .grad (never alias gy)
+                if x.grad is not None:
+                    x.grad = x.grad + gx
+                else:
+                    x.grad = gx if fresh and gx is gxs[k] else gx.copy()
             else:
-                key = id(x.creator)
+                key = id(creator)
                 prev = grads.get(key)
                 grads[key] = gx if prev is None else prev + gx
 

@@ -7,7 +7,9 @@ and the shapes are there): x (B, D), W (D, U), b (U,) or None, y (B, U), f one o
 Routes, recorded in ``routes.LAST``:
 
   dense_forward   "small"  fewer than SMALL_DENSE_WORK multiply-adds: one product, then the
-                           bias and f in place (the pool and the split would cost more)
+                           bias and f in place (the pool and the split would cost more); with
+                           no plans loaded it is taken before any route choosing, as is
+                           dense_backward's "serial" for such sizes
                   "blas"   y from the scratch pool when big, one product (BLAS threads it),
                            the bias and f split over the NumPy pool
                   "split"  BLAS is single-threaded (a batch split ran): rows cut over the
@@ -61,6 +63,9 @@ def _plan(op, heuristic, x, W, routes, run):
 def dense_forward(x, W, b=None, activation=None):
     """y = f(x @ W + b), fused in place.   reference: numbanet.reference.tier.dense_forward."""
     work = x.size * W.shape[1]
+    if work < SMALL_DENSE_WORK and not planner.active():      # tiny: no plan to look up, no pool
+        LAST["dense_forward"] = "small"
+        return _small_forward(x, W, b, activation)
     heuristic = ("small" if work < SMALL_DENSE_WORK else
                  "split" if len(parallel.split_for_blas(len(x), work)) > 1 else "blas")
     how, planned = _plan("dense.forward", heuristic, x, W, ["small", "blas"],
@@ -73,13 +78,8 @@ def dense_forward(x, W, b=None, activation=None):
 def _forward_by(how, x, W, b, activation):
     """y = f(x @ W + b) by the route ``how``: "small", "blas" or "split" (see the top)."""
     U = W.shape[1]
-    if how == "small":                                        # written out: this path is all overhead
-        y = x @ W
-        if b is not None:
-            y += b
-        if activation is not None:
-            IN_PLACE_ACTIVATIONS[activation][0](y)
-        return y
+    if how == "small":
+        return _small_forward(x, W, b, activation)
     f = None if activation is None else IN_PLACE_ACTIVATIONS[activation][0]
     y = workspace.empty("linear.y", (len(x), U), np.result_type(x.dtype, W.dtype))
     if how == "blas":
@@ -95,10 +95,24 @@ def _forward_by(how, x, W, b, activation):
     return y
 
 
+def _small_forward(x, W, b, activation):
+    """The "small" route, written out (it is all overhead): one product, then b and f in place."""
+    y = x @ W                                                 # (B, D) @ (D, U) -> (B, U)
+    if b is not None:
+        y += b
+    if activation is not None:
+        IN_PLACE_ACTIVATIONS[activation][0](y)
+    return y
+
+
 def dense_backward(gy, x, W, y=None, activation=None, need_gx=True, need_gb=True):
     """(gx | None, gW, gb | None).   reference: numbanet.reference.tier.dense_backward."""
     gz = gy if activation is None else gy * IN_PLACE_ACTIVATIONS[activation][1](y)   # gy * f'(z), f' from y
     work = x.size * W.shape[1]
+    if work < SMALL_DENSE_WORK and not planner.active():      # tiny: the serial route, nothing to plan
+        LAST["dense_backward"] = "serial"
+        gx = gz @ W.T if need_gx else None                    # (B, U) @ (U, D) -> (B, D)
+        return gx, x.T @ gz, (parallel.column_sums(gz) if need_gb else None)   # (D, U), (U,)
     split = work >= BLAS_SPLIT_MIN_WORK and len(parallel.split_for_blas(len(x), work)) > 1
     how, planned = _plan("dense.backward", "split" if split else "serial", x, W, ["serial"],
                          lambda name: _backward_by(name, gz, x, W, need_gx))

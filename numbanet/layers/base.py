@@ -112,6 +112,27 @@ def _marking_built(build):
 # that does not pass it on, run in the mode the model was called in, as Keras's call context does.
 TRAINING = [False]
 
+# The version of the layer structure: bumped whenever a layer gains or loses a sublayer or a
+# weight, a public attribute is set (a regularizer, ``axis``...), or ``trainable`` is toggled
+# (``structure_changed``). What follows from the structure alone (the flattened layer tree, a
+# model's weights in Keras's order, the regularized weights, an input shape already checked)
+# is cached per layer under this number, so a training step does not walk the tree or check
+# the same shapes again; any change anywhere makes every cache stale.
+STRUCTURE = [0]
+
+
+def structure_changed():
+    """Make every cached layer tree and weight list stale (see ``STRUCTURE``)."""
+    STRUCTURE[0] += 1
+
+
+def _holds_layers(value) -> bool:
+    """Whether an attribute value is a Layer or a list / tuple holding one (what ``_sublayers`` finds)."""
+    if isinstance(value, Layer):
+        return True
+    return isinstance(value, (list, tuple)) and any(isinstance(v, Layer) for v in value)
+
+
 # The weights created with ``add_weight(trainable=False)``: states that their layer updates
 # itself and no optimizer touches. Weak, so a weight goes from it with its layer.
 _STATE_WEIGHTS = weakref.WeakSet()
@@ -153,6 +174,21 @@ class Layer:
         self.input_shape = None
         self.output_shape = None
 
+    def __getstate__(self):
+        """The instance dict for pickle and deepcopy, less the structure caches (``cached``,
+        ``_accepted``): their version number means nothing in another process or copy."""
+        state = dict(self.__dict__)
+        state.pop("_structure_cache", None)
+        state.pop("_accepted", None)
+        return state
+
+    def __setattr__(self, key, value):
+        """Set the attribute; a public one (a weight, a regularizer, ``axis``...) or a sublayer (a list
+        of them) changes the structure (``STRUCTURE``). Private ones (caches) do not."""
+        if key[0] != "_" or _holds_layers(value):
+            STRUCTURE[0] += 1
+        object.__setattr__(self, key, value)
+
     # ----------------------------------------------------------------- weights
     @property
     def trainable(self):
@@ -164,6 +200,7 @@ class Layer:
         gives them back to the weights created trainable (a non-trainable one never gets any).
         A model passes the flag on to each of its layers, as Keras does."""
         self._trainable = bool(value)
+        structure_changed()
         for layer in getattr(self, "layers", ()):
             layer.trainable = value
         for _, w in self._weight_list:
@@ -201,6 +238,7 @@ class Layer:
         self._weight_list.append((name, w))
         if not trainable:
             _STATE_WEIGHTS.add(w)
+        structure_changed()
         return w
 
     def _keras_order(self):
@@ -277,6 +315,7 @@ class Layer:
                 self.build(input_shape)
             except BaseException:  # a build that fails half-way leaves no weights behind
                 del self._weight_list[n_weights:]
+                structure_changed()
                 raise
             self.built = True
             self.input_shape = input_shape
@@ -314,16 +353,10 @@ class Layer:
         then, recomputed from the current weights on every access, ``R(W)`` for each
         trainable weight W whose layer gives it a regularizer, in weight order.
         """
-        layers = _flatten_layers(self)
-        out = [loss for layer in layers for loss in layer.__dict__.get("_losses", ())]
-        seen = set()
-        for layer in layers:
-            for name, w in layer.__dict__.get("_weight_list", ()):
-                arg = layer.regularized_weights.get(name)
-                reg = getattr(layer, arg, None) if arg else None
-                if reg is not None and w.requires_grad and id(w) not in seen:
-                    seen.add(id(w))
-                    out.append(reg(w))
+        out = [loss for layer in flat_layers(self) for loss in layer.__dict__.get("_losses", ())]
+        for w, reg in cached(self, "regularized", _regularized_weights):
+            if w.requires_grad:
+                out.append(reg(w))
         return out
 
     def _record_activity(self, y):
@@ -348,10 +381,16 @@ class Layer:
             raise TypeError(f"{self.name}: input must be numeric, got dtype {arr.dtype}")
         return Tensor(arr, dtype=self.dtype)
 
-    def __call__(self, x, training=None, **kwargs):
-        if is_symbolic(x):
-            return self._call_symbolic(x, kwargs)
-        x = self._convert_input(x)
+    def _checked_input(self, x):
+        """(x as a Tensor, or as given to a layer taking integer ids; whether the layer was built before).
+
+        Converts x, builds the layer on its first call and validates the input shape. An input
+        that passes unconverted (a Tensor, or an ndarray of the layer's dtype) is remembered by
+        (dtype, rank, per-sample shape) under the current ``STRUCTURE`` (``_accepted``): a later
+        call on the same kind of input skips this, as nothing it checks can change without the
+        structure changing (weights, sublayers and public attributes such as ``axis`` all bump it).
+        """
+        raw, x = x, self._convert_input(x)
         try:
             shape = tuple(np.shape(x.data if isinstance(x, Tensor) else x))
         except ValueError:  # a ragged nested list
@@ -363,6 +402,23 @@ class Layer:
             self.build_from_shape((None,) + shape[1:])
         else:
             self.validate_input_shape((None,) + shape[1:])
+        data = x.data if type(x) is Tensor else x
+        if type(data) is np.ndarray and (raw is x or raw is data):   # taken as it is, or wrapped as it is
+            self.__dict__["_accepted"] = (STRUCTURE[0], data.dtype, data.ndim, data.shape[1:])
+        return x, was_built
+
+    def __call__(self, x, training=None, **kwargs):
+        kind = type(x)
+        data = x.data if kind is Tensor else x if kind is np.ndarray else None
+        if data is not None and self.__dict__.get("_accepted") == (STRUCTURE[0], data.dtype, data.ndim,
+                                                                   data.shape[1:]):
+            was_built = True                   # checked before, on an input of this kind (_checked_input)
+            if kind is np.ndarray and not self.accepts_integer_input:
+                x = Tensor(x)                  # an array of the layer's dtype, wrapped as it is
+        elif is_symbolic(x):
+            return self._call_symbolic(x, kwargs)
+        else:
+            x, was_built = self._checked_input(x)
         if training is None:                   # not given: the enclosing call's mode (Keras's call context)
             training = TRAINING[0]
         if takes_training(type(self)):
@@ -370,8 +426,10 @@ class Layer:
         mask = mask_of(x) if _MASKS else None
         if mask is not None and "mask" not in kwargs and _takes_mask(type(self)):
             kwargs["mask"] = mask              # a layer whose call takes mask= gets its input's
-        begin_call(self)
-        outer, CURRENT_LAYER[0] = CURRENT_LAYER[0], self.name   # the graph's nodes name this layer
+        outer = CURRENT_LAYER[0]
+        if outer is None:
+            begin_call(self)
+        CURRENT_LAYER[0] = self.name           # the graph's nodes name this layer
         outer_training, TRAINING[0] = TRAINING[0], bool(training)
         try:
             y = self.call(x, **kwargs)
@@ -380,6 +438,7 @@ class Layer:
         except BaseException:  # e.g. ids out of range: a failed first call leaves the layer unbuilt, as it was
             if not was_built:
                 del self._weight_list[:]
+                structure_changed()
                 self.built = False
                 self.input_shape = self.output_shape = None
             raise
@@ -480,14 +539,49 @@ def _flatten_layers(layer):
     return out
 
 
+def flat_layers(layer):
+    """``_flatten_layers(layer)`` as a tuple, kept until the structure changes (``STRUCTURE``)."""
+    return cached(layer, "flat", lambda root: tuple(_flatten_layers(root)))
+
+
+def cached(layer, key, compute):
+    """``compute(layer)``, kept on ``layer`` until the layer structure changes anywhere (``STRUCTURE``).
+
+    For values that follow from the structure alone (which layers, which weights, which
+    regularizers), never from the weights' values or ``requires_grad`` flags, which callers
+    read afresh. The cache sits in the instance dict, past ``__setattr__``, and holds no
+    Layer directly, so ``_sublayers`` never finds it.
+    """
+    entry = layer.__dict__.get("_structure_cache")
+    if entry is None or entry[0] != STRUCTURE[0]:
+        entry = layer.__dict__["_structure_cache"] = (STRUCTURE[0], {})
+    values = entry[1]
+    if key not in values:
+        values[key] = compute(layer)
+    return values[key]
+
+
+def _regularized_weights(root):
+    """[(W, R)]: each weight in ``root``'s layer tree whose layer gives it a regularizer R, once, in order."""
+    out, seen = [], set()
+    for layer in flat_layers(root):
+        for name, w in layer.__dict__.get("_weight_list", ()):
+            arg = layer.regularized_weights.get(name)
+            reg = getattr(layer, arg, None) if arg else None
+            if reg is not None and id(w) not in seen:
+                seen.add(id(w))
+                out.append((w, reg))
+    return tuple(out)
+
+
 def begin_call(layer):
     """At the start of an outermost call (no layer or model call around it), forget the losses
     the previous call left on ``layer`` and the layers inside it, as Keras clears them; the calls
     nested inside add theirs, so a layer called twice in one forward pass keeps both."""
     if CURRENT_LAYER[0] is None:
-        for inner in _flatten_layers(layer):
-            if "_losses" in inner.__dict__:
-                inner._losses = []
+        for inner in flat_layers(layer):
+            if inner.__dict__.get("_losses"):
+                inner.__dict__["_losses"] = []
 
 
 # The padding masks of layer outputs, as Keras keeps ``_keras_mask`` on a layer's output:

@@ -19,7 +19,8 @@ import numpy as np
 
 from ..engine import Tensor, no_grad
 from ..engine.tensor import CURRENT_LAYER
-from ..layers.base import TRAINING, Layer, SymbolicTensor, begin_call, is_symbolic, takes_training
+from ..layers.base import (STRUCTURE, TRAINING, Layer, SymbolicTensor, begin_call, cached, is_symbolic,
+                           structure_changed, takes_training)
 from ..utils import unique_name
 from .fusion import functional_nodes
 from .saving import WeightsIO
@@ -41,6 +42,17 @@ def check_build_shape(owner, input_shape):
     return tuple(None if d is None else int(d) for d in input_shape)
 
 
+def _model_weights(model):
+    """The weights of ``model.layers`` in order, each once: ``Model.weights``, computed."""
+    seen, out = set(), []
+    for layer in model.layers:
+        for w in layer.weights:
+            if id(w) not in seen:
+                seen.add(id(w))
+                out.append(w)
+    return tuple(out)
+
+
 class Model(Trainer, WeightsIO, Layer):
     """A network of layers that can be compiled and trained (see module docstring)."""
 
@@ -60,7 +72,7 @@ class Model(Trainer, WeightsIO, Layer):
             for item in items:
                 if isinstance(item, Layer) and item is not self and all(item is not t for t in tracked):
                     tracked.append(item)
-        object.__setattr__(self, key, value)
+        Layer.__setattr__(self, key, value)
 
     @property
     def layers(self):
@@ -99,13 +111,13 @@ class Model(Trainer, WeightsIO, Layer):
 
     @property
     def weights(self):
-        seen, out = set(), []
-        for layer in self.layers:
-            for w in layer.weights:
-                if id(w) not in seen:
-                    seen.add(id(w))
-                    out.append(w)
-        return out
+        """Every layer's weights, in layer order, each once (cached until the structure changes)."""
+        return list(cached(self, "weights", _model_weights))
+
+    @property
+    def trainable_weights(self):
+        """The weights that take gradients (``requires_grad``), in ``weights``' order."""
+        return [w for w in cached(self, "weights", _model_weights) if w.requires_grad]
 
     @property
     def _weight_list(self):
@@ -151,6 +163,7 @@ class Model(Trainer, WeightsIO, Layer):
         self._input_struct = inputs if isinstance(inputs, (list, tuple)) else ins[0]
         self._output_struct = outputs if isinstance(outputs, (list, tuple)) else outs[0]
         self._nodes = self._execution_order(outs)
+        structure_changed()
         self.input_names = [t.layer.name for t in ins]
         self.output_names = [t.layer.name for t in outs]
         self.built = True
@@ -246,15 +259,19 @@ class Model(Trainer, WeightsIO, Layer):
         return x  # each layer converts its own input (an Embedding wants integer ids)
 
     def __call__(self, x, training=None, **kwargs):
-        if is_symbolic(x):
+        if type(x) is np.ndarray and self.__dict__.get("_accepted") == (STRUCTURE[0], x.dtype, x.ndim, x.shape[1:]):
+            pass                               # an array of a kind checked before, nothing changed since
+        elif is_symbolic(x):
             return self._call_symbolic(x, kwargs)
-        if self._nodes is not None:
+        elif self._nodes is not None:
             xs = [self._as_input(v, sym) for v, sym in zip(self._input_list(x), self._input_symbols)]
             x = xs if len(xs) > 1 else xs[0]
         else:
             x = self._as_input(x, None)
             if self.batch_input_shape is not None:  # declared: Input(shape) or input_shape= (also Sequential)
                 self._check_model_input(x)
+            if type(x) is np.ndarray and self.built:
+                self.__dict__["_accepted"] = (STRUCTURE[0], x.dtype, x.ndim, x.shape[1:])
         if training is None:                   # not given: the enclosing call's mode (base.TRAINING)
             training = TRAINING[0]
         if takes_training(type(self)):

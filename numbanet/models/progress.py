@@ -29,6 +29,11 @@ class ProgressBar:
         self.last_draw = 0.0
         self.last_len = 0
 
+    def due(self, step):
+        """Whether ``update(step, logs)`` would draw: verbose=1, and the last step or ``interval``
+        seconds (50 ms, as Keras) since the last drawing."""
+        return self.verbose == 1 and (step >= self.total or time.perf_counter() - self.last_draw >= self.interval)
+
     def update(self, step, logs):
         if self.verbose != 1:
             return
@@ -59,4 +64,6 @@ class ProgressBar:
         elif self.verbose == 2:
             self.stream.write(f"{self.total}/{self.total} - {_fmt_time(elapsed)} - "
                               f"{1e3 * elapsed / max(self.total, 1):.0f}ms/step{_fmt_logs(logs)}\n")
+        else:
+            return                                  # verbose=0 writes nothing
         self.stream.flush()

@@ -1,7 +1,7 @@
 """``Sequential``: a plain stack of layers, each feeding the next."""
 from __future__ import annotations
 
-from ..layers.base import Layer, SymbolicTensor, is_symbolic
+from ..layers.base import Layer, SymbolicTensor, is_symbolic, structure_changed
 from ..layers.core import Input, InputLayer
 from ..utils import unique_name
 from .fusion import sequential_steps
@@ -41,6 +41,7 @@ class Sequential(Model):
             raise TypeError(f"{self.name}: add() takes a Layer, got {type(layer).__name__}")
         self._stack.append(layer)
         self._tracked.append(layer)
+        structure_changed()
         if len(self._stack) == 1 and self.batch_input_shape is None and layer.batch_input_shape is not None:
             self.batch_input_shape = layer.batch_input_shape
         if self.batch_input_shape is not None:
@@ -121,6 +122,7 @@ class Sequential(Model):
         self._forget_graph()
         layer = self._stack.pop()
         self._tracked.remove(layer)
+        structure_changed()
         if had_graph and self._stack:
             self._build_stack(self.input_shape)
         return layer

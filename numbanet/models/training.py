@@ -83,6 +83,12 @@ def _take(data, idx):
     return data[idx]
 
 
+def _overrides(cb, hook):
+    """Whether callback ``cb``'s method ``hook`` does something: not the base Callback's empty one."""
+    method = getattr(cb, hook)
+    return getattr(method, "__func__", None) is not getattr(Callback, hook)
+
+
 def _count(x):
     """The number of samples in x (an array, or a list of arrays of equal length)."""
     return len(x[0]) if isinstance(x, list) else len(x)
@@ -227,6 +233,10 @@ class Trainer:
         self.stop_training = False
         n = _count(x)
         steps = math.ceil(n / batch_size)
+        # the per-batch hooks that do something (the base Callback's are empty): only these are
+        # called, and the running logs are made per batch only when a hook or the bar reads them
+        batch_begin = [cb.on_train_batch_begin for cb in cbs if _overrides(cb, "on_train_batch_begin")]
+        batch_end = [cb.on_train_batch_end for cb in cbs if _overrides(cb, "on_train_batch_end")]
         logs = {}                                  # epochs=0 (or initial_epoch >= epochs) trains nothing
         for cb in cbs:
             cb.on_train_begin()
@@ -242,8 +252,8 @@ class Trainer:
                 idx = order[step * batch_size:(step + 1) * batch_size] if shuffle else slice(step * batch_size, (step + 1) * batch_size)
                 xb, yb = _take(x, idx), _take(y, idx)
                 swb = sample_weight[idx] if sample_weight is not None else None
-                for cb in cbs:
-                    cb.on_train_batch_begin(step)
+                for hook in batch_begin:
+                    hook(step)
                 loss, y_pred, parts = self._train_step(xb, yb, swb)
                 nb = _count(xb)
                 seen += nb
@@ -252,10 +262,11 @@ class Trainer:
                     totals[k] = totals.get(k, 0.0) + v * nb
                 if self.compiled_metrics:
                     self._metric_sums(yb, y_pred, totals, nb)
-                logs = {k: v / seen for k, v in totals.items()}
-                for cb in cbs:
-                    cb.on_train_batch_end(step, {**logs, "loss": loss})
-                bar.update(step + 1, logs)
+                if batch_end or bar.due(step + 1):
+                    logs = {k: v / seen for k, v in totals.items()}
+                    for hook in batch_end:
+                        hook(step, {**logs, "loss": loss})
+                    bar.update(step + 1, logs)
                 if not math.isfinite(loss):
                     warnings.warn(f"{self.name}.fit: the loss became {loss} at epoch {epoch + 1}, batch {step + 1}; "
                                   f"training stopped (lower the learning rate, or clip gradients)",
@@ -263,6 +274,8 @@ class Trainer:
                     self.stop_training = True
                 if self.stop_training:
                     break
+            if seen:
+                logs = {k: v / seen for k, v in totals.items()}
             if validation_data is not None:
                 val = self._evaluate_arrays(vx, vy, batch_size)
                 logs.update({"val_" + k: v for k, v in val.items()})
