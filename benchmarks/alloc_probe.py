@@ -17,7 +17,7 @@ rows with fewer than ``--min-faults`` faults and ``--min-bytes`` bytes are left
 out. "step total" is the whole step's fault count, "unattributed" what no
 wrapped call took (the backward walk's gradient sums, the Python around them).
 
-    python -m benchmarks.alloc_probe --workloads W2-sgd W3 W4 W5 [--markdown]
+    python -m benchmarks.alloc_probe --workloads W2-sgd W3 W4 W5 [--no-bytes] [--tf]
 """
 from __future__ import annotations
 
@@ -130,7 +130,11 @@ def main(argv=None):
     p.add_argument("--min-bytes", type=int, default=128 << 10)
     p.add_argument("--no-bytes", action="store_true", help="faults only, without tracemalloc (which "
                    "allocates beside every traced block and so moves glibc's heap)")
+    p.add_argument("--tf", action="store_true", help="TensorFlow imported and run once first (mode default+tf)")
     args = p.parse_args(argv)
+    if args.tf:
+        import tensorflow as tf
+        tf.linalg.matmul(tf.ones((256, 256)), tf.ones((256, 256))).numpy()
     if not args.no_bytes:
         tracemalloc.start(1)
     # one process per workload would isolate them; the pool and glibc's heap are shared here,

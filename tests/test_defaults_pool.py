@@ -157,10 +157,21 @@ def test_disabled_pool_hands_out_fresh_arrays_and_restores_itself():
 
 
 # ------------------------------------------------------------ results the user keeps
+# The models below are small (8x8 images, so they run in seconds under NUMBA_DISABLE_JIT=1), and
+# the pool's threshold is lowered to 1 KiB for them: every array of their step is pooled, as
+# W3's 0.8 MB arrays are at the library's 128 KiB.
+@pytest.fixture
+def pool_everything(monkeypatch):
+    monkeypatch.setattr(workspace, "POOL_MIN_BYTES", 1024)
+    workspace.clear()
+    yield
+    workspace.clear()
+
+
 def _autoencoder(seed=0, optimizer="adadelta"):
     """W3's shape in small: every pooled op of the step (conv, pool, upsample, sigmoid, BCE, Adadelta)."""
     nb.utils.set_random_seed(seed)
-    model = nb.Sequential([L.Input((16, 16, 1)),
+    model = nb.Sequential([L.Input((8, 8, 1)),
                            L.Conv2D(8, 3, activation="relu", padding="same"), L.MaxPooling2D(2, padding="same"),
                            L.Conv2D(4, 3, activation="relu", padding="same"), L.UpSampling2D(2),
                            L.Conv2D(1, 3, activation="sigmoid", padding="same")])
@@ -170,37 +181,37 @@ def _autoencoder(seed=0, optimizer="adadelta"):
 
 
 def _images(n, seed):
-    return np.random.default_rng(seed).random((n, 16, 16, 1)).astype(np.float32)
+    return np.random.default_rng(seed).random((n, 8, 8, 1)).astype(np.float32)
 
 
-def test_kept_predictions_and_outputs_survive_later_steps():
+def test_kept_predictions_and_outputs_survive_later_steps(pool_everything):
     """predict's array, model(x)'s Tensor (and its graph), train_step's predictions: each still holds
-    what it held when returned after the model trained and predicted on other data; the sigmoid
-    output of 128 images (128 KiB) is large enough to come from the pool."""
-    x1, x2 = _images(128, 1), _images(128, 2)
+    what it held when returned after the model trained and predicted on other data of the same
+    shape (so the same pool keys)."""
+    x1, x2 = _images(32, 1), _images(32, 2)
     model = _autoencoder()
-    model.fit(x2, x2, batch_size=128, epochs=1, verbose=0)     # the pool holds this shape's arrays
-    kept_predict = model.predict(x1, batch_size=128, verbose=0)
+    model.fit(x2, x2, batch_size=32, epochs=1, verbose=0)      # the pool holds this shape's arrays
+    kept_predict = model.predict(x1, batch_size=32, verbose=0)
     kept_call = model(x1)
     kept_graph = model(x1, training=True)
     _, kept_step = model.train_step(x1, x1)
     assert kept_call.data.nbytes >= workspace.POOL_MIN_BYTES
     snapshots = [a.copy() for a in (kept_predict, kept_call.data, kept_graph.data, kept_step)]
     for _ in range(3):
-        model.fit(x2, x2, batch_size=128, epochs=1, verbose=0)
+        model.fit(x2, x2, batch_size=32, epochs=1, verbose=0)
         other = model(x2)
         assert not any(np.shares_memory(other.data, a) for a in (kept_predict, kept_call.data, kept_graph.data))
-        model.predict(x2, batch_size=128, verbose=0)
+        model.predict(x2, batch_size=32, verbose=0)
     for kept, snap in zip((kept_predict, kept_call.data, kept_graph.data, kept_step), snapshots):
         np.testing.assert_array_equal(kept, snap)
     # the kept graph still differentiates: its saved arrays were not reused either
     kept_graph.backward(np.ones_like(kept_graph.data))
 
 
-def test_a_kept_loss_graph_backpropagates_its_own_values():
+def test_a_kept_loss_graph_backpropagates_its_own_values(pool_everything):
     """A loss Tensor kept across another step's forward and backward gives the same gradient as
     right away: the BCE and sigmoid gradients are pooled, the arrays its graph saved are not reused."""
-    x1, x2 = _images(64, 3), _images(64, 4)
+    x1, x2 = _images(16, 3), _images(16, 4)
     model = _autoencoder()
     inp = nb.Tensor(x1, requires_grad=True)
     loss = nb.losses.BinaryCrossentropy()(x1, model(inp, training=True))
@@ -214,30 +225,31 @@ def test_a_kept_loss_graph_backpropagates_its_own_values():
 
 
 @pytest.mark.parametrize("optimizer", ["adadelta", "rmsprop"])
-def test_training_with_the_pool_equals_training_without_it(optimizer):
+def test_training_with_the_pool_equals_training_without_it(optimizer, pool_everything):
     """The pool changes where arrays live, never a number: weights and losses after training with it
     equal those of the same run with every array fresh (``workspace.disabled``), bit for bit."""
-    x = _images(192, 5)
+    x = _images(48, 5)
     runs = []
     for pooled in (True, False):
         workspace.clear()
         model = _autoencoder(seed=7, optimizer=optimizer)
         if pooled:
-            hist = model.fit(x, x, batch_size=64, epochs=2, verbose=0, shuffle=False)
+            hist = model.fit(x, x, batch_size=16, epochs=2, verbose=0, shuffle=False)
+            assert workspace.pooled_bytes() > 0
         else:
             with workspace.disabled():
-                hist = model.fit(x, x, batch_size=64, epochs=2, verbose=0, shuffle=False)
+                hist = model.fit(x, x, batch_size=16, epochs=2, verbose=0, shuffle=False)
+            assert workspace.pooled_bytes() == 0
         runs.append((hist.history["loss"], model.get_weights()))
     assert runs[0][0] == runs[1][0]
     for a, b in zip(runs[0][1], runs[1][1]):
         np.testing.assert_array_equal(a, b)
-    workspace.clear()
 
 
 def test_training_matches_the_reference_tier():
     """One step of the small autoencoder, fast against reference: the loss within the rounding of
     a mean of BCE values (the convolutions' sums differ in order between the tiers)."""
-    x = _images(64, 6)
+    x = _images(16, 6)
     losses = {}
     for tier in ("fast", "reference"):
         model = _autoencoder(seed=8)
@@ -245,3 +257,29 @@ def test_training_matches_the_reference_tier():
             losses[tier] = model.train_step(x, x)[0]
     # the loss is a mean of O(1) values whose inputs went through three 3x3 convolutions (K <= 72 terms)
     assert abs(losses["fast"] - losses["reference"]) <= 2 * 3 * 72 * EPS32 * losses["reference"] * 10
+
+
+def test_average_pooling_outputs_and_gradients_from_the_pool():
+    """AveragePooling2D's pooled output and input gradient: a kept output stays as it was, and the
+    values equal the pool-off run's (the kernel writes every cell, zeroing the gradient first)."""
+    rng = np.random.default_rng(9)
+    x1, x2 = rng.standard_normal((2, 64, 24, 24, 8)).astype(np.float32)     # output 288 KiB: pooled
+    layer = L.AveragePooling2D(2)
+    kept = layer(x1)
+    assert kept.data.nbytes >= workspace.POOL_MIN_BYTES
+    snapshot = kept.data.copy()
+    grads = []
+    for pooled in (True, False):
+        with (workspace.disabled() if not pooled else np.errstate()):
+            for _ in range(2):
+                inp = nb.Tensor(x2, requires_grad=True)
+                out = layer(inp)
+                out.backward(np.full(out.shape, 0.5, np.float32))
+            grads.append((out.data.copy(), inp.grad.copy()))
+    np.testing.assert_array_equal(kept.data, snapshot)
+    np.testing.assert_array_equal(grads[0][0], grads[1][0])
+    np.testing.assert_array_equal(grads[0][1], grads[1][1])
+    want = x2.reshape(64, 12, 2, 12, 2, 8).astype(np.float64).mean(axis=(2, 4))   # an independent mean
+    assert_within(grads[0][0], want, elementwise_bound(np.abs(x2).reshape(64, 12, 2, 12, 2, 8).sum(axis=(2, 4)) / 4,
+                                                       5, EPS32))
+    np.testing.assert_array_equal(grads[0][1], np.full(x2.shape, 0.125, np.float32))   # 0.5 / 4, exact
