@@ -35,7 +35,7 @@ def sigmoid_backward(gy, y):
 
     Three passes into one pooled array: 1 - y, times y, times gy.
     """
-    gx = workspace.empty("sigmoid.gx", y.shape, np.result_type(gy, y))
+    gx = workspace.empty(workspace.ELEMENTWISE, y.shape, np.result_type(gy, y))   # shared: see fast/losses.py
     np.subtract(1, y, out=gx)
     np.multiply(y, gx, out=gx)
     np.multiply(gy, gx, out=gx)

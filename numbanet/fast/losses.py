@@ -73,6 +73,10 @@ def sparse_ce_backward(labels, saved, c):
 
 # ------------------------------------------------ binary cross-entropy (probabilities or logits)
 BCE_EPSILON = 1e-7     # the clip of probabilities, as numbanet.losses.EPSILON and Keras
+# One pool tag for the BCE's and the sigmoid's arrays of p's shape (``workspace.ELEMENTWISE``):
+# the forward holds three at once, the backward three, the sigmoid's backward two, never all
+# together, so the pool keeps three for the whole path instead of one per name.
+SCRATCH_TAG = workspace.ELEMENTWISE
 
 
 def _mean_last(v, tag):
@@ -103,8 +107,8 @@ def binary_ce_forward(t, p, from_logits=False):
     logits         b = max(z, 0) - z t, a = log1p(exp(-|z|)), l = mean_D(b + a).
     t has p's shape and dtype (``Loss.prepare_true``).
     """
-    a = workspace.empty("bce.a", p.shape, p.dtype)
-    b = workspace.empty("bce.b", p.shape, p.dtype)
+    a = workspace.empty(SCRATCH_TAG, p.shape, p.dtype)
+    b = workspace.empty(SCRATCH_TAG, p.shape, p.dtype)
     if from_logits:
         np.maximum(p, 0, out=b)
         np.multiply(p, t, out=a)
@@ -115,7 +119,7 @@ def binary_ce_forward(t, p, from_logits=False):
         np.log1p(a, out=a)                        # log(1 + exp(-|z|)): never overflows
         b += a
         return _mean_last(b, "bce.l")
-    e = workspace.empty("bce.e", p.shape, p.dtype)
+    e = workspace.empty(SCRATCH_TAG, p.shape, p.dtype)
     np.clip(p, BCE_EPSILON, 1 - BCE_EPSILON, out=a)           # q
     np.subtract(1, a, out=b)
     np.log(b, out=b)                              # log(1 - q)
@@ -136,8 +140,8 @@ def binary_ce_backward(t, p, c, from_logits=False):
     logits         c / D * (sigmoid(z) - t).
     c (S,) or a scalar, dL/dl per value.
     """
-    g = workspace.empty("bce.g", p.shape, p.dtype)
-    a = workspace.empty("bce.a", p.shape, p.dtype)
+    g = workspace.empty(SCRATCH_TAG, p.shape, p.dtype)
+    a = workspace.empty(SCRATCH_TAG, p.shape, p.dtype)
     if from_logits:
         with np.errstate(over="ignore"):          # exp(-z) = inf for z < -88 (float32): sigmoid 0, exact
             np.negative(p, out=g)
@@ -151,7 +155,7 @@ def binary_ce_backward(t, p, c, from_logits=False):
     np.clip(p, BCE_EPSILON, 1 - BCE_EPSILON, out=a)           # q
     np.not_equal(a, p, out=outside)
     np.subtract(1, t, out=g)
-    b = workspace.empty("bce.b", p.shape, p.dtype)
+    b = workspace.empty(SCRATCH_TAG, p.shape, p.dtype)
     np.subtract(1, a, out=b)
     g /= b                                        # (1 - t) / (1 - q)
     np.divide(t, a, out=a)                        # t / q

@@ -36,6 +36,11 @@ from .tuning import POOL_MIN_BYTES
 
 PER_KEY = 4     # arrays kept per (tag, shape, dtype); beyond it a busy key gets unpooled fresh ones
 
+# The tag of short-lived elementwise results (the binary cross-entropy's and the sigmoid's
+# gradients and scratch): any free array of the shape serves, so ops that never hold more
+# than a few at once share them instead of keeping one per name.
+ELEMENTWISE = "elementwise"
+
 _POOL: dict = {}   # (tag, shape, dtype) -> [arrays]
 _ENABLED = [True]
 
