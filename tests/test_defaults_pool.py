@@ -283,3 +283,15 @@ def test_average_pooling_outputs_and_gradients_from_the_pool(pool_everything):
     assert_within(grads[0][0], want, elementwise_bound(np.abs(x2).reshape(16, 6, 2, 6, 2, 4).sum(axis=(2, 4)) / 4,
                                                        5, EPS32))
     np.testing.assert_array_equal(grads[0][1], np.full(x2.shape, 0.125, np.float32))   # 0.5 / 4, exact
+
+
+def test_the_bce_and_sigmoid_path_keeps_three_scratch_arrays(pool_everything):
+    """The BCE's forward and backward and the sigmoid's backward share one tag: after training, the
+    pool holds three float arrays of the output's shape for them (the most held at once), and the
+    sigmoid's outputs: the current step's and the one fit still holds from the step before."""
+    x = _images(32, 10)
+    model = _autoencoder()
+    model.fit(x, x, batch_size=16, epochs=2, verbose=0)
+    shape, f32 = (16, 8, 8, 1), np.dtype(np.float32)
+    assert len(workspace._POOL[(workspace.ELEMENTWISE, shape, f32)]) == 3
+    assert len(workspace._POOL[("sigmoid.y", shape, f32)]) == 2
