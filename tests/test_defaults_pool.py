@@ -295,3 +295,25 @@ def test_the_bce_and_sigmoid_path_keeps_three_scratch_arrays(pool_everything):
     shape, f32 = (16, 8, 8, 1), np.dtype(np.float32)
     assert len(workspace._POOL[(workspace.ELEMENTWISE, shape, f32)]) == 3
     assert len(workspace._POOL[("sigmoid.y", shape, f32)]) == 2
+
+
+def test_alloc_probe_meter_charges_the_outermost_call():
+    """benchmarks/alloc_probe.py's meter: a call's peak bytes beyond what existed before it, the
+    calls counted per key, nested wrapped calls charged to the outer one only."""
+    import tracemalloc
+    from benchmarks.alloc_probe import Meter
+    meter = Meter()
+    inner = meter.wrap(lambda a: ("inner",), lambda n: np.ones(n, np.float64).sum())
+    outer = meter.wrap(lambda a: ("outer",), lambda n: inner(n) + np.ones(n // 2, np.float64).sum())
+    tracemalloc.start()
+    try:
+        meter.on = True
+        outer(1 << 17)                         # 1 MiB inside (inner), then 0.5 MiB
+        inner(1 << 16)                         # 0.5 MiB on its own
+        meter.on = False
+        inner(1 << 18)                         # metered off: not counted
+    finally:
+        tracemalloc.stop()
+    assert meter.rows[("outer",)][0] == 1 and meter.rows[("inner",)][0] == 1
+    assert (1 << 20) <= meter.rows[("outer",)][2] < (1 << 20) + (1 << 16)
+    assert (1 << 19) <= meter.rows[("inner",)][2] < (1 << 19) + (1 << 16)
