@@ -211,6 +211,14 @@ class BinaryCrossentropy(_FromLogits, Loss):
         super().__init__(**kwargs)
         self._init_logits(from_logits)
 
+    def evaluate(self, t, p):
+        """(values, None) by the active tier's ``binary_ce_forward`` (the fast tier's arrays are pooled)."""
+        return tiers.current.binary_ce_forward(t, p, self.from_logits), None
+
+    def gradient_from(self, t, p, c, ctx):
+        """dL/dp by the active tier's ``binary_ce_backward``; ``values`` and ``gradient`` below are the formulas."""
+        return tiers.current.binary_ce_backward(t, p, c, self.from_logits)
+
     def values(self, t, p):
         if self.from_logits:  # max(z,0) - z t + log(1 + exp(-|z|)): never overflows
             v = np.maximum(p, 0) - p * t + np.log1p(np.exp(-np.abs(p)))

@@ -15,6 +15,7 @@ import builtins
 
 import numpy as np
 
+from . import tiers
 from .tensor import Function, Tensor, as_tensor
 
 
@@ -337,14 +338,18 @@ def stable_sigmoid(x):
 
 
 class Sigmoid(Function):
-    """y = 1 / (1 + exp(-x)) (computed without overflow).   gx = gy * y * (1 - y)."""
+    """y = 1 / (1 + exp(-x)) (computed without overflow).   gx = gy * y * (1 - y).
+
+    Both by the active tier (``sigmoid_forward``, ``sigmoid_backward``); the fast
+    tier writes them into pooled arrays (``fast/activations.py``).
+    """
 
     def forward(self, x):
-        self.y = stable_sigmoid(x)
+        self.y = tiers.current.sigmoid_forward(x)
         return self.y
 
     def backward(self, gy):
-        return gy * self.y * (1 - self.y)
+        return tiers.current.sigmoid_backward(gy, self.y)
 
 
 def sigmoid(x):

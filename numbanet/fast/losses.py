@@ -69,3 +69,97 @@ def sparse_ce_backward(labels, saved, c):
     parallel.run_numpy(rows, parts)
     LAST["sparse_ce_backward"] = "serial" if len(parts) == 1 else "split"
     return e
+
+
+# ------------------------------------------------ binary cross-entropy (probabilities or logits)
+BCE_EPSILON = 1e-7     # the clip of probabilities, as numbanet.losses.EPSILON and Keras
+# One pool tag for the BCE's and the sigmoid's arrays of p's shape (``workspace.ELEMENTWISE``):
+# the forward holds three at once, the backward three, the sigmoid's backward two, never all
+# together, so the pool keeps three for the whole path instead of one per name.
+SCRATCH_TAG = workspace.ELEMENTWISE
+
+
+def _mean_last(v, tag):
+    """mean over the last axis of v (S..., D) into a pooled (S,) array; a 1-D v is its own result."""
+    if v.ndim <= 1:
+        return v
+    out = workspace.empty(tag, v.shape[:-1], v.dtype)
+    if v.shape[-1] == 1:                          # the mean of one value is that value; np.mean would
+        np.copyto(out, v[..., 0])                 # buffer the strided reduction (128 KiB for W3's)
+    else:
+        np.mean(v, axis=-1, out=out)
+    return out
+
+
+def _scale_per_value(g, c, p):
+    """g *= c / D in place: c (S,) or a scalar, dL/dl per value; D = p's last axis (1 for a 1-D p)."""
+    if p.ndim > 1:
+        c = np.expand_dims(c, -1) / p.shape[-1] if np.ndim(c) else c / p.shape[-1]
+    np.multiply(c, g, out=g)
+
+
+def binary_ce_forward(t, p, from_logits=False):
+    """l (S,) per value of p (S..., D); reference: numbanet.reference.tier.binary_ce_forward.
+
+    The reference's expressions in its order, each pass written into a pooled
+    array (p's shape; the result (S,) pooled too):
+    probabilities  a = clip(p), b = log(1 - a), a = t log a, e = (1 - t) b, l = mean_D(-(a + e));
+    logits         b = max(z, 0) - z t, a = log1p(exp(-|z|)), l = mean_D(b + a).
+    t has p's shape and dtype (``Loss.prepare_true``).
+    """
+    a = workspace.empty(SCRATCH_TAG, p.shape, p.dtype)
+    b = workspace.empty(SCRATCH_TAG, p.shape, p.dtype)
+    if from_logits:
+        np.maximum(p, 0, out=b)
+        np.multiply(p, t, out=a)
+        b -= a                                    # max(z, 0) - z t
+        np.abs(p, out=a)
+        np.negative(a, out=a)
+        np.exp(a, out=a)
+        np.log1p(a, out=a)                        # log(1 + exp(-|z|)): never overflows
+        b += a
+        return _mean_last(b, "bce.l")
+    e = workspace.empty(SCRATCH_TAG, p.shape, p.dtype)
+    np.clip(p, BCE_EPSILON, 1 - BCE_EPSILON, out=a)           # q
+    np.subtract(1, a, out=b)
+    np.log(b, out=b)                              # log(1 - q)
+    np.log(a, out=a)
+    np.multiply(t, a, out=a)                      # t log q
+    np.subtract(1, t, out=e)
+    np.multiply(e, b, out=e)                      # (1 - t) log(1 - q)
+    a += e
+    np.negative(a, out=a)
+    return _mean_last(a, "bce.l")
+
+
+def binary_ce_backward(t, p, c, from_logits=False):
+    """dL/dp (p's shape) into a pooled array; reference: numbanet.reference.tier.binary_ce_backward.
+
+    probabilities  c / D * (-t / q + (1 - t) / (1 - q)), 0 where p lies outside
+                   [1e-7, 1 - 1e-7] (there q = clip(p) != p, a NaN p included);
+    logits         c / D * (sigmoid(z) - t).
+    c (S,) or a scalar, dL/dl per value.
+    """
+    g = workspace.empty(SCRATCH_TAG, p.shape, p.dtype)
+    a = workspace.empty(SCRATCH_TAG, p.shape, p.dtype)
+    if from_logits:
+        with np.errstate(over="ignore"):          # exp(-z) = inf for z < -88 (float32): sigmoid 0, exact
+            np.negative(p, out=g)
+            np.exp(g, out=g)
+        g += 1
+        np.divide(1, g, out=g)                    # sigmoid(z)
+        g -= t
+        _scale_per_value(g, c, p)
+        return g
+    outside = workspace.empty("bce.outside", p.shape, np.bool_)
+    np.clip(p, BCE_EPSILON, 1 - BCE_EPSILON, out=a)           # q
+    np.not_equal(a, p, out=outside)
+    np.subtract(1, t, out=g)
+    b = workspace.empty(SCRATCH_TAG, p.shape, p.dtype)
+    np.subtract(1, a, out=b)
+    g /= b                                        # (1 - t) / (1 - q)
+    np.divide(t, a, out=a)                        # t / q
+    g -= a                                        # -t / q + (1 - t) / (1 - q), the same rounding
+    np.copyto(g, 0, where=outside)
+    _scale_per_value(g, c, p)
+    return g

@@ -13,7 +13,8 @@ lines through one scratch array d. From OPTIMIZER_SPLIT_MIN_ELEMENTS weights on,
 it is cut into flat halves updated on both threads (the kernel and NumPy release
 the GIL). Both routes round alike, so every route gives the same bits.
 
-Nadam and Adamax are NumPy lines through scratch arrays, serially.
+Nadam and Adamax are NumPy lines through scratch arrays, serially; RMSprop and
+Adadelta the same through arrays of ``workspace.empty`` (pooled from POOL_MIN_BYTES on).
 
 Routes, recorded in ``routes.LAST``: "adam_update" "fused", "fused_split",
 "inplace" (NumPy lines) or "split" (NumPy lines on both threads); the others
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import parallel
+from . import parallel, workspace
 from .kernels import adam as _adam
 from .routes import LAST
 from .tuning import OPTIMIZER_SPLIT_MIN_ELEMENTS
@@ -98,35 +99,72 @@ def adagrad_update(w, g, a, lr, epsilon=1e-7):
 
 
 def rmsprop_update(w, g, v, lr, rho=0.9, epsilon=1e-7, mg=None, b=None, momentum=0.0):
-    """reference: numbanet.reference.tier.rmsprop_update."""
+    """reference: numbanet.reference.tier.rmsprop_update.
+
+    The reference's expressions in its order, through two arrays of w's shape from
+    the workspace pool instead of a fresh array per operation (1 - rho is rounded
+    in w's dtype, the reference rounds it from float64: an ulp of difference):
+    v <- rho v + ((1 - rho) g) g,  d = v + epsilon (- mg^2 centered),  step = (lr g) / sqrt(d).
+    """
     LAST["rmsprop_update"] = "inplace"
-    rho = w.dtype.type(rho)
+    dt = w.dtype.type
+    rho, one_minus_rho = dt(rho), dt(1 - dt(rho))
+    d = workspace.empty("rmsprop.d", w.shape, w.dtype)
+    e = workspace.empty("rmsprop.e", w.shape, w.dtype)
     v *= rho
-    v += (1 - rho) * g * g
-    d = v + w.dtype.type(epsilon)
+    np.multiply(g, one_minus_rho, out=e)
+    e *= g
+    v += e
+    np.add(v, dt(epsilon), out=d)
     if mg is not None:
         mg *= rho
-        mg += (1 - rho) * g
-        d = d - mg * mg
-    step = lr * g / np.sqrt(d)
+        np.multiply(g, one_minus_rho, out=e)
+        mg += e
+        np.multiply(mg, mg, out=e)
+        d -= e
+    np.sqrt(d, out=d)
+    np.multiply(g, lr, out=e)
+    e /= d                                         # step = lr g / sqrt(d)
     if b is not None and momentum:
         b *= momentum
-        b += step
+        b += e
         w -= b
     else:
-        w -= step
+        w -= e
 
 
 def adadelta_update(w, g, Eg2, Edw2, lr, rho=0.95, epsilon=1e-7):
-    """reference: numbanet.reference.tier.adadelta_update."""
+    """reference: numbanet.reference.tier.adadelta_update.
+
+    The reference's expressions in its order, through two arrays of w's shape from
+    the workspace pool instead of a fresh array per operation (1 - rho is rounded
+    in w's dtype, the reference rounds it from float64: an ulp of difference):
+    E[g^2] <- rho E[g^2] + ((1 - rho) g) g,  dw = (-sqrt(E[dw^2] + eps) / sqrt(E[g^2] + eps)) g,
+    E[dw^2] <- rho E[dw^2] + ((1 - rho) dw) dw,  w <- w + lr dw.
+    """
     LAST["adadelta_update"] = "inplace"
-    rho, eps = w.dtype.type(rho), w.dtype.type(epsilon)
+    dt = w.dtype.type
+    rho, eps = dt(rho), dt(epsilon)
+    one_minus_rho = dt(1 - rho)
+    d = workspace.empty("adadelta.d", w.shape, w.dtype)
+    e = workspace.empty("adadelta.e", w.shape, w.dtype)
     Eg2 *= rho
-    Eg2 += (1 - rho) * g * g
-    dw = -np.sqrt(Edw2 + eps) / np.sqrt(Eg2 + eps) * g
+    np.multiply(g, one_minus_rho, out=e)
+    e *= g
+    Eg2 += e
+    np.add(Edw2, eps, out=d)
+    np.sqrt(d, out=d)
+    np.negative(d, out=d)
+    np.add(Eg2, eps, out=e)
+    np.sqrt(e, out=e)
+    d /= e
+    d *= g                                         # dw
     Edw2 *= rho
-    Edw2 += (1 - rho) * dw * dw
-    w += lr * dw
+    np.multiply(d, one_minus_rho, out=e)
+    e *= d
+    Edw2 += e
+    d *= lr
+    w += d
 
 
 def nadam_update(w, g, m, v, t, lr, u_product, beta_1=0.9, beta_2=0.999, epsilon=1e-7):

@@ -100,7 +100,7 @@ def avg_pool2d_forward(x, pool, strides, pads, out_hw):
     PT, PL = pads[0], pads[2]
     x = np.ascontiguousarray(x)
     N, _, _, C = x.shape
-    y = np.empty((N, OH, OW, C), dtype=x.dtype)
+    y = empty("avg_pool.y", (N, OH, OW, C), x.dtype)         # pooled: see workspace.py
     record("avg_pool2d_forward",
            _by_images(lambda a, b: avg_pool_forward_into(x[a:b], KH, KW, SH, SW, PT, PL, y[a:b]), N))
     return y
@@ -115,7 +115,7 @@ def avg_pool2d_backward(gy, pool, strides, pads, in_hw):
     PT, PL = pads[0], pads[2]
     gy = np.ascontiguousarray(gy)
     N, C = gy.shape[0], gy.shape[3]
-    gx = np.empty((N, H, W, C), dtype=gy.dtype)
+    gx = empty("avg_pool.gx", (N, H, W, C), gy.dtype)
     record("avg_pool2d_backward",
            _by_images(lambda a, b: avg_pool_backward_into(gy[a:b], KH, KW, SH, SW, PT, PL, gx[a:b]), N))
     return gx

@@ -14,6 +14,8 @@ from .pooling import max_pool2d_backward, max_pool2d_forward, upsample2d_backwar
 from .dense import dense_backward, dense_forward  # noqa: E402,F401
 from .embedding import embedding_backward  # noqa: E402,F401
 from .losses import sparse_ce_backward, sparse_ce_forward  # noqa: E402,F401
+from .losses import binary_ce_backward, binary_ce_forward  # noqa: E402,F401
+from .activations import sigmoid_backward, sigmoid_forward  # noqa: E402,F401
 from .optimizers import (adadelta_update, adagrad_update, adam_update, rmsprop_update,  # noqa: E402,F401
                          sgd_update)
 from .optimizers import adamax_update, nadam_update, weight_decay_update  # noqa: E402,F401

@@ -13,6 +13,11 @@ out twice while still in use, even by a graph kept alive by the user.
 (a layer's output, a gradient, a softmax): from the pool from ``POOL_MIN_BYTES``
 up, fresh below.
 
+``set_enabled(False)`` (or ``with disabled():``) turns the pool off: every call
+then returns a fresh ``np.empty``, which is what the tests compare the pooled
+results against (same numbers, as no result may depend on what a reused array
+held before).
+
 Why: glibc serves a block over its mmap threshold (128 KiB at the start, raised
 as blocks are freed, at most 32 MiB) with fresh pages and gives freed memory at
 the top of the heap back to the system; every fresh page then faults on first
@@ -22,6 +27,7 @@ here, whatever ``numbanet.utils.tune_malloc`` did to glibc's settings.
 """
 from __future__ import annotations
 
+import contextlib
 import sys
 
 import numpy as np
@@ -30,7 +36,13 @@ from .tuning import POOL_MIN_BYTES
 
 PER_KEY = 4     # arrays kept per (tag, shape, dtype); beyond it a busy key gets unpooled fresh ones
 
+# The tag of short-lived elementwise results (the binary cross-entropy's and the sigmoid's
+# gradients and scratch): any free array of the shape serves, so ops that never hold more
+# than a few at once share them instead of keeping one per name.
+ELEMENTWISE = "elementwise"
+
 _POOL: dict = {}   # (tag, shape, dtype) -> [arrays]
+_ENABLED = [True]
 
 
 def scratch(tag: str, shape: tuple, dtype) -> np.ndarray:
@@ -39,6 +51,8 @@ def scratch(tag: str, shape: tuple, dtype) -> np.ndarray:
     Callers on different threads at the same time use different tags (the
     convolutions' "conv.col{worker}"), so no two threads look at one key at once.
     """
+    if not _ENABLED[0]:
+        return np.empty(shape, dtype=dtype)
     key = (tag, tuple(shape), np.dtype(dtype))
     bufs = _POOL.get(key)
     if bufs is None:
@@ -63,6 +77,26 @@ def empty(tag: str, shape: tuple, dtype) -> np.ndarray:
     if int(np.prod(shape)) * dtype.itemsize < POOL_MIN_BYTES:
         return np.empty(shape, dtype=dtype)
     return scratch(tag, shape, dtype)
+
+
+def set_enabled(flag: bool) -> bool:
+    """Turn the pool on (True, the default) or off (every call a fresh array); returns the previous setting.
+
+    Off, the pool keeps what it holds but hands nothing out; ``clear()`` frees it.
+    """
+    previous = _ENABLED[0]
+    _ENABLED[0] = bool(flag)
+    return previous
+
+
+@contextlib.contextmanager
+def disabled():
+    """Context manager: the pool is off inside the block, as it was before after it."""
+    previous = set_enabled(False)
+    try:
+        yield
+    finally:
+        set_enabled(previous)
 
 
 def pooled_bytes() -> int:

@@ -196,6 +196,33 @@ def sparse_ce_backward(labels, saved, c):
     return _losses.sparse_categorical_crossentropy_backward(labels, saved, c, from_logits=True)
 
 
+def binary_ce_forward(t, p, from_logits=False):
+    """l (S,): binary cross-entropy of each value of p (S..., D) against t (p's shape), mean over D.
+
+    From probabilities: q = clip(p, 1e-7, 1 - 1e-7), l = -mean_D(t log q + (1 - t) log(1 - q));
+    from logits z = p: l = mean_D(max(z, 0) - z t + log(1 + exp(-|z|))). A 1-D p keeps one
+    value per element (S = p's shape). ``losses.binary_crossentropy``.
+    """
+    return _losses.binary_crossentropy(t, p, from_logits)
+
+
+def binary_ce_backward(t, p, c, from_logits=False):
+    """dL/dp (p's shape) = c / D * (-t / q + (1 - t) / (1 - q)), 0 where the clip bound p;
+    from logits c / D * (sigmoid(z) - t). c (S,) or a scalar: dL/dl per value.
+    ``losses.binary_crossentropy_backward``."""
+    return _losses.binary_crossentropy_backward(t, p, c, from_logits)
+
+
+def sigmoid_forward(x):
+    """y = 1 / (1 + exp(-x)), x of any shape (``activations.sigmoid``)."""
+    return A.sigmoid(x)
+
+
+def sigmoid_backward(gy, y):
+    """gx = gy * y (1 - y), from the output y and gy = dL/dy, both of y's shape (``activations.d_sigmoid``)."""
+    return gy * A.d_sigmoid(y)
+
+
 def sgd_update(w, g, lr, m=None, momentum=0.0, nesterov=False):
     """w <- w - lr g; with momentum m <- momentum m - lr g, w <- w + m (``optimizers.sgd``). In place."""
     _optimizers.sgd(w, g, lr, m, momentum, nesterov)
