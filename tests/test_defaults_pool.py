@@ -175,7 +175,8 @@ def _autoencoder(seed=0, optimizer="adadelta"):
                            L.Conv2D(8, 3, activation="relu", padding="same"), L.MaxPooling2D(2, padding="same"),
                            L.Conv2D(4, 3, activation="relu", padding="same"), L.UpSampling2D(2),
                            L.Conv2D(1, 3, activation="sigmoid", padding="same")])
-    opt = nb.optimizers.Adadelta(learning_rate=1.0) if optimizer == "adadelta" else nb.optimizers.RMSprop(0.01)
+    opt = {"adadelta": lambda: nb.optimizers.Adadelta(learning_rate=1.0), "rmsprop": lambda: nb.optimizers.RMSprop(0.01),
+           "sgd": lambda: nb.optimizers.SGD(0.05)}[optimizer]()
     model.compile(optimizer=opt, loss="binary_crossentropy")
     return model
 
@@ -224,24 +225,30 @@ def test_a_kept_loss_graph_backpropagates_its_own_values(pool_everything):
     np.testing.assert_array_equal(inp.grad, first)
 
 
-@pytest.mark.parametrize("optimizer", ["adadelta", "rmsprop"])
-def test_training_with_the_pool_equals_training_without_it(optimizer, pool_everything):
+@pytest.mark.parametrize("optimizer,shuffle", [("adadelta", False), ("rmsprop", False), ("sgd", True)])
+def test_training_with_the_pool_equals_training_without_it(optimizer, shuffle, pool_everything):
     """The pool changes where arrays live, never a number: weights and losses after training with it
-    equal those of the same run with every array fresh (``workspace.disabled``), bit for bit."""
+    equal those of the same run with every array fresh (``workspace.disabled``), bit for bit.
+    With shuffling, fit gathers each batch into a pooled array (``training._take_batch``) and
+    plain SGD puts lr * g in one; the data the user passed stays as it was."""
     x = _images(48, 5)
+    x_before = x.copy()
     runs = []
     for pooled in (True, False):
         workspace.clear()
         model = _autoencoder(seed=7, optimizer=optimizer)
         if pooled:
-            hist = model.fit(x, x, batch_size=16, epochs=2, verbose=0, shuffle=False)
+            hist = model.fit(x, x, batch_size=16, epochs=2, verbose=0, shuffle=shuffle)
             assert workspace.pooled_bytes() > 0
+            keys = {key[0] for key in workspace._POOL}
+            assert not shuffle or {"fit.batch", "sgd.step"} <= keys, keys
         else:
             with workspace.disabled():
-                hist = model.fit(x, x, batch_size=16, epochs=2, verbose=0, shuffle=False)
+                hist = model.fit(x, x, batch_size=16, epochs=2, verbose=0, shuffle=shuffle)
             assert workspace.pooled_bytes() == 0
         runs.append((hist.history["loss"], model.get_weights()))
     assert runs[0][0] == runs[1][0]
+    np.testing.assert_array_equal(x, x_before)
     for a, b in zip(runs[0][1], runs[1][1]):
         np.testing.assert_array_equal(a, b)
 

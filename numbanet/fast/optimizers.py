@@ -37,7 +37,11 @@ def sgd_update(w, g, lr, m=None, momentum=0.0, nesterov=False):
     """reference: numbanet.reference.tier.sgd_update."""
     LAST["sgd_update"] = "inplace"
     if not momentum:
-        w -= lr * g
+        # lr * g into a reused array (no fresh pages per step) where it is computed in g's dtype anyway
+        if g.nbytes >= workspace.POOL_MIN_BYTES and np.result_type(g, lr) == g.dtype:
+            w -= np.multiply(g, lr, out=scratch("sgd.step", g.shape, g.dtype))
+        else:
+            w -= lr * g
         return
     m *= momentum
     m -= lr * g

@@ -31,6 +31,7 @@ from .. import metrics as metrics_mod
 from .. import optimizers as optimizers_mod
 from .. import utils
 from ..engine import Tensor, no_grad
+from ..fast import workspace
 from ..layers.base import mask_of
 from . import compile_utils, data_checks
 from .callbacks import Callback, History
@@ -81,6 +82,21 @@ def _take(data, idx):
     if isinstance(data, list):
         return [None if a is None else a[idx] for a in data]
     return data[idx]
+
+
+def _take_batch(data, idx):
+    """``_take`` for one training batch: a shuffled batch of ``POOL_MIN_BYTES`` or more is
+    gathered into an array of the workspace pool (``np.take(..., out=)``), which the next
+    step gets again once nothing holds this one, so fit does not page-fault fresh batch
+    arrays in every step (``fast/workspace.py`` says why); a slice stays a view."""
+    if isinstance(data, list):
+        return [None if a is None else _take_batch(a, idx) for a in data]
+    if isinstance(idx, slice) or not isinstance(data, np.ndarray):
+        return data[idx]
+    shape = (len(idx),) + data.shape[1:]
+    if len(idx) * (data.nbytes // max(len(data), 1)) < workspace.POOL_MIN_BYTES:
+        return data[idx]
+    return np.take(data, idx, axis=0, out=workspace.scratch("fit.batch", shape, data.dtype))
 
 
 def _overrides(cb, hook):
@@ -250,7 +266,7 @@ class Trainer:
             totals, seen, logs = {"loss": 0.0}, 0, {}
             for step in range(steps):
                 idx = order[step * batch_size:(step + 1) * batch_size] if shuffle else slice(step * batch_size, (step + 1) * batch_size)
-                xb, yb = _take(x, idx), _take(y, idx)
+                xb, yb = _take_batch(x, idx), _take_batch(y, idx)
                 swb = sample_weight[idx] if sample_weight is not None else None
                 for hook in batch_begin:
                     hook(step)

@@ -18,7 +18,8 @@ Jacobian-vector products (with S = sum over the axis):
   softmax      y = exp(x - max) / S(exp(x - max))     gx = y (gy - S(gy y))
   log_softmax  y = x - max - log S(exp(x - max))      gx = gy - exp(y) S(gy)
 
-fast tier: numbanet.engine.ops (Sigmoid, Tanh, ReLU, LeakyReLU, ELU and the in-place
+fast tier: numbanet.fast.activations (the sigmoid, into pooled arrays),
+numbanet.engine.ops (Tanh, ReLU, LeakyReLU, ELU and the in-place
 ``IN_PLACE_ACTIVATIONS`` used by fused nodes) and numbanet.engine.functional
 (Softmax, LogSoftmax).
 """
