@@ -41,6 +41,8 @@ from .kernels.direct_conv import (direct_forward_into, direct_forward_one_filter
                                   direct_weight_grad_one_channel_add, direct_weight_grad_one_filter_add)
 from .kernels.elementwise import relu_mask_into
 from .kernels.im2col import col2im_into, im2col_into
+from .kernels.narrow_conv import (from_planes_into, grad_to_planes_into, planes_forward_into,
+                                  planes_weight_grad_add, to_planes_into)
 from .routes import record
 from .workspace import empty, scratch
 
@@ -83,11 +85,47 @@ def flips_roles(C, F, SH, SW):
     return SH == 1 and SW == 1 and F < C
 
 
-def route(C, F, SH, SW):
-    """The route of a forward pass or weight gradient: "direct", "flipped" or "im2col"."""
+def uses_planes(C, F, SH, SW):
+    """True where a stride-1 forward pass or weight gradient takes the planes loops (``kernels/narrow_conv.py``).
+
+    With at most ``tuning.PLANES_MAX_CHANNELS`` channels and filters, im2col's
+    unfolded matrix is large beside its thin product and the NHWC direct loops'
+    innermost runs over too few numbers to vectorise; the planes loops run every
+    (filter, channel) pair as one long vectorised loop over a chunk's planes.
+    One input channel stays "direct": those loops fuse the relu mask and the
+    bias gradient into the weight-gradient walk and are as fast there.
+    Measured with ``python -m benchmarks.bench_conv_paths`` (``benchmarks/results/tuning.md``,
+    "Convolution routes").
+    """
+    return SH == 1 and SW == 1 and 2 <= C and max(C, F) <= tuning.PLANES_MAX_CHANNELS
+
+
+def _fallback(C, F, SH, SW, op="conv.forward"):
+    """The route of a pass when the planes loops do not apply (stride > 1, pads over K-1)."""
+    if op == "conv.input_grad":
+        return "direct" if uses_direct(C, F, SH, SW) else "im2col"
     if uses_direct(C, F, SH, SW):
         return "direct"
     return "flipped" if flips_roles(C, F, SH, SW) else "im2col"
+
+
+def route(C, F, SH, SW):
+    """The route of a forward pass or weight gradient: "planes", "direct", "flipped" or "im2col"."""
+    if uses_planes(C, F, SH, SW):
+        return "planes"
+    return _fallback(C, F, SH, SW)
+
+
+def input_route(C, F, SH, SW):
+    """The route of an input gradient (a transposed convolution's forward pass): "planes", "direct" or "im2col".
+
+    The planes loops wherever ``uses_planes`` holds; the input gradient is their
+    forward loop on the flipped kernel, so, unlike the other two passes, one input
+    channel takes them too (a transposed convolution's 16 -> 1 output layer).
+    """
+    if uses_planes(max(C, 2), F, SH, SW):
+        return "planes"
+    return _fallback(C, F, SH, SW, "conv.input_grad")
 
 
 # ------------------------------------------------------------------ planned route choice
@@ -118,6 +156,8 @@ def candidates(op, C, F, SH, SW, **shape):
             names.append("direct")
         if op != "conv.input_grad":
             names.append("flipped")
+        if max(C, F) <= tuning.PLANES_MAX_CHANNELS:
+            names.append("planes")
     return names + planner.added_routes(op, C=C, F=F, SH=SH, SW=SW, **shape)
 
 
@@ -234,6 +274,78 @@ def _direct_weight_grad(x, gy, y, relu, W_shape, PT, PL, keep_gz):
     return gW, gb, (gz if gz.size else gy)
 
 
+# ------------------------------------------------------------------ planes route
+def _planes_fit(W_shape, pads):
+    """The planes loops take stride 1 with top/left pads 0..K-1 (the input gradient's pads K-1-P too)."""
+    KH, KW = W_shape[:2]
+    return 0 <= pads[0] <= KH - 1 and 0 <= pads[2] <= KW - 1
+
+
+def _planes_grid(out_hw, KH, KW):
+    """(Hp, Wp, L, extra): the padded plane of a stride-1 convolution and the zeros past the last image."""
+    Hp, Wp = out_hw[0] + KH - 1, out_hw[1] + KW - 1
+    return Hp, Wp, Hp * Wp, (KH - 1) * Wp + KW - 1
+
+
+def _planes_images(N, channels, L, itemsize):
+    """Images per chunk: the chunk's planes (``channels`` of L numbers per image) in tuning.PLANES_CHUNK_BYTES."""
+    return max(1, min(N, tuning.PLANES_CHUNK_BYTES // max(channels * L * itemsize, 1)))
+
+
+def _planes_forward(x, W, b, PT, PL, relu, out_hw):
+    """y = act(conv(x, W) + b) by the planes loops (``kernels/narrow_conv.py``), stride 1 -> (N, OH, OW, F)."""
+    N, C = x.shape[0], x.shape[3]
+    KH, KW, _, F = W.shape
+    Hp, Wp, L, extra = _planes_grid(out_hw, KH, KW)
+    y = empty("conv.y", (N, *out_hw, F), x.dtype)
+    b = np.zeros(F, dtype=x.dtype) if b is None else np.ascontiguousarray(b, dtype=x.dtype)
+    B = _planes_images(N, C + F, L, x.itemsize)
+
+    def work(first, last, worker):
+        XP = scratch(f"conv.xp{worker}", (C, B * L + extra), x.dtype)
+        YP = scratch(f"conv.yp{worker}", (F, B * L), x.dtype)
+        for n0 in range(first, last, B):
+            n1 = min(last, n0 + B)
+            to_planes_into(x, n0, n1, PT, PL, Hp, Wp, XP)
+            planes_forward_into(XP, W, b, Wp, (n1 - n0 - 1) * L + out_hw[0] * Wp, YP)
+            from_planes_into(YP, n0, n1, Hp, Wp, relu, y)
+
+    parallel.run(work, parallel.split(N))
+    return y
+
+
+def _planes_input_grad(gz, W, H, Wd, PT, PL):
+    """gx by the planes loops: the forward loops on gz with the flipped kernel and pads K-1-P."""
+    KH, KW = W.shape[:2]
+    return _planes_forward(gz, _flipped(W), None, KH - 1 - PT, KW - 1 - PL, False, (H, Wd))
+
+
+def _planes_weight_grad(x, gz, W_shape, PT, PL):
+    """gW (KH, KW, C, F) by the planes loops: x's planes and gz's on the same grid, one shifted dot per tap."""
+    N, C = x.shape[0], x.shape[3]
+    KH, KW, _, F = W_shape
+    OH, OW = gz.shape[1:3]
+    Hp, Wp, L, extra = _planes_grid((OH, OW), KH, KW)
+    B = _planes_images(N, C + F, L, x.itemsize)
+
+    def work(first, last, worker):
+        XP = scratch(f"conv.xp{worker}", (C, B * L + extra), x.dtype)
+        GP = scratch(f"conv.yp{worker}", (F, B * L), x.dtype)
+        gW = np.zeros(W_shape, dtype=gz.dtype)
+        for n0 in range(first, last, B):
+            n1 = min(last, n0 + B)
+            to_planes_into(x, n0, n1, PT, PL, Hp, Wp, XP)
+            grad_to_planes_into(gz, n0, n1, Hp, Wp, GP)
+            planes_weight_grad_add(XP, GP, Wp, (n1 - n0 - 1) * L + OH * Wp, gW)
+        return gW
+
+    parts = parallel.run(work, parallel.split(N))
+    gW = parts[0]
+    for p in parts[1:]:
+        gW += p
+    return gW
+
+
 # ------------------------------------------------------------------ flipped route
 def _flipped(W):
     """Wf[a, b, f, c] = W[KH-1-a, KW-1-b, c, f]: (KH, KW, C, F) -> (KH, KW, F, C), contiguous."""
@@ -262,8 +374,12 @@ def forward(x, W, b, SH, SW, pads, relu, how=None):
     N, H, Wd, _ = x.shape
     OH, OW = _out_hw(H, Wd, KH, KW, SH, SW, pads)
     how = how or route(C, F, SH, SW)
+    if how == "planes" and not (SH == SW == 1 and _planes_fit(W.shape, pads)):
+        how = _fallback(C, F, SH, SW)
     if how == "direct":
         return _direct_forward(x, np.ascontiguousarray(W), b, pads[0], pads[2], relu, (OH, OW))
+    if how == "planes":
+        return _planes_forward(x, np.ascontiguousarray(W), b, pads[0], pads[2], relu, (OH, OW))
     if not how.startswith("im2col") and how != "flipped":
         return _added("conv.forward", how, x, W, b, SH, SW, pads, relu)
     if how == "flipped":                         # GEMM with K = C, then col2im of KH*KW*F per pixel
@@ -291,16 +407,20 @@ def forward(x, W, b, SH, SW, pads, relu, how=None):
 
 
 def input_grad(gy, W, H, Wd, SH, SW, PT, PL, how=None):
-    """gx = col2im(gy2 @ W2^T), direct or im2col (never flipped); gy (N, OH, OW, F) -> gx (N, H, Wd, C).
+    """gx = col2im(gy2 @ W2^T), direct, planes or im2col (never flipped); gy (N, OH, OW, F) -> gx (N, H, Wd, C).
 
     Mirrors ``reference/conv.py: conv2d_input_grad``; also the transposed convolution's forward pass.
-    ``how`` names the route (default: "direct" where ``uses_direct``, else "im2col").
+    ``how`` names the route (default ``input_route``'s).
     """
     KH, KW, C, F = W.shape
     gy = np.ascontiguousarray(gy)
-    how = how or ("direct" if uses_direct(C, F, SH, SW) else "im2col")
+    how = how or input_route(C, F, SH, SW)
+    if how == "planes" and not (SH == SW == 1 and _planes_fit(W.shape, (PT, 0, PL, 0))):
+        how = _fallback(C, F, SH, SW, "conv.input_grad")
     if how == "direct":
         return _direct_input_grad(gy, W, H, Wd, PT, PL)
+    if how == "planes":
+        return _planes_input_grad(gy, W, H, Wd, PT, PL)
     if not how.startswith("im2col"):
         return _added("conv.input_grad", how, gy, W, H, Wd, SH, SW, PT, PL)
     N, OH, OW, _ = gy.shape
@@ -329,8 +449,12 @@ def weight_grad(x, gy, W_shape, SH, SW, pads, how=None):
     KH, KW, C, F = W_shape
     x, gy = np.ascontiguousarray(x), np.ascontiguousarray(gy)
     how = how or route(C, F, SH, SW)
+    if how == "planes" and not (SH == SW == 1 and _planes_fit(W_shape, pads)):
+        how = _fallback(C, F, SH, SW)
     if how == "direct":
         return _direct_weight_grad(x, gy, None, False, W_shape, pads[0], pads[2], False)[0]
+    if how == "planes":
+        return _planes_weight_grad(x, gy, W_shape, pads[0], pads[2])
     if not how.startswith("im2col") and how != "flipped":
         return _added("conv.weight_grad", how, x, gy, W_shape, SH, SW, pads)
     N, OH, OW, _ = gy.shape
@@ -449,7 +573,7 @@ def _planned_grads(gz, x, W, strides, pads, need_gx, need_gW):
     gx = gW = None
     ways = []
     if need_gx:
-        hx, px = _plan("conv.input_grad", "direct" if uses_direct(C, F, SH, SW) else "im2col", x.shape, W.shape,
+        hx, px = _plan("conv.input_grad", input_route(C, F, SH, SW), x.shape, W.shape,
                        strides, pads, gz.dtype, lambda name: input_grad(gz, W, H, Wd, SH, SW, PT, PL, name))
         gx = input_grad(gz, W, H, Wd, SH, SW, PT, PL, hx)
         ways.append(("gx", hx, px))
@@ -471,7 +595,7 @@ def conv2d_transpose_forward(x, W, b, strides, out_hw, pads, activation=None):
     relu = _relu(activation, "conv2d_transpose_forward")
     x = np.ascontiguousarray(x)
     C, F, N = W.shape[2], W.shape[3], x.shape[0]
-    how, planned = _plan("conv.input_grad", "direct" if uses_direct(C, F, SH, SW) else "im2col",
+    how, planned = _plan("conv.input_grad", input_route(C, F, SH, SW),
                          (N, *out_hw, C), W.shape, strides, pads, x.dtype,
                          lambda name: input_grad(x, W, out_hw[0], out_hw[1], SH, SW, pads[0], pads[2], name))
     record("conv2d_transpose_forward", planner.label(how, planned))
