@@ -1,7 +1,12 @@
 """The planes route for narrow convolutions (kernels/narrow_conv.py, fast/conv.py's "planes") against
 a plain-NumPy twin (shifted slices of the padded image, float64) and, through the layers, against the
 reference tier. Tolerances from tests/bounds.py: the same computation on |inputs| gives each output's
-sum of |products|, times n * eps."""
+sum of |products|, times n * eps.
+
+With NUMBA_DISABLE_JIT=1 the loops run as plain Python, so the kernel grid runs on one image of
+5x6 instead of two of 6x7 (every (C, F), padding, relu and dtype still runs)."""
+import os
+
 import numpy as np
 import pytest
 
@@ -15,6 +20,7 @@ from bounds import assert_within, bilinear_bound, eps_of
 
 CF_GRID = [(1, 2), (2, 1), (2, 2), (3, 5), (5, 3), (4, 8), (8, 4), (7, 16), (16, 8), (16, 16), (16, 1), (1, 16)]
 PADDINGS = {"same": (1, 1, 1, 1), "valid": (0, 0, 0, 0)}
+NO_JIT = os.environ.get("NUMBA_DISABLE_JIT", "0") == "1"
 
 
 def twin(x, W, b, gy, pads, relu):
@@ -80,7 +86,7 @@ def case(C, F, padding, dtype, relu, N=2, H=6, Wd=7, K=3, seed=0):
 @pytest.mark.parametrize("padding", ["same", "valid"])
 @pytest.mark.parametrize("C,F", CF_GRID)
 def test_plane_kernels_match_the_twin(C, F, padding, relu, dtype):
-    x, W, b, gy, pads = case(C, F, padding, dtype, relu)
+    x, W, b, gy, pads = case(C, F, padding, dtype, relu, **(dict(N=1, H=5, Wd=6) if NO_JIT else {}))
     N, KH, KW = x.shape[0], W.shape[0], W.shape[1]
     OH, OW = gy.shape[1:3]
     y_t, gz_t, gx_t, gW_t, _ = twin(x, W, b, gy, pads, relu)

@@ -2,14 +2,19 @@
 
 The math is that of ``numbanet/reference/conv.py`` (im2col, one matrix product,
 col2im; the transposed convolution as the convolution's input gradient); here each
-pass picks one of three routes from the layer's shape and records it
+pass picks one of four routes from the layer's shape and records it
 (``routes.last("conv2d_forward")``):
 
 * ``"im2col"``: unfold + GEMM (+ col2im for the input gradient), the general route;
-* ``"direct"``: the direct loops of ``kernels/direct_conv.py``, for one input
-  channel or one filter at stride 1 (``uses_direct``), where the product would have
-  K = KH*KW columns or a single output column and unfolding costs more than the
-  arithmetic;
+* ``"planes"``: the planar loops of ``kernels/narrow_conv.py``, for stride 1 with
+  2-16 input channels and at most 16 filters (``uses_planes``; the input gradient
+  also for one input channel, ``input_route``): a chunk of images is copied into
+  zero-padded channel planes, and each (filter, channel) pair is one long
+  vectorised loop over them, where im2col's product would be too thin for BLAS;
+* ``"direct"``: the NHWC direct loops of ``kernels/direct_conv.py``, for one input
+  channel or one filter at stride 1 (``uses_direct``) where the planes route does
+  not apply, where the product would have K = KH*KW columns or a single output
+  column and unfolding costs more than the arithmetic;
 * ``"flipped"``: for stride 1 and fewer filters than channels (``flips_roles``), the
   forward pass and the weight gradient run as the convolution with the kernel turned
   around, Wf[a, b, f, c] = W[KH-1-a, KW-1-b, c, f], which unfolds the narrower side.
@@ -19,14 +24,14 @@ protocol functions at the bottom (and timed by ``benchmarks/bench_conv_paths.py`
 Every route splits the batch over the threads (``parallel``); im2col and col2im
 work chunk by chunk (``_over_chunks``) in reused scratch buffers, and the outputs
 and gradients come from the same pool (``workspace``).
-The relu is fused: into the direct loops, or applied to each chunk right after its
-product; its backward mask gz = gy * [y > 0] is one pass (``_masked_by_relu``) or
+The relu is fused: into the direct and planes loops, or applied to each chunk right
+after its product; its backward mask gz = gy * [y > 0] is one pass (``_masked_by_relu``) or
 part of the direct weight-gradient walk.
 
 These rules are the heuristics. With planning on (``planner.py``: a plan file for
 this machine, or ``set_planning("measure")``), each pass may instead take the route
 this machine's plan names for its shapes, among the candidates of ``candidates``
-(the three routes, other im2col chunk sizes, serial); the record then reads
+(the four routes, other im2col chunk sizes, serial); the record then reads
 "im2col/1MiB (planned)", or "flipped (heuristic)" where the plan has no entry.
 
 Notation: x (N, H, W, C), W (KH, KW, C, F), b (F,), strides (SH, SW), pads
@@ -57,8 +62,8 @@ def uses_direct(C, F, SH, SW):
     KH*KW columns (C = 1) or the product a single output column (F = 1): the
     unfolding then costs more than the arithmetic, and the direct loops win every
     pass; their backward also fuses the relu mask and the bias gradient into the
-    weight-gradient walk. With several channels on both sides the GEMM wins, so
-    everything else stays on im2col. Measured with ``python -m
+    weight-gradient walk. ``route`` asks ``uses_planes`` first, so these loops
+    serve one channel, and one filter behind more than 16 channels. Measured with ``python -m
     benchmarks.bench_conv_paths``: figures in ``benchmarks/results/tuning.md``,
     "Convolution routes".
     """
