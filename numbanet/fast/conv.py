@@ -297,25 +297,36 @@ def _planes_images(N, channels, L, itemsize):
     return max(1, min(N, tuning.PLANES_CHUNK_BYTES // max(channels * L * itemsize, 1)))
 
 
-def _planes_forward(x, W, b, PT, PL, relu, out_hw):
-    """y = act(conv(x, W) + b) by the planes loops (``kernels/narrow_conv.py``), stride 1 -> (N, OH, OW, F)."""
+def planes_forward_serial(x, W, b, PT, PL, relu, y, tag="conv.planes"):
+    """y (N, OH, OW, F) = act(conv(x, W) + b) by the planes loops, stride 1, on the calling thread only.
+
+    x (N, H, W, C), W (KH, KW, C, F) contiguous, b (F,) in x's dtype, 0 <= PT < KH,
+    0 <= PL < KW. Chunks of ``_planes_images`` images, planes in the scratch buffers
+    ``tag + "x"`` and ``tag + "y"`` (a caller on another thread passes another tag).
+    For a caller that walks its own chunks (a fused convolution + pooling).
+    """
     N, C = x.shape[0], x.shape[3]
     KH, KW, _, F = W.shape
-    Hp, Wp, L, extra = _planes_grid(out_hw, KH, KW)
+    OH, OW = y.shape[1:3]
+    Hp, Wp, L, extra = _planes_grid((OH, OW), KH, KW)
+    B = _planes_images(N, C + F, L, x.itemsize)
+    XP = scratch(tag + "x", (C, B * L + extra), x.dtype)
+    YP = scratch(tag + "y", (F, B * L), x.dtype)
+    for n0 in range(0, N, B):
+        n1 = min(N, n0 + B)
+        to_planes_into(x, n0, n1, PT, PL, Hp, Wp, XP)
+        planes_forward_into(XP, W, b, Wp, (n1 - n0 - 1) * L + OH * Wp, YP)
+        from_planes_into(YP, n0, n1, Hp, Wp, relu, y)
+
+
+def _planes_forward(x, W, b, PT, PL, relu, out_hw):
+    """y = act(conv(x, W) + b) by the planes loops (``kernels/narrow_conv.py``), stride 1 -> (N, OH, OW, F)."""
+    N, F = x.shape[0], W.shape[3]
     y = empty("conv.y", (N, *out_hw, F), x.dtype)
     b = np.zeros(F, dtype=x.dtype) if b is None else np.ascontiguousarray(b, dtype=x.dtype)
-    B = _planes_images(N, C + F, L, x.itemsize)
-
-    def work(first, last, worker):
-        XP = scratch(f"conv.xp{worker}", (C, B * L + extra), x.dtype)
-        YP = scratch(f"conv.yp{worker}", (F, B * L), x.dtype)
-        for n0 in range(first, last, B):
-            n1 = min(last, n0 + B)
-            to_planes_into(x, n0, n1, PT, PL, Hp, Wp, XP)
-            planes_forward_into(XP, W, b, Wp, (n1 - n0 - 1) * L + out_hw[0] * Wp, YP)
-            from_planes_into(YP, n0, n1, Hp, Wp, relu, y)
-
-    parallel.run(work, parallel.split(N))
+    parallel.run(lambda n0, n1, worker: planes_forward_serial(x[n0:n1], W, b, PT, PL, relu, y[n0:n1],
+                                                              f"conv.planes{worker}"),
+                 parallel.split(N))
     return y
 
 
@@ -334,8 +345,8 @@ def _planes_weight_grad(x, gz, W_shape, PT, PL):
     B = _planes_images(N, C + F, L, x.itemsize)
 
     def work(first, last, worker):
-        XP = scratch(f"conv.xp{worker}", (C, B * L + extra), x.dtype)
-        GP = scratch(f"conv.yp{worker}", (F, B * L), x.dtype)
+        XP = scratch(f"conv.planes{worker}x", (C, B * L + extra), x.dtype)
+        GP = scratch(f"conv.planes{worker}y", (F, B * L), x.dtype)
         gW = np.zeros(W_shape, dtype=gz.dtype)
         for n0 in range(first, last, B):
             n1 = min(last, n0 + B)
