@@ -16,7 +16,9 @@ convolutions they are read as. The routes are called through ``forward`` /
 ``input_grad`` / ``weight_grad``'s ``how`` argument, the code training runs.
 Calls are interleaved route by route, repetition by repetition, so a load spike on
 a shared machine hits every route alike; the table gives the minimum and the
-median, and which route the heuristic (``conv.route`` / ``conv.input_route``) takes.
+median, and which route the heuristic (``conv.route`` / ``conv.input_route``) takes
+(*); after the planes route, "x1.30" is the median over the repetitions of the
+time of the route the rules took before it (``conv._fallback``) over its time.
 
     python -m benchmarks.bench_conv_paths [--repeat 21] [--only W3] [--json out.json]
 
@@ -111,13 +113,18 @@ def main(argv=None):
         print(f"  {name}")
         for ps in PASSES:
             cells = []
+            old = C._fallback(Cc, F, 1, 1, "conv.input_grad" if ps == "input_grad" else "conv.forward")
             for how in routes_of(Cc, F, ps):
                 ts = times[(ps, how)]
+                # per repetition, the rules' route without the planes loops over this one: > 1, this one is faster
+                paired = statistics.median(a / b for a, b in zip(times[(ps, old)], ts))
                 row = dict(layer=name, N=N, H=H, C=Cc, F=F, padding=padding, pass_=ps, route=how,
-                           min_ms=min(ts), median_ms=statistics.median(ts), heuristic=how == chosen[ps])
+                           min_ms=min(ts), median_ms=statistics.median(ts), heuristic=how == chosen[ps],
+                           paired_vs_old_rules=paired)
                 rows.append(row)
                 mark = "*" if row["heuristic"] else " "
-                cells.append(f"{how}{mark} {row['min_ms']:6.2f} / {row['median_ms']:6.2f}")
+                gain = f" x{paired:.2f}" if how == "planes" else ""
+                cells.append(f"{how}{mark} {row['min_ms']:6.2f} / {row['median_ms']:6.2f}{gain}")
             print(f"    {ps:12s} " + "   ".join(cells))
     if args.json:
         with open(args.json, "w") as fh:
