@@ -10,7 +10,7 @@ plane per channel, the B images' planes laid end to end:
 
     L  = Hp * Wp,   Hp = OH + KH - 1,   Wp = OW + KW - 1      (the padded image; stride 1)
     XP[c, i*L + (h + PT)*Wp + (w + PL)] = x[n0 + i, h, w, c]     (zeros elsewhere, and
-                                                                   KH*Wp zeros past the last image)
+                                                 (KH-1)*Wp + KW-1 zeros past the last image)
 
 Then output pixel (oh, ow) of image i sits at t = i*L + oh*Wp + ow, and its
 window's tap (ki, kj) reads XP[c, t + ki*Wp + kj]: every tap is the whole plane
@@ -19,7 +19,8 @@ over t < B*L with the KH*KW weights held in registers:
 
     YP[f, t] = b[f] + sum_c sum_{ki, kj} W[ki, kj, c, f] * XP[c, t + ki*Wp + kj]        (forward)
 
-which LLVM vectorises over t (8 float32 lanes on AVX2). The positions t whose
+which LLVM vectorises over t (8 float32 lanes on AVX2; FASTMATH lets it fuse the
+multiply-adds, in any order within one t). The positions t whose
 (oh, ow) falls outside the output (ow >= OW, or oh >= OH in the plane's last
 rows) compute numbers nobody reads; that costs (Hp*Wp)/(OH*OW) - 1 of the work
 (15% at 28x28 "same"). ``from_planes_into`` writes y back in NHWC with the relu.
@@ -34,9 +35,11 @@ unread positions), and sums over t:
 
     gW[ki, kj, c, f] += sum_t XP[c, t + ki*Wp + kj] * GP[f, t]
 
-Numba without fastmath keeps a sum's order, so a plain dot product would run
-one lane at a time; ``_dot_shift`` keeps 8 running sums over t = 8m + l
-(l = 0..7), one vector register, and adds them up at the end.
+Without reassociation LLVM keeps a sum's order, so a dot product would run one
+lane at a time; these sums are compiled with FASTMATH (``config.py``), so each
+runs as 8-lane partial sums added up at the end, and a 3x3 kernel's 9 sums share
+one pass over GP (``_dots_3x3``). The result differs from the sequential sum by
+rounding only (``tests/test_conv_narrow.py`` bounds it).
 
 Notation: x (N, H, W, C), W (KH, KW, C, F), b (F,), top/left pads PT, PL
 (>= 0; the bottom/right ones follow from OH, OW, and may be negative, cutting
