@@ -215,7 +215,8 @@ def test_conv2d_planes_against_reference_tier(C, F, padding, relu):
 def test_conv2d_transpose_planes_against_reference_tier(C, F, padding, relu):
     """The transposed convolution with kernel W (K, K, C, F) read as a convolution (H, W, C) -> (OH, OW, F):
     its forward pass is that convolution's input gradient, its backward the convolution's forward pass and
-    weight gradient, all by the planes loops (one input channel: the forward pass, the input gradient)."""
+    weight gradient, all by the planes loops (one input channel: the forward pass, the input gradient).
+    With both gradients asked for, the backward is one walk over the batch (``_planes_weight_grad`` with W)."""
     conv_x, W, b_conv, conv_gy, pads = case(C, F, padding, np.float32, relu, N=3, H=8, Wd=7, seed=9)
     x = conv_gy                                         # the transposed layer's input: (N, OH, OW, F)
     b = b_conv[:1].repeat(C) if relu else np.random.default_rng(2).standard_normal(C).astype(np.float32)

@@ -336,30 +336,43 @@ def _planes_input_grad(gz, W, H, Wd, PT, PL):
     return _planes_forward(gz, _flipped(W), None, KH - 1 - PT, KW - 1 - PL, False, (H, Wd))
 
 
-def _planes_weight_grad(x, gz, W_shape, PT, PL):
-    """gW (KH, KW, C, F) by the planes loops: x's planes and gz's on the same grid, one shifted dot per tap."""
+def _planes_weight_grad(x, gz, W_shape, PT, PL, W=None):
+    """(gW (KH, KW, C, F), y | None) by the planes loops: x's planes and gz's on the same grid, one shifted
+    dot per tap; with the kernel W also y = conv(x, W) (no bias) from the same planes of x.
+
+    The transposed convolution's backward needs both with the same x (its gz): the
+    convolution's forward pass is its gx, the weight gradient its gW, so one copy of
+    x into planes per chunk serves the two.
+    """
     N, C = x.shape[0], x.shape[3]
     KH, KW, _, F = W_shape
     OH, OW = gz.shape[1:3]
     Hp, Wp, L, extra = _planes_grid((OH, OW), KH, KW)
-    B = _planes_images(N, C + F, L, x.itemsize)
+    B = _planes_images(N, C + (F if W is None else 2 * F), L, x.itemsize)
+    y = None if W is None else empty("conv.y", (N, OH, OW, F), x.dtype)
+    zeros = np.zeros(F, dtype=x.dtype)
 
     def work(first, last, worker):
         XP = scratch(f"conv.planes{worker}x", (C, B * L + extra), x.dtype)
         GP = scratch(f"conv.planes{worker}y", (F, B * L), x.dtype)
+        YP = None if W is None else scratch(f"conv.planes{worker}z", (F, B * L), x.dtype)
         gW = np.zeros(W_shape, dtype=gz.dtype)
         for n0 in range(first, last, B):
             n1 = min(last, n0 + B)
+            T = (n1 - n0 - 1) * L + OH * Wp
             to_planes_into(x, n0, n1, PT, PL, Hp, Wp, XP)
+            if W is not None:
+                planes_forward_into(XP, W, zeros, Wp, T, YP)
+                from_planes_into(YP, n0, n1, Hp, Wp, False, y)
             grad_to_planes_into(gz, n0, n1, Hp, Wp, GP)
-            planes_weight_grad_add(XP, GP, Wp, (n1 - n0 - 1) * L + OH * Wp, gW)
+            planes_weight_grad_add(XP, GP, Wp, T, gW)
         return gW
 
     parts = parallel.run(work, parallel.split(N))
     gW = parts[0]
     for p in parts[1:]:
         gW += p
-    return gW
+    return gW, y
 
 
 # ------------------------------------------------------------------ flipped route
@@ -470,7 +483,7 @@ def weight_grad(x, gy, W_shape, SH, SW, pads, how=None):
     if how == "direct":
         return _direct_weight_grad(x, gy, None, False, W_shape, pads[0], pads[2], False)[0]
     if how == "planes":
-        return _planes_weight_grad(x, gy, W_shape, pads[0], pads[2])
+        return _planes_weight_grad(x, gy, W_shape, pads[0], pads[2])[0]
     if not how.startswith("im2col") and how != "flipped":
         return _added("conv.weight_grad", how, x, gy, W_shape, SH, SW, pads)
     N, OH, OW, _ = gy.shape
@@ -633,7 +646,12 @@ def conv2d_transpose_backward(gy, x, W, y, strides, pads, activation, need_gx=Tr
         gx, gW, how = _planned_transpose_grads(gz, x, W, strides, pads, need_gx, need_gW)
         record("conv2d_transpose_backward", how)
         return gx, gW, (_bias_grad(gz) if need_gb else None)
-    record("conv2d_transpose_backward", route(W.shape[2], W.shape[3], SH, SW))
+    way = route(W.shape[2], W.shape[3], SH, SW)
+    record("conv2d_transpose_backward", way)
+    if way == "planes" and need_gx and need_gW and _planes_fit(W.shape, pads):   # one walk: gz's planes serve both
+        gW, gx = _planes_weight_grad(np.ascontiguousarray(gz), np.ascontiguousarray(x), W.shape, pads[0], pads[2],
+                                     np.ascontiguousarray(W))
+        return gx, gW, (_bias_grad(gz) if need_gb else None)
     gx = forward(gz, W, None, SH, SW, pads, False) if need_gx else None
     gW = weight_grad(gz, x, W.shape, SH, SW, pads) if need_gW else None
     return gx, gW, (_bias_grad(gz) if need_gb else None)
