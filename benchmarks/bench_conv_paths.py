@@ -21,6 +21,12 @@ median, and which route the heuristic (``conv.route`` / ``conv.input_route``) ta
 time of the route the rules took before it (``conv._fallback``) over its time.
 
     python -m benchmarks.bench_conv_paths [--repeat 21] [--only W3] [--json out.json]
+    python -m benchmarks.bench_conv_paths --steps W3 W4 [--repeat 31]
+
+``--steps`` times whole training steps (``model.train_step`` on one batch of the
+workload) instead, with the planes route on and off (``uses_planes`` and
+``input_route`` replaced for the call), alternating step by step, and prints the
+minimum, the median and the median of the per-step ratios off / on.
 
 Run it as the benchmarks run (``OPENBLAS_CORETYPE=SkylakeX`` on an AVX-512 CPU:
 ``numbanet bench`` sets it; set it yourself here, before Python starts).
@@ -75,7 +81,10 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--only", default=None, help="time only the layers whose name contains this")
     p.add_argument("--json", default=None)
+    p.add_argument("--steps", nargs="*", default=None, help="time whole training steps of these workloads")
     args = p.parse_args(argv)
+    if args.steps:
+        return steps(args.steps, args.repeat, args.threads)
     import numbanet as nb
     from numbanet.engine.conv_shapes import conv_pads
     from numbanet.fast import conv as C
@@ -130,6 +139,48 @@ def main(argv=None):
         with open(args.json, "w") as fh:
             json.dump({"openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"), "threads": args.threads,
                        "load_average": os.getloadavg(), "rows": rows}, fh, indent=1)
+    return 0
+
+
+def steps(workloads, repeat, threads):
+    """ms per training step of each workload with the planes route on and off, alternating step by step."""
+    import numbanet as nb
+    from numbanet.fast import conv as C
+
+    from .specs import WORKLOADS
+    from .workloads.numbanet_impl import build_model
+
+    nb.utils.set_num_threads(threads)
+    on = {"uses_planes": C.uses_planes, "input_route": C.input_route}
+    off = {"uses_planes": lambda *a: False,
+           "input_route": lambda c, f, sh, sw: C._fallback(c, f, sh, sw, "conv.input_grad")}
+    print(f"{threads} threads, load average {os.getloadavg()[0]:.2f}; ms per training step, min / median of "
+          f"{repeat}, planes route off and on alternating")
+    try:
+        for name in workloads:
+            spec = WORKLOADS[name]
+            model = build_model(spec)
+            x = np.random.default_rng(0).random((spec["batch"], *spec["input"]), dtype=np.float32)
+            times = {"off": [], "on": []}
+            for _ in range(2):                          # compile, fill the pools
+                for way in ("off", "on"):
+                    for key, fn in (off if way == "off" else on).items():
+                        setattr(C, key, fn)
+                    model.train_step(x, x)
+            for _ in range(repeat):
+                for way in ("off", "on"):
+                    for key, fn in (off if way == "off" else on).items():
+                        setattr(C, key, fn)
+                    t0 = time.perf_counter()
+                    model.train_step(x, x)
+                    times[way].append(1000 * (time.perf_counter() - t0))
+            paired = statistics.median(a / b for a, b in zip(times["off"], times["on"]))
+            print(f"  {name}: off {min(times['off']):.1f} / {statistics.median(times['off']):.1f}   "
+                  f"on {min(times['on']):.1f} / {statistics.median(times['on']):.1f}   off/on paired {paired:.3f}")
+    finally:
+        for key, fn in on.items():
+            setattr(C, key, fn)
+    print(f"load average at the end {os.getloadavg()[0]:.2f}")
     return 0
 
 
