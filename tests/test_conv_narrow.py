@@ -241,3 +241,22 @@ def test_conv2d_transpose_planes_against_reference_tier(C, F, padding, relu):
     assert_within(gx, gx_r, b_fwd, "gx")
     assert_within(gW, gW_r, b_gW, "gW")
     assert_within(gb, gb_r, bilinear_bound(np.abs(gz).sum(axis=(0, 1, 2)), n_pix, eps), "gb")
+
+
+@pytest.mark.parametrize("need", [(True, False, False), (False, True, False), (False, False, True), (False, True, True)])
+@pytest.mark.parametrize("C,F,padding", [(16, 8, "same"), (3, 5, "valid")])
+def test_planes_backward_gives_only_what_is_asked(C, F, padding, need):
+    """The one-walk backward (``_planes_backward``) with each gradient on its own: None for the others,
+    the reference tier's value for the ones asked for (relu on, so the mask is applied on the way)."""
+    x, W, b, gy, pads = case(C, F, padding, np.float32, True, N=3, H=7, Wd=8, seed=11)
+    y = fconv.conv2d_forward(x, W, b, (1, 1), pads, "relu").copy()
+    got = fconv.conv2d_backward(gy, x, W, y, (1, 1), pads, "relu", *need)
+    assert routes.last("conv2d_backward") == "planes"
+    x64, W64 = x.astype(np.float64), W.astype(np.float64)
+    y_r = rtier.conv2d_forward(x64, W64, b.astype(np.float64), (1, 1), pads, "relu")
+    want = rtier.conv2d_backward(gy.astype(np.float64), x64, W64, y_r, (1, 1), pads, "relu", *need)
+    _, b_gx, b_gW, b_gb = twin_bounds(x, W, b, gy, pads)
+    for g, r, bound, asked, name in zip(got, want, (b_gx, b_gW, b_gb), need, ("gx", "gW", "gb")):
+        assert (g is None) == (not asked), name
+        if asked:
+            assert_within(g, r, bound, name)

@@ -46,8 +46,8 @@ from .kernels.direct_conv import (direct_forward_into, direct_forward_one_filter
                                   direct_weight_grad_one_channel_add, direct_weight_grad_one_filter_add)
 from .kernels.elementwise import relu_mask_into
 from .kernels.im2col import col2im_into, im2col_into
-from .kernels.narrow_conv import (from_planes_into, grad_to_planes_into, planes_forward_into,
-                                  planes_weight_grad_add, to_planes_into)
+from .kernels.narrow_conv import (from_planes_into, grad_to_planes_into, masked_to_planes_into, planes_forward_into,
+                                  planes_row_sums_add, planes_weight_grad_add, to_planes_into)
 from .routes import record
 from .workspace import empty, scratch
 
@@ -375,6 +375,61 @@ def _planes_weight_grad(x, gz, W_shape, PT, PL, W=None):
     return gW, y
 
 
+def _planes_backward(gy, x, W, y, relu, pads, need_gx, need_gW, need_gb):
+    """(gx | None, gW | None, gb | None) of y = act(conv(x, W) + b) by the planes loops, in one walk over the batch.
+
+    Per chunk: gz = gy * [y > 0] (or gy) goes straight into planes, once on the
+    input gradient's grid (padded by K-1-P, read by the forward loops with the
+    flipped kernel) and once on x's grid (zero where no output pixel is, read by
+    the weight-gradient sums and summed for gb); gz itself is never stored.
+    """
+    gy, x = np.ascontiguousarray(gy), np.ascontiguousarray(x)
+    y = np.ascontiguousarray(y) if relu else gy
+    N, H, Wd, C = x.shape
+    KH, KW, _, F = W.shape
+    OH, OW = gy.shape[1:3]
+    PT, PL = pads[0], pads[2]
+    Hp, Wp, L, extra = _planes_grid((OH, OW), KH, KW)           # x's grid: the weight gradient, gb
+    Hq, Wq, Lq, extra_q = _planes_grid((H, Wd), KH, KW)          # gx's grid
+    B = _planes_images(N, 2 * (C + F), max(L, Lq), x.itemsize)   # both grids in the chunk budget
+    gx = empty("conv.gx", (N, H, Wd, C), gy.dtype) if need_gx else None
+    Wf = _flipped(W) if need_gx else W
+    zeros = np.zeros(C, dtype=gy.dtype)
+
+    def work(first, last, worker):
+        gW = np.zeros(W.shape, dtype=gy.dtype)
+        gb = np.zeros(F, dtype=gy.dtype)
+        if need_gx:
+            GQ = scratch(f"conv.planes{worker}q", (F, B * Lq + extra_q), gy.dtype)
+            XQ = scratch(f"conv.planes{worker}r", (C, B * Lq), gy.dtype)
+        if need_gW or need_gb:
+            GP = scratch(f"conv.planes{worker}y", (F, B * L), gy.dtype)
+        if need_gW:
+            XP = scratch(f"conv.planes{worker}x", (C, B * L + extra), x.dtype)
+        for n0 in range(first, last, B):
+            n1 = min(last, n0 + B)
+            if need_gx:
+                masked_to_planes_into(gy, y, relu, n0, n1, KH - 1 - PT, KW - 1 - PL, Hq, Wq, GQ)
+                planes_forward_into(GQ, Wf, zeros, Wq, (n1 - n0 - 1) * Lq + H * Wq, XQ)
+                from_planes_into(XQ, n0, n1, Hq, Wq, False, gx)
+            if need_gW or need_gb:
+                T = (n1 - n0 - 1) * L + OH * Wp
+                masked_to_planes_into(gy, y, relu, n0, n1, 0, 0, Hp, Wp, GP)
+                if need_gb:
+                    planes_row_sums_add(GP, T, gb)
+                if need_gW:
+                    to_planes_into(x, n0, n1, PT, PL, Hp, Wp, XP)
+                    planes_weight_grad_add(XP, GP, Wp, T, gW)
+        return gW, gb
+
+    parts = parallel.run(work, parallel.split(N))
+    gW, gb = parts[0]
+    for pW, pb in parts[1:]:
+        gW += pW
+        gb += pb
+    return gx, (gW if need_gW else None), (gb if need_gb else None)
+
+
 # ------------------------------------------------------------------ flipped route
 def _flipped(W):
     """Wf[a, b, f, c] = W[KH-1-a, KW-1-b, c, f]: (KH, KW, C, F) -> (KH, KW, F, C), contiguous."""
@@ -563,8 +618,9 @@ def conv2d_backward(gy, x, W, y, strides, pads, activation, need_gx=True, need_g
     """(gx, gW, gb) of y = act(conv(x, W) + b), None where not needed; mirrors ``reference/tier.py``.
 
     Route "direct": one walk over the batch gives gz = gy * [y > 0], gW and gb
-    together, then gx by the direct loops. Routes "flipped" (gW flipped, gx by
-    im2col) and "im2col": gz in one pass, then each gradient by its own chunked pass.
+    together, then gx by the direct loops. Route "planes": one walk gives all three
+    (``_planes_backward``). Routes "flipped" (gW flipped, gx by im2col) and
+    "im2col": gz in one pass, then each gradient by its own chunked pass.
     """
     SH, SW = strides
     relu = _relu(activation, "conv2d_backward")
@@ -582,6 +638,8 @@ def conv2d_backward(gy, x, W, y, strides, pads, activation, need_gx=True, need_g
                                          W.shape, PT, PL, need_gx)
         gx = _direct_input_grad(gz, W, H, Wd, PT, PL) if need_gx else None
         return gx, (gW if need_gW else None), (gb if need_gb else None)
+    if way == "planes" and _planes_fit(W.shape, pads):
+        return _planes_backward(gy, x, np.ascontiguousarray(W), y, relu, pads, need_gx, need_gW, need_gb)
     gz = _masked_by_relu(gy, y) if relu else gy
     gx = input_grad(gz, W, H, Wd, SH, SW, PT, PL) if need_gx else None
     gW = weight_grad(x, gz, W.shape, SH, SW, pads) if need_gW else None

@@ -106,6 +106,49 @@ def grad_to_planes_into(gy, n0, n1, Hp, Wp, GP):
 
 
 @njit
+def masked_to_planes_into(gy, y, relu, n0, n1, PT, PL, Hp, Wp, GP):
+    """GP[f, i*L + (oh + PT)*Wp + (ow + PL)] = gz[n0 + i, oh, ow, f], zero elsewhere; gz = gy * [y > 0] if relu.
+
+    ``to_planes_into`` of the relu-masked gradient, the mask applied on the way
+    (y is read only with relu; pass gy itself otherwise). gy, y (N, OH, OW, F);
+    GP (F, >= (n1 - n0)*L) is overwritten entirely.
+    """
+    OH, OW, F = gy.shape[1], gy.shape[2], gy.shape[3]
+    L = Hp * Wp
+    for f in range(F):
+        gp = GP[U(f)]
+        for t in range(U(gp.size)):
+            gp[t] = 0
+    h_hi = min(OH, Hp - PT)
+    w_hi = min(OW, Wp - PL)
+    g2 = gy.reshape(gy.shape[0] * OH, OW * F)
+    y2 = y.reshape(y.shape[0] * OH, OW * F)
+    for i in range(n1 - n0):
+        for oh in range(h_hi):
+            r = U((n0 + i) * OH + oh)
+            gr, yr = g2[r], y2[r]
+            base = U(i * L + (oh + PT) * Wp + PL)
+            for ow in range(U(w_hi)):
+                for f in range(U(F)):
+                    k = ow * U(F) + f
+                    v = gr[k]
+                    if relu and not yr[k] > 0:
+                        v = 0
+                    GP[f, base + ow] = v
+
+
+@njit(fastmath=FASTMATH)
+def planes_row_sums_add(GP, T, out):
+    """out[f] += sum_{t < T} GP[f, t] (any order: FASTMATH lets LLVM vectorise the sums)."""
+    for f in range(GP.shape[0]):
+        gp = GP[U(f)]
+        s = gp.dtype.type(0)
+        for t in range(U(T)):
+            s += gp[t]
+        out[f] += s
+
+
+@njit
 def from_planes_into(YP, n0, n1, Hp, Wp, relu, y):
     """y[n0 + i, oh, ow, f] = act(YP[f, i*L + oh*Wp + ow]), act = relu or identity; y (N, OH, OW, F)."""
     OH, OW, F = y.shape[1], y.shape[2], y.shape[3]
