@@ -331,7 +331,8 @@ def _planes_forward(x, W, b, PT, PL, relu, out_hw):
 
 
 def _planes_input_grad(gz, W, H, Wd, PT, PL):
-    """gx by the planes loops: the forward loops on gz with the flipped kernel and pads K-1-P."""
+    """gx (N, H, Wd, C) from gz (N, OH, OW, F) by the planes loops: the forward loops on gz with the
+    flipped kernel Wf (KH, KW, F, C) and pads K-1-P (``kernels/narrow_conv.py``'s docstring)."""
     KH, KW = W.shape[:2]
     return _planes_forward(gz, _flipped(W), None, KH - 1 - PT, KW - 1 - PL, False, (H, Wd))
 
