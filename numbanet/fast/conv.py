@@ -319,10 +319,11 @@ def planes_forward_serial(x, W, b, PT, PL, relu, y, tag="conv.planes"):
         from_planes_into(YP, n0, n1, Hp, Wp, relu, y)
 
 
-def _planes_forward(x, W, b, PT, PL, relu, out_hw):
-    """y = act(conv(x, W) + b) by the planes loops (``kernels/narrow_conv.py``), stride 1 -> (N, OH, OW, F)."""
+def _planes_forward(x, W, b, PT, PL, relu, out_hw, pool_tag="conv.y"):
+    """y = act(conv(x, W) + b) by the planes loops (``kernels/narrow_conv.py``), stride 1 -> (N, OH, OW, F),
+    y from the workspace pool under ``pool_tag``."""
     N, F = x.shape[0], W.shape[3]
-    y = empty("conv.y", (N, *out_hw, F), x.dtype)
+    y = empty(pool_tag, (N, *out_hw, F), x.dtype)
     b = np.zeros(F, dtype=x.dtype) if b is None else np.ascontiguousarray(b, dtype=x.dtype)
     parallel.run(lambda n0, n1, worker: planes_forward_serial(x[n0:n1], W, b, PT, PL, relu, y[n0:n1],
                                                               f"conv.planes{worker}"),
@@ -334,7 +335,7 @@ def _planes_input_grad(gz, W, H, Wd, PT, PL):
     """gx (N, H, Wd, C) from gz (N, OH, OW, F) by the planes loops: the forward loops on gz with the
     flipped kernel Wf (KH, KW, F, C) and pads K-1-P (``kernels/narrow_conv.py``'s docstring)."""
     KH, KW = W.shape[:2]
-    return _planes_forward(gz, _flipped(W), None, KH - 1 - PT, KW - 1 - PL, False, (H, Wd))
+    return _planes_forward(gz, _flipped(W), None, KH - 1 - PT, KW - 1 - PL, False, (H, Wd), "conv.gx")
 
 
 def _planes_weight_grad(x, gz, W_shape, PT, PL, W=None):
