@@ -184,6 +184,8 @@ def test_route_rule():
     assert fconv.route(32, 64, 1, 1) == "im2col" and fconv.route(32, 16, 1, 1) == "flipped"
     assert fconv.route(16, 8, 2, 2) == "im2col"              # strided
     assert fconv.input_route(1, 16, 1, 1) == "planes" and fconv.input_route(32, 16, 1, 1) == "im2col"
+    assert fconv.forward_route(1, 16, 1, 1) == "planes" and fconv.forward_route(1, 17, 1, 1) == "direct"
+    assert fconv.forward_route(16, 8, 1, 1) == "planes" and fconv.forward_route(1, 16, 2, 2) == "im2col"
     assert "planes" in fconv.candidates("conv.input_grad", 16, 8, 1, 1)
     assert "planes" not in fconv.candidates("conv.forward", 32, 64, 1, 1)
 
@@ -260,3 +262,23 @@ def test_planes_backward_gives_only_what_is_asked(C, F, padding, need):
         assert (g is None) == (not asked), name
         if asked:
             assert_within(g, r, bound, name)
+
+
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("padding", ["same", "valid"])
+def test_one_channel_forward_by_planes_backward_by_direct(padding, relu):
+    """One input channel: the forward pass by the planes loops (``forward_route``), the backward by the
+    direct loops' fused walk (``route``), against the reference tier."""
+    x, W, b, gy, pads = case(1, 6, padding, np.float32, relu, N=3, H=9, Wd=7, seed=13)
+    act = "relu" if relu else None
+    y = fconv.conv2d_forward(x, W, b, (1, 1), pads, act).copy()
+    assert routes.last("conv2d_forward") == "planes"
+    x64, W64 = x.astype(np.float64), W.astype(np.float64)
+    y_r = rtier.conv2d_forward(x64, W64, b.astype(np.float64), (1, 1), pads, act)
+    b_y, b_gx, b_gW, b_gb = twin_bounds(x, W, b, gy, pads)
+    assert_within(y, y_r, b_y, "y")
+    got = fconv.conv2d_backward(gy, x, W, y, (1, 1), pads, act)
+    assert routes.last("conv2d_backward") == "direct"
+    want = rtier.conv2d_backward(gy.astype(np.float64), x64, W64, y_r, (1, 1), pads, act)
+    for g, r, bound, name in zip(got, want, (b_gx, b_gW, b_gb), ("gx", "gW", "gb")):
+        assert_within(g, r, bound, name)

@@ -207,11 +207,11 @@ def test_routes_name_the_fast_route_and_the_reference_algorithm():
         return nb.Sequential([nb.Input((6, 6, C)), L.Conv2D(F, 3, padding="same")])
 
     x = {C: np.ones((2, 6, 6, C), "float32") for C in (1, 3, 16, 32)}
-    m_direct, m_im2col, m_flipped = model_for(1, 8), model_for(3, 32), model_for(32, 8)
+    m_direct, m_im2col, m_flipped = model_for(1, 17), model_for(3, 32), model_for(32, 8)
     m_planes = model_for(16, 8)
     with nb.kernels("fast"):
-        # one input channel: direct loops; up to 16 on both sides: the planes loops; wider, more filters
-        # than channels: im2col; fewer: the flipped convolution
+        # one input channel and more than 16 filters: direct loops; up to 16 on both sides: the planes loops;
+        # wider, more filters than channels: im2col; fewer: the flipped convolution
         assert _conv_route(m_direct.trace(x[1]))[0].startswith("direct")
         assert _conv_route(m_planes.trace(x[16]))[0].startswith("planes")
         assert _conv_route(m_im2col.trace(x[3]))[0].startswith("im2col")

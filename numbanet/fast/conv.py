@@ -121,6 +121,18 @@ def route(C, F, SH, SW):
     return _fallback(C, F, SH, SW)
 
 
+def forward_route(C, F, SH, SW):
+    """The route of a forward pass: ``route``'s, except that one input channel also takes the planes loops.
+
+    With one channel the planes forward measured 1.2x the direct loops' at 28x28
+    "same" (W3's first layer) and even at "valid"; the weight gradient stays on
+    the direct loops (``route``), whose backward is one fused walk.
+    """
+    if uses_planes(max(C, 2), F, SH, SW):
+        return "planes"
+    return route(C, F, SH, SW)
+
+
 def input_route(C, F, SH, SW):
     """The route of an input gradient (a transposed convolution's forward pass): "planes", "direct" or "im2col".
 
@@ -451,7 +463,8 @@ def _flipped_pads(in_hw, out_hw, KH, KW, PT, PL):
 
 # ------------------------------------------------------------------ the three passes
 def forward(x, W, b, SH, SW, pads, relu, how=None):
-    """y = act(im2col(x) @ W2 + b), by the route ``how`` (default ``route``'s); x (N, H, W, C) -> y (N, OH, OW, F).
+    """y = act(im2col(x) @ W2 + b), by the route ``how`` (default ``forward_route``'s):
+    x (N, H, W, C) -> y (N, OH, OW, F).
 
     Mirrors ``reference/conv.py: conv2d_forward``, with act = relu if ``relu`` else identity.
     """
@@ -459,7 +472,7 @@ def forward(x, W, b, SH, SW, pads, relu, how=None):
     x = np.ascontiguousarray(x)
     N, H, Wd, _ = x.shape
     OH, OW = _out_hw(H, Wd, KH, KW, SH, SW, pads)
-    how = how or route(C, F, SH, SW)
+    how = how or forward_route(C, F, SH, SW)
     if how == "planes" and not (SH == SW == 1 and _planes_fit(W.shape, pads)):
         how = _fallback(C, F, SH, SW)
     if how == "direct":
@@ -610,7 +623,7 @@ def conv2d_forward(x, W, b, strides, pads, activation=None):
     if winograd.applies(x.shape, W.shape, strides, pads):    # 3x3 stride 1, wide enough: fast/winograd.py
         record("conv2d_forward", "winograd")
         return winograd.forward(x, W, b, pads, relu)
-    how, planned = _plan("conv.forward", route(W.shape[2], W.shape[3], SH, SW), x.shape, W.shape, strides, pads,
+    how, planned = _plan("conv.forward", forward_route(W.shape[2], W.shape[3], SH, SW), x.shape, W.shape, strides, pads,
                          x.dtype, lambda name: forward(x, W, b, SH, SW, pads, relu, name))
     record("conv2d_forward", planner.label(how, planned))
     return forward(x, W, b, SH, SW, pads, relu, how)
@@ -725,7 +738,7 @@ def _planned_transpose_grads(gz, x, W, strides, pads, need_gx, need_gW):
     gx = gW = None
     ways = []
     if need_gx:
-        hx, px = _plan("conv.forward", heuristic, gz.shape, W.shape, strides, pads, gz.dtype,
+        hx, px = _plan("conv.forward", forward_route(C, F, SH, SW), gz.shape, W.shape, strides, pads, gz.dtype,
                        lambda name: forward(gz, W, None, SH, SW, pads, False, name))
         gx = forward(gz, W, None, SH, SW, pads, False, hx)
         ways.append(("gx", hx, px))
