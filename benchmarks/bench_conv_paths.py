@@ -16,7 +16,7 @@ convolutions they are read as. The routes are called through ``forward`` /
 ``input_grad`` / ``weight_grad``'s ``how`` argument, the code training runs.
 Calls are interleaved route by route, repetition by repetition, so a load spike on
 a shared machine hits every route alike; the table gives the minimum and the
-median, and which route the heuristic (``conv.route`` / ``conv.input_route``) takes
+median, and which route the heuristic (``conv.forward_route`` / ``conv.input_route`` / ``conv.route``) takes
 (*); after the planes route, "x1.30" is the median over the repetitions of the
 time of the route the rules took before it (``conv._fallback``) over its time.
 
@@ -108,7 +108,7 @@ def main(argv=None):
             "input_grad": lambda how: C.input_grad(gy, W, H, H, 1, 1, pads[0], pads[2], how),
             "weight_grad": lambda how: C.weight_grad(x, gy, W.shape, 1, 1, pads, how),
         }
-        chosen = {"forward": C.route(Cc, F, 1, 1), "input_grad": C.input_route(Cc, F, 1, 1),
+        chosen = {"forward": C.forward_route(Cc, F, 1, 1), "input_grad": C.input_route(Cc, F, 1, 1),
                   "weight_grad": C.route(Cc, F, 1, 1)}
         jobs = [(ps, how) for ps in PASSES for how in routes_of(Cc, F, ps)]
         times = {job: [] for job in jobs}
