@@ -245,7 +245,8 @@ def test_conv2d_transpose_planes_against_reference_tier(C, F, padding, relu):
     assert_within(gb, gb_r, bilinear_bound(np.abs(gz).sum(axis=(0, 1, 2)), n_pix, eps), "gb")
 
 
-@pytest.mark.parametrize("need", [(True, False, False), (False, True, False), (False, False, True), (False, True, True)])
+@pytest.mark.parametrize("need", [(True, False, False), (False, True, False), (False, False, True),
+                                  (False, True, True)])
 @pytest.mark.parametrize("C,F,padding", [(16, 8, "same"), (3, 5, "valid")])
 def test_planes_backward_gives_only_what_is_asked(C, F, padding, need):
     """The one-walk backward (``_planes_backward``) with each gradient on its own: None for the others,
