@@ -97,8 +97,10 @@ def uses_planes(C, F, SH, SW):
     unfolded matrix is large beside its thin product and the NHWC direct loops'
     innermost runs over too few numbers to vectorise; the planes loops run every
     (filter, channel) pair as one long vectorised loop over a chunk's planes.
-    One input channel stays "direct": those loops fuse the relu mask and the
-    bias gradient into the weight-gradient walk and are as fast there.
+    With one input channel the weight gradient stays "direct" (those loops fuse
+    the relu mask and the bias gradient into the weight-gradient walk); its
+    forward pass and input gradient take the planes loops (``forward_route``,
+    ``input_route``).
     Measured with ``python -m benchmarks.bench_conv_paths`` (``benchmarks/results/tuning.md``,
     "Convolution routes").
     """
