@@ -140,6 +140,7 @@ CASES = [  # (N, H, W, C, F, K, padding): first layers, output layers, and a tra
 @pytest.mark.parametrize("N,H,W,C,F,K,padding", CASES)
 def test_direct_path_equals_im2col_path(monkeypatch, N, H, W, C, F, K, padding, relu):
     """Conv2D through the direct loops gives the same y, gx, gW, gb as through im2col + GEMM."""
+    monkeypatch.setattr(conv_module, "uses_planes", lambda *a: False)   # tests/test_conv_narrow.py tests those
     rng = np.random.default_rng(N * 100 + C * 10 + F)
     x, Wk = rng.standard_normal((N, H, W, C)), rng.standard_normal((K, K, C, F))
     b = rng.standard_normal(F)
@@ -159,6 +160,7 @@ def test_direct_path_equals_im2col_path(monkeypatch, N, H, W, C, F, K, padding, 
 @pytest.mark.parametrize("N,H,W,C,F,K,padding", CASES)
 def test_direct_transpose_path_equals_im2col_path(monkeypatch, N, H, W, C, F, K, padding):
     """Conv2DTranspose (kernel (K, K, filters, in)) through the direct loops against im2col + GEMM."""
+    monkeypatch.setattr(conv_module, "uses_planes", lambda *a: False)
     rng = np.random.default_rng(7 + N + C + F)
     x, Wk = rng.standard_normal((N, H, W, C)), rng.standard_normal((K, K, F, C))
     b = rng.standard_normal(F)
@@ -230,6 +232,7 @@ def test_flipped_convolution_equals_plain_im2col(monkeypatch, N, H, W, C, F, K, 
     """Forward and weight gradient through the flipped convolution: the same numbers as plain im2col."""
     from numbanet.fast.conv import flips_roles
     assert flips_roles(C, F, 1, 1)
+    monkeypatch.setattr(conv_module, "uses_planes", lambda *a: False)
     rng = np.random.default_rng(N + H + C * F)
     x, Wk = rng.standard_normal((N, H, W, C)), rng.standard_normal((*K, C, F))
     b = rng.standard_normal(F)

@@ -255,10 +255,26 @@ def test_upsample_tiers_agree(N, H, W, C, SH, SW, interpolation, dt, seed):
 # (one channel, one filter, fewer filters than channels at stride 1, strides > 1,
 # 64-byte chunks, two threads), and the route the fast tier recorded for it.
 def expected_route(C, F, SH, SW):
-    """The fast tier's documented rule (numbanet/fast/conv.py), restated: direct, flipped, im2col."""
+    """The fast tier's documented rule (numbanet/fast/conv.py), restated: planes, direct, flipped, im2col."""
+    if SH == SW == 1 and C >= 2 and max(C, F) <= 16:
+        return "planes"
     if SH == SW == 1 and min(C, F) == 1:
         return "direct"
     return "flipped" if SH == SW == 1 and F < C else "im2col"
+
+
+def expected_forward_route(C, F, SH, SW):
+    """A forward pass's rule: ``expected_route``, except that one input channel takes planes too (up to 16 filters)."""
+    if SH == SW == 1 and C == 1 and F <= 16:
+        return "planes"
+    return expected_route(C, F, SH, SW)
+
+
+def expected_input_route(C, F, SH, SW):
+    """The input gradient's rule (a transposed convolution's forward pass): planes, direct, im2col; never flipped."""
+    if SH == SW == 1 and max(C, F) <= 16:
+        return "planes"
+    return "direct" if SH == SW == 1 and min(C, F) == 1 else "im2col"
 
 
 def assert_grads_within(got, ref, bounds, what):
@@ -272,9 +288,10 @@ def assert_grads_within(got, ref, bounds, what):
 
 # one configuration per route and split, so that each runs on every test run (not only when drawn):
 # (C, F, strides, chunk bytes, threads) -> the route; padding "same", 2 images, float32 and float64
-ROUTE_CASES = [(1, 4, (1, 1), None, 1, "direct"), (5, 1, (1, 1), 64, 2, "direct"),
-               (5, 2, (1, 1), None, 2, "flipped"), (3, 2, (1, 1), 64, 1, "flipped"),
-               (2, 4, (1, 1), 64, 2, "im2col"), (1, 4, (2, 1), None, 2, "im2col"), (5, 2, (1, 2), 64, 1, "im2col")]
+ROUTE_CASES = [(1, 4, (1, 1), None, 1, "direct"), (17, 1, (1, 1), 64, 2, "direct"),
+               (17, 2, (1, 1), None, 2, "flipped"), (18, 3, (1, 1), 64, 1, "flipped"),
+               (17, 20, (1, 1), 64, 2, "im2col"), (1, 4, (2, 1), None, 2, "im2col"), (5, 2, (1, 2), 64, 1, "im2col"),
+               (5, 2, (1, 1), None, 2, "planes"), (3, 4, (1, 1), 64, 1, "planes"), (5, 1, (1, 1), 64, 2, "planes")]
 
 
 @pytest.mark.parametrize("dt", [np.float32, np.float64])
@@ -316,7 +333,7 @@ def check_conv2d_protocol(c, need_gx, need_gW):
     ref = ref_tier.conv2d_backward(gy, x, Wk, y_ref, (SH, SW), pads, act, *flags)
     with fast_route(c["threads"], c["chunk"]):
         y = fast_tier.conv2d_forward(x, Wk, b, (SH, SW), pads, act)
-        assert routes.last("conv2d_forward") == expected_route(C, F, SH, SW)
+        assert routes.last("conv2d_forward") == expected_forward_route(C, F, SH, SW)
         got = fast_tier.conv2d_backward(gy, x, Wk, y, (SH, SW), pads, act, *flags)
         assert routes.last("conv2d_backward") == expected_route(C, F, SH, SW)
     assert y.dtype == y_ref.dtype == dt
@@ -363,8 +380,8 @@ def check_conv2d_transpose_protocol(c, op, need_gx, need_gW):
     ref = ref_tier.conv2d_transpose_backward(gy, x, Wk, y_ref, (SH, SW), pads, act, *flags)
     with fast_route(c["threads"], c["chunk"]):
         y = fast_tier.conv2d_transpose_forward(x, Wk, b, (SH, SW), (OH, OW), pads, act)
-        direct = expected_route(F, C, SH, SW) == "direct"     # read as a convolution: F inputs, C filters
-        assert routes.last("conv2d_transpose_forward") == ("direct" if direct else "im2col")   # never flipped
+        # read as a convolution: F inputs, C filters; its forward pass is that convolution's input gradient
+        assert routes.last("conv2d_transpose_forward") == expected_input_route(F, C, SH, SW)
         got = fast_tier.conv2d_transpose_backward(gy, x, Wk, y, (SH, SW), pads, act, *flags)
         assert routes.last("conv2d_transpose_backward") == expected_route(F, C, SH, SW)
     assert y.dtype == y_ref.dtype == dt

@@ -208,13 +208,16 @@ def test_routes_name_the_fast_route_and_the_reference_algorithm():
     def model_for(C, F):
         return nb.Sequential([nb.Input((6, 6, C)), L.Conv2D(F, 3, padding="same")])
 
-    x = {C: np.ones((2, 6, 6, C), "float32") for C in (1, 3, 16)}
-    m_direct, m_im2col, m_flipped = model_for(1, 8), model_for(3, 8), model_for(16, 8)
+    x = {C: np.ones((2, 6, 6, C), "float32") for C in (1, 3, 16, 32)}
+    m_direct, m_im2col, m_flipped = model_for(1, 17), model_for(3, 32), model_for(32, 8)
+    m_planes = model_for(16, 8)
     with nb.kernels("fast"):
-        # one input channel: direct loops; more filters than channels: im2col; fewer: the flipped convolution
+        # one input channel and more than 16 filters: direct loops; up to 16 on both sides: the planes loops;
+        # wider, more filters than channels: im2col; fewer: the flipped convolution
         assert _conv_route(m_direct.trace(x[1]))[0].startswith("direct")
+        assert _conv_route(m_planes.trace(x[16]))[0].startswith("planes")
         assert _conv_route(m_im2col.trace(x[3]))[0].startswith("im2col")
-        assert _conv_route(m_flipped.trace(x[16]))[0].startswith("flipped")
+        assert _conv_route(m_flipped.trace(x[32]))[0].startswith("flipped")
         fast_rows = m_im2col.trace(x[3]).rows()
     with nb.kernels("reference"):
         reference_rows = m_im2col.trace(x[3]).rows()
@@ -226,7 +229,7 @@ def test_routes_name_the_fast_route_and_the_reference_algorithm():
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_fast_route_counts_the_im2col_chunks_and_the_threads(monkeypatch, threads):
-    N, H, C, F, k = 6, 5, 2, 3, 3
+    N, H, C, F, k = 6, 5, 2, 17, 3                   # 17 filters: past the planes route (tuning.PLANES_MAX_CHANNELS)
     R, K = H * H, k * k * C                          # "same", stride 1: H*W patch rows of K numbers per image
     monkeypatch.setattr(tuning, "CHUNK_BYTES", 2 * R * K * 4)   # two float32 images per chunk
     before = parallel.num_threads()

@@ -2,14 +2,19 @@
 
 The math is that of ``numbanet/reference/conv.py`` (im2col, one matrix product,
 col2im; the transposed convolution as the convolution's input gradient); here each
-pass picks one of three routes from the layer's shape and records it
+pass picks one of four routes from the layer's shape and records it
 (``routes.last("conv2d_forward")``):
 
 * ``"im2col"``: unfold + GEMM (+ col2im for the input gradient), the general route;
-* ``"direct"``: the direct loops of ``kernels/direct_conv.py``, for one input
-  channel or one filter at stride 1 (``uses_direct``), where the product would have
-  K = KH*KW columns or a single output column and unfolding costs more than the
-  arithmetic;
+* ``"planes"``: the planar loops of ``kernels/narrow_conv.py``, for stride 1 with
+  2-16 input channels and at most 16 filters (``uses_planes``; the input gradient
+  also for one input channel, ``input_route``): a chunk of images is copied into
+  zero-padded channel planes, and each (filter, channel) pair is one long
+  vectorised loop over them, where im2col's product would be too thin for BLAS;
+* ``"direct"``: the NHWC direct loops of ``kernels/direct_conv.py``, for one input
+  channel or one filter at stride 1 (``uses_direct``) where the planes route does
+  not apply, where the product would have K = KH*KW columns or a single output
+  column and unfolding costs more than the arithmetic;
 * ``"flipped"``: for stride 1 and fewer filters than channels (``flips_roles``), the
   forward pass and the weight gradient run as the convolution with the kernel turned
   around, Wf[a, b, f, c] = W[KH-1-a, KW-1-b, c, f], which unfolds the narrower side.
@@ -19,14 +24,14 @@ protocol functions at the bottom (and timed by ``benchmarks/bench_conv_paths.py`
 Every route splits the batch over the threads (``parallel``); im2col and col2im
 work chunk by chunk (``_over_chunks``) in reused scratch buffers, and the outputs
 and gradients come from the same pool (``workspace``).
-The relu is fused: into the direct loops, or applied to each chunk right after its
-product; its backward mask gz = gy * [y > 0] is one pass (``_masked_by_relu``) or
+The relu is fused: into the direct and planes loops, or applied to each chunk right
+after its product; its backward mask gz = gy * [y > 0] is one pass (``_masked_by_relu``) or
 part of the direct weight-gradient walk.
 
 These rules are the heuristics. With planning on (``planner.py``: a plan file for
 this machine, or ``set_planning("measure")``), each pass may instead take the route
 this machine's plan names for its shapes, among the candidates of ``candidates``
-(the three routes, other im2col chunk sizes, serial); the record then reads
+(the four routes, other im2col chunk sizes, serial); the record then reads
 "im2col/1MiB (planned)", or "flipped (heuristic)" where the plan has no entry.
 
 Notation: x (N, H, W, C), W (KH, KW, C, F), b (F,), strides (SH, SW), pads
@@ -41,6 +46,8 @@ from .kernels.direct_conv import (direct_forward_into, direct_forward_one_filter
                                   direct_weight_grad_one_channel_add, direct_weight_grad_one_filter_add)
 from .kernels.elementwise import relu_mask_into
 from .kernels.im2col import col2im_into, im2col_into
+from .kernels.narrow_conv import (from_planes_into, grad_to_planes_into, masked_to_planes_into, planes_forward_into,
+                                  planes_row_sums_add, planes_weight_grad_add, to_planes_into)
 from .routes import record
 from .workspace import empty, scratch
 
@@ -55,8 +62,8 @@ def uses_direct(C, F, SH, SW):
     KH*KW columns (C = 1) or the product a single output column (F = 1): the
     unfolding then costs more than the arithmetic, and the direct loops win every
     pass; their backward also fuses the relu mask and the bias gradient into the
-    weight-gradient walk. With several channels on both sides the GEMM wins, so
-    everything else stays on im2col. Measured with ``python -m
+    weight-gradient walk. ``route`` asks ``uses_planes`` first, so these loops
+    serve one channel, and one filter behind more than 16 channels. Measured with ``python -m
     benchmarks.bench_conv_paths``: figures in ``benchmarks/results/tuning.md``,
     "Convolution routes".
     """
@@ -83,11 +90,61 @@ def flips_roles(C, F, SH, SW):
     return SH == 1 and SW == 1 and F < C
 
 
-def route(C, F, SH, SW):
-    """The route of a forward pass or weight gradient: "direct", "flipped" or "im2col"."""
+def uses_planes(C, F, SH, SW):
+    """True where a stride-1 forward pass or weight gradient takes the planes loops (``kernels/narrow_conv.py``).
+
+    With at most ``tuning.PLANES_MAX_CHANNELS`` channels and filters, im2col's
+    unfolded matrix is large beside its thin product and the NHWC direct loops'
+    innermost runs over too few numbers to vectorise; the planes loops run every
+    (filter, channel) pair as one long vectorised loop over a chunk's planes.
+    With one input channel the weight gradient stays "direct" (those loops fuse
+    the relu mask and the bias gradient into the weight-gradient walk); its
+    forward pass and input gradient take the planes loops (``forward_route``,
+    ``input_route``).
+    Measured with ``python -m benchmarks.bench_conv_paths`` (``benchmarks/results/tuning.md``,
+    "Convolution routes").
+    """
+    return SH == 1 and SW == 1 and 2 <= C and max(C, F) <= tuning.PLANES_MAX_CHANNELS
+
+
+def _fallback(C, F, SH, SW, op="conv.forward"):
+    """The route of a pass when the planes loops do not apply (stride > 1, pads over K-1)."""
+    if op == "conv.input_grad":
+        return "direct" if uses_direct(C, F, SH, SW) else "im2col"
     if uses_direct(C, F, SH, SW):
         return "direct"
     return "flipped" if flips_roles(C, F, SH, SW) else "im2col"
+
+
+def route(C, F, SH, SW):
+    """The route of a forward pass or weight gradient: "planes", "direct", "flipped" or "im2col"."""
+    if uses_planes(C, F, SH, SW):
+        return "planes"
+    return _fallback(C, F, SH, SW)
+
+
+def forward_route(C, F, SH, SW):
+    """The route of a forward pass: ``route``'s, except that one input channel also takes the planes loops.
+
+    With one channel the planes forward measured 1.2x the direct loops' at 28x28
+    "same" (W3's first layer) and even at "valid"; the weight gradient stays on
+    the direct loops (``route``), whose backward is one fused walk.
+    """
+    if uses_planes(max(C, 2), F, SH, SW):
+        return "planes"
+    return route(C, F, SH, SW)
+
+
+def input_route(C, F, SH, SW):
+    """The route of an input gradient (a transposed convolution's forward pass): "planes", "direct" or "im2col".
+
+    The planes loops wherever ``uses_planes`` holds; the input gradient is their
+    forward loop on the flipped kernel, so, unlike the other two passes, one input
+    channel takes them too (a transposed convolution's 16 -> 1 output layer).
+    """
+    if uses_planes(max(C, 2), F, SH, SW):
+        return "planes"
+    return _fallback(C, F, SH, SW, "conv.input_grad")
 
 
 # ------------------------------------------------------------------ planned route choice
@@ -118,6 +175,8 @@ def candidates(op, C, F, SH, SW, **shape):
             names.append("direct")
         if op != "conv.input_grad":
             names.append("flipped")
+        if max(C, F) <= tuning.PLANES_MAX_CHANNELS:
+            names.append("planes")
     return names + planner.added_routes(op, C=C, F=F, SH=SH, SW=SW, **shape)
 
 
@@ -234,6 +293,159 @@ def _direct_weight_grad(x, gy, y, relu, W_shape, PT, PL, keep_gz):
     return gW, gb, (gz if gz.size else gy)
 
 
+# ------------------------------------------------------------------ planes route
+def _planes_fit(W_shape, pads):
+    """The planes loops take stride 1 with top/left pads 0..K-1 (the input gradient's pads K-1-P too)."""
+    KH, KW = W_shape[:2]
+    return 0 <= pads[0] <= KH - 1 and 0 <= pads[2] <= KW - 1
+
+
+def _planes_grid(out_hw, KH, KW):
+    """(Hp, Wp, L, extra): the padded plane of a stride-1 convolution and the zeros past the last image."""
+    Hp, Wp = out_hw[0] + KH - 1, out_hw[1] + KW - 1
+    return Hp, Wp, Hp * Wp, (KH - 1) * Wp + KW - 1
+
+
+def _planes_images(N, channels, L, itemsize):
+    """Images per chunk: the chunk's planes (``channels`` of L numbers per image) in tuning.PLANES_CHUNK_BYTES."""
+    return max(1, min(N, tuning.PLANES_CHUNK_BYTES // max(channels * L * itemsize, 1)))
+
+
+def planes_forward_serial(x, W, b, PT, PL, relu, y, tag="conv.planes"):
+    """y (N, OH, OW, F) = act(conv(x, W) + b) by the planes loops, stride 1, on the calling thread only.
+
+    x (N, H, W, C), W (KH, KW, C, F) contiguous, b (F,) in x's dtype, 0 <= PT < KH,
+    0 <= PL < KW. Chunks of ``_planes_images`` images, planes in the scratch buffers
+    ``tag + "x"`` and ``tag + "y"`` (a caller on another thread passes another tag).
+    For a caller that walks its own chunks (a fused convolution + pooling).
+    """
+    N, C = x.shape[0], x.shape[3]
+    KH, KW, _, F = W.shape
+    OH, OW = y.shape[1:3]
+    Hp, Wp, L, extra = _planes_grid((OH, OW), KH, KW)
+    B = _planes_images(N, C + F, L, x.itemsize)
+    XP = scratch(tag + "x", (C, B * L + extra), x.dtype)
+    YP = scratch(tag + "y", (F, B * L), x.dtype)
+    for n0 in range(0, N, B):
+        n1 = min(N, n0 + B)
+        to_planes_into(x, n0, n1, PT, PL, Hp, Wp, XP)
+        planes_forward_into(XP, W, b, Wp, (n1 - n0 - 1) * L + OH * Wp, YP)
+        from_planes_into(YP, n0, n1, Hp, Wp, relu, y)
+
+
+def _planes_forward(x, W, b, PT, PL, relu, out_hw, pool_tag="conv.y"):
+    """y = act(conv(x, W) + b) by the planes loops (``kernels/narrow_conv.py``), stride 1 -> (N, OH, OW, F),
+    y from the workspace pool under ``pool_tag``."""
+    N, F = x.shape[0], W.shape[3]
+    y = empty(pool_tag, (N, *out_hw, F), x.dtype)
+    b = np.zeros(F, dtype=x.dtype) if b is None else np.ascontiguousarray(b, dtype=x.dtype)
+    parallel.run(lambda n0, n1, worker: planes_forward_serial(x[n0:n1], W, b, PT, PL, relu, y[n0:n1],
+                                                              f"conv.planes{worker}"),
+                 parallel.split(N))
+    return y
+
+
+def _planes_input_grad(gz, W, H, Wd, PT, PL):
+    """gx (N, H, Wd, C) from gz (N, OH, OW, F) by the planes loops: the forward loops on gz with the
+    flipped kernel Wf (KH, KW, F, C) and pads K-1-P (``kernels/narrow_conv.py``'s docstring)."""
+    KH, KW = W.shape[:2]
+    return _planes_forward(gz, _flipped(W), None, KH - 1 - PT, KW - 1 - PL, False, (H, Wd), "conv.gx")
+
+
+def _planes_weight_grad(x, gz, W_shape, PT, PL, W=None):
+    """(gW (KH, KW, C, F), y | None) by the planes loops: x's planes and gz's on the same grid, one shifted
+    dot per tap; with the kernel W also y = conv(x, W) (no bias) from the same planes of x.
+
+    The transposed convolution's backward needs both with the same x (its gz): the
+    convolution's forward pass is its gx, the weight gradient its gW, so one copy of
+    x into planes per chunk serves the two.
+    """
+    N, C = x.shape[0], x.shape[3]
+    KH, KW, _, F = W_shape
+    OH, OW = gz.shape[1:3]
+    Hp, Wp, L, extra = _planes_grid((OH, OW), KH, KW)
+    B = _planes_images(N, C + (F if W is None else 2 * F), L, x.itemsize)
+    y = None if W is None else empty("conv.y", (N, OH, OW, F), x.dtype)
+    zeros = np.zeros(F, dtype=x.dtype)
+
+    def work(first, last, worker):
+        XP = scratch(f"conv.planes{worker}x", (C, B * L + extra), x.dtype)
+        GP = scratch(f"conv.planes{worker}y", (F, B * L), x.dtype)
+        YP = None if W is None else scratch(f"conv.planes{worker}z", (F, B * L), x.dtype)
+        gW = np.zeros(W_shape, dtype=gz.dtype)
+        for n0 in range(first, last, B):
+            n1 = min(last, n0 + B)
+            T = (n1 - n0 - 1) * L + OH * Wp
+            to_planes_into(x, n0, n1, PT, PL, Hp, Wp, XP)
+            if W is not None:
+                planes_forward_into(XP, W, zeros, Wp, T, YP)
+                from_planes_into(YP, n0, n1, Hp, Wp, False, y)
+            grad_to_planes_into(gz, n0, n1, Hp, Wp, GP)
+            planes_weight_grad_add(XP, GP, Wp, T, gW)
+        return gW
+
+    parts = parallel.run(work, parallel.split(N))
+    gW = parts[0]
+    for p in parts[1:]:
+        gW += p
+    return gW, y
+
+
+def _planes_backward(gy, x, W, y, relu, pads, need_gx, need_gW, need_gb):
+    """(gx | None, gW | None, gb | None) of y = act(conv(x, W) + b) by the planes loops, in one walk over the batch.
+
+    Per chunk: gz = gy * [y > 0] (or gy) goes straight into planes, once on the
+    input gradient's grid (padded by K-1-P, read by the forward loops with the
+    flipped kernel) and once on x's grid (zero where no output pixel is, read by
+    the weight-gradient sums and summed for gb); gz itself is never stored.
+    """
+    gy, x = np.ascontiguousarray(gy), np.ascontiguousarray(x)
+    y = np.ascontiguousarray(y) if relu else gy
+    N, H, Wd, C = x.shape
+    KH, KW, _, F = W.shape
+    OH, OW = gy.shape[1:3]
+    PT, PL = pads[0], pads[2]
+    Hp, Wp, L, extra = _planes_grid((OH, OW), KH, KW)           # x's grid: the weight gradient, gb
+    Hq, Wq, Lq, extra_q = _planes_grid((H, Wd), KH, KW)          # gx's grid
+    B = _planes_images(N, 2 * (C + F), max(L, Lq), x.itemsize)   # both grids in the chunk budget
+    gx = empty("conv.gx", (N, H, Wd, C), gy.dtype) if need_gx else None
+    Wf = _flipped(W) if need_gx else W
+    zeros = np.zeros(C, dtype=gy.dtype)
+
+    def work(first, last, worker):
+        gW = np.zeros(W.shape, dtype=gy.dtype)
+        gb = np.zeros(F, dtype=gy.dtype)
+        if need_gx:
+            GQ = scratch(f"conv.planes{worker}q", (F, B * Lq + extra_q), gy.dtype)
+            XQ = scratch(f"conv.planes{worker}r", (C, B * Lq), gy.dtype)
+        if need_gW or need_gb:
+            GP = scratch(f"conv.planes{worker}y", (F, B * L), gy.dtype)
+        if need_gW:
+            XP = scratch(f"conv.planes{worker}x", (C, B * L + extra), x.dtype)
+        for n0 in range(first, last, B):
+            n1 = min(last, n0 + B)
+            if need_gx:
+                masked_to_planes_into(gy, y, relu, n0, n1, KH - 1 - PT, KW - 1 - PL, Hq, Wq, GQ)
+                planes_forward_into(GQ, Wf, zeros, Wq, (n1 - n0 - 1) * Lq + H * Wq, XQ)
+                from_planes_into(XQ, n0, n1, Hq, Wq, False, gx)
+            if need_gW or need_gb:
+                T = (n1 - n0 - 1) * L + OH * Wp
+                masked_to_planes_into(gy, y, relu, n0, n1, 0, 0, Hp, Wp, GP)
+                if need_gb:
+                    planes_row_sums_add(GP, T, gb)
+                if need_gW:
+                    to_planes_into(x, n0, n1, PT, PL, Hp, Wp, XP)
+                    planes_weight_grad_add(XP, GP, Wp, T, gW)
+        return gW, gb
+
+    parts = parallel.run(work, parallel.split(N))
+    gW, gb = parts[0]
+    for pW, pb in parts[1:]:
+        gW += pW
+        gb += pb
+    return gx, (gW if need_gW else None), (gb if need_gb else None)
+
+
 # ------------------------------------------------------------------ flipped route
 def _flipped(W):
     """Wf[a, b, f, c] = W[KH-1-a, KW-1-b, c, f]: (KH, KW, C, F) -> (KH, KW, F, C), contiguous."""
@@ -253,7 +465,8 @@ def _flipped_pads(in_hw, out_hw, KH, KW, PT, PL):
 
 # ------------------------------------------------------------------ the three passes
 def forward(x, W, b, SH, SW, pads, relu, how=None):
-    """y = act(im2col(x) @ W2 + b), by the route ``how`` (default ``route``'s); x (N, H, W, C) -> y (N, OH, OW, F).
+    """y = act(im2col(x) @ W2 + b), by the route ``how`` (default ``forward_route``'s):
+    x (N, H, W, C) -> y (N, OH, OW, F).
 
     Mirrors ``reference/conv.py: conv2d_forward``, with act = relu if ``relu`` else identity.
     """
@@ -261,9 +474,13 @@ def forward(x, W, b, SH, SW, pads, relu, how=None):
     x = np.ascontiguousarray(x)
     N, H, Wd, _ = x.shape
     OH, OW = _out_hw(H, Wd, KH, KW, SH, SW, pads)
-    how = how or route(C, F, SH, SW)
+    how = how or forward_route(C, F, SH, SW)
+    if how == "planes" and not (SH == SW == 1 and _planes_fit(W.shape, pads)):
+        how = _fallback(C, F, SH, SW)
     if how == "direct":
         return _direct_forward(x, np.ascontiguousarray(W), b, pads[0], pads[2], relu, (OH, OW))
+    if how == "planes":
+        return _planes_forward(x, np.ascontiguousarray(W), b, pads[0], pads[2], relu, (OH, OW))
     if not how.startswith("im2col") and how != "flipped":
         return _added("conv.forward", how, x, W, b, SH, SW, pads, relu)
     if how == "flipped":                         # GEMM with K = C, then col2im of KH*KW*F per pixel
@@ -291,16 +508,20 @@ def forward(x, W, b, SH, SW, pads, relu, how=None):
 
 
 def input_grad(gy, W, H, Wd, SH, SW, PT, PL, how=None):
-    """gx = col2im(gy2 @ W2^T), direct or im2col (never flipped); gy (N, OH, OW, F) -> gx (N, H, Wd, C).
+    """gx = col2im(gy2 @ W2^T), direct, planes or im2col (never flipped); gy (N, OH, OW, F) -> gx (N, H, Wd, C).
 
     Mirrors ``reference/conv.py: conv2d_input_grad``; also the transposed convolution's forward pass.
-    ``how`` names the route (default: "direct" where ``uses_direct``, else "im2col").
+    ``how`` names the route (default ``input_route``'s).
     """
     KH, KW, C, F = W.shape
     gy = np.ascontiguousarray(gy)
-    how = how or ("direct" if uses_direct(C, F, SH, SW) else "im2col")
+    how = how or input_route(C, F, SH, SW)
+    if how == "planes" and not (SH == SW == 1 and _planes_fit(W.shape, (PT, 0, PL, 0))):
+        how = _fallback(C, F, SH, SW, "conv.input_grad")
     if how == "direct":
         return _direct_input_grad(gy, W, H, Wd, PT, PL)
+    if how == "planes":
+        return _planes_input_grad(gy, W, H, Wd, PT, PL)
     if not how.startswith("im2col"):
         return _added("conv.input_grad", how, gy, W, H, Wd, SH, SW, PT, PL)
     N, OH, OW, _ = gy.shape
@@ -329,8 +550,12 @@ def weight_grad(x, gy, W_shape, SH, SW, pads, how=None):
     KH, KW, C, F = W_shape
     x, gy = np.ascontiguousarray(x), np.ascontiguousarray(gy)
     how = how or route(C, F, SH, SW)
+    if how == "planes" and not (SH == SW == 1 and _planes_fit(W_shape, pads)):
+        how = _fallback(C, F, SH, SW)
     if how == "direct":
         return _direct_weight_grad(x, gy, None, False, W_shape, pads[0], pads[2], False)[0]
+    if how == "planes":
+        return _planes_weight_grad(x, gy, W_shape, pads[0], pads[2])[0]
     if not how.startswith("im2col") and how != "flipped":
         return _added("conv.weight_grad", how, x, gy, W_shape, SH, SW, pads)
     N, OH, OW, _ = gy.shape
@@ -400,7 +625,7 @@ def conv2d_forward(x, W, b, strides, pads, activation=None):
     if winograd.applies(x.shape, W.shape, strides, pads):    # 3x3 stride 1, wide enough: fast/winograd.py
         record("conv2d_forward", "winograd")
         return winograd.forward(x, W, b, pads, relu)
-    how, planned = _plan("conv.forward", route(W.shape[2], W.shape[3], SH, SW), x.shape, W.shape, strides, pads,
+    how, planned = _plan("conv.forward", forward_route(W.shape[2], W.shape[3], SH, SW), x.shape, W.shape, strides, pads,
                          x.dtype, lambda name: forward(x, W, b, SH, SW, pads, relu, name))
     record("conv2d_forward", planner.label(how, planned))
     return forward(x, W, b, SH, SW, pads, relu, how)
@@ -410,8 +635,9 @@ def conv2d_backward(gy, x, W, y, strides, pads, activation, need_gx=True, need_g
     """(gx, gW, gb) of y = act(conv(x, W) + b), None where not needed; mirrors ``reference/tier.py``.
 
     Route "direct": one walk over the batch gives gz = gy * [y > 0], gW and gb
-    together, then gx by the direct loops. Routes "flipped" (gW flipped, gx by
-    im2col) and "im2col": gz in one pass, then each gradient by its own chunked pass.
+    together, then gx by the direct loops. Route "planes": one walk gives all three
+    (``_planes_backward``). Routes "flipped" (gW flipped, gx by im2col) and
+    "im2col": gz in one pass, then each gradient by its own chunked pass.
     """
     SH, SW = strides
     relu = _relu(activation, "conv2d_backward")
@@ -429,6 +655,8 @@ def conv2d_backward(gy, x, W, y, strides, pads, activation, need_gx=True, need_g
                                          W.shape, PT, PL, need_gx)
         gx = _direct_input_grad(gz, W, H, Wd, PT, PL) if need_gx else None
         return gx, (gW if need_gW else None), (gb if need_gb else None)
+    if way == "planes" and _planes_fit(W.shape, pads):
+        return _planes_backward(gy, x, np.ascontiguousarray(W), y, relu, pads, need_gx, need_gW, need_gb)
     gz = _masked_by_relu(gy, y) if relu else gy
     gx = input_grad(gz, W, H, Wd, SH, SW, PT, PL) if need_gx else None
     gW = weight_grad(x, gz, W.shape, SH, SW, pads) if need_gW else None
@@ -449,7 +677,7 @@ def _planned_grads(gz, x, W, strides, pads, need_gx, need_gW):
     gx = gW = None
     ways = []
     if need_gx:
-        hx, px = _plan("conv.input_grad", "direct" if uses_direct(C, F, SH, SW) else "im2col", x.shape, W.shape,
+        hx, px = _plan("conv.input_grad", input_route(C, F, SH, SW), x.shape, W.shape,
                        strides, pads, gz.dtype, lambda name: input_grad(gz, W, H, Wd, SH, SW, PT, PL, name))
         gx = input_grad(gz, W, H, Wd, SH, SW, PT, PL, hx)
         ways.append(("gx", hx, px))
@@ -471,7 +699,7 @@ def conv2d_transpose_forward(x, W, b, strides, out_hw, pads, activation=None):
     relu = _relu(activation, "conv2d_transpose_forward")
     x = np.ascontiguousarray(x)
     C, F, N = W.shape[2], W.shape[3], x.shape[0]
-    how, planned = _plan("conv.input_grad", "direct" if uses_direct(C, F, SH, SW) else "im2col",
+    how, planned = _plan("conv.input_grad", input_route(C, F, SH, SW),
                          (N, *out_hw, C), W.shape, strides, pads, x.dtype,
                          lambda name: input_grad(x, W, out_hw[0], out_hw[1], SH, SW, pads[0], pads[2], name))
     record("conv2d_transpose_forward", planner.label(how, planned))
@@ -493,7 +721,12 @@ def conv2d_transpose_backward(gy, x, W, y, strides, pads, activation, need_gx=Tr
         gx, gW, how = _planned_transpose_grads(gz, x, W, strides, pads, need_gx, need_gW)
         record("conv2d_transpose_backward", how)
         return gx, gW, (_bias_grad(gz) if need_gb else None)
-    record("conv2d_transpose_backward", route(W.shape[2], W.shape[3], SH, SW))
+    way = route(W.shape[2], W.shape[3], SH, SW)
+    record("conv2d_transpose_backward", way)
+    if way == "planes" and need_gx and need_gW and _planes_fit(W.shape, pads):   # one walk: gz's planes serve both
+        gW, gx = _planes_weight_grad(np.ascontiguousarray(gz), np.ascontiguousarray(x), W.shape, pads[0], pads[2],
+                                     np.ascontiguousarray(W))
+        return gx, gW, (_bias_grad(gz) if need_gb else None)
     gx = forward(gz, W, None, SH, SW, pads, False) if need_gx else None
     gW = weight_grad(gz, x, W.shape, SH, SW, pads) if need_gW else None
     return gx, gW, (_bias_grad(gz) if need_gb else None)
@@ -507,7 +740,7 @@ def _planned_transpose_grads(gz, x, W, strides, pads, need_gx, need_gW):
     gx = gW = None
     ways = []
     if need_gx:
-        hx, px = _plan("conv.forward", heuristic, gz.shape, W.shape, strides, pads, gz.dtype,
+        hx, px = _plan("conv.forward", forward_route(C, F, SH, SW), gz.shape, W.shape, strides, pads, gz.dtype,
                        lambda name: forward(gz, W, None, SH, SW, pads, False, name))
         gx = forward(gz, W, None, SH, SW, pads, False, hx)
         ways.append(("gx", hx, px))

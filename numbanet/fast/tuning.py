@@ -14,6 +14,14 @@ one CPU is a default, not a law, so re-run the named benchmark on yours.
 # and within 5% of the best on W3/W4.
 CHUNK_BYTES = 2 << 20
 
+# The planes route (``kernels/narrow_conv.py``) copies a chunk of images into zero-padded
+# channel planes, input and output planes together about this many bytes, so that they stay
+# in the core's L2 cache (512 KiB on Zen 2, 1-2 MiB on recent Intel) while every
+# (filter, channel) pair streams over them (benchmarks/results/tuning.md, "Convolution routes").
+PLANES_CHUNK_BYTES = 256 << 10
+# The planner times the planes route for layers with at most this many channels and filters.
+PLANES_MAX_CHANNELS = 16
+
 # Multiply-adds below which a dense layer skips the scratch pool and the thread
 # split: that bookkeeping made W1's step (a 1-10-10-1 network) 20% slower.
 SMALL_DENSE_WORK = 1 << 16
