@@ -6,7 +6,7 @@ The composition it replaces (``reference/tier.py: conv2d_relu_maxpool_forward``)
     p, arg = max_pool(y)                    (N, PH, PW, F)     each window's maximum and its window-local index
 
 Here each thread takes its part of the batch and walks it in chunks of B images:
-the chunk's convolution (by the route ``fast/conv.py`` would take: direct loops,
+the chunk's convolution (by the route ``fast/conv.py`` would take: the planes loops, direct loops,
 Winograd, the flipped product + col2im, or im2col + GEMM, bias and relu fused) goes into a cache-sized scratch
 buffer, and the max-pool kernel reads it from there while it is still in cache,
 writing p and arg. The full (N, OH, OW, F) map is never stored.
@@ -42,11 +42,15 @@ from .workspace import empty, scratch
 
 
 def fused_route(x_shape, W_shape, strides, pads):
-    """The convolution route of each chunk: "winograd", else ``conv.route``'s "direct", "flipped" or "im2col"."""
+    """The convolution route of each chunk: "winograd", else ``conv.forward_route``'s "planes",
+    "direct", "flipped" or "im2col" (the forward pass's heuristic of ``fast/conv.py``)."""
     if winograd.applies(x_shape, W_shape, strides, pads):
         return "winograd"
     KH, KW, C, F = W_shape
-    return conv.route(C, F, *strides)
+    way = conv.forward_route(C, F, *strides)
+    if way == "planes" and not conv._planes_fit(W_shape, pads):
+        return conv._fallback(C, F, *strides)
+    return way
 
 
 def _conv_chunk(xc, W, U, b, strides, pads, way, tag, yc, relu=True):
@@ -68,6 +72,9 @@ def _conv_chunk(xc, W, U, b, strides, pads, way, tag, yc, relu=True):
             np.maximum(Y2, 0, out=Y2)
     elif way == "direct":
         direct_forward_into(xc, W, b, 1, 1, pads[0], pads[2], relu, yc)
+    elif way == "planes":
+        # zero-padded channel planes, one vectorised loop per (filter, channel) (``kernels/narrow_conv.py``)
+        conv.planes_forward_serial(xc, W, b, pads[0], pads[2], relu, yc, tag=tag + "planes")
     elif way == "winograd":
         TH, TW = -(-OH // 2), -(-OW // 2)
         V = scratch(tag + "V", (16, B * TH * TW, C), xc.dtype)
