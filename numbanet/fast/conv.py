@@ -397,10 +397,9 @@ def conv2d_forward(x, W, b, strides, pads, activation=None):
     """
     SH, SW = strides
     relu = _relu(activation, "conv2d_forward")
-    if winograd.applies(x.shape, W.shape, strides, pads):    # 3x3 stride 1, wide enough: fast/winograd.py
-        record("conv2d_forward", "winograd")
-        return winograd.forward(x, W, b, pads, relu)
-    how, planned = _plan("conv.forward", route(W.shape[2], W.shape[3], SH, SW), x.shape, W.shape, strides, pads,
+    heuristic = ("winograd" if winograd.applies(x.shape, W.shape, strides, pads)   # 3x3 stride 1, wide enough
+                 else route(W.shape[2], W.shape[3], SH, SW))
+    how, planned = _plan("conv.forward", heuristic, x.shape, W.shape, strides, pads,
                          x.dtype, lambda name: forward(x, W, b, SH, SW, pads, relu, name))
     record("conv2d_forward", planner.label(how, planned))
     return forward(x, W, b, SH, SW, pads, relu, how)
@@ -418,12 +417,12 @@ def conv2d_backward(gy, x, W, y, strides, pads, activation, need_gx=True, need_g
     _, H, Wd, C = x.shape
     PT, _, PL, _ = pads
     way = route(C, W.shape[3], SH, SW)
-    if planner.active():                       # each pass by its own plan; gz first, as the routes all read it
+    if planner.departs_conv_backward(x.shape, W.shape, strides, pads, gy.dtype, way, need_gx, need_gW):
         gz = _masked_by_relu(gy, y) if relu else gy
         gx, gW, how = _planned_grads(gz, x, W, strides, pads, need_gx, need_gW)
         record("conv2d_backward", how)
         return gx, gW, (_bias_grad(gz) if need_gb else None)
-    record("conv2d_backward", way)
+    record("conv2d_backward", planner.label(way, False if planner.active() else None))
     if way == "direct":
         gW, gb, gz = _direct_weight_grad(np.ascontiguousarray(x), np.ascontiguousarray(gy), y, relu,
                                          W.shape, PT, PL, need_gx)
