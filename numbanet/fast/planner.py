@@ -32,7 +32,17 @@ that names another machine, is ignored with a warning, never an error.
 
 A route the fast tier does not know yet is added by name: ``add_route(op, name,
 run, applies)`` makes it a candidate of ``op`` wherever ``applies(**shape)`` is true
-(``numbanet/fast/conv.py`` dispatches the names it does not know to ``ROUTES``).
+(``numbanet/fast/conv.py`` dispatches the names it does not know to ``ROUTES``;
+``fast/winograd.py`` adds "winograd" to the three convolution passes this way).
+
+A pass timed alone can win and still lose the training step (its inputs arrive cold,
+and under load a split pass waits for a starved thread), so ``numbanet tune`` follows
+the per-pass timings with ``check_whole_steps``: whole steps of the model with the new
+plans against the heuristics' routes for the same passes, alternating; only a plan
+that wins the step is kept, else the heuristics' routes are written for those passes,
+so that "cached" mode reproduces the faster of the two. A convolution's backward pass
+whose plans are the heuristic's routes runs exactly as with planning off
+(``departs_conv_backward``: the direct route's fused walk). ``plan()`` prints it all.
 """
 from __future__ import annotations
 
