@@ -235,11 +235,27 @@ def save() -> None:
 
 
 # ------------------------------------------------------------------ choosing a route
+_KEYS: dict = {}         # (op, parts, threads) -> key: every pass of every step asks, so each is built once
+
+
 def key(op: str, **parts) -> str:
     """The plan's key: "op|name=value|..." with tuples written 1x2x3, plus the thread count."""
+    threads = parallel.num_threads()
+    memo = (op, *parts.items(), threads)
+    try:
+        return _KEYS[memo]
+    except (KeyError, TypeError):           # TypeError: a part that cannot be hashed; built every time
+        pass
+
     def text(v):
         return "x".join(str(int(i)) for i in v) if isinstance(v, tuple) else str(v)
-    return "|".join([op] + [f"{k}={text(v)}" for k, v in parts.items()] + [f"threads={parallel.num_threads()}"])
+    made = "|".join([op] + [f"{k}={text(v)}" for k, v in parts.items()] + [f"threads={threads}"])
+    if len(_KEYS) < 4096:
+        try:
+            _KEYS[memo] = made
+        except TypeError:
+            pass
+    return made
 
 
 def add_route(op: str, name: str, run, applies=None) -> None:
@@ -290,7 +306,7 @@ def departs_conv_backward(x_shape, W_shape, strides, pads, dtype, way, need_gx, 
         return False
     plans, measuring = _plans(), get_planning() == "measure"
     shape = dict(x=tuple(x_shape), W=tuple(W_shape), strides=tuple(strides), pads=tuple(pads),
-                 dtype=str(np.dtype(dtype)))
+                 dtype=_dtype_name(dtype))
     passes = ([("conv.input_grad", "direct" if way == "direct" else "im2col")] if need_gx else []) + \
              ([("conv.weight_grad", way)] if need_gW else [])
     for op, heuristic in passes:
@@ -298,6 +314,18 @@ def departs_conv_backward(x_shape, W_shape, strides, pads, dtype, way, need_gx, 
         if (entry is None and measuring) or (entry is not None and entry["route"] != heuristic):
             return True
     return False
+
+
+_DTYPE_NAMES: dict = {}
+
+
+def _dtype_name(dtype) -> str:
+    """str(np.dtype(dtype)), "float32", as conv._plan writes it into its keys (memoised: str of a dtype is slow)."""
+    try:
+        return _DTYPE_NAMES[dtype]
+    except KeyError:
+        _DTYPE_NAMES[dtype] = name = str(np.dtype(dtype))
+        return name
 
 
 def measure(candidates, run, repeats=REPEATS) -> dict:
