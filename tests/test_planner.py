@@ -191,10 +191,13 @@ def test_plan_prints_each_pass_and_its_route(cache):
     ("{not json", "Expecting property name"),
     (json.dumps({"format": 99, "machine": {}, "plans": {}}), "format"),
     (json.dumps({"format": 1, "machine": {"cpu": "another CPU"}, "plans": {}}), "another machine"),
+    ("checks", "its 'checks' are not"),
 ])
 def test_a_corrupt_or_foreign_plan_file_is_ignored_with_a_warning(cache, content, why):
     cache.mkdir(parents=True)
     path = cache / f"plans-{planner.machine_key()}.json"
+    if content == "checks":             # this machine's file, a whole-step check without its figures
+        content = json.dumps({"format": 1, "machine": planner.machine(), "plans": {}, "checks": {"W2": {"kept": 1}}})
     path.write_text(content)
     planner.reset()
     with pytest.warns(UserWarning, match=why):

@@ -208,8 +208,9 @@ def _load(path):
                                                   and isinstance(v.get("route"), str) for k, v in plans.items()):
             raise ValueError("its 'plans' are not {key: {'route': name, ...}}")
         checks = data.get("checks", {})
-        if not isinstance(checks, dict):
-            raise ValueError("its 'checks' are not {workload: {...}}")
+        fields = {"ms", "min_ms", "kept", "changed", "passes"}
+        if not isinstance(checks, dict) or not all(isinstance(c, dict) and fields <= set(c) for c in checks.values()):
+            raise ValueError(f"its 'checks' are not {{workload: {{{', '.join(sorted(fields))}, ...}}}}")
         return plans, checks
     except Exception as err:        # a plan file can only speed things up: never fail because of one
         warnings.warn(f"numbanet: ignoring the plan file {path}: {err}; routes fall back to the heuristics "
