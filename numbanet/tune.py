@@ -11,9 +11,9 @@ pass and dense pass whose shapes have no plan yet times its candidate routes onc
 (``numbanet/fast/planner.py``). Then the whole-step check (``planner.check_whole_steps``)
 times whole training steps of that model with the new plans, with the heuristics'
 routes for the same passes, and with the plans that won their pass by 10% or more,
-alternating, and keeps the plans only if they win the step (by 2% on the median);
-else the passes keep the heuristics' routes. Both figures are printed, and everything
-goes to this machine's plan file. A later ``import numbanet`` (planning "cached", the
+alternating, and keeps the plans only if they win the step (by 2% on the median, and
+no slower on the fastest step); else the passes keep the heuristics' routes. Both
+figures are printed, and everything goes to this machine's plan file. A later ``import numbanet`` (planning "cached", the
 default) takes those routes. Plans are per thread count: the command uses one thread
 per CPU, as ``numbanet bench`` does and as a script does after ``nb.utils.set_num_threads()``.
 Run it on a quiet machine: the timings decide, and another job's load skews them.

@@ -102,6 +102,24 @@ def test_a_tie_keeps_the_heuristics(cache):
     assert check["kept"] == "heuristics" and all(plans[k]["route"] == "split" for k in (K1, K2))
 
 
+def test_a_plan_must_win_both_the_median_and_the_fastest_step(cache, monkeypatch):
+    """Step times given by hand (a fake clock): the plan's median is 10% lower, its fastest step slower."""
+    planner.set_planning("measure")
+    plans = _entries(a=1.5, b=1.5)
+    clock = {"now": 0.0}
+    monkeypatch.setattr(planner.time, "perf_counter", lambda: clock["now"])
+    spans = {"split": iter([10.0, 10.0, 5.0, 10.0] * 3), "serial": iter([9.0, 9.0, 9.0, 9.0] * 3)}
+
+    def step():                        # each step advances the clock by the next span of its variant
+        clock["now"] += next(spans[planner.choose(K1, "split", ["split", "serial"], None)[0]]) / 1e3
+    check = planner.check_whole_steps("Wm", step, [K1, K2], rounds=2, steps=2)
+    assert check["ms"] == {"heuristics": 10.0, "plan": 9.0} and check["min_ms"] == {"heuristics": 5.0, "plan": 9.0}
+    assert check["kept"] == "heuristics"
+    spans = {"split": iter([10.0] * 6), "serial": iter([9.0] * 6)}
+    planner._plans()[K1]["route"] = planner._plans()[K2]["route"] = "serial"
+    assert planner.check_whole_steps("Wm", step, [K1, K2], rounds=2, steps=2)["kept"] == "plan"
+
+
 def test_nothing_is_timed_where_every_plan_is_the_heuristic(cache):
     planner.set_planning("measure")
     plans = _entries(a=1.5, b=1.5)

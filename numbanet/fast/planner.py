@@ -374,10 +374,12 @@ def check_whole_steps(name, step, keys, rounds=CHECK_ROUNDS, steps=CHECK_STEPS, 
 
     After one warm-up step each, ``rounds`` rounds time ``steps`` steps of every
     variant, the order rotated each round so that a change in machine load falls
-    on all of them. The variant with the least median step time is kept if it is
-    ``margin`` below the heuristics' median, else the heuristics are: their routes
-    are written into the plans of ``keys`` (so "cached" mode reproduces the winner),
-    and the figures go to the file's "checks" under ``name``.
+    on all of them. A plan variant wins if its median step is at least ``margin``
+    below the heuristics' and its fastest step no slower than theirs (the median
+    alone moves by a few percent under load; the two together rarely agree by
+    chance); the winner with the least median is kept, else the heuristics are.
+    The kept routes are written into the plans of ``keys`` (so "cached" mode
+    reproduces the winner), and the figures go to the file's "checks" under ``name``.
 
     Returns {"ms": {variant: median ms}, "min_ms": {variant: min ms}, "kept": variant,
     "passes": len(keys), "changed": passes whose kept route is not the heuristic's,
@@ -422,9 +424,9 @@ def check_whole_steps(name, step, keys, rounds=CHECK_ROUNDS, steps=CHECK_STEPS, 
     else:
         med = {v: round(1e3 * statistics.median(t), 3) for v, t in times.items()}
         mins = {v: round(1e3 * min(t), 3) for v, t in times.items()}
-        kept = min(med, key=med.get)
-        if med[kept] > (1 - margin) * med["heuristics"]:
-            kept = "heuristics"
+        winners = [v for v in med if v != "heuristics" and med[v] <= (1 - margin) * med["heuristics"]
+                   and mins[v] <= mins["heuristics"]]
+        kept = min(winners, key=med.get) if winners else "heuristics"
     apply(variants[kept])
     for k in keys:
         plans[k]["check"] = name
