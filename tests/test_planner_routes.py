@@ -204,3 +204,36 @@ def _step_bounds(x, W, b, y, forward_route, grad_route):
           + rconv.conv2d_weight_grad(np.abs(x), dgz, W.shape, 1, 1, pads))
     gb = sum_bound(gz.reshape(-1, gz.shape[-1]), axis=0) + dgz.reshape(-1, gz.shape[-1]).sum(0)
     return dy, gx, gW, gb
+
+
+@pytest.mark.parametrize("pads, grow", [((1, 1, 1, 1), 0), ((0, 0, 0, 0), 2)])
+def test_the_transposed_convolution_takes_the_winograd_routes_of_the_plan(cache, pads, grow):
+    """Conv2DTranspose 3x3 stride 1 (8 -> 12 channels): its forward pass is the convolution's input
+    gradient, its gradients the convolution's forward pass and weight gradient; each by Winograd."""
+    from numbanet.fast import tier as ftier
+    rng = np.random.default_rng(7)
+    N, H, Wd, F, C = 2, 5, 6, 8, 12                  # x (N, H, W, F) -> y (N, H + grow, W + grow, C)
+    x, W = rng.standard_normal((N, H, Wd, F)), rng.standard_normal((3, 3, C, F))
+    out_hw = (H + grow, Wd + grow)
+    planner.set_planning("measure", repeats=1)
+    y = ftier.conv2d_transpose_forward(x, W, None, (1, 1), out_hw, pads)
+    gy = rng.standard_normal(y.shape)
+    ftier.conv2d_transpose_backward(gy, x, W, y, (1, 1), pads, None)
+    plans = planner._plans()
+    assert sorted(k.split("|")[0] for k in plans) == ["conv.forward", "conv.input_grad", "conv.weight_grad"]
+    for entry in plans.values():
+        assert "winograd" in entry["ms"]
+        entry["route"] = "winograd"
+    planner.set_planning("cached")
+    y = ftier.conv2d_transpose_forward(x, W, None, (1, 1), out_hw, pads)
+    assert routes.last("conv2d_transpose_forward") == "winograd (planned)"
+    assert_within(y, rconv.conv2d_input_grad(x, W, *out_hw, 1, 1, pads[0], pads[2]),
+                  route_bound("conv.input_grad", "winograd", np.zeros((N, *out_hw, C)), W, x, 1, pads, EPS64),
+                  "transposed forward by winograd")
+    gx, gW, _ = ftier.conv2d_transpose_backward(gy, x, W, y, (1, 1), pads, None)
+    assert routes.last("conv2d_transpose_backward") == "winograd (planned)"
+    # gx = conv(gy, W) (gy the image, F outputs), gW = weight_grad(gy as the image, x as the output gradient)
+    assert_within(gx, rconv.conv2d_forward(gy, W, None, 1, 1, pads),
+                  route_bound("conv.forward", "winograd", gy, W, x, 1, pads, EPS64), "transposed gx by winograd")
+    assert_within(gW, rconv.conv2d_weight_grad(gy, x, W.shape, 1, 1, pads),
+                  route_bound("conv.weight_grad", "winograd", gy, W, x, 1, pads, EPS64), "transposed gW by winograd")
