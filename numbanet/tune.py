@@ -24,7 +24,8 @@ import os
 import sys
 import time
 
-SUMMARY = "time the candidate routes of the workloads' layer shapes and keep the fastest (the plan file)"
+SUMMARY = ("time the candidate routes of the workloads' layer shapes and keep the fastest where whole training "
+           "steps confirm it (the plan file)")
 DEFAULT_WORKLOADS = ("W1", "W2-sgd", "W3", "W4", "W5")
 
 
