@@ -11,7 +11,7 @@ pass and dense pass whose shapes have no plan yet times its candidate routes onc
 (``numbanet/fast/planner.py``). Then the whole-step check (``planner.check_whole_steps``)
 times whole training steps of that model with the new plans, with the heuristics'
 routes for the same passes, and with the plans that won their pass by 10% or more,
-alternating, and keeps the plans only if they win the step (by 2% on the median, and
+alternating, and keeps the plans only if they win the step (by 2%, round by round, and
 no slower on the fastest step); else the passes keep the heuristics' routes. Both
 figures are printed, and everything goes to this machine's plan file. A later ``import numbanet`` (planning "cached", the
 default) takes those routes. Plans are per thread count: the command uses one thread
@@ -101,10 +101,9 @@ def _check_line(check):
     """One line of a whole-step check's figures: each variant's median (min) ms and the verdict."""
     if not check["ms"]:
         return "whole step: every pass's plan is the heuristic's route, nothing to check"
-    h = check["ms"]["heuristics"]
-    figures = ", ".join(f"{v} {ms:.2f} ({check['min_ms'][v]:.2f}) ms = {h / ms:.3f}x"
+    figures = ", ".join(f"{v} {ms:.2f} ({check['min_ms'][v]:.2f}) ms = {1 / check['ratio'][v]:.3f}x"
                         for v, ms in check["ms"].items())
-    return (f"whole step, median (min) of {check['steps']}: {figures} -> keeps {check['kept']} "
+    return (f"whole step, median (min) of {check['steps']}, speed-up paired by round: {figures} -> keeps {check['kept']} "
             f"({check['changed']} of {check['passes']} passes off the heuristic's route)")
 
 

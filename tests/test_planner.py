@@ -83,7 +83,7 @@ def test_every_convolution_route_matches_the_reference(dims, two_threads):
     gW_mag = rconv.conv2d_weight_grad(abs(x64), abs(gy64), W.shape, S, S, pads)
     OH, OW = y_ref.shape[1:3]
     for op in ("conv.forward", "conv.input_grad", "conv.weight_grad"):
-        names = fconv.candidates(op, C, F, S, S)
+        names = fconv.candidates(op, C, F, S, S, KH=K, KW=K)
         assert "im2col" in names and "im2col/serial" in names
         assert ("direct" in names) == (S == 1 and min(C, F) <= tuning.PLAN_DIRECT_MAX_CHANNELS)
         for how in names:

@@ -96,6 +96,7 @@ def test_every_route_of_every_pass_matches_the_reference(N, H, Wd, C, F, K, S, p
     for op in ("conv.forward", "conv.input_grad", "conv.weight_grad"):
         names = fconv.candidates(op, C, F, S, S, KH=K, KW=K)
         assert ("winograd" in names) == (K == 3 and S == 1 and min(C, F) >= FW.PLAN_MIN_CHANNELS), names
+        assert "winograd" not in fconv.candidates(op, C, F, S, S)      # the kernel size unknown: never
         for how in names:
             where = f"{op} by {how}, x {x.shape} W {W.shape} stride {S} pads {pads} {dtype}"
             bound = route_bound(op, how, x64, W64, gy64, S, pads, eps)

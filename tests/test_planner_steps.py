@@ -114,10 +114,30 @@ def test_a_plan_must_win_both_the_median_and_the_fastest_step(cache, monkeypatch
         clock["now"] += next(spans[planner.choose(K1, "split", ["split", "serial"], None)[0]]) / 1e3
     check = planner.check_whole_steps("Wm", step, [K1, K2], rounds=2, steps=2)
     assert check["ms"] == {"heuristics": 10.0, "plan": 9.0} and check["min_ms"] == {"heuristics": 5.0, "plan": 9.0}
+    # rounds: heuristics [10, 5] and [10, 10], plan [9, 9] twice: ratios 9/7.5 and 9/10, median 1.05
+    assert check["ratio"] == {"heuristics": 1.0, "plan": 1.05}
     assert check["kept"] == "heuristics"
     spans = {"split": iter([10.0] * 6), "serial": iter([9.0] * 6)}
     planner._plans()[K1]["route"] = planner._plans()[K2]["route"] = "serial"
     assert planner.check_whole_steps("Wm", step, [K1, K2], rounds=2, steps=2)["kept"] == "plan"
+
+
+def test_the_ratio_is_paired_by_round_so_a_slow_spell_cancels(cache, monkeypatch):
+    """The second round runs 3x slower for every variant (another job starts): within each round the
+    plan takes 0.9 of the heuristics' time, and the paired ratio is exactly that."""
+    planner.set_planning("measure")
+    _entries(a=1.5, b=1.5)
+    clock = {"now": 0.0, "steps": 0}
+    monkeypatch.setattr(planner.time, "perf_counter", lambda: clock["now"])
+
+    def step():
+        route = planner.choose(K1, "split", ["split", "serial"], None)[0]
+        clock["steps"] += 1
+        slow = 3.0 if 7 <= clock["steps"] <= 10 else 1.0     # steps 1-2 warm up, 3-6 round 0, 7-10 round 1
+        clock["now"] += slow * (10.0 if route == "split" else 9.0) / 1e3
+    check = planner.check_whole_steps("Wp", step, [K1, K2], rounds=3, steps=2)
+    assert check["ratio"]["plan"] == pytest.approx(0.9) and check["kept"] == "plan"
+    assert check["ms"] == {"heuristics": 10.0, "plan": 9.0} and check["min_ms"] == {"heuristics": 10.0, "plan": 9.0}
 
 
 def test_nothing_is_timed_where_every_plan_is_the_heuristic(cache):
@@ -129,7 +149,8 @@ def test_nothing_is_timed_where_every_plan_is_the_heuristic(cache):
     def step():
         raise AssertionError("timed a step with nothing to decide")
     check = planner.check_whole_steps("Wn", step, [K1, K2, "no|such|key"])
-    assert check == {"ms": {}, "min_ms": {}, "kept": "heuristics", "passes": 2, "changed": 0, "steps": 30}
+    assert check == {"ms": {}, "min_ms": {}, "ratio": {}, "kept": "heuristics", "passes": 2, "changed": 0,
+                     "steps": planner.CHECK_ROUNDS * planner.CHECK_STEPS}
     assert "Wn: no pass off the heuristics to check -> kept heuristics" in str(planner.plan())
 
 

@@ -348,9 +348,9 @@ def label(name: str, planned) -> str:
 
 
 # ------------------------------------------------------------------ the whole-step check
-CHECK_ROUNDS = 6        # rounds of the whole-step check; each times every variant for CHECK_STEPS steps
-CHECK_STEPS = 5
-CHECK_MARGIN = 0.02     # a plan is kept only where its median step is at least 2% below the heuristics'
+CHECK_ROUNDS = 10       # rounds of the whole-step check; each times every variant for CHECK_STEPS steps
+CHECK_STEPS = 3
+CHECK_MARGIN = 0.02     # a plan is kept only where its step is at least 2% below the heuristics' (paired)
 CONFIDENT_GAIN = 1.10   # the "confident" variant takes a pass's plan only where it won its own timing by 10%
 
 
@@ -374,14 +374,18 @@ def check_whole_steps(name, step, keys, rounds=CHECK_ROUNDS, steps=CHECK_STEPS, 
 
     After one warm-up step each, ``rounds`` rounds time ``steps`` steps of every
     variant, the order rotated each round so that a change in machine load falls
-    on all of them. A plan variant wins if its median step is at least ``margin``
-    below the heuristics' and its fastest step no slower than theirs (the median
-    alone moves by a few percent under load; the two together rarely agree by
-    chance); the winner with the least median is kept, else the heuristics are.
+    on all of them. A variant's time is compared with the heuristics' round by round
+    (``_paired``: the median over rounds of the ratio of the two round medians, so
+    that a load spike that hits one round cancels). A plan variant wins if that
+    ratio is at most 1 - ``margin`` and its fastest step is no slower than the
+    heuristics' (either alone moves by a few percent under load; the two together
+    rarely agree by chance); the winner with the least ratio is kept, else the
+    heuristics are.
     The kept routes are written into the plans of ``keys`` (so "cached" mode
     reproduces the winner), and the figures go to the file's "checks" under ``name``.
 
-    Returns {"ms": {variant: median ms}, "min_ms": {variant: min ms}, "kept": variant,
+    Returns {"ms": {variant: median ms}, "min_ms": {variant: min ms}, "ratio": {variant:
+    paired ratio to the heuristics' step time}, "kept": variant,
     "passes": len(keys), "changed": passes whose kept route is not the heuristic's,
     "steps": steps timed per variant}.
     """
@@ -419,22 +423,35 @@ def check_whole_steps(name, step, keys, rounds=CHECK_ROUNDS, steps=CHECK_STEPS, 
     finally:
         _STATE["mode"] = mode
     if len(variants) == 1:
-        med = mins = {}
+        med = mins = paired = {}
         kept = "heuristics"
     else:
         med = {v: round(1e3 * statistics.median(t), 3) for v, t in times.items()}
         mins = {v: round(1e3 * min(t), 3) for v, t in times.items()}
-        winners = [v for v in med if v != "heuristics" and med[v] <= (1 - margin) * med["heuristics"]
+        paired = {v: round(_paired(t, times["heuristics"], steps), 4) for v, t in times.items()}
+        winners = [v for v in med if v != "heuristics" and paired[v] <= 1 - margin
                    and mins[v] <= mins["heuristics"]]
-        kept = min(winners, key=med.get) if winners else "heuristics"
+        kept = min(winners, key=paired.get) if winners else "heuristics"
     apply(variants[kept])
     for k in keys:
         plans[k]["check"] = name
-    result = {"ms": med, "min_ms": mins, "kept": kept, "passes": len(keys),
+    result = {"ms": med, "min_ms": mins, "ratio": paired, "kept": kept, "passes": len(keys),
               "changed": sum(variants[kept][k] != heuristic[k] for k in keys), "steps": rounds * steps}
     _checks()[name] = result
     save()
     return result
+
+
+def _paired(times, reference, steps):
+    """The median over rounds of (this round's median step) / (the reference's median step in the same round).
+
+    Each round's ``steps`` steps of every variant run back to back, so a slow spell of the
+    machine falls on all variants of that round; the ratio within a round cancels it, and the
+    median over rounds drops the rounds a load spike hit unevenly.
+    """
+    rounds = [statistics.median(times[i:i + steps]) / statistics.median(reference[i:i + steps])
+              for i in range(0, len(times), steps)]
+    return statistics.median(rounds)
 
 
 def _gain(entry, route):
@@ -489,10 +506,13 @@ class Plan:
                              f"not kept by the whole-step check of {e.get('check', '?')}")
                 lines.append(line)
         if self.checks:
-            lines.append("whole-step checks (median ms per training step; min in brackets):")
+            lines.append("whole-step checks (median ms per training step, min in brackets, "
+                         "time / heuristics' paired by round):")
         for name in sorted(self.checks):
             c = self.checks[name]
-            figures = ", ".join(f"{v} {c['ms'][v]:.2f} ({c['min_ms'][v]:.2f})" for v in c.get("ms", {}))
+            ratio = c.get("ratio", {})
+            figures = ", ".join(f"{v} {c['ms'][v]:.2f} ({c['min_ms'][v]:.2f})"
+                                + (f" {ratio[v]:.3f}" if v in ratio else "") for v in c.get("ms", {}))
             lines.append(f"  {name}: {figures or 'no pass off the heuristics to check'} -> kept {c['kept']} "
                          f"({c['changed']} of {c['passes']} passes off the heuristic's route)")
         return "\n".join(lines)

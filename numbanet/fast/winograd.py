@@ -157,8 +157,11 @@ def weight_grad(x, gy, pads):
 PLAN_MIN_CHANNELS = 8
 
 
-def plannable(C, F, SH, SW, KH=3, KW=3, **_):
-    """Whether the planner may time the Winograd route for a layer of this shape (3x3, stride 1, wide enough)."""
+def plannable(C, F, SH, SW, KH=None, KW=None, **_):
+    """Whether the planner may time the Winograd route for a layer of this shape (3x3, stride 1, wide enough).
+
+    The kernel size must be given (``conv.candidates(..., KH=, KW=)``): without it, never.
+    """
     return (KH, KW) == (3, 3) and (SH, SW) == (1, 1) and min(C, F) >= PLAN_MIN_CHANNELS
 
 
