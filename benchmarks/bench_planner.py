@@ -6,11 +6,13 @@
 For each workload one model runs ``--steps`` training steps with planning "off" (the
 heuristics of fast/tuning.py), then ``--steps`` with "cached" (the plan file), the order
 swapped every round so that a change in machine load falls on both; prints the min and
-median step time of each and their ratios. Figures: benchmarks/results/tuning.md, "Planner".
+median step time of each and their ratios, with the load average (``os.getloadavg``)
+before and after each workload. Figures: benchmarks/results/tuning.md, "Planner".
 """
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -29,6 +31,7 @@ def main(argv=None):
     nb.utils.set_num_threads()
     print(nb.fast.planner.plan().__str__().splitlines()[0])
     for name in specs.expand(args.workloads):
+        load = os.getloadavg()[0]
         spec = specs.WORKLOADS[name]
         b = spec["batch"]
         x, y = specs.make_data(spec, steps=1)
@@ -49,7 +52,8 @@ def main(argv=None):
         print(f"{name}: heuristics min {1e3 * min(off):.2f} median {1e3 * statistics.median(off):.2f} ms | "
               f"planned min {1e3 * min(cached):.2f} median {1e3 * statistics.median(cached):.2f} ms | "
               f"ratio {min(off) / min(cached):.2f}x (min), "
-              f"{statistics.median(off) / statistics.median(cached):.2f}x (median)", flush=True)
+              f"{statistics.median(off) / statistics.median(cached):.2f}x (median); "
+              f"load average {load:.2f} -> {os.getloadavg()[0]:.2f}", flush=True)
 
 
 if __name__ == "__main__":

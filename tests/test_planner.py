@@ -24,6 +24,7 @@ from numbanet.fast import conv as fconv
 from numbanet.fast import dense as fdense
 from numbanet.fast import parallel, planner, routes, tuning
 from numbanet.reference import conv as rconv
+from test_planner_routes import route_bound
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -82,20 +83,27 @@ def test_every_convolution_route_matches_the_reference(dims, two_threads):
     gW_mag = rconv.conv2d_weight_grad(abs(x64), abs(gy64), W.shape, S, S, pads)
     OH, OW = y_ref.shape[1:3]
     for op in ("conv.forward", "conv.input_grad", "conv.weight_grad"):
-        names = fconv.candidates(op, C, F, S, S)
+        names = fconv.candidates(op, C, F, S, S, KH=K, KW=K)
         assert "im2col" in names and "im2col/serial" in names
         assert ("direct" in names) == (S == 1 and min(C, F) <= tuning.PLAN_DIRECT_MAX_CHANNELS)
         for how in names:
             where = f"{op} by {how}, x {x.shape} W {W.shape} stride {S} pads {pads} {x.dtype}"
+            winograd = how == "winograd"          # its own bound: tests/test_planner_routes.py
             if op == "conv.forward":
                 got = fconv.forward(x, W, None, S, S, pads, False, how)
-                assert_within(got, y_ref, bilinear_bound(y_mag, K * K * C, eps), where)
+                bound = bilinear_bound(y_mag, K * K * C, eps)
+                want = y_ref
             elif op == "conv.input_grad":
                 got = fconv.input_grad(gy, W, H, Wd, S, S, pads[0], pads[2], how)
-                assert_within(got, gx_ref, bilinear_bound(gx_mag, K * K * F, eps), where)
+                bound = bilinear_bound(gx_mag, K * K * F, eps)
+                want = gx_ref
             else:
                 got = fconv.weight_grad(x, gy, W.shape, S, S, pads, how)
-                assert_within(got, gW_ref, bilinear_bound(gW_mag, N * OH * OW, eps), where)
+                bound = bilinear_bound(gW_mag, N * OH * OW, eps)
+                want = gW_ref
+            if winograd:
+                bound = route_bound(op, how, x64, W64, gy64, S, pads, eps)
+            assert_within(got, want, bound, where)
             assert got.dtype == x.dtype, where
 
 
@@ -166,18 +174,30 @@ def test_plan_prints_each_pass_and_its_route(cache):
     _conv_step()
     text = str(planner.plan())
     assert str(cache) in text and "3 planned passes" in text
+    lines = text.splitlines()
     for entry_key, entry in planner.plan().entries.items():
-        assert entry_key in text and f"-> {entry['route']}" in text
+        op, shapes = entry_key.split("|", 1)
+        header = lines.index(f"  {op}: shapes -> route ms | heuristic ms | heuristic/route")
+        at = lines.index(f"    {shapes.replace('|', ' ')}", header)  # under the op: shapes, then the route
+        route, heuristic, ms = entry["route"], entry["heuristic"], entry["ms"]
+        assert lines[at + 1].startswith(f"      -> {route} {ms[route]:.3f} ms")
+        if route == heuristic:
+            assert lines[at + 1].endswith("(the heuristic's)")
+        else:
+            assert f"| {heuristic} {ms[heuristic]:.3f} ms | {ms[heuristic] / ms[route]:.2f}x" in lines[at + 1]
 
 
 @pytest.mark.parametrize("content, why", [
     ("{not json", "Expecting property name"),
     (json.dumps({"format": 99, "machine": {}, "plans": {}}), "format"),
     (json.dumps({"format": 1, "machine": {"cpu": "another CPU"}, "plans": {}}), "another machine"),
+    ("checks", "its 'checks' are not"),
 ])
 def test_a_corrupt_or_foreign_plan_file_is_ignored_with_a_warning(cache, content, why):
     cache.mkdir(parents=True)
     path = cache / f"plans-{planner.machine_key()}.json"
+    if content == "checks":             # this machine's file, a whole-step check without its figures
+        content = json.dumps({"format": 1, "machine": planner.machine(), "plans": {}, "checks": {"W2": {"kept": 1}}})
     path.write_text(content)
     planner.reset()
     with pytest.warns(UserWarning, match=why):
@@ -245,7 +265,7 @@ def test_a_route_added_by_name_is_planned_and_dispatched(cache):
         y, _, _ = _conv_step()
         assert routes.last("conv2d_forward") == "textbook (planned)" and calls == [(4, 9, 9, 3)]
     finally:
-        planner.ROUTES.pop("conv.forward", None)
+        planner.ROUTES["conv.forward"].pop("textbook", None)    # the other added routes (winograd) stay
 
 
 def test_dense_routes_are_planned_and_recorded(cache):
@@ -287,15 +307,25 @@ def test_tune_writes_a_plan_and_a_second_run_loads_it(tmp_path):
     assert first.returncode == 0, first.stderr
     files = list((tmp_path / "numbanet").glob("plans-*.json"))
     assert len(files) == 1
-    planned = json.loads(files[0].read_text())["plans"]
+    data = json.loads(files[0].read_text())
+    planned, check = data["plans"], data["checks"]["W1"]
     assert planned and all(k.startswith("dense.") for k in planned)
     assert "0 plans loaded" in first.stdout and f"W1       {len(planned)} passes planned" in first.stdout
+    # the whole-step check ran (or had nothing to decide) and the file keeps its verdict
+    assert check["passes"] == len(planned) and check["kept"] in ("heuristics", "plan", "confident")
+    kept_off = sum(e["route"] != e["heuristic"] for e in planned.values())
+    assert check["changed"] == kept_off and (kept_off == 0 or check["kept"] != "heuristics")
+    assert "W1       whole step" in first.stdout and f"kept {check['kept']}" in first.stdout
     second = _tune(tmp_path, "--workloads", "W1", "--quick")
     assert second.returncode == 0, second.stderr
     assert f"{len(planned)} plans loaded from {files[0]}" in second.stdout
     assert "W1       0 passes planned" in second.stdout
+    fresh = _tune(tmp_path, "--workloads", "W1", "--quick", "--fresh", "--rounds", "0")
+    assert fresh.returncode == 0, fresh.stderr
+    assert "(--fresh: forgotten)" in fresh.stdout and f"W1       {len(planned)} passes planned" in fresh.stdout
+    assert "whole step" not in fresh.stdout                      # --rounds 0: no check
     shown = _tune(tmp_path, "--show")
-    assert shown.returncode == 0 and all(k in shown.stdout for k in planned)
+    assert shown.returncode == 0 and all(k.split("|", 1)[1].replace("|", " ") in shown.stdout for k in planned)
     bad = _tune(tmp_path, "--workloads", "W1", "--sped", "3")
     assert bad.returncode == 2 and "--sped" in bad.stderr
     unknown = _tune(tmp_path, "--workloads", "W9")

@@ -622,10 +622,9 @@ def conv2d_forward(x, W, b, strides, pads, activation=None):
     """
     SH, SW = strides
     relu = _relu(activation, "conv2d_forward")
-    if winograd.applies(x.shape, W.shape, strides, pads):    # 3x3 stride 1, wide enough: fast/winograd.py
-        record("conv2d_forward", "winograd")
-        return winograd.forward(x, W, b, pads, relu)
-    how, planned = _plan("conv.forward", forward_route(W.shape[2], W.shape[3], SH, SW), x.shape, W.shape, strides, pads,
+    heuristic = ("winograd" if winograd.applies(x.shape, W.shape, strides, pads)   # 3x3 stride 1, wide enough
+                 else forward_route(W.shape[2], W.shape[3], SH, SW))
+    how, planned = _plan("conv.forward", heuristic, x.shape, W.shape, strides, pads,
                          x.dtype, lambda name: forward(x, W, b, SH, SW, pads, relu, name))
     record("conv2d_forward", planner.label(how, planned))
     return forward(x, W, b, SH, SW, pads, relu, how)
@@ -644,12 +643,13 @@ def conv2d_backward(gy, x, W, y, strides, pads, activation, need_gx=True, need_g
     _, H, Wd, C = x.shape
     PT, _, PL, _ = pads
     way = route(C, W.shape[3], SH, SW)
-    if planner.active():                       # each pass by its own plan; gz first, as the routes all read it
+    if planner.departs_conv_backward(x.shape, W.shape, strides, pads, gy.dtype, way, need_gx, need_gW,
+                                     _backward_input_route(C, W.shape[3], SH, SW)):
         gz = _masked_by_relu(gy, y) if relu else gy
         gx, gW, how = _planned_grads(gz, x, W, strides, pads, need_gx, need_gW)
         record("conv2d_backward", how)
         return gx, gW, (_bias_grad(gz) if need_gb else None)
-    record("conv2d_backward", way)
+    record("conv2d_backward", planner.label(way, False if planner.active() else None))
     if way == "direct":
         gW, gb, gz = _direct_weight_grad(np.ascontiguousarray(x), np.ascontiguousarray(gy), y, relu,
                                          W.shape, PT, PL, need_gx)
@@ -661,6 +661,14 @@ def conv2d_backward(gy, x, W, y, strides, pads, activation, need_gx=True, need_g
     gx = input_grad(gz, W, H, Wd, SH, SW, PT, PL) if need_gx else None
     gW = weight_grad(x, gz, W.shape, SH, SW, pads) if need_gW else None
     return gx, gW, (_bias_grad(gz) if need_gb else None)
+
+
+def _backward_input_route(C, F, SH, SW):
+    """The heuristic route of a convolution's input gradient inside ``conv2d_backward``: the direct
+    loops where the layer is on the direct route (its fused walk computes gx by them), else
+    ``input_route``'s. The planner's keys name this route as the heuristic, so a plan that keeps
+    it runs the same code as planning off."""
+    return "direct" if route(C, F, SH, SW) == "direct" else input_route(C, F, SH, SW)
 
 
 def _ways_label(ways):
@@ -677,7 +685,7 @@ def _planned_grads(gz, x, W, strides, pads, need_gx, need_gW):
     gx = gW = None
     ways = []
     if need_gx:
-        hx, px = _plan("conv.input_grad", input_route(C, F, SH, SW), x.shape, W.shape,
+        hx, px = _plan("conv.input_grad", _backward_input_route(C, F, SH, SW), x.shape, W.shape,
                        strides, pads, gz.dtype, lambda name: input_grad(gz, W, H, Wd, SH, SW, PT, PL, name))
         gx = input_grad(gz, W, H, Wd, SH, SW, PT, PL, hx)
         ways.append(("gx", hx, px))

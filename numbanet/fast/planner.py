@@ -32,7 +32,17 @@ that names another machine, is ignored with a warning, never an error.
 
 A route the fast tier does not know yet is added by name: ``add_route(op, name,
 run, applies)`` makes it a candidate of ``op`` wherever ``applies(**shape)`` is true
-(``numbanet/fast/conv.py`` dispatches the names it does not know to ``ROUTES``).
+(``numbanet/fast/conv.py`` dispatches the names it does not know to ``ROUTES``;
+``fast/winograd.py`` adds "winograd" to the three convolution passes this way).
+
+A pass timed alone can win and still lose the training step (its inputs arrive cold,
+and under load a split pass waits for a starved thread), so ``numbanet tune`` follows
+the per-pass timings with ``check_whole_steps``: whole steps of the model with the new
+plans against the heuristics' routes for the same passes, alternating; only a plan
+that wins the step is kept, else the heuristics' routes are written for those passes,
+so that "cached" mode reproduces the faster of the two. A convolution's backward pass
+whose plans are the heuristic's routes runs exactly as with planning off
+(``departs_conv_backward``: the direct route's fused walk). ``plan()`` prints it all.
 """
 from __future__ import annotations
 
@@ -46,13 +56,16 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from . import parallel
 
 MODES = ("off", "cached", "measure")
 FORMAT = 1          # the layout of the plan file; another value is ignored as foreign
 REPEATS = 3         # timed runs per candidate in "measure" mode (after one warm-up run)
 
-_STATE = {"mode": None, "plans": None, "path": None, "writable": None, "machine": None, "repeats": REPEATS}
+_STATE = {"mode": None, "plans": None, "checks": None, "path": None, "writable": None, "machine": None,
+          "repeats": REPEATS}
 
 # op -> {route name: (run, applies)}: routes added by other modules (``add_route``)
 ROUTES: dict = {}
@@ -94,7 +107,12 @@ def active() -> bool:
 
 def reset() -> None:
     """Forget the loaded plans, the file's path and the mode (they are found again on next use)."""
-    _STATE.update(mode=None, plans=None, path=None, writable=None, machine=None)
+    _STATE.update(mode=None, plans=None, checks=None, path=None, writable=None, machine=None)
+
+
+def forget() -> None:
+    """Drop every plan and whole-step check of this machine (in memory; ``save`` then writes the empty file)."""
+    _STATE["plans"], _STATE["checks"] = {}, {}
 
 
 # ------------------------------------------------------------------ the machine and its file
@@ -162,16 +180,23 @@ def _can_hold(folder: Path) -> bool:
 
 
 def _plans() -> dict:
-    """key -> {"route": name, "ms": {route: median ms}}, loaded from the file on first use."""
+    """key -> {"route": name, "heuristic": name, "fastest": name, "ms": {route: median ms}, "check": workload},
+    loaded from the file on first use (``choose`` and ``check_whole_steps`` explain the fields)."""
     if _STATE["plans"] is None:
-        _STATE["plans"] = _load(plan_path())
+        _STATE["plans"], _STATE["checks"] = _load(plan_path())
     return _STATE["plans"]
 
 
-def _load(path) -> dict:
-    """The plans in ``path``; {} for a missing file, and {} with a warning for a corrupt or foreign one."""
+def _checks() -> dict:
+    """workload -> the figures of its whole-step check (``check_whole_steps``), loaded with the plans."""
+    _plans()
+    return _STATE["checks"]
+
+
+def _load(path):
+    """(plans, checks) in ``path``; empty for a missing file, and empty with a warning for a corrupt or foreign one."""
     if path is None or not path.exists():
-        return {}
+        return {}, {}
     try:
         data = json.loads(path.read_text())
         if not isinstance(data, dict) or data.get("format") != FORMAT:
@@ -182,11 +207,15 @@ def _load(path) -> dict:
         if not isinstance(plans, dict) or not all(isinstance(k, str) and isinstance(v, dict)
                                                   and isinstance(v.get("route"), str) for k, v in plans.items()):
             raise ValueError("its 'plans' are not {key: {'route': name, ...}}")
-        return plans
+        checks = data.get("checks", {})
+        fields = {"ms", "min_ms", "kept", "changed", "passes"}
+        if not isinstance(checks, dict) or not all(isinstance(c, dict) and fields <= set(c) for c in checks.values()):
+            raise ValueError(f"its 'checks' are not {{workload: {{{', '.join(sorted(fields))}, ...}}}}")
+        return plans, checks
     except Exception as err:        # a plan file can only speed things up: never fail because of one
         warnings.warn(f"numbanet: ignoring the plan file {path}: {err}; routes fall back to the heuristics "
                       f"until `numbanet tune` (or set_planning('measure')) writes it again", stacklevel=3)
-        return {}
+        return {}, {}
 
 
 def save() -> None:
@@ -196,7 +225,7 @@ def save() -> None:
     path = plan_path(create=True)
     if path is None:
         return
-    data = {"format": FORMAT, "machine": machine(), "plans": _plans()}
+    data = {"format": FORMAT, "machine": machine(), "plans": _plans(), "checks": _checks()}
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
         tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
@@ -207,11 +236,27 @@ def save() -> None:
 
 
 # ------------------------------------------------------------------ choosing a route
+_KEYS: dict = {}         # (op, parts, threads) -> key: every pass of every step asks, so each is built once
+
+
 def key(op: str, **parts) -> str:
     """The plan's key: "op|name=value|..." with tuples written 1x2x3, plus the thread count."""
+    threads = parallel.num_threads()
+    memo = (op, *parts.items(), threads)
+    try:
+        return _KEYS[memo]
+    except (KeyError, TypeError):           # TypeError: a part that cannot be hashed; built every time
+        pass
+
     def text(v):
         return "x".join(str(int(i)) for i in v) if isinstance(v, tuple) else str(v)
-    return "|".join([op] + [f"{k}={text(v)}" for k, v in parts.items()] + [f"threads={parallel.num_threads()}"])
+    made = "|".join([op] + [f"{k}={text(v)}" for k, v in parts.items()] + [f"threads={threads}"])
+    if len(_KEYS) < 4096:
+        try:
+            _KEYS[memo] = made
+        except TypeError:
+            pass
+    return made
 
 
 def add_route(op: str, name: str, run, applies=None) -> None:
@@ -243,9 +288,47 @@ def choose(op_key: str, heuristic: str, candidates, run):
         return heuristic, False
     ms = measure(candidates, run, _STATE["repeats"])
     best = min(ms, key=ms.get)
-    plans[op_key] = {"route": best, "heuristic": heuristic, "ms": ms}
+    plans[op_key] = {"route": best, "heuristic": heuristic, "fastest": best, "ms": ms}
     save()
     return best, True
+
+
+def departs_conv_backward(x_shape, W_shape, strides, pads, dtype, way, need_gx, need_gW, gx_way=None) -> bool:
+    """True where ``conv.conv2d_backward`` must run its gradients pass by pass, each by its plan.
+
+    Where every needed gradient's plan names the heuristic's route (or, in "cached"
+    mode, has no plan), the backward pass runs exactly as with planning off: the
+    direct route's single walk that fuses the relu mask, gW and gb, which the
+    pass-by-pass path cannot. So a plan that keeps the heuristics (``check_whole_steps``)
+    costs nothing. The keys are those ``conv._plan`` builds; ``way`` is ``conv.route``'s
+    answer, ``gx_way`` ``conv.input_route``'s (None: "direct" where ``way`` is, else "im2col").
+    """
+    if not active():
+        return False
+    plans, measuring = _plans(), get_planning() == "measure"
+    shape = dict(x=tuple(x_shape), W=tuple(W_shape), strides=tuple(strides), pads=tuple(pads),
+                 dtype=_dtype_name(dtype))
+    if gx_way is None:
+        gx_way = "direct" if way == "direct" else "im2col"
+    passes = ([("conv.input_grad", gx_way)] if need_gx else []) + \
+             ([("conv.weight_grad", way)] if need_gW else [])
+    for op, heuristic in passes:
+        entry = plans.get(key(op, **shape))
+        if (entry is None and measuring) or (entry is not None and entry["route"] != heuristic):
+            return True
+    return False
+
+
+_DTYPE_NAMES: dict = {}
+
+
+def _dtype_name(dtype) -> str:
+    """str(np.dtype(dtype)), "float32", as conv._plan writes it into its keys (memoised: str of a dtype is slow)."""
+    try:
+        return _DTYPE_NAMES[dtype]
+    except KeyError:
+        _DTYPE_NAMES[dtype] = name = str(np.dtype(dtype))
+        return name
 
 
 def measure(candidates, run, repeats=REPEATS) -> dict:
@@ -266,31 +349,181 @@ def label(name: str, planned) -> str:
     return name if planned is None else f"{name} ({'planned' if planned else 'heuristic'})"
 
 
+# ------------------------------------------------------------------ the whole-step check
+CHECK_ROUNDS = 10       # rounds of the whole-step check; each times every variant for CHECK_STEPS steps
+CHECK_STEPS = 3
+CHECK_MARGIN = 0.02     # a plan is kept only where its step is at least 2% below the heuristics' (paired)
+CONFIDENT_GAIN = 1.10   # the "confident" variant takes a pass's plan only where it won its own timing by 10%
+
+
+def check_whole_steps(name, step, keys, rounds=CHECK_ROUNDS, steps=CHECK_STEPS, margin=CHECK_MARGIN) -> dict:
+    """Keep the plans of ``keys`` only if they make whole training steps faster; returns the figures.
+
+    Why: each pass is planned alone (``measure``), on its own inputs hot in cache
+    and with the threads to itself; in a training step the data arrive cold and
+    the passes run back to back, and on a loaded machine a pass split over the
+    threads waits for the one the scheduler starves, so the isolated timings favour
+    serial routes that then leave a free core idle. The step is what users pay
+    for, so the step decides. ``step()`` runs one training step of the model whose
+    passes ``keys`` name (the keys ``choose`` planned for it); variants of the
+    routes of those keys (every other key keeps its route) are timed in turn:
+
+    * "heuristics": every pass by the heuristic's route (as with planning off:
+      ``departs_conv_backward`` restores the fused direct backward);
+    * "plan": every pass by the route that won its own timing;
+    * "confident": the plan only for passes it won by ``CONFIDENT_GAIN`` or more
+      (timed only where it differs from both others).
+
+    After one warm-up step each, ``rounds`` rounds time ``steps`` steps of every
+    variant, the order rotated each round so that a change in machine load falls
+    on all of them. A variant's time is compared with the heuristics' round by round
+    (``_paired``: the median over rounds of the ratio of the two round medians, so
+    that a load spike that hits one round cancels). A plan variant wins if that
+    ratio is at most 1 - ``margin`` and its fastest step is no slower than the
+    heuristics' (either alone moves by a few percent under load; the two together
+    rarely agree by chance); the winner with the least ratio is kept, else the
+    heuristics are.
+    The kept routes are written into the plans of ``keys`` (so "cached" mode
+    reproduces the winner), and the figures go to the file's "checks" under ``name``.
+
+    Returns {"ms": {variant: median ms}, "min_ms": {variant: min ms}, "ratio": {variant:
+    paired ratio to the heuristics' step time}, "kept": variant,
+    "passes": len(keys), "changed": passes whose kept route is not the heuristic's,
+    "steps": steps timed per variant}.
+    """
+    plans = _plans()
+    keys = [k for k in keys if k in plans]
+    heuristic = {k: plans[k].get("heuristic", plans[k]["route"]) for k in keys}
+    fastest = {k: plans[k].get("fastest", plans[k]["route"]) for k in keys}
+    confident = {k: fastest[k] if _gain(plans[k], fastest[k]) >= CONFIDENT_GAIN else heuristic[k] for k in keys}
+    variants = {"heuristics": heuristic}
+    if fastest != heuristic:
+        variants["plan"] = fastest
+        if confident not in (fastest, heuristic):
+            variants["confident"] = confident
+    times = {v: [] for v in variants}
+    mode = get_planning()
+    _STATE["mode"] = "cached"                        # nothing is planned while the variants are timed
+
+    def apply(routes):
+        for k in keys:
+            plans[k]["route"] = routes[k]
+
+    try:
+        if len(variants) > 1:
+            for routes in variants.values():         # warm-up: compiles, fills the scratch buffers
+                apply(routes)
+                step()
+            order = list(variants)
+            for r in range(rounds):
+                for v in order[r % len(order):] + order[:r % len(order)]:
+                    apply(variants[v])
+                    for _ in range(steps):
+                        start = time.perf_counter()
+                        step()
+                        times[v].append(time.perf_counter() - start)
+    finally:
+        _STATE["mode"] = mode
+    if len(variants) == 1:
+        med = mins = paired = {}
+        kept = "heuristics"
+    else:
+        med = {v: round(1e3 * statistics.median(t), 3) for v, t in times.items()}
+        mins = {v: round(1e3 * min(t), 3) for v, t in times.items()}
+        paired = {v: round(_paired(t, times["heuristics"], steps), 4) for v, t in times.items()}
+        winners = [v for v in med if v != "heuristics" and paired[v] <= 1 - margin
+                   and mins[v] <= mins["heuristics"]]
+        kept = min(winners, key=paired.get) if winners else "heuristics"
+    apply(variants[kept])
+    for k in keys:
+        plans[k]["check"] = name
+    result = {"ms": med, "min_ms": mins, "ratio": paired, "kept": kept, "passes": len(keys),
+              "changed": sum(variants[kept][k] != heuristic[k] for k in keys), "steps": rounds * steps}
+    _checks()[name] = result
+    save()
+    return result
+
+
+def _paired(times, reference, steps):
+    """The median over rounds of (this round's median step) / (the reference's median step in the same round).
+
+    Each round's ``steps`` steps of every variant run back to back, so a slow spell of the
+    machine falls on all variants of that round; the ratio within a round cancels it, and the
+    median over rounds drops the rounds a load spike hit unevenly.
+    """
+    rounds = [statistics.median(times[i:i + steps]) / statistics.median(reference[i:i + steps])
+              for i in range(0, len(times), steps)]
+    return statistics.median(rounds)
+
+
+def _gain(entry, route):
+    """The heuristic's time over ``route``'s in the entry's per-pass timing (1.0 where either is missing)."""
+    ms = entry.get("ms", {})
+    best, heur = ms.get(route), ms.get(entry.get("heuristic"))
+    return heur / best if best and heur else 1.0
+
+
 # ------------------------------------------------------------------ the plan, printed
 @dataclass
 class Plan:
-    """This machine's plans: ``print(nb.fast.planner.plan())`` shows them as a table."""
+    """This machine's plans: ``print(nb.fast.planner.plan())`` shows them as a table.
+
+    One line per planned pass, grouped by operation: its shapes (the key without
+    the operation), the route it takes and its per-pass time, the heuristic's route
+    and time, their ratio, and a note where the route is not the fastest of its own
+    timing (the whole-step check kept the heuristic); then one line per whole-step
+    check (``check_whole_steps``): the median step time of each variant and the one kept.
+    """
     mode: str
     path: object
     machine: dict
     entries: dict = field(default_factory=dict)
+    checks: dict = field(default_factory=dict)
 
     def __str__(self):
         m = self.machine
         blas = "; ".join(f"{b['api']} {b['version']} ({b['kernels']} kernels)" for b in m["blas"]) or "none found"
+        other = sum(e["route"] != e.get("heuristic", e["route"]) for e in self.entries.values())
         lines = [f"numbanet plans, mode {self.mode!r}, file {self.path or '(memory only)'}",
                  f"machine: {m['cpu']}, {m['cores']} cores, BLAS {blas}, numbanet {m['numbanet']}",
-                 f"{len(self.entries)} planned passes" + (":" if self.entries else
+                 f"{len(self.entries)} planned passes" + (f", {other} of them off the heuristic's route:"
+                                                          if self.entries else
                                                           " (every route is the heuristic's; `numbanet tune` plans)")]
+        by_op = {}
         for k in sorted(self.entries):
-            e = self.entries[k]
-            ms = e.get("ms", {})
-            best, heur = ms.get(e["route"]), ms.get(e.get("heuristic"))
-            gain = f", {heur / best:.2f}x the heuristic's {e['heuristic']}" if best and heur else ""
-            lines.append(f"  {k}\n      -> {e['route']}" + (f"  {best:.3f} ms" if best is not None else "") + gain)
+            op, _, shapes = k.partition("|")
+            by_op.setdefault(op, []).append((shapes, self.entries[k]))
+        for op, rows in by_op.items():
+            lines.append(f"  {op}: shapes -> route ms | heuristic ms | heuristic/route")
+            for shapes, e in rows:
+                ms, route, heur = e.get("ms", {}), e["route"], e.get("heuristic", e["route"])
+                line = f"    {shapes.replace('|', ' ')}\n      -> {route}{_ms(ms.get(route))}"
+                if heur != route:
+                    line += f" | {heur}{_ms(ms.get(heur))} | {_gain(e, route):.2f}x"
+                else:
+                    line += " (the heuristic's)"
+                fastest = e.get("fastest", route)
+                if fastest != route:
+                    line += (f"; fastest alone {fastest}{_ms(ms.get(fastest))}, "
+                             f"not kept by the whole-step check of {e.get('check', '?')}")
+                lines.append(line)
+        if self.checks:
+            lines.append("whole-step checks (median ms per training step, min in brackets, "
+                         "time / heuristics' paired by round):")
+        for name in sorted(self.checks):
+            c = self.checks[name]
+            ratio = c.get("ratio", {})
+            figures = ", ".join(f"{v} {c['ms'][v]:.2f} ({c['min_ms'][v]:.2f})"
+                                + (f" {ratio[v]:.3f}" if v in ratio else "") for v in c.get("ms", {}))
+            lines.append(f"  {name}: {figures or 'no pass off the heuristics to check'} -> kept {c['kept']} "
+                         f"({c['changed']} of {c['passes']} passes off the heuristic's route)")
         return "\n".join(lines)
 
     __repr__ = __str__
+
+
+def _ms(value):
+    return f" {value:.3f} ms" if value is not None else ""
 
 
 def plan() -> Plan:
@@ -298,4 +531,4 @@ def plan() -> Plan:
     mode = get_planning()
     if mode == "off":
         return Plan(mode, "(not read: planning is off)", machine(), {})
-    return Plan(mode, plan_path(), machine(), dict(_plans()))
+    return Plan(mode, plan_path(), machine(), dict(_plans()), dict(_checks()))

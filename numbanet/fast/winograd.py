@@ -144,3 +144,62 @@ def weight_grad(x, gy, pads):
             gU += p
     gU = gU.reshape(ALPHA, ALPHA, C, F)
     return np.einsum("pk,pqcf,ql->klcf", G, gU, G, optimize=True)
+
+
+# ------------------------------------------------------------------ planner candidates
+# Winograd is a candidate route of all three passes for the route planner
+# (``planner.py``; ``fast/conv.py`` dispatches the name "winograd" to these), on
+# more layers than ``applies`` takes by default: every 3x3 stride-1 layer with
+# min(C, F) >= PLAN_MIN_CHANNELS, so that a machine where the transforms pay from
+# fewer channels (or where they do not pay at 32) finds out. Below 8 channels each
+# of the 16 products has K <= 8, too thin to beat im2col's K = 72 anywhere
+# (benchmarks/results/tuning.md, "Winograd": a tie at 16 on the machine measured).
+PLAN_MIN_CHANNELS = 8
+
+
+def plannable(C, F, SH, SW, KH=None, KW=None, **_):
+    """Whether the planner may time the Winograd route for a layer of this shape (3x3, stride 1, wide enough).
+
+    The kernel size must be given (``conv.candidates(..., KH=, KW=)``): without it, never.
+    """
+    return (KH, KW) == (3, 3) and (SH, SW) == (1, 1) and min(C, F) >= PLAN_MIN_CHANNELS
+
+
+def _pads_fit(pads):
+    """F(2x2, 3x3) here takes pads 0-2 on each side (the input gradient's are 2 - P, which must be >= 0)."""
+    return max(pads) <= 2 and min(pads) >= 0
+
+
+def _forward_route(x, W, b, SH, SW, pads, relu):
+    """conv.forward by Winograd: y (N, OH, OW, F); pads outside 0-2 go to im2col (same numbers)."""
+    if not _pads_fit(pads):
+        from . import conv
+        return conv.forward(x, W, b, SH, SW, pads, relu, "im2col")
+    return forward(x, W, b, pads, relu)
+
+
+def _input_grad_route(gy, W, H, Wd, SH, SW, PT, PL):
+    """conv.input_grad by Winograd: gx (N, H, Wd, C) from gy (N, OH, OW, F), pads (PT, ., PL, .)."""
+    PB, PR = gy.shape[1] + 2 - H - PT, gy.shape[2] + 2 - Wd - PL      # from OH = H + PT + PB - 2
+    if not _pads_fit((PT, PB, PL, PR)):
+        from . import conv
+        return conv.input_grad(gy, W, H, Wd, SH, SW, PT, PL, "im2col")
+    return input_grad(gy, np.ascontiguousarray(W), (H, Wd), (PT, PB, PL, PR))
+
+
+def _weight_grad_route(x, gy, W_shape, SH, SW, pads):
+    """conv.weight_grad by Winograd: gW (3, 3, C, F) from x (N, H, W, C) and gy (N, OH, OW, F)."""
+    if not _pads_fit(pads):
+        from . import conv
+        return conv.weight_grad(x, gy, W_shape, SH, SW, pads, "im2col")
+    return weight_grad(x, gy, pads)
+
+
+def _register():
+    from . import planner
+    planner.add_route("conv.forward", "winograd", _forward_route, plannable)
+    planner.add_route("conv.input_grad", "winograd", _input_grad_route, plannable)
+    planner.add_route("conv.weight_grad", "winograd", _weight_grad_route, plannable)
+
+
+_register()
