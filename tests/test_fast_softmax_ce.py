@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 import numbanet as nb
 import numbanet.fast.losses as fast_losses
 import numbanet.reference.tier as ref_tier
-from numbanet.fast.kernels.softmax_ce import exp_shifted_row, float32_from_bits, lse_rows, shift_rows, softmax_ce_rows
+from numbanet.fast.kernels.softmax_ce import (exp_shifted_row, float32_from_bits, gradient_rows, lse_rows, shift_rows,
+                                             softmax_ce_rows)
 
 from bounds import LIBM_ULP, SAFETY, assert_within
 
@@ -189,3 +190,17 @@ def test_masked_logits_and_a_nan_row(dt):
     assert np.all(g[1, ::3] == 0)
     want_g = p - np.eye(V)[labels[keep]]
     assert_within(g[keep], want_g, SAFETY * (V + LIBM_ULP + 4) * eps * (p + np.eye(V)[labels[keep]]), "gradient")
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 9), st.integers(1, 70), st.sampled_from([np.float32, np.float64]), st.integers(0, 2 ** 16))
+def test_gradient_rows_matches_its_numpy_twin_bit_for_bit(B, V, dt, seed):
+    """e f - c one_hot: one product and one subtraction per element, rounded as NumPy rounds them."""
+    rng = np.random.default_rng(seed)
+    e = rng.random((B, V)).astype(dt)
+    f, c = rng.uniform(0.1, 2, B).astype(dt), rng.uniform(0.1, 2, B).astype(dt)
+    labels = rng.integers(0, V, B)
+    want = e * f[:, None]
+    want[np.arange(B), labels] -= c
+    gradient_rows(e, f, labels, c)
+    np.testing.assert_array_equal(e, want)

@@ -6,7 +6,7 @@ value (dL/dl). The forward keeps e = exp(z - max) and s = sum(e) per row:
 
     l = log(s) + max - z[label]          dl/dz = e / s - one_hot(label)   (no second exp)
 
-and the backward scales e in place (it is used once). The forward walks each part's
+and the backward scales e in place (it is used once), one Numba pass (``gradient_rows``). The forward walks each part's
 rows in blocks of about ROW_BLOCK_BYTES: per block, NumPy's SIMD max of each row, then
 for float32 one Numba pass that writes each row's e with a vectorised polynomial exp and
 sums it while it is in the L1 cache (``kernels/softmax_ce.py``: softmax_ce_rows); for
@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import parallel, workspace
-from .kernels.softmax_ce import lse_rows, shift_rows, softmax_ce_rows
+from .kernels.softmax_ce import gradient_rows, lse_rows, shift_rows, softmax_ce_rows
 from .routes import LAST
 
 # Bytes of logits per block of rows in the forward: the block is written, exponentiated
@@ -66,10 +66,10 @@ def sparse_ce_backward(labels, saved, c):
     reference: numbanet.reference.tier.sparse_ce_backward."""
     e, s = saved
     c = np.broadcast_to(np.asarray(c, dtype=e.dtype), labels.shape)   # per-row weights (B,)
+    f = c / s[:, 0]                                                   # (B,): e f = c * softmax(z)
 
     def rows(a, b, _):
-        np.multiply(e[a:b], c[a:b, None] / s[a:b], out=e[a:b])   # c * softmax(z)
-        e[np.arange(a, b), labels[a:b]] -= c[a:b]                 # - c * one_hot(label)
+        gradient_rows(e[a:b], f[a:b], labels[a:b], c[a:b])           # c * softmax(z) - c * one_hot(label)
 
     parts = parallel.split_large(len(e), e.size)
     parallel.run_numpy(rows, parts)

@@ -17,6 +17,11 @@ is in the L1 cache. Other dtypes, in three steps around NumPy's exp:
     (the caller runs np.exp(e, out=e))
     lse_rows(e, z, labels, zmax, s, values)      s[r], values[r] as above
 
+and for the backward, in place,
+
+    gradient_rows(e, f, labels, c)               e[r] <- e[r] f[r];  e[r, labels[r]] -= c[r]
+                                                 (f = c / s: e becomes c (softmax - one_hot))
+
 so values[r] = log(sum_k exp(z[r, k])) - z[r, labels[r]], the cross-entropy of row r,
 without overflow (every exponent is <= 0, and the largest term is exp(0) = 1, so
 s >= 1 and the log is finite). The caller runs them over blocks of rows small enough to
@@ -155,3 +160,17 @@ def lse_rows(e, z, labels, zmax, s, values):
         total = _row_sum(e[r])
         s[r] = total
         values[r] = np.log(s[r]) + zmax[r] - z[r, label]
+
+
+@njit(error_model="numpy")   # no zero-division check per element: the loop vectorises
+def gradient_rows(e, f, labels, c):
+    """In place: e[r] <- e[r] f[r], then e[r, labels[r]] -= c[r] (f = c / s: the gradient c (softmax - one_hot)).
+
+    e (B, V), f (B,), labels (B,) in [0, V) (checked by the forward), c (B,). One pass over
+    e; NumPy's multiply by the broadcast (B, 1) column f ran at half this loop's speed.
+    """
+    for r in range(uintp(e.shape[0])):
+        er, fr = e[r], f[r]
+        for k in range(uintp(e.shape[1])):
+            er[k] *= fr
+        er[labels[r]] -= c[r]
