@@ -11,7 +11,9 @@ How it is made fast:
   saves three transposed copies but was slower (figures in
   ``benchmarks/results/tuning.md``, "SimpleRNN layout"): rows T*U apart thrash the cache;
 * each step of either loop writes into preallocated buffers (the loops allocate
-  nothing), and f is applied in place (``ops.IN_PLACE_ACTIVATIONS``);
+  nothing), and f is applied in place (``ops.IN_PLACE_ACTIVATIONS``; a float32 tanh
+  by ``kernels/exp32.py``'s vectorised polynomial, NumPy's float32 tanh being a scalar
+  loop on AVX2 machines);
 * with more than one thread (``set_num_threads``) and at least RECURRENT_SPLIT_MIN_WORK
   multiply-adds, the batch is cut into row blocks and each thread runs the whole
   recurrence of its rows, forward and backward, as the LSTM's and the GRU's
@@ -28,6 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..engine.ops import IN_PLACE_ACTIVATIONS
+from .kernels.exp32 import tanh_inplace
 from .lstm import backward_rows, split_rows
 from .routes import LAST
 
@@ -77,7 +80,8 @@ def _forward(x, h0, mask, W, R, b, activation, return_sequences, go_backwards):
         H += b
     H = H.reshape(T, N, U)                                    # (T*N, U) -> (T, N, U)
     m, seen = _time_major_mask(mask, go_backwards, x.dtype)
-    _recur(H, h0, R, IN_PLACE_ACTIVATIONS[activation][0], m)
+    f = tanh_inplace if activation == "tanh" and H.dtype == np.float32 else IN_PLACE_ACTIVATIONS[activation][0]
+    _recur(H, h0, R, f, m)
     LAST["simple_rnn_forward"] = "time_major" if m is None else "time_major_masked"
     saved = (xt, H, h0, W, R, m, seen, activation, return_sequences, go_backwards, b is not None, has_h0)
     Y = H if m is None else H * seen                          # outputs: 0 before the first real step
