@@ -6,13 +6,14 @@ value (dL/dl). The forward keeps e = exp(z - max) and s = sum(e) per row:
 
     l = log(s) + max - z[label]          dl/dz = e / s - one_hot(label)   (no second exp)
 
-and the backward scales e in place (it is used once), one Numba pass (``gradient_rows``). The forward walks each part's
-rows in blocks of about ROW_BLOCK_BYTES: per block, NumPy's SIMD max of each row, then
-for float32 one Numba pass that writes each row's e with a vectorised polynomial exp and
-sums it while it is in the L1 cache (``kernels/softmax_ce.py``: softmax_ce_rows); for
-other dtypes a Numba pass writing e = z - max, NumPy's exp in place on the block while
-it is still in cache, and a second Numba pass summing each row and writing its value.
-Either way z is read from memory once and e written once. Rows are
+and the backward scales e in place (it is used once) in one Numba pass
+(``gradient_rows``). The forward walks each part's rows in blocks of about
+ROW_BLOCK_BYTES: per block, NumPy's SIMD max of each row, then for float32 one Numba
+pass that writes each row's e with a vectorised polynomial exp (``kernels/exp32.py``)
+and sums it while it is in the L1 cache (``kernels/softmax_ce.py``: softmax_ce_rows);
+for other dtypes a Numba pass writing e = z - max, NumPy's exp in place on the block
+while it is still in cache, and a second Numba pass summing each row and writing its
+value. Either way z is read from memory once and e written once. Rows are
 independent, so the work is cut over the NumPy pool when it is big
 (``parallel.split_large``); e comes from the scratch pool when it is big enough to be
 mmapped afresh every step (``workspace.empty``).
