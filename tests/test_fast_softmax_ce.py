@@ -9,9 +9,10 @@ from hypothesis import strategies as st
 import numbanet as nb
 import numbanet.fast.losses as fast_losses
 import numbanet.reference.tier as ref_tier
-from numbanet.fast.kernels.softmax_ce import lse_rows, shift_rows
+from numbanet.fast.kernels.softmax_ce import exp_shifted_row, gradient_rows, lse_rows, shift_rows, softmax_ce_rows
 
 from bounds import LIBM_ULP, SAFETY, assert_within
+
 
 
 def exact_ce(z, labels):
@@ -100,3 +101,59 @@ def test_a_nan_logit_gives_nan_in_its_row_only():
     z[1, 2] = np.nan
     values, _ = fast_losses.sparse_ce_forward(np.array([0, 1, 2]), z)
     assert np.isnan(values[1]) and np.allclose(values[[0, 2]], np.log(4), rtol=1e-6)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 9), st.integers(1, 70), st.integers(0, 2 ** 16))
+def test_float32_softmax_rows_match_a_numpy_twin(B, V, seed):
+    """softmax_ce_rows (float32) against float64 NumPy on the same float32 shifted logits."""
+    rng = np.random.default_rng(seed)
+    z = (rng.standard_normal((B, V)) * 5).astype(np.float32)
+    labels = rng.integers(0, V, B)
+    zmax = z.max(axis=1)
+    e, s, values = np.empty_like(z), np.empty(B, np.float32), np.empty(B, np.float32)
+    softmax_ce_rows(z, zmax, labels, e, s, values)
+    eps = np.finfo(np.float32).eps
+    x = (z - zmax[:, None]).astype(np.float64)                  # exact: one rounding, as in the kernel
+    e64 = np.exp(x)
+    assert_within(e, e64, LIBM_ULP * eps * e64, "softmax_ce_rows e")
+    assert_within(s, e64.sum(axis=1), SAFETY * (V + LIBM_ULP + 1) * eps * e64.sum(axis=1), "softmax_ce_rows s")
+    twin = np.log(e64.sum(axis=1)) + zmax - z[np.arange(B), labels]
+    assert_within(values, twin, value_bound(z, labels, eps), "softmax_ce_rows values")
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_masked_logits_and_a_nan_row(dt):
+    """-inf logits (a masked vocabulary) give probability 0; a NaN logit makes its row's value and
+    gradient NaN and leaves the other rows as float64 NumPy has them."""
+    rng = np.random.default_rng(5)
+    B, V = 6, 40
+    z = (rng.standard_normal((B, V)) * 3).astype(dt)
+    z[1, ::3] = -np.inf
+    labels = rng.integers(0, V, B)
+    labels[1] = 1                                               # a finite logit
+    z[4, 7] = np.nan
+    values, saved = fast_losses.sparse_ce_forward(labels, z)
+    g = fast_losses.sparse_ce_backward(labels, saved, np.ones(B, dt))
+    assert np.isnan(values[4]) and np.all(np.isnan(g[4]))
+    keep = np.arange(B) != 4
+    want, p = exact_ce(z[keep], labels[keep])
+    eps = np.finfo(dt).eps
+    assert_within(values[keep], want, value_bound(z[keep], labels[keep], eps), "values")
+    assert np.all(g[1, ::3] == 0)
+    want_g = p - np.eye(V)[labels[keep]]
+    assert_within(g[keep], want_g, SAFETY * (V + LIBM_ULP + 4) * eps * (p + np.eye(V)[labels[keep]]), "gradient")
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 9), st.integers(1, 70), st.sampled_from([np.float32, np.float64]), st.integers(0, 2 ** 16))
+def test_gradient_rows_matches_its_numpy_twin_bit_for_bit(B, V, dt, seed):
+    """e f - c one_hot: one product and one subtraction per element, rounded as NumPy rounds them."""
+    rng = np.random.default_rng(seed)
+    e = rng.random((B, V)).astype(dt)
+    f, c = rng.uniform(0.1, 2, B).astype(dt), rng.uniform(0.1, 2, B).astype(dt)
+    labels = rng.integers(0, V, B)
+    want = e * f[:, None]
+    want[np.arange(B), labels] -= c
+    gradient_rows(e, f, labels, c)
+    np.testing.assert_array_equal(e, want)

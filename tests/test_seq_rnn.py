@@ -341,3 +341,47 @@ def test_weight_gradients_when_the_input_needs_no_gradient():
         grads.append([t.grad for t in ts])
     for a, c in zip(*grads):
         np.testing.assert_array_equal(a, c)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                 HealthCheck.function_scoped_fixture])
+@given(configs)
+def test_simple_rnn_split_over_threads_matches_the_plain_loop_and_finite_differences(monkeypatch, c):
+    """The fast tier's row split (two threads, every call split, N >= 2 so both blocks have rows):
+    the output against the reference loop within its rounding bound, float64 gradients (h0's too)
+    against central differences, and the routes say the split ran."""
+    import numbanet as nb
+    from numbanet.fast import lstm as fast_lstm
+    from numbanet.fast import routes
+    monkeypatch.setattr(fast_lstm, "RECURRENT_SPLIT_MIN_WORK", 0)
+    c = {**c, "N": max(c["N"], 2) + c["seed"] % 3, "masked": c["masked"] and c["act"] != "relu"}
+    rng = np.random.default_rng(c["seed"])
+    x = rng.standard_normal((c["N"], c["T"], c["D"]))
+    W, R = rng.standard_normal((c["D"], c["U"])) * 0.6, rng.standard_normal((c["U"], c["U"])) * 0.4
+    b = rng.standard_normal(c["U"]) * 0.3 if c["bias"] else None
+    h0 = rng.standard_normal((c["N"], c["U"])) * 0.5 if c["h0"] else None
+    mask = rng.random((c["N"], c["T"])) < 0.6 if c["masked"] else None
+    act = "tanh" if c["act"] == "relu" else c["act"]          # no kink for the differences to straddle
+    gy = rng.standard_normal((c["N"], c["T"], c["U"]) if c["seq"] else (c["N"], c["U"]))
+    inputs = [x, W, R] + [v for v in (b, h0) if v is not None]
+
+    def fn(x, W, R, *rest):
+        rest = list(rest)
+        bb = rest.pop(0) if c["bias"] else None
+        hh = rest.pop(0) if c["h0"] else None
+        return simple_rnn(x, W, R, bb, hh, act, c["seq"], c["back"], mask)
+
+    nb.utils.set_num_threads(2)
+    try:
+        with nb.kernels("fast"):
+            y = fn(*[Tensor(v, requires_grad=True) for v in inputs])
+            y.backward(gy)
+            assert routes.last("simple_rnn_forward").endswith("_split")
+            assert routes.last("simple_rnn_backward").endswith("_split")
+            ref = _reference_rnn(x, W, R, b, h0, act, c["back"], mask)
+            bound = _reference_rnn_bound(x, W, R, b, h0, act, c["back"], mask)
+            assert_within(y.data, ref if c["seq"] else ref[:, -1], bound if c["seq"] else bound[:, -1], str(c))
+            report = check_grad(fn, *inputs, grad_output=gy, rtol=1e-5, atol=1e-7)
+    finally:
+        nb.utils.set_num_threads(1)
+    assert report.passed, str(report)

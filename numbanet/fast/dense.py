@@ -16,7 +16,8 @@ Routes, recorded in ``routes.LAST``:
                            threads, each part runs product, bias and f
   dense_backward  "serial" gx = gz W^T and gW = x^T gz as one product each
                   "split"  as "split" above: each part computes its rows of gx and its
-                           share of gW; the shares are summed
+                           columns of gW (x^T gz[:, c0:c1] over all B rows: no (D, U)
+                           partial sums to allocate and add)
 
 The thresholds pick the route (the heuristic); with planning on (``planner.py``) a
 plan measured on this machine may pick another of the same routes, recorded as
@@ -129,14 +130,16 @@ def _backward_by(how, gz, x, W, need_gx):
         gW = x.T @ gz                                         # (D, B) @ (B, U) -> (D, U)
     else:
         gx = np.empty(x.shape, dtype=np.result_type(gz.dtype, W.dtype)) if need_gx else None
+        gW = np.empty(W.shape, dtype=np.result_type(x.dtype, gz.dtype))
+        row_parts = parallel.split(len(x))
+        col_parts = parallel.split(W.shape[1], len(row_parts))
 
-        def rows(r0, r1, _):
+        def part(r0, r1, i):
             if gx is not None:
-                np.matmul(gz[r0:r1], W.T, out=gx[r0:r1])
-            return x[r0:r1].T @ gz[r0:r1]                     # this part's share of gW
+                np.matmul(gz[r0:r1], W.T, out=gx[r0:r1])      # rows r0:r1 of gx   (r, U) @ (U, D)
+            if i < len(col_parts):                            # columns c0:c1 of gW (D, B) @ (B, c)
+                c0, c1 = col_parts[i]
+                np.matmul(x.T, gz[:, c0:c1], out=gW[:, c0:c1])
 
-        shares = parallel.run(rows, parallel.split(len(x)))
-        gW = shares[0]
-        for share in shares[1:]:
-            gW += share
+        parallel.run(part, row_parts)
     return gx, gW

@@ -11,16 +11,27 @@ How it is made fast:
   saves three transposed copies but was slower (figures in
   ``benchmarks/results/tuning.md``, "SimpleRNN layout"): rows T*U apart thrash the cache;
 * each step of either loop writes into preallocated buffers (the loops allocate
-  nothing), and f is applied in place (``ops.IN_PLACE_ACTIVATIONS``).
+  nothing), and f is applied in place (``ops.IN_PLACE_ACTIVATIONS``; a float32 tanh
+  by ``kernels/exp32.py``'s vectorised polynomial, NumPy's float32 tanh being a scalar
+  loop on AVX2 machines);
+* with more than one thread (``set_num_threads``) and at least RECURRENT_SPLIT_MIN_WORK
+  multiply-adds, the batch is cut into row blocks and each thread runs the whole
+  recurrence of its rows, forward and backward, as the LSTM's and the GRU's
+  (``lstm.split_rows``): the rows never meet, so the threads need no barrier per step
+  (OpenBLAS's own threads would meet twice per step, for products of N x U x U only),
+  and f of each step is split as well; gW, gR, gb are the sum of the blocks'.
 
 The forward keeps H (T, N, U), the states, for f' and gR; ``saved`` holds them.
-Routes, recorded in ``routes.LAST``: "time_major" without a mask, "time_major_masked" with one.
+Routes, recorded in ``routes.LAST``: "time_major" without a mask, "time_major_masked" with one;
+"_split" added when the rows were cut over the threads.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ..engine.ops import IN_PLACE_ACTIVATIONS
+from .kernels.exp32 import tanh_inplace
+from .lstm import backward_rows, split_rows
 from .routes import LAST
 
 
@@ -50,6 +61,14 @@ def simple_rnn_forward(x, W, R, b=None, h0=None, activation="tanh", return_seque
                        mask=None):
     """(y, saved).   reference: numbanet.reference.tier.simple_rnn_forward."""
     N, T, D = x.shape
+    work = N * T * (D + R.shape[0]) * R.shape[1]              # multiply-adds of the products
+    return split_rows(_forward, x, (h0, mask), (W, R, b, activation, return_sequences, go_backwards), work,
+                      "simple_rnn_forward")
+
+
+def _forward(x, h0, mask, W, R, b, activation, return_sequences, go_backwards):
+    """(y, saved) of the rows x (N, T, D), h0 (N, U) or None, mask (N, T) or None, on this thread."""
+    N, T, D = x.shape
     U = W.shape[1]
     has_h0 = h0 is not None
     h0 = h0.astype(x.dtype, copy=False) if has_h0 else np.zeros((N, U), x.dtype)
@@ -61,7 +80,8 @@ def simple_rnn_forward(x, W, R, b=None, h0=None, activation="tanh", return_seque
         H += b
     H = H.reshape(T, N, U)                                    # (T*N, U) -> (T, N, U)
     m, seen = _time_major_mask(mask, go_backwards, x.dtype)
-    _recur(H, h0, R, IN_PLACE_ACTIVATIONS[activation][0], m)
+    f = tanh_inplace if activation == "tanh" and H.dtype == np.float32 else IN_PLACE_ACTIVATIONS[activation][0]
+    _recur(H, h0, R, f, m)
     LAST["simple_rnn_forward"] = "time_major" if m is None else "time_major_masked"
     saved = (xt, H, h0, W, R, m, seen, activation, return_sequences, go_backwards, b is not None, has_h0)
     Y = H if m is None else H * seen                          # outputs: 0 before the first real step
@@ -100,6 +120,11 @@ def simple_rnn_backward(gy, saved, need_gx=True, dh_out=None):
 
     dh_out: None, or an (N, T, U) array that receives dL/dh_t of every step in processing order.
     """
+    return backward_rows(_backward, gy, saved, need_gx, (0, 4), "simple_rnn_backward", dh_out)
+
+
+def _backward(gy, saved, need_gx, dh_out=None):
+    """The gradients of one block's rows from its own ``saved`` (see simple_rnn_backward)."""
     xt, H, h0, W, R, m, seen, activation, return_sequences, go_backwards, has_b, has_h0 = saved
     T, N, U = H.shape
     D = xt.shape[2]
