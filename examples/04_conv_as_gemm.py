@@ -15,10 +15,12 @@ and, from the upstream gradient gy (N, OH, OW, F) reshaped to G (N*OH*OW, F):
     gx = col2im(G @ W2^T)           (N, H, W, C)               the input gradient
 
 Here a ``nb.layers.Conv2D`` is compared with these products written in NumPy,
-under both kernel tiers, for three shapes. The reference tier computes exactly
+under both kernel tiers, for four shapes. The reference tier computes exactly
 these products; the fast tier picks a route per shape (``numbanet/fast/conv.py``):
-im2col + GEMM, direct loops (one input channel), or the "flipped" convolution that
-unfolds the output side (fewer filters than channels), and must agree all the same. Tolerances are rounding-error bounds:
+im2col + GEMM, direct loops (one input channel), the "flipped" convolution that
+unfolds the output side (fewer filters than channels), or the "planes" loops for
+narrow layers (at most 16 channels and filters, stride 1: zero-padded channel planes,
+one vectorised loop per filter and channel), and must agree all the same. Tolerances are rounding-error bounds:
 two computations of a sum of n products differ by at most about
 2 n eps sum|products| (Higham, Accuracy and Stability, eq. 3.5).
 """
@@ -66,10 +68,11 @@ def gemm_passes(x, kernel, bias, G, strides, padding):
 
 
 rng = np.random.default_rng(4)
-# (N, H, W, C), filters, kernel, strides, padding: shapes the fast tier runs by its three routes
-configs = [((2, 7, 6, 3), 4, (3, 3), (2, 2), "same", "im2col"),     # im2col + GEMM
-           ((2, 6, 6, 1), 4, (3, 3), (1, 1), "same", "direct"),     # one input channel: direct loops
-           ((2, 6, 5, 4), 2, (3, 2), (1, 1), "valid", "flipped")]   # fewer filters than channels
+# (N, H, W, C), filters, kernel, strides, padding: shapes the fast tier runs by its four routes
+configs = [((2, 7, 6, 3), 4, (3, 3), (2, 2), "same", "im2col"),     # im2col + GEMM (stride 2)
+           ((2, 6, 6, 1), 17, (3, 3), (1, 1), "same", "direct"),    # one input channel, 17 filters: direct loops
+           ((2, 6, 5, 18), 2, (3, 2), (1, 1), "valid", "flipped"),  # fewer filters than channels
+           ((2, 6, 6, 3), 4, (3, 3), (1, 1), "same", "planes")]     # narrow, stride 1: the planes loops
 for k, (shape, Fo, (KH, KW), strides, padding, fast_route) in enumerate(configs):
     x = rng.normal(size=shape)
     N, H, W, C = shape
