@@ -13,9 +13,10 @@ times whole training steps of that model with the new plans, with the heuristics
 routes for the same passes, and with the plans that won their pass by 10% or more,
 alternating, and keeps the plans only if they win the step (by 2%, round by round, and
 no slower on the fastest step); else the passes keep the heuristics' routes. Both
-figures are printed, and everything goes to this machine's plan file. A later ``import numbanet`` (planning "cached", the
-default) takes those routes. Plans are per thread count: the command uses one thread
-per CPU, as ``numbanet bench`` does and as a script does after ``nb.utils.set_num_threads()``.
+figures are printed, and everything goes to this machine's plan file. A later
+``import numbanet`` (planning "cached", the default) takes those routes. Plans are per
+thread count: the command uses one thread per CPU, as ``numbanet bench`` does and as a
+script does after ``nb.utils.set_num_threads()``.
 Run it on a quiet machine: the timings decide, and another job's load skews them.
 """
 from __future__ import annotations
@@ -103,8 +104,8 @@ def _check_line(check):
         return "whole step: every pass's plan is the heuristic's route, nothing to check"
     figures = ", ".join(f"{v} {ms:.2f} ({check['min_ms'][v]:.2f}) ms = {1 / check['ratio'][v]:.3f}x"
                         for v, ms in check["ms"].items())
-    return (f"whole step, median (min) of {check['steps']}, speed-up paired by round: {figures} -> keeps {check['kept']} "
-            f"({check['changed']} of {check['passes']} passes off the heuristic's route)")
+    return (f"whole step, median (min) of {check['steps']}, speed-up paired by round: {figures} "
+            f"-> keeps {check['kept']} ({check['changed']} of {check['passes']} passes off the heuristic's route)")
 
 
 def _load():
