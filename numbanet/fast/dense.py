@@ -14,7 +14,8 @@ Routes, recorded in ``routes.LAST``:
                            the bias and f split over the NumPy pool
                   "split"  BLAS is single-threaded (a batch split ran): rows cut over the
                            threads, each part runs product, bias and f
-  dense_backward  "serial" gx = gz W^T and gW = x^T gz as one product each
+  dense_backward  "serial" gx = gz W^T and gW = x^T gz as one product each; when tiny, gz = gy f'(z)
+                           and the bias gradient come from one kernel (kernels/dense_grad.py)
                   "split"  as "split" above: each part computes its rows of gx and its
                            share of gW; the shares are summed
 
@@ -29,6 +30,7 @@ import numpy as np
 
 from ..engine.ops import IN_PLACE_ACTIVATIONS
 from . import parallel, planner, workspace
+from .kernels.dense_grad import CODES as ACT_CODES, act_grad_bias
 from .routes import LAST
 from .tuning import BLAS_SPLIT_MIN_WORK, SMALL_DENSE_WORK
 
@@ -65,7 +67,12 @@ def dense_forward(x, W, b=None, activation=None):
     work = x.size * W.shape[1]
     if work < SMALL_DENSE_WORK and not planner.active():      # tiny: no plan to look up, no pool
         LAST["dense_forward"] = "small"
-        return _small_forward(x, W, b, activation)
+        y = x @ W                                             # _small_forward, inline: (B, D) @ (D, U) -> (B, U)
+        if b is not None:
+            y += b
+        if activation is not None:
+            IN_PLACE_ACTIVATIONS[activation][0](y)
+        return y
     heuristic = ("small" if work < SMALL_DENSE_WORK else
                  "split" if len(parallel.split_for_blas(len(x), work)) > 1 else "blas")
     how, planned = _plan("dense.forward", heuristic, x, W, ["small", "blas"],
@@ -107,12 +114,22 @@ def _small_forward(x, W, b, activation):
 
 def dense_backward(gy, x, W, y=None, activation=None, need_gx=True, need_gb=True):
     """(gx | None, gW, gb | None).   reference: numbanet.reference.tier.dense_backward."""
-    gz = gy if activation is None else gy * IN_PLACE_ACTIVATIONS[activation][1](y)   # gy * f'(z), f' from y
     work = x.size * W.shape[1]
     if work < SMALL_DENSE_WORK and not planner.active():      # tiny: the serial route, nothing to plan
         LAST["dense_backward"] = "serial"
+        if activation is None:
+            gz = gy
+            gb = parallel.column_sums(gz) if need_gb else None                  # (B, U) -> (U,)
+        elif activation in ACT_CODES and gy.dtype == y.dtype and gy.dtype.kind == "f":
+            gz, gb = np.empty_like(gy), np.empty(gy.shape[1], dtype=gy.dtype)  # (B, U), (U,)
+            act_grad_bias(gy, y, gz, gb, ACT_CODES[activation])                # gz = gy * f'(z), gb its sums
+            gb = gb if need_gb else None
+        else:
+            gz = gy * IN_PLACE_ACTIVATIONS[activation][1](y)
+            gb = parallel.column_sums(gz) if need_gb else None
         gx = gz @ W.T if need_gx else None                    # (B, U) @ (U, D) -> (B, D)
-        return gx, x.T @ gz, (parallel.column_sums(gz) if need_gb else None)   # (D, U), (U,)
+        return gx, x.T @ gz, gb                               # gW (D, U)
+    gz = gy if activation is None else gy * IN_PLACE_ACTIVATIONS[activation][1](y)   # gy * f'(z), f' from y
     split = work >= BLAS_SPLIT_MIN_WORK and len(parallel.split_for_blas(len(x), work)) > 1
     how, planned = _plan("dense.backward", "split" if split else "serial", x, W, ["serial"],
                          lambda name: _backward_by(name, gz, x, W, need_gx))
