@@ -1,6 +1,6 @@
 """The tiny dense passes of the fast tier and Dense's direct Linear node.
 
-* dense_backward's one-kernel gz = gy f'(z) and bias gradient (kernels/dense_grad.py) against
+* dense_backward's one-kernel gz = gy f'(z) and bias gradient (kernels/dense_small.py) against
   the reference tier within bounds (tests/bounds.py), with NaN / infinity where NumPy has them,
   without the bias, and with a gradient of another dtype (the NumPy fallback).
 * Dense makes the same graph as F.linear: one Linear node for None/"linear"/tanh/relu/sigmoid,
@@ -105,3 +105,35 @@ def test_dense_builds_the_graph_of_f_linear(act, nodes, kernels):
         e = float(np.finfo(np.float32).eps)
         bz = matmul_bound(x, layer.kernel.data, add=layer.bias.data, eps=e)
         assert_within(y.data, want.data, 2 * bz + elementwise_bound(np.ones_like(bz), 8, e))
+
+
+@pytest.mark.parametrize("dt", ["float32", "float64"])
+@pytest.mark.parametrize("act", [None] + ACTS)
+def test_small_forward_is_numpys_bits(dt, act):
+    # the bias kernel rounds each y + b once, as NumPy's broadcast add: the same bits
+    rng = np.random.default_rng(4)
+    for B, D, U in ((20, 10, 10), (20, 1, 10), (7, 3, 1)):
+        x, W, b, _, _ = _case(rng, B, D, U, dt, act)
+        y = fast_tier.dense_forward(x, W, b, act)
+        assert routes.last("dense_forward") == "small"
+        want = x @ W
+        want += b
+        if act is not None:
+            want = {"tanh": np.tanh, "relu": lambda z: np.maximum(z, 0),
+                    "sigmoid": lambda z: 1 / (1 + np.exp(-z))}[act](want).astype(dt)
+            if act == "sigmoid":                    # a different formula for sigmoid: within bounds
+                e = float(np.finfo(dt).eps)
+                assert_within(y, want, elementwise_bound(np.ones_like(want), 8, e))
+                continue
+        assert y.dtype == want.dtype and y.tobytes() == want.tobytes()
+
+
+@pytest.mark.parametrize("dt", ["float32", "float64"])
+def test_small_backward_without_activation_sums_the_bias_gradient(dt):
+    rng = np.random.default_rng(5)
+    for B, U in ((20, 1), (20, 10), (1, 3)):
+        x, W, b, _, gy = _case(rng, B, 4, U, dt, None)
+        gx, gW, gb = fast_tier.dense_backward(gy, x, W, None, None, False, True)
+        assert gx is None and gb.dtype == np.dtype(dt)
+        assert_within(gb, gy.astype(np.float64).sum(0), sum_bound(gy, axis=0))
+        assert_within(gW, x.astype(np.float64).T @ gy, matmul_bound(x.T, gy))

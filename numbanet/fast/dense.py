@@ -7,7 +7,7 @@ and the shapes are there): x (B, D), W (D, U), b (U,) or None, y (B, U), f one o
 Routes, recorded in ``routes.LAST``:
 
   dense_forward   "small"  fewer than SMALL_DENSE_WORK multiply-adds: one product, then the
-                           bias and f in place (the pool and the split would cost more); with
+                           bias (a kernel) and f in place (the pool and the split would cost more); with
                            no plans loaded it is taken before any route choosing, as is
                            dense_backward's "serial" for such sizes
                   "blas"   y from the scratch pool when big, one product (BLAS threads it),
@@ -15,7 +15,7 @@ Routes, recorded in ``routes.LAST``:
                   "split"  BLAS is single-threaded (a batch split ran): rows cut over the
                            threads, each part runs product, bias and f
   dense_backward  "serial" gx = gz W^T and gW = x^T gz as one product each; when tiny, gz = gy f'(z)
-                           and the bias gradient come from one kernel (kernels/dense_grad.py)
+                           and the bias gradient come from one kernel (kernels/dense_small.py)
                   "split"  as "split" above: each part computes its rows of gx and its
                            share of gW; the shares are summed
 
@@ -30,7 +30,7 @@ import numpy as np
 
 from ..engine.ops import IN_PLACE_ACTIVATIONS
 from . import parallel, planner, workspace
-from .kernels.dense_grad import CODES as ACT_CODES, act_grad_bias
+from .kernels.dense_small import CODES as ACT_CODES, act_grad_bias, bias_add, column_sums_into
 from .routes import LAST
 from .tuning import BLAS_SPLIT_MIN_WORK, SMALL_DENSE_WORK
 
@@ -69,7 +69,10 @@ def dense_forward(x, W, b=None, activation=None):
         LAST["dense_forward"] = "small"
         y = x @ W                                             # _small_forward, inline: (B, D) @ (D, U) -> (B, U)
         if b is not None:
-            y += b
+            if b.dtype == y.dtype:
+                bias_add(y, b)                                # y += b, NumPy's bits, a third of its overhead
+            else:
+                y += b
         if activation is not None:
             IN_PLACE_ACTIVATIONS[activation][0](y)
         return y
@@ -118,8 +121,13 @@ def dense_backward(gy, x, W, y=None, activation=None, need_gx=True, need_gb=True
     if work < SMALL_DENSE_WORK and not planner.active():      # tiny: the serial route, nothing to plan
         LAST["dense_backward"] = "serial"
         if activation is None:
-            gz = gy
-            gb = parallel.column_sums(gz) if need_gb else None                  # (B, U) -> (U,)
+            gz, gb = gy, None
+            if need_gb:                                                        # (B, U) -> (U,)
+                if gz.dtype.kind == "f":
+                    gb = np.empty(gz.shape[1], dtype=gz.dtype)
+                    column_sums_into(gz, gb)
+                else:
+                    gb = parallel.column_sums(gz)
         elif activation in ACT_CODES and gy.dtype == y.dtype and gy.dtype.kind == "f":
             gz, gb = np.empty_like(gy), np.empty(gy.shape[1], dtype=gy.dtype)  # (B, U), (U,)
             act_grad_bias(gy, y, gz, gb, ACT_CODES[activation])                # gz = gy * f'(z), gb its sums
