@@ -59,11 +59,14 @@ class _ReducedLoss(Function):
         return np.asarray(total / self.denom, dtype=p.dtype)
 
     def backward(self, gy):
+        dtype = self.p.dtype
         c = gy / self.denom
         if self.w is not None:
             c = c * self.w
-        g = self.loss.gradient_from(self.t, self.p, np.asarray(c, dtype=self.p.dtype), self.ctx)
-        return g.astype(self.p.dtype, copy=False)
+        if c.dtype != dtype or type(c) is not np.ndarray and type(c) is not dtype.type:
+            c = np.asarray(c, dtype=dtype)      # a NumPy scalar of p's dtype acts as the 0-d array would
+        g = self.loss.gradient_from(self.t, self.p, c, self.ctx)
+        return g if g.dtype == dtype else g.astype(dtype)
 
 
 _add_reduce = np.add.reduce
