@@ -1,23 +1,38 @@
 """The tiny dense passes of the fast tier and Dense's direct Linear node.
 
-* dense_backward's one-kernel gz = gy f'(z) and bias gradient (kernels/dense_small.py) against
-  the reference tier within bounds (tests/bounds.py), with NaN / infinity where NumPy has them,
-  without the bias, and with a gradient of another dtype (the NumPy fallback).
+* dense_backward's gz = gy f'(z) and bias gradient, by the kernels (kernels/dense_small.py) and
+  by NumPy (both ways, ``kernels`` fixture), against the reference tier within bounds
+  (tests/bounds.py), with NaN / infinity where NumPy has them, without the bias, and with a
+  gradient of another dtype; the forward's bias add is NumPy's bits both ways.
+* The kernels are used only once Numba is set up in the process (a fresh process checks).
 * Dense makes the same graph as F.linear: one Linear node for None/"linear"/tanh/relu/sigmoid,
   Linear then the activation's own node otherwise; its output and gradients equal the reference
   tier's within bounds.
 """
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 import numbanet as nb
 from bounds import assert_within, elementwise_bound, matmul_bound, sum_bound
 from numbanet.engine import functional as F
+from numbanet.fast import dense as fdense
 from numbanet.fast import routes
 from numbanet.fast import tier as fast_tier
 from numbanet.reference import tier as ref_tier
 
 ACTS = ["tanh", "relu", "sigmoid"]
+
+
+@pytest.fixture(autouse=True, params=[True, False], ids=["kernels", "numpy"])
+def kernels(request):
+    before = fdense.USE_KERNELS[0]
+    fdense.USE_KERNELS[0] = request.param
+    yield request.param
+    fdense.USE_KERNELS[0] = before
 
 
 def _case(rng, B, D, U, dt, act):
@@ -83,11 +98,11 @@ def test_small_backward_with_a_gradient_of_another_dtype():
 @pytest.mark.parametrize("act, nodes", [(None, ["Linear"]), ("linear", ["Linear"]), ("tanh", ["Linear"]),
                                         ("relu", ["Linear"]), ("sigmoid", ["Linear"]),
                                         ("softmax", ["Linear", "Softmax"])])
-@pytest.mark.parametrize("kernels", ["fast", "reference"])
-def test_dense_builds_the_graph_of_f_linear(act, nodes, kernels):
+@pytest.mark.parametrize("tier", ["fast", "reference"])
+def test_dense_builds_the_graph_of_f_linear(act, nodes, tier):
     rng = np.random.default_rng(3)
     x = rng.standard_normal((20, 10)).astype("float32")
-    with nb.kernels(kernels):
+    with nb.kernels(tier):
         layer = nb.layers.Dense(10, activation=act)
         for _ in range(2):                                      # the first call names the activation
             xt = nb.Tensor(x)
@@ -137,3 +152,30 @@ def test_small_backward_without_activation_sums_the_bias_gradient(dt):
         assert gx is None and gb.dtype == np.dtype(dt)
         assert_within(gb, gy.astype(np.float64).sum(0), sum_bound(gy, axis=0))
         assert_within(gW, x.astype(np.float64).T @ gy, matmul_bound(x.T, gy))
+
+
+CHILD = """
+import sys
+import numpy as np, numbanet as nb
+from numbanet.fast import dense
+m = nb.models.Sequential([nb.layers.Dense(10, activation="tanh"), nb.layers.Dense(1)])
+m.compile(optimizer="sgd", loss="mse")
+x = np.linspace(-1, 1, 40, dtype="float32").reshape(-1, 1)
+m.fit(x, x, batch_size=20, epochs=2, verbose=0)
+print(dense.USE_KERNELS[0], "numba.np.arraymath" in sys.modules)
+from numbanet.fast.kernels.dense_small import bias_add
+bias_add(np.zeros((2, 3), "float32"), np.ones(3, "float32"))
+print(dense._kernels_ready())
+"""
+
+
+def test_kernels_wait_for_numba(kernels):
+    if not kernels:
+        pytest.skip("one run is enough")
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, "-c", CHILD], cwd=root, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.split()
+    jit = "NUMBA_DISABLE_JIT=1" not in " ".join(f"{k}={v}" for k, v in __import__("os").environ.items())
+    assert lines[:2] == ["None", "False"]           # a small MLP's fit sets nothing of Numba up
+    assert lines[2] == ("True" if jit else "False")  # a kernel call does (not without the JIT)

@@ -7,15 +7,17 @@ and the shapes are there): x (B, D), W (D, U), b (U,) or None, y (B, U), f one o
 Routes, recorded in ``routes.LAST``:
 
   dense_forward   "small"  fewer than SMALL_DENSE_WORK multiply-adds: one product, then the
-                           bias (a kernel) and f in place (the pool and the split would cost more); with
+                           bias and f in place (the pool and the split would cost more); with
                            no plans loaded it is taken before any route choosing, as is
                            dense_backward's "serial" for such sizes
                   "blas"   y from the scratch pool when big, one product (BLAS threads it),
                            the bias and f split over the NumPy pool
                   "split"  BLAS is single-threaded (a batch split ran): rows cut over the
                            threads, each part runs product, bias and f
-  dense_backward  "serial" gx = gz W^T and gW = x^T gz as one product each; when tiny, gz = gy f'(z)
-                           and the bias gradient come from one kernel (kernels/dense_small.py)
+  dense_backward  "serial" gx = gz W^T and gW = x^T gz as one product each
+
+Tiny passes take the bias add and, backward, gz = gy f'(z) with the bias gradient
+from kernels/dense_small.py once Numba is set up in the process (``_kernels_ready``).
                   "split"  as "split" above: each part computes its rows of gx and its
                            share of gW; the shares are summed
 
@@ -26,6 +28,8 @@ running it makes BLAS so for the whole process (``parallel.run``).
 """
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from ..engine.ops import IN_PLACE_ACTIVATIONS
@@ -35,6 +39,29 @@ from .routes import LAST
 from .tuning import BLAS_SPLIT_MIN_WORK, SMALL_DENSE_WORK
 
 FUSABLE = ("tanh", "relu", "sigmoid")   # the activations dense_forward runs in place
+
+#: the tiny passes' kernels (kernels/dense_small.py): None uses them once Numba is set up in this
+#: process, True / False always / never (tests set it to run both ways)
+USE_KERNELS = [None]
+
+
+def _kernels_ready() -> bool:
+    """True where the tiny passes should call their Numba kernels rather than NumPy.
+
+    A kernel saves about a microsecond per call, but the first Numba call of a
+    process sets Numba up: about 0.45 s on a Zen 2 core even with every kernel
+    in the disk cache (mostly imports, SciPy's linalg among them), the break-even
+    of some 100,000 tiny dense passes. So a model that runs no other kernel (a
+    small MLP) keeps NumPy, and the kernels join once anything has set Numba up
+    (a convolution, an RNN, a warm-up): Numba's set-up imports its
+    implementations, ``numba.np.arraymath`` among them.
+    """
+    use = USE_KERNELS[0]
+    if use is None:
+        if "numba.np.arraymath" not in sys.modules:             # Numba's implementations not loaded yet
+            return False
+        use = USE_KERNELS[0] = True
+    return use
 
 
 def _finish(y, b, f):
@@ -69,7 +96,7 @@ def dense_forward(x, W, b=None, activation=None):
         LAST["dense_forward"] = "small"
         y = x @ W                                             # _small_forward, inline: (B, D) @ (D, U) -> (B, U)
         if b is not None:
-            if b.dtype == y.dtype:
+            if b.dtype == y.dtype and _kernels_ready():
                 bias_add(y, b)                                # y += b, NumPy's bits, a third of its overhead
             else:
                 y += b
@@ -120,20 +147,25 @@ def dense_backward(gy, x, W, y=None, activation=None, need_gx=True, need_gb=True
     work = x.size * W.shape[1]
     if work < SMALL_DENSE_WORK and not planner.active():      # tiny: the serial route, nothing to plan
         LAST["dense_backward"] = "serial"
+        kernels = gy.dtype.kind == "f" and _kernels_ready()
         if activation is None:
             gz, gb = gy, None
             if need_gb:                                                        # (B, U) -> (U,)
-                if gz.dtype.kind == "f":
+                if kernels:
                     gb = np.empty(gz.shape[1], dtype=gz.dtype)
                     column_sums_into(gz, gb)
                 else:
                     gb = parallel.column_sums(gz)
-        elif activation in ACT_CODES and gy.dtype == y.dtype and gy.dtype.kind == "f":
+        elif kernels and activation in ACT_CODES and gy.dtype == y.dtype:
             gz, gb = np.empty_like(gy), np.empty(gy.shape[1], dtype=gy.dtype)  # (B, U), (U,)
             act_grad_bias(gy, y, gz, gb, ACT_CODES[activation])                # gz = gy * f'(z), gb its sums
             gb = gb if need_gb else None
         else:
-            gz = gy * IN_PLACE_ACTIVATIONS[activation][1](y)
+            gz = IN_PLACE_ACTIVATIONS[activation][1](y)                        # f'(z), a new array
+            if gz.dtype == gy.dtype:
+                gz *= gy                                                       # gy * f'(z) in its buffer
+            else:
+                gz = gy * gz
             gb = parallel.column_sums(gz) if need_gb else None
         gx = gz @ W.T if need_gx else None                    # (B, U) @ (U, D) -> (B, D)
         return gx, x.T @ gz, gb                               # gW (D, U)
