@@ -161,15 +161,11 @@ def dense_backward(gy, x, W, y=None, activation=None, need_gx=True, need_gb=True
             act_grad_bias(gy, y, gz, gb, ACT_CODES[activation])                # gz = gy * f'(z), gb its sums
             gb = gb if need_gb else None
         else:
-            gz = IN_PLACE_ACTIVATIONS[activation][1](y)                        # f'(z), a new array
-            if gz.dtype == gy.dtype:
-                gz *= gy                                                       # gy * f'(z) in its buffer
-            else:
-                gz = gy * gz
+            gz = _act_grad(gy, y, activation)
             gb = parallel.column_sums(gz) if need_gb else None
         gx = gz @ W.T if need_gx else None                    # (B, U) @ (U, D) -> (B, D)
         return gx, x.T @ gz, gb                               # gW (D, U)
-    gz = gy if activation is None else gy * IN_PLACE_ACTIVATIONS[activation][1](y)   # gy * f'(z), f' from y
+    gz = gy if activation is None else _act_grad(gy, y, activation)
     split = work >= BLAS_SPLIT_MIN_WORK and len(parallel.split_for_blas(len(x), work)) > 1
     how, planned = _plan("dense.backward", "split" if split else "serial", x, W, ["serial"],
                          lambda name: _backward_by(name, gz, x, W, need_gx))
@@ -177,6 +173,15 @@ def dense_backward(gy, x, W, y=None, activation=None, need_gx=True, need_gb=True
     LAST["dense_backward"] = planner.label(how, planned)
     gb = parallel.column_sums(gz) if need_gb else None        # (B, U) -> (U,)
     return gx, gW, gb
+
+
+def _act_grad(gy, y, activation):
+    """gz = gy * f'(z), f' read from y (B, U): written into f''s new array where the dtypes allow."""
+    gz = IN_PLACE_ACTIVATIONS[activation][1](y)                   # f'(z), a new array
+    if gz.dtype == gy.dtype:
+        gz *= gy
+        return gz
+    return gy * gz
 
 
 def _backward_by(how, gz, x, W, need_gx):
