@@ -182,19 +182,20 @@ class Loss:
             p = y_pred.data
             kind = self._kind
             if (kind is not None and kind[0] == p.shape and kind[1] is p.dtype
-                    and kind[2] == y_true.shape and kind[3] is y_true.dtype):
+                    and kind[2] == y_true.shape and kind[3] is y_true.dtype and kind[6] is self.reduction):
                 self._check_logits(y_pred)
                 t = y_true if kind[5] else self.prepare_true(y_true, p)
                 return _ReducedLoss(self, t, None, kind[4])(y_pred)
             t, weights, denom = self._prepare(y_true, y_pred, None, None)
-            self._kind = (p.shape, p.dtype, y_true.shape, y_true.dtype, denom, self._reusable_true(t, y_true))
+            self._kind = (p.shape, p.dtype, y_true.shape, y_true.dtype, denom, self._reusable_true(t, y_true),
+                          self.reduction)
             return _ReducedLoss(self, t, weights, denom)(y_pred)
         y_pred = as_tensor(y_pred)
         t, weights, denom = self._prepare(y_true, y_pred, sample_weight, mask)
         return _ReducedLoss(self, t, weights, denom)(y_pred)
 
-    #: (p.shape, p.dtype, y_true.shape, y_true.dtype, denom, y_true used as t) of the last checked
-    #: unweighted call with an ndarray y_true; a call of the same kind skips the checks
+    #: (p.shape, p.dtype, y_true.shape, y_true.dtype, denom, y_true used as t, reduction) of the last
+    #: checked unweighted call with an ndarray y_true; a call of the same kind skips the checks
     _kind = None
 
     def _reusable_true(self, t, y_true):

@@ -126,6 +126,9 @@ def test_another_kind_is_checked_again():
     # with sample weights: the weighted path, not the remembered divisor
     sw = np.array([1, 0, 0, 0], np.float32)
     assert float(loss(t, p, sample_weight=sw).data) == 0.25
+    # another reduction set on the object: the sum over the 4 samples of their mean of 2 values
+    loss.reduction = "sum"
+    assert float(loss(t, p).data) == 4.0
 
 
 def test_sparse_labels_are_checked_on_every_call():
