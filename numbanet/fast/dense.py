@@ -15,6 +15,9 @@ Routes, recorded in ``routes.LAST``:
                   "split"  BLAS is single-threaded (a batch split ran): rows cut over the
                            threads, each part runs product, bias and f
   dense_backward  "serial" gx = gz W^T and gW = x^T gz as one product each
+
+Tiny passes take the bias add and, backward, gz = gy f'(z) with the bias gradient
+from kernels/dense_small.py once Numba is set up in the process (``_kernels_ready``).
                   "split"  as "split" above: each part computes its rows of gx and its
                            columns of gW (x^T gz[:, c0:c1] over all B rows: no (D, U)
                            partial sums to allocate and add)
@@ -26,14 +29,40 @@ running it makes BLAS so for the whole process (``parallel.run``).
 """
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from ..engine.ops import IN_PLACE_ACTIVATIONS
 from . import parallel, planner, workspace
+from .kernels.dense_small import CODES as ACT_CODES, act_grad_bias, bias_add, column_sums_into
 from .routes import LAST
 from .tuning import BLAS_SPLIT_MIN_WORK, SMALL_DENSE_WORK
 
 FUSABLE = ("tanh", "relu", "sigmoid")   # the activations dense_forward runs in place
+
+#: the tiny passes' kernels (kernels/dense_small.py): None uses them once Numba is set up in this
+#: process, True / False always / never (tests set it to run both ways)
+USE_KERNELS = [None]
+
+
+def _kernels_ready() -> bool:
+    """True where the tiny passes should call their Numba kernels rather than NumPy.
+
+    A kernel saves about a microsecond per call, but the first Numba call of a
+    process sets Numba up: about 0.45 s on a Zen 2 core even with every kernel
+    in the disk cache (mostly imports, SciPy's linalg among them), the break-even
+    of some 100,000 tiny dense passes. So a model that runs no other kernel (a
+    small MLP) keeps NumPy, and the kernels join once anything has set Numba up
+    (a convolution, an RNN, a warm-up): Numba's set-up imports its
+    implementations, ``numba.np.arraymath`` among them.
+    """
+    use = USE_KERNELS[0]
+    if use is None:
+        if "numba.np.arraymath" not in sys.modules:             # Numba's implementations not loaded yet
+            return False
+        use = USE_KERNELS[0] = True
+    return use
 
 
 def _finish(y, b, f):
@@ -66,7 +95,15 @@ def dense_forward(x, W, b=None, activation=None):
     work = x.size * W.shape[1]
     if work < SMALL_DENSE_WORK and not planner.active():      # tiny: no plan to look up, no pool
         LAST["dense_forward"] = "small"
-        return _small_forward(x, W, b, activation)
+        y = x @ W                                             # _small_forward, inline: (B, D) @ (D, U) -> (B, U)
+        if b is not None:
+            if b.dtype == y.dtype and _kernels_ready():
+                bias_add(y, b)                                # y += b, NumPy's bits, a third of its overhead
+            else:
+                y += b
+        if activation is not None:
+            IN_PLACE_ACTIVATIONS[activation][0](y)
+        return y
     heuristic = ("small" if work < SMALL_DENSE_WORK else
                  "split" if len(parallel.split_for_blas(len(x), work)) > 1 else "blas")
     how, planned = _plan("dense.forward", heuristic, x, W, ["small", "blas"],
@@ -108,12 +145,28 @@ def _small_forward(x, W, b, activation):
 
 def dense_backward(gy, x, W, y=None, activation=None, need_gx=True, need_gb=True):
     """(gx | None, gW, gb | None).   reference: numbanet.reference.tier.dense_backward."""
-    gz = gy if activation is None else gy * IN_PLACE_ACTIVATIONS[activation][1](y)   # gy * f'(z), f' from y
     work = x.size * W.shape[1]
     if work < SMALL_DENSE_WORK and not planner.active():      # tiny: the serial route, nothing to plan
         LAST["dense_backward"] = "serial"
+        kernels = gy.dtype.kind == "f" and _kernels_ready()
+        if activation is None:
+            gz, gb = gy, None
+            if need_gb:                                                        # (B, U) -> (U,)
+                if kernels:
+                    gb = np.empty(gz.shape[1], dtype=gz.dtype)
+                    column_sums_into(gz, gb)
+                else:
+                    gb = parallel.column_sums(gz)
+        elif kernels and activation in ACT_CODES and gy.dtype == y.dtype:
+            gz, gb = np.empty_like(gy), np.empty(gy.shape[1], dtype=gy.dtype)  # (B, U), (U,)
+            act_grad_bias(gy, y, gz, gb, ACT_CODES[activation])                # gz = gy * f'(z), gb its sums
+            gb = gb if need_gb else None
+        else:
+            gz = _act_grad(gy, y, activation)
+            gb = parallel.column_sums(gz) if need_gb else None
         gx = gz @ W.T if need_gx else None                    # (B, U) @ (U, D) -> (B, D)
-        return gx, x.T @ gz, (parallel.column_sums(gz) if need_gb else None)   # (D, U), (U,)
+        return gx, x.T @ gz, gb                               # gW (D, U)
+    gz = gy if activation is None else _act_grad(gy, y, activation)
     split = work >= BLAS_SPLIT_MIN_WORK and len(parallel.split_for_blas(len(x), work)) > 1
     how, planned = _plan("dense.backward", "split" if split else "serial", x, W, ["serial"],
                          lambda name: _backward_by(name, gz, x, W, need_gx))
@@ -121,6 +174,15 @@ def dense_backward(gy, x, W, y=None, activation=None, need_gx=True, need_gb=True
     LAST["dense_backward"] = planner.label(how, planned)
     gb = parallel.column_sums(gz) if need_gb else None        # (B, U) -> (U,)
     return gx, gW, gb
+
+
+def _act_grad(gy, y, activation):
+    """gz = gy * f'(z), f' read from y (B, U): written into f''s new array where the dtypes allow."""
+    gz = IN_PLACE_ACTIVATIONS[activation][1](y)                   # f'(z), a new array
+    if gz.dtype == gy.dtype:
+        gz *= gy
+        return gz
+    return gy * gz
 
 
 def _backward_by(how, gz, x, W, need_gx):

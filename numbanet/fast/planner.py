@@ -83,7 +83,7 @@ def set_planning(mode: str, repeats: int = REPEATS) -> str:
                          f"\"measure\": time the candidate routes of each new shape once)")
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
         raise ValueError(f"set_planning: repeats must be an integer >= 1, got {repeats!r}")
-    _STATE["mode"], _STATE["repeats"] = mode.lower(), repeats
+    _STATE["mode"], _STATE["repeats"], _ACTIVE[0] = mode.lower(), repeats, None
     return _STATE["mode"]
 
 
@@ -99,20 +99,28 @@ def get_planning() -> str:
     return _STATE["mode"]
 
 
+_ACTIVE = [None]    # active()'s answer, None until worked out; set_planning, reset, _plans and choose clear it
+
+
 def active() -> bool:
-    """True where ``choose`` can return something other than the heuristic (a cheap test)."""
-    mode = get_planning()
-    return mode == "measure" or (mode == "cached" and bool(_plans()))
+    """True where ``choose`` can return something other than the heuristic (one list read once known)."""
+    known = _ACTIVE[0]
+    if known is None:
+        mode = get_planning()
+        known = _ACTIVE[0] = mode == "measure" or (mode == "cached" and bool(_plans()))
+    return known
 
 
 def reset() -> None:
     """Forget the loaded plans, the file's path and the mode (they are found again on next use)."""
     _STATE.update(mode=None, plans=None, checks=None, path=None, writable=None, machine=None)
+    _ACTIVE[0] = None
 
 
 def forget() -> None:
     """Drop every plan and whole-step check of this machine (in memory; ``save`` then writes the empty file)."""
     _STATE["plans"], _STATE["checks"] = {}, {}
+    _ACTIVE[0] = None
 
 
 # ------------------------------------------------------------------ the machine and its file
@@ -184,6 +192,7 @@ def _plans() -> dict:
     loaded from the file on first use (``choose`` and ``check_whole_steps`` explain the fields)."""
     if _STATE["plans"] is None:
         _STATE["plans"], _STATE["checks"] = _load(plan_path())
+        _ACTIVE[0] = None
     return _STATE["plans"]
 
 
@@ -289,6 +298,7 @@ def choose(op_key: str, heuristic: str, candidates, run):
     ms = measure(candidates, run, _STATE["repeats"])
     best = min(ms, key=ms.get)
     plans[op_key] = {"route": best, "heuristic": heuristic, "fastest": best, "ms": ms}
+    _ACTIVE[0] = None
     save()
     return best, True
 

@@ -25,7 +25,7 @@ class Dense(Layer):
         super().__init__(**kwargs)
         self.units = positive_int(self.name, "units", units)
         self.activation = activations.get(activation)
-        self._named = (None, None)                  # (activation, its name), see _activation_name
+        self._named = (None, None, False, None)     # (activation, its name, Linear alone?, its f), see call
         self.use_bias = use_bias
         self.kernel_initializer = self.check_initializer("kernel_initializer", kernel_initializer)
         self.bias_initializer = self.check_initializer("bias_initializer", bias_initializer)
@@ -51,7 +51,13 @@ class Dense(Layer):
         # "dense + bias + activation" by name: the engine fuses what its tiers can
         named = self._named
         if named[0] is not self.activation:                   # first call, or set anew since
-            named = self._named = (self.activation, self._activation_name())
+            name = self._activation_name()
+            inside = name if isinstance(name, str) and name in F.FUSED_ACTIVATIONS else None
+            alone = inside is not None or name is None or (isinstance(name, str) and name == "linear")
+            named = self._named = (self.activation, name, alone, inside)
+        if named[2]:                   # F.linear would make just the Linear node: make it here
+            fn = F.Linear(named[3])
+            return fn(x, self.kernel) if self.bias is None else fn(x, self.kernel, self.bias)
         return F.linear(x, self.kernel, self.bias, activation=named[1])
 
     def _activation_name(self):
