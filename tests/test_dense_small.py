@@ -169,9 +169,7 @@ print(dense._kernels_ready())
 """
 
 
-def test_kernels_wait_for_numba(kernels):
-    if not kernels:
-        pytest.skip("one run is enough")
+def test_kernels_wait_for_numba():
     root = Path(__file__).resolve().parent.parent
     out = subprocess.run([sys.executable, "-c", CHILD], cwd=root, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
