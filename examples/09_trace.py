@@ -36,6 +36,10 @@ rng = np.random.default_rng(9)
 x = rng.normal(size=(N, H, W, C)).astype("float32")
 y = np.arange(N) % 5
 
+# On the fast tier the Conv2D(relu) -> MaxPooling2D pair runs as one fused node
+# (numbanet/models/fusion.py); this lesson traces the layers one by one, as written
+# (and as the reference tier always runs them). The fused step's trace is printed last.
+nb.set_fusion(False)
 model.trace(x, y)                         # a first trace compiles the fast tier's kernels (Numba)
 trace = model.trace(x, y)                 # the second one shows steady-state times
 print(trace)
@@ -95,4 +99,10 @@ assert boxes.count("op") == n_ops and boxes.count("parameter") == 4, boxes      
 assert os.path.getsize(path) > 0
 print(f"\nwrote {path}: {n_ops} op boxes, {boxes.count('parameter')} parameters, "
       f"{boxes.count('data')} data inputs, {boxes.count('edge')} arrows")
+# ---------------------------------------------------------------- the fused step
+nb.set_fusion(True)
+fused = {r["op"]: r for r in model.trace(x, y).rows("forward")}["Conv2DReluMaxPool"]
+print(f"\nfused on the fast tier: {fused['layer']}, route {fused['route']}")
+assert fused["output"] == forward["pool"]["output"]                   # the pooled map, written directly
+assert fused["flops"] == forward["conv"]["flops"] + forward["pool"]["flops"]
 print("\nOK 09_trace: the trace's shapes, padding and FLOPs are the ones computed by hand")
