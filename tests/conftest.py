@@ -70,3 +70,18 @@ def tier(request):
 # the user's cache folder must not change which route a test sees. tests/test_planner.py
 # sets the mode it tests.
 os.environ.setdefault("NUMBANET_PLANNING", "off")
+
+
+@pytest.fixture
+def plan_cache(tmp_path, monkeypatch):
+    """A fresh cache folder for the route planner's plan file, planning state forgotten before and
+    after, 2 threads (the planner's tests)."""
+    from numbanet.fast import parallel, planner
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv("NUMBANET_PLANNING", raising=False)
+    threads = parallel.num_threads()
+    parallel.set_num_threads(2)
+    planner.reset()
+    yield tmp_path / "numbanet"
+    planner.reset()
+    parallel.set_num_threads(threads)

@@ -12,16 +12,9 @@ from numbanet.fast import parallel, planner, routes
 
 
 @pytest.fixture
-def cache(tmp_path, monkeypatch):
-    """A fresh cache folder for the plan file, planning state forgotten before and after; 2 threads."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    monkeypatch.delenv("NUMBANET_PLANNING", raising=False)
-    threads = parallel.num_threads()
-    parallel.set_num_threads(2)
-    planner.reset()
-    yield tmp_path / "numbanet"
-    planner.reset()
-    parallel.set_num_threads(threads)
+def cache(plan_cache):
+    """The route planner's own cache folder (``plan_cache`` in conftest.py)."""
+    return plan_cache
 
 
 def _tiny_dense_route():
