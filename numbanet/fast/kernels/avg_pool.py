@@ -18,9 +18,8 @@ in ``pooling.py``.
 """
 from __future__ import annotations
 
-from numba import uintp as U
 
-from .config import njit
+from .config import U, njit
 
 
 @njit

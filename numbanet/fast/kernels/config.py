@@ -25,6 +25,18 @@ import numba
 FASTMATH = {"reassoc", "contract", "arcp"}
 
 
+def _plain_index(i):
+    """An index as it is: what ``U`` is in plain Python (``NUMBA_DISABLE_JIT=1``)."""
+    return i
+
+
+# ``U(i)``: an index as an unsigned integer, so that LLVM needs no negative-index test in the
+# kernels' inner loops and can vectorise them (``direct_conv.py`` explains). Compiled, it is
+# ``numba.uintp``; in plain Python an index is an int already, and calling ``numba.uintp`` there
+# costs about 2 us, which made the plain-Python kernels several times slower than their own loops.
+U = _plain_index if numba.config.DISABLE_JIT else numba.uintp
+
+
 def njit(*args, **flags):
     """``numba.njit`` with the project's defaults (cache, nogil), and a cache fallback.
 

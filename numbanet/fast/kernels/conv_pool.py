@@ -19,9 +19,8 @@ Notation: pool window KH x KW, strides SH, SW, top/left padding PT, PL as in
 from __future__ import annotations
 
 import numpy as np
-from numba import uintp as U
 
-from .config import njit
+from .config import U, njit
 
 
 @njit

@@ -20,9 +20,8 @@ indices are unsigned.
 """
 from __future__ import annotations
 
-from numba import uintp as U
 
-from .config import njit
+from .config import U, njit
 
 TANH, RELU, SIGMOID = 0, 1, 2
 CODES = {"tanh": TANH, "relu": RELU, "sigmoid": SIGMOID}

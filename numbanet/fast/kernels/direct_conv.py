@@ -60,9 +60,8 @@ given gW, gb (one pair per thread, summed afterwards).
 from __future__ import annotations
 
 import numpy as np
-from numba import uintp as U
 
-from .config import FASTMATH, njit
+from .config import FASTMATH, U, njit
 
 
 @njit(fastmath=FASTMATH)

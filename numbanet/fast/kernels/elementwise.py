@@ -10,9 +10,8 @@ where y > 0 passes through.
 """
 from __future__ import annotations
 
-from numba import uintp as U
 
-from .config import njit
+from .config import U, njit
 
 
 @njit

@@ -45,9 +45,8 @@ indexing (``direct_conv.py`` explains the cause).
 from __future__ import annotations
 
 import numpy as np
-from numba import uintp as U
 
-from .config import njit
+from .config import U, njit
 
 
 @njit

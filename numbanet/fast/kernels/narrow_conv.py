@@ -50,9 +50,8 @@ splits the batch over threads (``fast/conv.py``). Indices are unsigned
 from __future__ import annotations
 
 import numpy as np
-from numba import uintp as U
 
-from .config import FASTMATH, njit
+from .config import FASTMATH, U, njit
 
 
 @njit

@@ -30,9 +30,8 @@ vectorise the channel loops (see ``direct_conv.py``).
 from __future__ import annotations
 
 import numpy as np
-from numba import uintp as U
 
-from .config import njit
+from .config import U, njit
 
 
 def arg_dtype(KH, KW):
