@@ -40,19 +40,111 @@ def arg_dtype(KH, KW):
 
 
 @njit
+def _row_2x2(r0, r1, xs0, step, C, ow_lo, ow_hi, yr, ar):
+    """Output pixels ow_lo..ow_hi-1 of one row, 2x2 windows wholly inside the image: rows r0, r1,
+    pixel ow's window starting at column cell xs0 + ow*step. Per channel the 4 taps are compared
+    in row-major order in registers; y and arg are stored once (a loop LLVM vectorises)."""
+    a_t = ar.dtype.type
+    k1, k2, k3 = a_t(1), a_t(2), a_t(3)
+    Cu = U(C)
+    for ow in range(U(ow_lo), U(ow_hi)):
+        xs = U(xs0) + ow * U(step)
+        ys = ow * Cu
+        for c in range(Cu):
+            m, k = r0[xs + c], a_t(0)
+            v = r0[xs + Cu + c]
+            if v > m:
+                m, k = v, k1
+            v = r1[xs + c]
+            if v > m:
+                m, k = v, k2
+            v = r1[xs + Cu + c]
+            if v > m:
+                m, k = v, k3
+            yr[ys + c] = m
+            ar[ys + c] = k
+
+
+@njit
+def _row_3x3(r0, r1, r2, xs0, step, C, ow_lo, ow_hi, yr, ar):
+    """As ``_row_2x2`` for 3x3 windows (rows r0, r1, r2; 9 taps)."""
+    a_t = ar.dtype.type
+    k1, k2, k3, k4, k5, k6, k7, k8 = a_t(1), a_t(2), a_t(3), a_t(4), a_t(5), a_t(6), a_t(7), a_t(8)
+    Cu = U(C)
+    C2 = Cu + Cu
+    for ow in range(U(ow_lo), U(ow_hi)):
+        xs = U(xs0) + ow * U(step)
+        ys = ow * Cu
+        for c in range(Cu):
+            m, k = r0[xs + c], a_t(0)
+            v = r0[xs + Cu + c]
+            if v > m:
+                m, k = v, k1
+            v = r0[xs + C2 + c]
+            if v > m:
+                m, k = v, k2
+            v = r1[xs + c]
+            if v > m:
+                m, k = v, k3
+            v = r1[xs + Cu + c]
+            if v > m:
+                m, k = v, k4
+            v = r1[xs + C2 + c]
+            if v > m:
+                m, k = v, k5
+            v = r2[xs + c]
+            if v > m:
+                m, k = v, k6
+            v = r2[xs + Cu + c]
+            if v > m:
+                m, k = v, k7
+            v = r2[xs + C2 + c]
+            if v > m:
+                m, k = v, k8
+            yr[ys + c] = m
+            ar[ys + c] = k
+
+
+@njit
 def max_pool_forward_into(x, KH, KW, SH, SW, PT, PL, y, arg):
-    """x (N, H, W, C) -> y (N, OH, OW, C) and window-local arg (N, OH, OW, C), written in place."""
+    """x (N, H, W, C) -> y (N, OH, OW, C) and window-local arg (N, OH, OW, C), written in place.
+
+    2x2 and 3x3 windows that lie wholly inside the image, output pixels
+    ow_lo <= ow < ow_hi of a row whose window rows are all real, go through
+    ``_row_2x2`` / ``_row_3x3``: the taps compared in registers, one store of y
+    and arg per channel, a loop LLVM vectorises. The general scan (any window,
+    and the windows over the padding) updates y and arg in memory under a
+    branch, which stays scalar: measured 10-40x slower on 2x2 windows. Both
+    give the same y and arg: the same strict ``>`` in the same row-major
+    order, so the first maximum wins and a NaN in the first cell stays.
+    """
     N, H, W, C = x.shape
     OH, OW = y.shape[1], y.shape[2]
     x2 = x.reshape(N * H, W * C)
     y2 = y.reshape(N * OH, OW * C)
     a2 = arg.reshape(N * OH, OW * C)
+    small = (KH == 2 and KW == 2) or (KH == 3 and KW == 3)
+    # the output columns whose window is wholly inside: ow*SW - PL >= 0 and ow*SW - PL + KW <= W
+    ow_lo = min(OW, (PL + SW - 1) // SW)
+    ow_hi = max(ow_lo, min(OW, (W + PL - KW) // SW + 1)) if W + PL >= KW else ow_lo
     for n in range(N):
         for oh in range(OH):
             h0 = oh * SH - PT
             ki_lo, ki_hi = max(0, -h0), min(KH, H - h0)
             yr, ar = y2[U(n * OH + oh)], a2[U(n * OH + oh)]
+            fast = small and ki_lo == 0 and ki_hi == KH and ow_lo < ow_hi
+            if fast:
+                r0, r1 = x2[U(n * H + h0)], x2[U(n * H + h0 + 1)]
+                xs0 = -PL * C                          # >= -ow_lo*SW*C: the first index read is >= 0
+                if KH == 2:
+                    _row_2x2(r0, r1, xs0 + ow_lo * SW * C, SW * C, C, 0, ow_hi - ow_lo,
+                             yr[U(ow_lo * C):], ar[U(ow_lo * C):])
+                else:
+                    _row_3x3(r0, r1, x2[U(n * H + h0 + 2)], xs0 + ow_lo * SW * C, SW * C, C, 0,
+                             ow_hi - ow_lo, yr[U(ow_lo * C):], ar[U(ow_lo * C):])
             for ow in range(OW):
+                if fast and ow_lo <= ow < ow_hi:
+                    continue
                 w0 = ow * SW - PL
                 kj_lo, kj_hi = max(0, -w0), min(KW, W - w0)
                 ys = U(ow * C)
