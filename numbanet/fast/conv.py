@@ -197,7 +197,7 @@ def _plan(op, heuristic, x_shape, W_shape, strides, pads, dtype, run):
         return heuristic, None
     KH, KW, C, F = W_shape
     key = planner.key(op, x=tuple(x_shape), W=tuple(W_shape), strides=tuple(strides), pads=tuple(pads),
-                      dtype=str(dtype))
+                      dtype=planner._dtype_name(dtype))
     return planner.choose(key, heuristic, candidates(op, C, F, *strides, KH=KH, KW=KW), run)
 
 

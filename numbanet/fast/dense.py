@@ -86,15 +86,24 @@ def _plan(op, heuristic, x, W, routes, run):
     if not planner.active():
         return heuristic, None
     split = _splittable(len(x))
-    key = planner.key(op, x=tuple(x.shape), U=W.shape[1], dtype=str(x.dtype), split=split)
+    key = planner.key(op, x=tuple(x.shape), U=W.shape[1], dtype=planner._dtype_name(x.dtype), split=split)
     return planner.choose(key, heuristic, routes + (["split"] if split else []), run)
 
 
 def dense_forward(x, W, b=None, activation=None):
     """y = f(x @ W + b), fused in place.   reference: numbanet.reference.tier.dense_forward."""
     work = x.size * W.shape[1]
-    if work < SMALL_DENSE_WORK and not planner.active():      # tiny: no plan to look up, no pool
-        LAST["dense_forward"] = "small"
+    tiny = work < SMALL_DENSE_WORK
+    planned = None
+    if tiny and planner.active():
+        how, planned = _plan("dense.forward", "small", x, W, ["small", "blas"],
+                             lambda name: _forward_by(name, x, W, b, activation))
+        if how != "small":
+            y = _forward_by(how, x, W, b, activation)
+            LAST["dense_forward"] = planner.label(how, planned)
+            return y
+    if tiny:             # no plan, or one that keeps the heuristic: the same code as planning off, no pool
+        LAST["dense_forward"] = planner.label("small", planned)
         y = x @ W                                             # _small_forward, inline: (B, D) @ (D, U) -> (B, U)
         if b is not None:
             if b.dtype == y.dtype and _kernels_ready():
@@ -146,8 +155,15 @@ def _small_forward(x, W, b, activation):
 def dense_backward(gy, x, W, y=None, activation=None, need_gx=True, need_gb=True):
     """(gx | None, gW, gb | None).   reference: numbanet.reference.tier.dense_backward."""
     work = x.size * W.shape[1]
-    if work < SMALL_DENSE_WORK and not planner.active():      # tiny: the serial route, nothing to plan
-        LAST["dense_backward"] = "serial"
+    tiny = work < SMALL_DENSE_WORK
+    planned = None
+    if tiny and planner.active():
+        how, planned = _plan("dense.backward", "serial", x, W, ["serial"],
+                             lambda name: _backward_by(name, gy if activation is None else _act_grad(gy, y, activation),
+                                                          x, W, need_gx))
+        tiny = how == "serial"
+    if tiny:             # no plan, or one that keeps the heuristic: the same code as planning off
+        LAST["dense_backward"] = planner.label("serial", planned)
         kernels = gy.dtype.kind == "f" and _kernels_ready()
         if activation is None:
             gz, gb = gy, None
