@@ -73,6 +73,16 @@ os.environ.setdefault("NUMBANET_PLANNING", "off")
 
 
 @pytest.fixture
+def two_threads():
+    """numbanet's batch split on 2 threads for one test, the previous count restored after."""
+    from numbanet.fast import parallel
+    threads = parallel.num_threads()
+    parallel.set_num_threads(2)
+    yield
+    parallel.set_num_threads(threads)
+
+
+@pytest.fixture
 def plan_cache(tmp_path, monkeypatch):
     """A fresh cache folder for the route planner's plan file, planning state forgotten before and
     after, 2 threads (the planner's tests)."""

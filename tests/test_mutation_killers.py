@@ -33,13 +33,6 @@ from numbanet.engine.sequence import embedding
 EPS64 = np.finfo(np.float64).eps
 
 
-@pytest.fixture
-def two_threads():
-    nb.utils.set_num_threads(2)
-    yield
-    nb.utils.set_num_threads(1)
-
-
 def test_tensor_reshape_takes_a_tuple_or_separate_ints():
     x = np.arange(12.0)
     for y in (Tensor(x).reshape((3, 4)), Tensor(x).reshape([3, 4]), Tensor(x).reshape(3, 4)):

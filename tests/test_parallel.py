@@ -8,13 +8,6 @@ from numbanet.fast import parallel
 from bounds import LIBM_ULP, assert_within, elementwise_bound, matmul_bound, sum_bound
 
 
-@pytest.fixture
-def two_threads():
-    nb.utils.set_num_threads(2)
-    yield
-    nb.utils.set_num_threads(1)
-
-
 def _autoencoder_like():
     L = nb.layers
     inp = nb.Input((12, 12, 2))

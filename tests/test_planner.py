@@ -35,14 +35,6 @@ def cache(plan_cache):
     return plan_cache
 
 
-@pytest.fixture
-def two_threads():
-    threads = parallel.num_threads()
-    parallel.set_num_threads(2)
-    yield
-    parallel.set_num_threads(threads)
-
-
 def _conv_case(draw_dims):
     N, H, Wd, C, F, K, S, padding, dtype = draw_dims
     rng = np.random.default_rng(N * 1000 + H * 100 + C * 10 + F)

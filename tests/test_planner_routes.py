@@ -26,14 +26,6 @@ EPS64 = np.finfo(np.float64).eps
 
 
 @pytest.fixture
-def two_threads():
-    threads = parallel.num_threads()
-    parallel.set_num_threads(2)
-    yield
-    parallel.set_num_threads(threads)
-
-
-@pytest.fixture
 def cache(tmp_path, monkeypatch, two_threads):
     """A fresh cache folder for the plan file, planning state forgotten before and after."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
