@@ -7,20 +7,21 @@ and the shapes are there): x (B, D), W (D, U), b (U,) or None, y (B, U), f one o
 Routes, recorded in ``routes.LAST``:
 
   dense_forward   "small"  fewer than SMALL_DENSE_WORK multiply-adds: one product, then the
-                           bias and f in place (the pool and the split would cost more); with
-                           no plans loaded it is taken before any route choosing, as is
-                           dense_backward's "serial" for such sizes
+                           bias and f in place (the pool and the split would cost more)
                   "blas"   y from the scratch pool when big, one product (BLAS threads it),
                            the bias and f split over the NumPy pool
                   "split"  BLAS is single-threaded (a batch split ran): rows cut over the
                            threads, each part runs product, bias and f
   dense_backward  "serial" gx = gz W^T and gW = x^T gz as one product each
-
-Tiny passes take the bias add and, backward, gz = gy f'(z) with the bias gradient
-from kernels/dense_small.py once Numba is set up in the process (``_kernels_ready``).
                   "split"  as "split" above: each part computes its rows of gx and its
                            columns of gW (x^T gz[:, c0:c1] over all B rows: no (D, U)
                            partial sums to allocate and add)
+
+Tiny passes (under SMALL_DENSE_WORK) run inline code: "small" forward, "serial"
+backward, with the bias add and, backward, gz = gy f'(z) with the bias gradient from
+kernels/dense_small.py once Numba is set up in the process (``_kernels_ready``). They
+take it with no plans loaded, before any route choosing, and also where this machine's
+plan for the shape keeps that route: planning then changes nothing but the label.
 
 The thresholds pick the route (the heuristic); with planning on (``planner.py``) a
 plan measured on this machine may pick another of the same routes, recorded as
