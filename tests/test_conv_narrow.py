@@ -12,7 +12,7 @@ import pytest
 
 from numbanet.fast import conv as fconv
 from numbanet.fast import routes, tuning
-from numbanet.fast.kernels.narrow_conv import (from_planes_into, grad_to_planes_into, planes_forward_into,
+from numbanet.fast.kernels.narrow_conv import (from_planes_into, masked_to_planes_into, planes_forward_into,
                                                planes_weight_grad_add, to_planes_into)
 from numbanet.reference import tier as rtier
 
@@ -104,7 +104,7 @@ def test_plane_kernels_match_the_twin(C, F, padding, relu, dtype):
 
     gz = gz_t.astype(dtype)                                   # the masked gradient, exact in dtype
     GP = np.full((F, N * L), np.nan, dtype)
-    grad_to_planes_into(gz, 0, N, Hp, Wp, GP)
+    masked_to_planes_into(gz, gz, False, 0, N, 0, 0, Hp, Wp, GP)   # no mask, no pads
     gW = np.zeros_like(W)
     planes_weight_grad_add(XP, GP, Wp, T, gW)
     assert_within(gW, gW_t, b_gW, "gW")

@@ -46,7 +46,7 @@ from .kernels.direct_conv import (direct_forward_into, direct_forward_one_filter
                                   direct_weight_grad_one_channel_add, direct_weight_grad_one_filter_add)
 from .kernels.elementwise import relu_mask_into
 from .kernels.im2col import col2im_into, im2col_into
-from .kernels.narrow_conv import (from_planes_into, grad_to_planes_into, masked_to_planes_into, planes_forward_into,
+from .kernels.narrow_conv import (from_planes_into, masked_to_planes_into, planes_forward_into,
                                   planes_row_sums_add, planes_weight_grad_add, to_planes_into)
 from .routes import record
 from .workspace import empty, scratch
@@ -266,30 +266,47 @@ def _direct_input_grad(gz, W, H, Wd, PT, PL):
     return _direct_forward(gz, _flipped(W), None, KH - 1 - PT, KW - 1 - PL, False, (H, Wd))
 
 
+def _direct_weight_grad_add(x, gy, y, relu, PT, PL, rows, gW, gb, gz):
+    """gW, gb += the stride-1 direct loops' weight and bias gradients of one part of the batch.
+
+    ``rows`` (``_rows_fit``): the row-at-a-time loops for one channel or one filter
+    apply; otherwise the general loops. gz (the relu-masked gy) is written where it
+    has any size (see ``kernels/direct_conv.py``).
+    """
+    C, F = gW.shape[2], gW.shape[3]
+    if rows and C == 1:
+        direct_weight_grad_one_channel_add(x, gy, y, relu, PT, PL, gW, gb, gz)
+    elif rows and F == 1:
+        direct_weight_grad_one_filter_add(x, gy, y, relu, PT, PL, gW, gb, gz)
+    else:
+        direct_weight_grad_add(x, gy, y, relu, 1, 1, PT, PL, gW, gb, gz)
+
+
+def _summed(parts):
+    """The first thread's partial gradients with every other thread's added in place: one array, or a tuple."""
+    total = parts[0]
+    for part in parts[1:]:
+        if isinstance(total, tuple):
+            for t, p in zip(total, part):
+                t += p
+        else:
+            total += part
+    return total
+
+
 def _direct_weight_grad(x, gy, y, relu, W_shape, PT, PL, keep_gz):
     """(gW, gb, gz) in one walk over the batch; gz (the relu-masked gy) only if ``keep_gz`` and relu."""
     gz = empty("conv.gz", gy.shape, gy.dtype) if keep_gz and relu else np.empty((0, 0, 0, 0), dtype=gy.dtype)
     y = y if relu else gy      # the kernels take an array either way; without relu they never read it
-
-    C, F = W_shape[2], W_shape[3]
     rows = _rows_fit(W_shape, x.shape[2], gy.shape[2], PL)   # a row-at-a-time loop applies
 
     def part(n0, n1, _):
-        gW, gb = np.zeros(W_shape, dtype=gy.dtype), np.zeros(F, dtype=gy.dtype)
-        xs, gys, ys, z = x[n0:n1], gy[n0:n1], y[n0:n1], gz[n0:n1] if gz.size else gz
-        if rows and C == 1:
-            direct_weight_grad_one_channel_add(xs, gys, ys, relu, PT, PL, gW, gb, z)
-        elif rows and F == 1:
-            direct_weight_grad_one_filter_add(xs, gys, ys, relu, PT, PL, gW, gb, z)
-        else:
-            direct_weight_grad_add(xs, gys, ys, relu, 1, 1, PT, PL, gW, gb, z)
+        gW, gb = np.zeros(W_shape, dtype=gy.dtype), np.zeros(W_shape[3], dtype=gy.dtype)
+        _direct_weight_grad_add(x[n0:n1], gy[n0:n1], y[n0:n1], relu, PT, PL, rows, gW, gb,
+                                gz[n0:n1] if gz.size else gz)
         return gW, gb
 
-    parts = parallel.run(part, parallel.split(len(x)))
-    gW, gb = parts[0]
-    for pW, pb in parts[1:]:
-        gW += pW
-        gb += pb
+    gW, gb = _summed(parallel.run(part, parallel.split(len(x))))
     return gW, gb, (gz if gz.size else gy)
 
 
@@ -380,15 +397,11 @@ def _planes_weight_grad(x, gz, W_shape, PT, PL, W=None):
             if W is not None:
                 planes_forward_into(XP, W, zeros, Wp, T, YP)
                 from_planes_into(YP, n0, n1, Hp, Wp, False, y)
-            grad_to_planes_into(gz, n0, n1, Hp, Wp, GP)
+            masked_to_planes_into(gz, gz, False, n0, n1, 0, 0, Hp, Wp, GP)
             planes_weight_grad_add(XP, GP, Wp, T, gW)
         return gW
 
-    parts = parallel.run(work, parallel.split(N))
-    gW = parts[0]
-    for p in parts[1:]:
-        gW += p
-    return gW, y
+    return _summed(parallel.run(work, parallel.split(N))), y
 
 
 def _planes_backward(gy, x, W, y, relu, pads, need_gx, need_gW, need_gb):
@@ -438,11 +451,7 @@ def _planes_backward(gy, x, W, y, relu, pads, need_gx, need_gW, need_gb):
                     planes_weight_grad_add(XP, GP, Wp, T, gW)
         return gW, gb
 
-    parts = parallel.run(work, parallel.split(N))
-    gW, gb = parts[0]
-    for pW, pb in parts[1:]:
-        gW += pW
-        gb += pb
+    gW, gb = _summed(parallel.run(work, parallel.split(N)))
     return gx, (gW if need_gW else None), (gb if need_gb else None)
 
 

@@ -32,8 +32,7 @@ import numpy as np
 
 from . import conv, parallel, planner, tuning, winograd
 from .kernels.conv_pool import pooled_relu_backward_into
-from .kernels.direct_conv import (direct_forward_into, direct_forward_one_filter_into, direct_weight_grad_add,
-                                  direct_weight_grad_one_channel_add, direct_weight_grad_one_filter_add)
+from .kernels.direct_conv import direct_forward_into, direct_forward_one_filter_into
 from .kernels.im2col import col2im_into, im2col_into
 from .kernels.pooling import arg_dtype, max_pool_forward_into
 from .kernels.winograd import input_transform_f23_into, output_transform_f23_into
@@ -191,22 +190,12 @@ def _direct_backward_by_chunks(gp, x, W, p, arg, pads, pool, pool_strides, pool_
             gz = scratch(f"convpool{worker}gz", (B, OH, OW, F), gp.dtype)[:n1 - n0]
             pooled_relu_backward_into(gp[n0:n1], p[n0:n1], arg[n0:n1], *pool, *pool_strides, pool_pads[0],
                                       pool_pads[2], relu, gz)
-            xs = x[n0:n1]
-            if rows and C == 1:
-                direct_weight_grad_one_channel_add(xs, gz, gz, False, PT, PL, gW, gb, no_gz)
-            elif rows and F == 1:
-                direct_weight_grad_one_filter_add(xs, gz, gz, False, PT, PL, gW, gb, no_gz)
-            else:
-                direct_weight_grad_add(xs, gz, gz, False, 1, 1, PT, PL, gW, gb, no_gz)
+            conv._direct_weight_grad_add(x[n0:n1], gz, gz, False, PT, PL, rows, gW, gb, no_gz)
             if need_gx and one_channel_out:
                 direct_forward_one_filter_into(gz, Wf, zero_b, KH - 1 - PT, KW - 1 - PL, False, gx[n0:n1])
             elif need_gx:
                 direct_forward_into(gz, Wf, zero_b, 1, 1, KH - 1 - PT, KW - 1 - PL, False, gx[n0:n1])
         return gW, gb
 
-    parts = parallel.run(work, parallel.split(N))
-    gW, gb = parts[0]
-    for pW, pb in parts[1:]:
-        gW += pW
-        gb += pb
+    gW, gb = conv._summed(parallel.run(work, parallel.split(N)))
     return gx, (gW if need_gW else None), (gb if need_gb else None)

@@ -82,35 +82,14 @@ def to_planes_into(x, n0, n1, PT, PL, Hp, Wp, XP):
 
 
 @njit
-def grad_to_planes_into(gy, n0, n1, Hp, Wp, GP):
-    """GP[f, i*L + oh*Wp + ow] = gy[n0 + i, oh, ow, f], L = Hp*Wp; zero at every other position.
-
-    The weight gradient's gz on the grid of the input's planes (``to_planes_into``
-    with the same Hp, Wp); GP (F, >= (n1 - n0)*L) is overwritten entirely.
-    """
-    OH, OW, F = gy.shape[1], gy.shape[2], gy.shape[3]
-    L = Hp * Wp
-    for f in range(F):
-        gp = GP[U(f)]
-        for t in range(U(gp.size)):
-            gp[t] = 0
-    g2 = gy.reshape(gy.shape[0] * OH, OW * F)
-    for i in range(n1 - n0):
-        for oh in range(OH):
-            gr = g2[U((n0 + i) * OH + oh)]
-            base = U(i * L + oh * Wp)
-            for ow in range(U(OW)):
-                for f in range(U(F)):
-                    GP[f, base + ow] = gr[ow * U(F) + f]
-
-
-@njit
 def masked_to_planes_into(gy, y, relu, n0, n1, PT, PL, Hp, Wp, GP):
     """GP[f, i*L + (oh + PT)*Wp + (ow + PL)] = gz[n0 + i, oh, ow, f], zero elsewhere; gz = gy * [y > 0] if relu.
 
     ``to_planes_into`` of the relu-masked gradient, the mask applied on the way
     (y is read only with relu; pass gy itself otherwise). gy, y (N, OH, OW, F);
-    GP (F, >= (n1 - n0)*L) is overwritten entirely.
+    GP (F, >= (n1 - n0)*L) is overwritten entirely. With PT = PL = 0 and no relu
+    it is the weight gradient's gz on the grid of the input's planes (the same
+    Hp, Wp as ``to_planes_into``).
     """
     OH, OW, F = gy.shape[1], gy.shape[2], gy.shape[3]
     L = Hp * Wp
