@@ -1,5 +1,5 @@
-"""Winograd F(2x2, 3x3) against im2col for 3x3 stride-1 layers: the measurements behind
-``tuning.WINOGRAD_MIN_CHANNELS`` and ``fast/winograd.py``.
+"""Winograd F(2x2, 3x3) and F(4x4, 3x3) against im2col for 3x3 stride-1 layers: the measurements
+behind ``tuning.WINOGRAD_MIN_CHANNELS``, ``tuning.WINOGRAD_FORWARD_TILE`` and ``fast/winograd.py``.
 
 For each layer (float32, threads split over the batch as ``numbanet bench`` runs
 them) times the three passes both ways, the variants interleaved call by call so a
@@ -7,7 +7,8 @@ busy shared machine slows both alike, and reports the minimum over the repeats:
 
 * ``im2col``    ``fast/conv.py``'s general route (``forward``, ``input_grad``, ``weight_grad``),
   with the Winograd route switched off;
-* ``winograd``  ``fast/winograd.py``'s ``forward``, ``input_grad`` and ``weight_grad``.
+* ``winograd``  ``fast/winograd.py``'s ``forward``, ``input_grad`` and ``weight_grad``, F(2x2, 3x3);
+* ``winograd4`` the same with F(4x4, 3x3).
 
 Then W2's two Conv2D(relu) -> MaxPooling2D(2) blocks, forward only, three ways:
 ``no-winograd+pool`` (the convolution by its im2col/direct route, then the pool),
@@ -15,8 +16,8 @@ Then W2's two Conv2D(relu) -> MaxPooling2D(2) blocks, forward only, three ways:
 (``fast/conv_pool.py``: the pooled map written chunk by chunk).
 
 Last, W2's whole training step (``model.train_step``, SGD and Adam, batch 64),
-with the Winograd route on (``WINOGRAD_MIN_CHANNELS`` as set) and off (threshold
-raised past any layer), interleaved step by step.
+with the Winograd route off (threshold raised past any layer) and on with each tile
+(``WINOGRAD_FORWARD_TILE`` 2 and 4), interleaved step by step.
 
     python -m benchmarks.bench_winograd [--repeat 21] [--json FILE]
 
@@ -38,7 +39,10 @@ LAYERS = [  # (name, N, H, C, F, padding)
     ("16->32 same 14x14", 64, 14, 16, 32, "same"),
     ("32->32 same 14x14", 64, 14, 32, 32, "same"),
     ("64->64 same 14x14", 64, 14, 64, 64, "same"),
+    ("32->32 same 28x28", 32, 28, 32, 32, "same"),
+    ("64->128 same 7x7", 64, 7, 64, 128, "same"),
 ]
+TILES = {"winograd": 2, "winograd4": 4}
 
 
 def interleaved_min(fns, repeat):
@@ -78,24 +82,20 @@ def main(argv=None):
         OH = H + pads[0] + pads[1] - 2
         gy = rng.standard_normal((N, OH, OH, F)).astype(np.float32)
         fns = {
-            ("im2col", "forward"): lambda: C.forward(x, W, b, 1, 1, pads, True),
-            ("winograd", "forward"): lambda: WG.forward(x, W, b, pads, True),
-            ("im2col", "input_grad"): lambda: C.input_grad(gy, W, H, H, 1, 1, pads[0], pads[2]),
-            ("winograd", "input_grad"): lambda: WG.input_grad(gy, W, (H, H), pads),
-            ("im2col", "weight_grad"): lambda: C.weight_grad(x, gy, W.shape, 1, 1, pads),
-            ("winograd", "weight_grad"): lambda: WG.weight_grad(x, gy, pads),
+            ("im2col", "forward"): lambda: C.forward(x, W, b, 1, 1, pads, True, "im2col"),
+            ("im2col", "input_grad"): lambda: C.input_grad(gy, W, H, H, 1, 1, pads[0], pads[2], "im2col"),
+            ("im2col", "weight_grad"): lambda: C.weight_grad(x, gy, W.shape, 1, 1, pads, "im2col"),
         }
-        flips = C.flips_roles
-        C.flips_roles = lambda *a: False         # im2col proper, whatever the channel counts
-        try:
-            ms = interleaved_min(fns, args.repeat)
-        finally:
-            C.flips_roles = flips
-        for variant in ("im2col", "winograd"):
+        for variant, m in TILES.items():
+            fns[(variant, "forward")] = lambda m=m: WG.forward(x, W, b, pads, True, m)
+            fns[(variant, "input_grad")] = lambda m=m: WG.input_grad(gy, W, (H, H), pads, m)
+            fns[(variant, "weight_grad")] = lambda m=m: WG.weight_grad(x, gy, pads, m)
+        ms = interleaved_min(fns, args.repeat)          # "im2col" named: im2col proper, whatever the widths
+        for variant in ("im2col", *TILES):
             row = dict(layer=name, variant=variant, **{k: ms[(variant, k)]
                                                          for k in ("forward", "input_grad", "weight_grad")})
             rows.append(row)
-            print(f"  {name:24s} {variant:8s} forward {row['forward']:6.2f}  input grad {row['input_grad']:6.2f}  "
+            print(f"  {name:24s} {variant:9s} forward {row['forward']:6.2f}  input grad {row['input_grad']:6.2f}  "
                   f"weight grad {row['weight_grad']:6.2f}")
     blocks = [("W2 block1 1->32 28x28", 64, 28, 1, 32), ("W2 block2 32->64 13x13", 64, 13, 32, 64)]
     from numbanet.fast import conv_pool, pooling, tuning
@@ -124,24 +124,26 @@ def main(argv=None):
     L = nb.layers
     xb = rng.random((64, 28, 28, 1), dtype=np.float32)
     yb = rng.integers(0, 10, 64)
-    threshold = tuning.WINOGRAD_MIN_CHANNELS
+    threshold, tile = tuning.WINOGRAD_MIN_CHANNELS, tuning.WINOGRAD_FORWARD_TILE
     for opt in ("sgd", "adam"):
         model = nb.Sequential([L.Input((28, 28, 1)), L.Conv2D(32, 3, activation="relu"), L.MaxPooling2D(2),
                                L.Conv2D(64, 3, activation="relu"), L.MaxPooling2D(2), L.Flatten(),
                                L.Dense(128, activation="relu"), L.Dense(10)])
         model.compile(optimizer=opt, loss=nb.losses.SparseCategoricalCrossentropy(from_logits=True))
 
-        def step(on):
-            tuning.WINOGRAD_MIN_CHANNELS = threshold if on else 1 << 30
+        def step(m):
+            tuning.WINOGRAD_MIN_CHANNELS = threshold if m else 1 << 30
+            tuning.WINOGRAD_FORWARD_TILE = m or tile
             try:
                 model.train_step(xb, yb)
             finally:
-                tuning.WINOGRAD_MIN_CHANNELS = threshold
+                tuning.WINOGRAD_MIN_CHANNELS, tuning.WINOGRAD_FORWARD_TILE = threshold, tile
 
-        ms = interleaved_min({"im2col": lambda: step(False), "winograd": lambda: step(True)}, args.repeat)
+        ms = interleaved_min({"im2col": lambda: step(None), "winograd": lambda: step(2),
+                              "winograd4": lambda: step(4)}, args.repeat)
         rows.append(dict(layer=f"W2-{opt} train_step", variant="step", **ms))
         print(f"  W2-{opt} train_step: im2col {ms['im2col']:6.2f}  winograd {ms['winograd']:6.2f}  "
-              f"({ms['im2col'] / ms['winograd']:.2f}x)")
+              f"winograd4 {ms['winograd4']:6.2f}  ({ms['im2col'] / ms['winograd4']:.2f}x)")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"), "threads": args.threads,

@@ -4,8 +4,8 @@ chunks and the reference tier's composition, against plain NumPy written here, a
 Bound: the pooled value is a maximum of convolution outputs, and max is 1-Lipschitz in the max norm,
 so |p - p_exact| <= max over the window of |y - y_exact|, bounded by the convolution's own bound
 ``SAFETY * (K + 1) * eps * (|x| conv |W| + |b|)`` (K = KH*KW*C products and the bias), taken over the
-window; Winograd's route has the larger bound of ``test_winograd.py`` (its magnitude, n = C + 14),
-which the float64 cases here sit far inside.
+window; where the chunks take a Winograd route the bound is ``test_winograd.py``'s instead (the
+algorithm run on absolute values, n = C + 14 roundings for F(2x2), C + 28 for F(4x4)).
 """
 import numpy as np
 import pytest
@@ -15,8 +15,10 @@ from hypothesis import strategies as st
 import numbanet as nb
 from numbanet.engine import Tensor, check_grad
 from numbanet.fast import routes, tuning
+from numbanet.fast import winograd as FW
 
 from bounds import bilinear_bound
+from test_winograd import ROUNDINGS, magnitude
 
 F = nb.functional
 SETTINGS = settings(max_examples=30, deadline=None,
@@ -79,11 +81,14 @@ def case(draw):
     return x, W, b, (S, S), padding, pads, (pool, pool), (pool_stride, pool_stride), pool_padding
 
 
-@pytest.fixture(params=["fast", "fast-winograd", "reference"])
+@pytest.fixture(params=["fast", "fast-winograd", "fast-winograd2", "reference"])
 def tier_name(request, monkeypatch):
-    """The two tiers; "fast-winograd" lowers the Winograd threshold so the small 3x3 layers take that route."""
-    if request.param == "fast-winograd":
+    """The two tiers; "fast-winograd" lowers the Winograd threshold so the small 3x3 stride-1 layers take that
+    route (F(4x4, 3x3), the default tile), "fast-winograd2" also with F(2x2, 3x3)."""
+    if request.param.startswith("fast-winograd"):
         monkeypatch.setattr(tuning, "WINOGRAD_MIN_CHANNELS", 1)
+    if request.param == "fast-winograd2":
+        monkeypatch.setattr(tuning, "WINOGRAD_FORWARD_TILE", 2)
     monkeypatch.setattr(tuning, "CHUNK_BYTES", 2048)     # several chunks per thread even for small batches
     with nb.kernels("reference" if request.param == "reference" else "fast"):
         yield request.param
@@ -97,16 +102,22 @@ def test_pooled_map_equals_numpy(tier_name, c, dtype):
                               padding, pool, pool_strides, pool_padding).numpy()
     expected = np_max_pool(np.maximum(np_conv(x, W, b, strides, pads), 0), pool, pool_strides, pool_padding)
     K = W.shape[0] * W.shape[1] * W.shape[2]
-    magnitude = np_conv(np.abs(x), np.abs(W), np.abs(b), strides, pads)
-    # Winograd's magnitude is at most (8/3)^2 = 7.1 times the direct one for uniform inputs; 16x covers
-    # skewed ones in float64 by a wide margin, and float32 carries C + 14 + K roundings at most
-    window_bound = np_max_pool(bilinear_bound(16 * magnitude, K + 16, np.finfo(dtype).eps), pool, pool_strides,
-                               pool_padding)
+    fused_way = routes.last("conv2d_relu_maxpool_forward") if tier_name != "reference" else ""
+    way = fused_way.rsplit(": ", 1)[-1]
+    if way in FW.ROUTE_TILES:                   # the Winograd algorithm on absolute values, its roundings
+        m = FW.ROUTE_TILES[way]
+        conv_bound = bilinear_bound(magnitude(x, W, pads, m) + np.abs(b), x.shape[3] + ROUNDINGS[m],
+                                    np.finfo(dtype).eps)
+    else:
+        conv_bound = bilinear_bound(np_conv(np.abs(x), np.abs(W), np.abs(b), strides, pads), K + 1,
+                                    np.finfo(dtype).eps)
+    window_bound = np_max_pool(conv_bound, pool, pool_strides, pool_padding)
     assert p.dtype == dtype and p.shape == expected.shape
     np.testing.assert_array_less(np.abs(p - expected), window_bound + 1e-300)
+    if tier_name.startswith("fast-winograd") and strides == (1, 1) and W.shape[0] == 3:
+        assert way == FW.ROUTE_NAMES[tuning.WINOGRAD_FORWARD_TILE], fused_way
     if tier_name != "reference":
         # each chunk takes the route the unfused convolution takes for the same layer
-        fused_way = routes.last("conv2d_relu_maxpool_forward")
         F.conv2d(Tensor(x.astype(dtype)), Tensor(W.astype(dtype)), Tensor(b.astype(dtype)), strides, padding,
                  activation="relu")
         assert fused_way.endswith(": " + routes.last("conv2d_forward")), (fused_way, routes.last("conv2d_forward"))
@@ -155,20 +166,22 @@ def test_same_gradients_as_the_two_layers(tier_name, c):
         np.testing.assert_allclose(g1, g2, rtol=0, atol=bilinear_bound(16 * magnitude, n_terms))
 
 
-def test_w2_block_takes_the_fused_winograd_route():
-    """W2's second block, Conv2D(64, 3, relu) on (13, 13, 32) then MaxPooling2D(2): Winograd inside the fused node."""
+@pytest.mark.parametrize("tile", [4, 2])
+def test_w2_block_takes_the_fused_winograd_route(tile, monkeypatch):
+    """W2's second block, Conv2D(64, 3, relu) on (13, 13, 32) then MaxPooling2D(2): Winograd inside the fused node,
+    F(4x4, 3x3) by default (3x3 tiles of 4 cover the 11x11 map, one row and column cut off), or F(2x2, 3x3)."""
+    monkeypatch.setattr(tuning, "WINOGRAD_FORWARD_TILE", tile)
     rng = np.random.default_rng(0)
     x = rng.random((8, 13, 13, 32), dtype=np.float32)
     W = (rng.standard_normal((3, 3, 32, 64)) * 0.1).astype(np.float32)
     b = np.zeros(64, np.float32)
     with nb.kernels("fast"):
         p = F.conv2d_relu_maxpool(Tensor(x), Tensor(W), Tensor(b)).numpy()
-        assert routes.last("conv2d_relu_maxpool_forward").endswith("winograd")
+        assert routes.last("conv2d_relu_maxpool_forward").endswith(": " + FW.ROUTE_NAMES[tile])
     expected = np_max_pool(np.maximum(np_conv(x.astype(float), W.astype(float), b, (1, 1), (0, 0, 0, 0)), 0),
                            (2, 2), (2, 2), "valid")
     assert p.shape == (8, 5, 5, 64)
-    bound = bilinear_bound(16 * np_conv(np.abs(x), np.abs(W), 0, (1, 1), (0, 0, 0, 0)), 9 * 32 + 16,
-                           np.finfo(np.float32).eps)
+    bound = bilinear_bound(magnitude(x, W, (0, 0, 0, 0), tile), 32 + ROUNDINGS[tile], np.finfo(np.float32).eps)
     np.testing.assert_array_less(np.abs(p - expected), np_max_pool(bound, (2, 2), (2, 2), "valid"))
 
 

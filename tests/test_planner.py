@@ -23,6 +23,7 @@ from numbanet.engine.conv_shapes import conv_pads
 from numbanet.fast import conv as fconv
 from numbanet.fast import dense as fdense
 from numbanet.fast import parallel, planner, routes, tuning
+from numbanet.fast import winograd as FW
 from numbanet.reference import conv as rconv
 from test_planner_routes import route_bound
 
@@ -73,7 +74,7 @@ def test_every_convolution_route_matches_the_reference(dims, two_threads):
         assert ("direct" in names) == (S == 1 and min(C, F) <= tuning.PLAN_DIRECT_MAX_CHANNELS)
         for how in names:
             where = f"{op} by {how}, x {x.shape} W {W.shape} stride {S} pads {pads} {x.dtype}"
-            winograd = how == "winograd"          # its own bound: tests/test_planner_routes.py
+            winograd = how in FW.ROUTE_TILES      # its own bound: tests/test_planner_routes.py
             if op == "conv.forward":
                 got = fconv.forward(x, W, None, S, S, pads, False, how)
                 bound = bilinear_bound(y_mag, K * K * C, eps)

@@ -1,4 +1,5 @@
-"""Every candidate route of every convolution pass, Winograd F(2x2, 3x3) included, computes the same numbers.
+"""Every candidate route of every convolution pass, Winograd F(2x2, 3x3) and F(4x4, 3x3) included, computes the
+same numbers.
 
 On a grid of shapes (widths that take Winograd by default and ones that only the planner
 may time, 1x1/3x3/5x5 kernels, strides 1 and 2, "same" and "valid", float32 and float64)
@@ -7,7 +8,7 @@ reference tier (``numbanet/reference/conv.py``, plain NumPy) in float64. Toleran
 rounding-error bounds (tests/bounds.py): for im2col, direct and flipped the bilinear bound of
 a sum of KH*KW*C (forward), KH*KW*F (input gradient) or N*OH*OW (weight gradient) products;
 for Winograd the bound derived in tests/test_winograd.py (the algorithm run on absolute
-values, n = C + 14 roundings), plus the float64 reference's own bound.
+values, n = C + 14 roundings for F(2x2), C + 28 for F(4x4)), plus the float64 reference's own bound.
 """
 import numpy as np
 import pytest
@@ -48,15 +49,16 @@ def route_bound(op, how, x, W, gy, S, pads, eps):
     else:
         direct, n = rconv.conv2d_weight_grad(ax, agy, W.shape, S, S, pads), N * OH * OW
     reference = bilinear_bound(direct, n, EPS64)                 # the float64 reference's own rounding
-    if how != "winograd":
+    if how not in FW.ROUTE_TILES:
         return bilinear_bound(direct, n, eps) + reference
+    m = FW.ROUTE_TILES[how]
     if op == "conv.forward":
-        return bilinear_bound(magnitude(x, W, pads, 2), C + ROUNDINGS[2], eps) + reference
+        return bilinear_bound(magnitude(x, W, pads, m), C + ROUNDINGS[m], eps) + reference
     if op == "conv.input_grad":
         pads2 = RW.input_grad_pads((H, Wd), (OH, OW), pads)
-        return bilinear_bound(magnitude(gy, RW.flipped_kernel(W), pads2, 2), F + ROUNDINGS[2], eps) + reference
-    T = N * (-(-OH // 2)) * (-(-OW // 2))                        # the tiles summed over
-    return bilinear_bound(weight_magnitude(x, gy, pads, 2), T + ROUNDINGS[2], eps) + reference
+        return bilinear_bound(magnitude(gy, RW.flipped_kernel(W), pads2, m), F + ROUNDINGS[m], eps) + reference
+    T = N * (-(-OH // m)) * (-(-OW // m))                        # the tiles summed over
+    return bilinear_bound(weight_magnitude(x, gy, pads, m), T + ROUNDINGS[m], eps) + reference
 
 
 GRID = [  # N, H, W, C, F, K, S, padding, dtype
@@ -87,8 +89,9 @@ def test_every_route_of_every_pass_matches_the_reference(N, H, Wd, C, F, K, S, p
     seen = set()
     for op in ("conv.forward", "conv.input_grad", "conv.weight_grad"):
         names = fconv.candidates(op, C, F, S, S, KH=K, KW=K)
-        assert ("winograd" in names) == (K == 3 and S == 1 and min(C, F) >= FW.PLAN_MIN_CHANNELS), names
-        assert "winograd" not in fconv.candidates(op, C, F, S, S)      # the kernel size unknown: never
+        for name in FW.ROUTE_TILES:
+            assert (name in names) == (K == 3 and S == 1 and min(C, F) >= FW.PLAN_MIN_CHANNELS), names
+            assert name not in fconv.candidates(op, C, F, S, S)        # the kernel size unknown: never
         for how in names:
             where = f"{op} by {how}, x {x.shape} W {W.shape} stride {S} pads {pads} {dtype}"
             bound = route_bound(op, how, x64, W64, gy64, S, pads, eps)
@@ -107,37 +110,40 @@ def test_every_route_of_every_pass_matches_the_reference(N, H, Wd, C, F, K, S, p
     assert "im2col" in seen and "im2col/serial" in seen
 
 
-def test_small_layers_take_winograd_when_the_planner_may_time_it(monkeypatch, two_threads):
+@pytest.mark.parametrize("route", sorted(FW.ROUTE_TILES))
+def test_small_layers_take_winograd_when_the_planner_may_time_it(monkeypatch, two_threads, route):
     """With the candidate threshold at one channel, Winograd's passes on odd, partial-tile sizes."""
     monkeypatch.setattr(FW, "PLAN_MIN_CHANNELS", 1)
     rng = np.random.default_rng(5)
-    for (N, H, Wd, C, F, padding) in [(2, 5, 4, 1, 3, "same"), (1, 7, 6, 2, 1, "valid"), (3, 4, 9, 3, 2, "same")]:
+    for (N, H, Wd, C, F, padding) in [(2, 5, 4, 1, 3, "same"), (1, 7, 6, 2, 1, "valid"), (3, 4, 9, 3, 2, "same"),
+                                      (2, 11, 6, 2, 2, "valid")]:
         pads = conv_pads(H, Wd, 3, 3, 1, 1, padding)
         x, W = rng.standard_normal((N, H, Wd, C)), rng.standard_normal((3, 3, C, F))
         y_ref = rconv.conv2d_forward(x, W, None, 1, 1, pads)
         gy = rng.standard_normal(y_ref.shape)
         for op, got, want in (
-                ("conv.forward", fconv.forward(x, W, None, 1, 1, pads, False, "winograd"), y_ref),
-                ("conv.input_grad", fconv.input_grad(gy, W, H, Wd, 1, 1, pads[0], pads[2], "winograd"),
+                ("conv.forward", fconv.forward(x, W, None, 1, 1, pads, False, route), y_ref),
+                ("conv.input_grad", fconv.input_grad(gy, W, H, Wd, 1, 1, pads[0], pads[2], route),
                  rconv.conv2d_input_grad(gy, W, H, Wd, 1, 1, pads[0], pads[2])),
-                ("conv.weight_grad", fconv.weight_grad(x, gy, W.shape, 1, 1, pads, "winograd"),
+                ("conv.weight_grad", fconv.weight_grad(x, gy, W.shape, 1, 1, pads, route),
                  rconv.conv2d_weight_grad(x, gy, W.shape, 1, 1, pads))):
-            assert "winograd" in fconv.candidates(op, C, F, 1, 1, KH=3, KW=3)
-            assert_within(got, want, route_bound(op, "winograd", x, W, gy, 1, pads, EPS64),
-                          f"{op} by winograd, x {x.shape} W {W.shape} pads {pads}")
+            assert route in fconv.candidates(op, C, F, 1, 1, KH=3, KW=3)
+            assert_within(got, want, route_bound(op, route, x, W, gy, 1, pads, EPS64),
+                          f"{op} by {route}, x {x.shape} W {W.shape} pads {pads}")
 
 
-def test_pads_beyond_two_fall_back_to_im2col_with_the_same_numbers(two_threads):
-    """F(2x2, 3x3) takes pads 0-2; an explicit larger pad is computed by im2col under the same name."""
+@pytest.mark.parametrize("route", sorted(FW.ROUTE_TILES))
+def test_pads_beyond_two_fall_back_to_im2col_with_the_same_numbers(two_threads, route):
+    """The Winograd kernels take pads 0-2; an explicit larger pad is computed by im2col under the same name."""
     rng = np.random.default_rng(3)
     x, W = rng.standard_normal((2, 5, 6, 8)), rng.standard_normal((3, 3, 8, 8))
     pads = (3, 0, 1, 3)
-    y = fconv.forward(x, W, None, 1, 1, pads, False, "winograd")
+    y = fconv.forward(x, W, None, 1, 1, pads, False, route)
     np.testing.assert_array_equal(y, fconv.forward(x, W, None, 1, 1, pads, False, "im2col"))
     gy = rng.standard_normal(y.shape)
-    np.testing.assert_array_equal(fconv.input_grad(gy, W, 5, 6, 1, 1, 3, 1, "winograd"),
+    np.testing.assert_array_equal(fconv.input_grad(gy, W, 5, 6, 1, 1, 3, 1, route),
                                   fconv.input_grad(gy, W, 5, 6, 1, 1, 3, 1, "im2col"))
-    np.testing.assert_array_equal(fconv.weight_grad(x, gy, W.shape, 1, 1, pads, "winograd"),
+    np.testing.assert_array_equal(fconv.weight_grad(x, gy, W.shape, 1, 1, pads, route),
                                   fconv.weight_grad(x, gy, W.shape, 1, 1, pads, "im2col"))
 
 
@@ -150,23 +156,24 @@ def _layer_step(x0, W0, b0):
 
 
 def test_winograd_is_planned_and_dispatched_for_all_three_passes(cache):
-    """A 32 -> 32 layer: Winograd is the forward heuristic; the plan can name it for the gradients too,
-    or name im2col for the forward pass; every combination gives the reference tier's numbers."""
+    """A 32 -> 32 layer: Winograd F(4x4) is the forward heuristic; the plan can name either tile for the gradients
+    too, or name im2col for the forward pass; every combination gives the reference tier's numbers."""
     rng = np.random.default_rng(11)
     x0, W0, b0 = rng.standard_normal((2, 6, 6, 32)), 0.2 * rng.standard_normal((3, 3, 32, 32)), rng.standard_normal(32)
     with nb.kernels("reference"):
         want = _layer_step(x0, W0, b0)
     _layer_step(x0, W0, b0)                                   # no plan file: the heuristics
-    assert routes.last("conv2d_forward") == "winograd"
+    assert routes.last("conv2d_forward") == "winograd4"
     planner.set_planning("measure", repeats=1)
     _layer_step(x0, W0, b0)
     plans = planner._plans()
     assert sorted(k.split("|")[0] for k in plans) == ["conv.forward", "conv.input_grad", "conv.weight_grad"]
     for k, entry in plans.items():
-        assert "winograd" in entry["ms"], k                   # timed as a candidate of every pass
-        assert entry["heuristic"] == ("winograd" if k.startswith("conv.forward") else "im2col")
+        assert "winograd" in entry["ms"] and "winograd4" in entry["ms"], k     # timed as candidates of every pass
+        assert entry["heuristic"] == ("winograd4" if k.startswith("conv.forward") else "im2col")
     planner.set_planning("cached")
-    for forward_route, grad_route in (("im2col", "winograd"), ("winograd", "winograd"), ("flipped", "im2col/serial")):
+    for forward_route, grad_route in (("im2col", "winograd"), ("winograd", "winograd4"), ("winograd4", "winograd"),
+                                      ("flipped", "im2col/serial")):
         for k in plans:
             plans[k]["route"] = forward_route if k.startswith("conv.forward") else grad_route
         got = _layer_step(x0, W0, b0)

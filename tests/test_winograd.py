@@ -28,7 +28,8 @@ from numbanet.engine import Tensor, check_grad
 from numbanet.engine import functional as EF
 from numbanet.fast import routes, tuning
 from numbanet.fast import winograd as FW
-from numbanet.fast.kernels.winograd import (input_transform_f23_into, output_transform_f23_into,
+from numbanet.fast.kernels.winograd import (input_transform_f23_into, input_transform_f43_into,
+                                            output_transform_f23_into, output_transform_f43_into,
                                             output_transform_into, tiles_transform_into)
 from numbanet.reference import winograd as RW
 
@@ -172,31 +173,31 @@ def test_reference_rejects_other_kernel_sizes():
 
 # ------------------------------------------------ the fast route
 @SETTINGS
-@given(case(max_c=6), st.booleans(), st.sampled_from([np.float32, np.float64]))
-def test_fast_forward_equals_direct(c, relu, dtype):
+@given(case(max_c=6), st.booleans(), st.sampled_from([np.float32, np.float64]), st.sampled_from([2, 4]))
+def test_fast_forward_equals_direct(c, relu, dtype, m):
     x, W, gy, pads = c
     b = np.linspace(-1, 1, W.shape[3])
-    y = FW.forward(x.astype(dtype), W.astype(dtype), b.astype(dtype), pads, relu)
+    y = FW.forward(x.astype(dtype), W.astype(dtype), b.astype(dtype), pads, relu, m)
     z = direct_conv(x, W, pads) + b
     expected = np.maximum(z, 0) if relu else z
     eps = np.finfo(dtype).eps
-    bound = bilinear_bound(magnitude(x, W, pads, 2) + np.abs(b), x.shape[3] + ROUNDINGS[2], eps)
+    bound = bilinear_bound(magnitude(x, W, pads, m) + np.abs(b), x.shape[3] + ROUNDINGS[m], eps)
     assert y.dtype == dtype and y.shape == expected.shape
     np.testing.assert_array_less(np.abs(y - expected), bound + 1e-300)
 
 
 @SETTINGS
-@given(case(max_c=6), st.sampled_from([np.float32, np.float64]))
-def test_fast_gradients_equal_direct(c, dtype):
+@given(case(max_c=6), st.sampled_from([np.float32, np.float64]), st.sampled_from([2, 4]))
+def test_fast_gradients_equal_direct(c, dtype, m):
     x, W, gy, pads = c
     eps = np.finfo(dtype).eps
-    gx = FW.input_grad(gy.astype(dtype), W.astype(dtype), x.shape[1:3], pads)
+    gx = FW.input_grad(gy.astype(dtype), W.astype(dtype), x.shape[1:3], pads, m)
     pads2 = RW.input_grad_pads(x.shape[1:3], gy.shape[1:3], pads)
-    bound_gx = bilinear_bound(magnitude(gy, RW.flipped_kernel(W), pads2, 2), W.shape[3] + ROUNDINGS[2], eps)
+    bound_gx = bilinear_bound(magnitude(gy, RW.flipped_kernel(W), pads2, m), W.shape[3] + ROUNDINGS[m], eps)
     np.testing.assert_array_less(np.abs(gx - direct_input_grad(gy, W, x.shape, pads)), bound_gx + 1e-300)
-    gW = FW.weight_grad(x.astype(dtype), gy.astype(dtype), pads)
-    T = x.shape[0] * (-(-gy.shape[1] // 2)) * (-(-gy.shape[2] // 2))
-    bound_gW = bilinear_bound(weight_magnitude(x, gy, pads, 2), T + ROUNDINGS[2], eps)
+    gW = FW.weight_grad(x.astype(dtype), gy.astype(dtype), pads, m)
+    T = x.shape[0] * (-(-gy.shape[1] // m)) * (-(-gy.shape[2] // m))
+    bound_gW = bilinear_bound(weight_magnitude(x, gy, pads, m), T + ROUNDINGS[m], eps)
     np.testing.assert_array_less(np.abs(gW - direct_weight_grad(x, gy, pads)), bound_gW + 1e-300)
 
 
@@ -217,6 +218,34 @@ def test_written_out_f23_kernels_equal_the_general_ones():
     np.testing.assert_allclose(y1, y2, rtol=0, atol=4 * np.finfo(float).eps * (np.abs(M).sum(0).max() + 1))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_written_out_f43_kernels_equal_the_general_ones(dtype):
+    """The F(4,3) kernels spelt as shared sums give the general matrix kernels' numbers within rounding.
+
+    The order of the additions differs (e.g. (d3 + d4) - 4 (d1 + d2) against -4 d1 - 4 d2 + d3 + d4), so
+    each result may differ by the roundings of both: at most 2 * 10 of eps times the same transform
+    run on absolute values (two sides of at most 5 terms each, every sum and product rounded once).
+    """
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2, 11, 9, 5)).astype(dtype)
+    BT, _, AT, _ = FW._matrices(dtype, 4)
+    TH, TW, eps = 3, 2, np.finfo(dtype).eps
+    V1, V2, Vabs = (np.empty((36, 2 * TH * TW, 5), dtype=dtype) for _ in range(3))
+    tiles_transform_into(x, BT, 4, 1, 2, TH, TW, V1)
+    input_transform_f43_into(x, 1, 2, TH, TW, V2)
+    tiles_transform_into(np.abs(x), np.abs(BT), 4, 1, 2, TH, TW, Vabs)
+    np.testing.assert_array_less(np.abs(V1 - V2), 20 * eps * Vabs + 1e-300)
+    M, b = rng.standard_normal((36, 2 * TH * TW, 3)).astype(dtype), rng.standard_normal(3).astype(dtype)
+    for relu in (False, True):
+        y1, y2 = np.empty((2, 10, 7, 3), dtype=dtype), np.empty((2, 10, 7, 3), dtype=dtype)
+        yabs = np.empty((2, 10, 7, 3), dtype=dtype)
+        y1[:], y2[:] = np.nan, 7.0                                 # cells not written would fail below
+        output_transform_into(M, AT, b, relu, TH, TW, y1)
+        output_transform_f43_into(M, b, relu, TH, TW, y2)
+        output_transform_into(np.abs(M), np.abs(AT), np.abs(b), False, TH, TW, yabs)
+        np.testing.assert_array_less(np.abs(y1 - y2), 24 * eps * yabs + 1e-300)
+
+
 def test_growth_of_the_transforms():
     """How much larger the Winograd partial results are than the direct sum sum |g||d|, with all |g|, |d| = 1.
 
@@ -235,12 +264,14 @@ def test_growth_of_the_transforms():
 
 
 # ------------------------------------------------ the engine takes the route
-@pytest.fixture
-def narrow_winograd(monkeypatch):
-    """The fast tier, with the Winograd route taken from one channel on, so small layers exercise it."""
+@pytest.fixture(params=[2, 4])
+def narrow_winograd(monkeypatch, request):
+    """The fast tier, with the Winograd route (F(2x2) or F(4x4)) taken from one channel on, so small layers
+    exercise it; yields the route's name."""
     monkeypatch.setattr(tuning, "WINOGRAD_MIN_CHANNELS", 1)
+    monkeypatch.setattr(tuning, "WINOGRAD_FORWARD_TILE", request.param)
     with nb.kernels("fast"):
-        yield
+        yield FW.ROUTE_NAMES[request.param]
 
 
 @settings(max_examples=25, deadline=None,
@@ -252,13 +283,14 @@ def test_conv2d_gradients_through_the_winograd_route(narrow_winograd, c, padding
     assume(padding == "same" or (H >= 3 and Wd >= 3))
     b = np.linspace(-0.5, 0.5, W.shape[3])
     y = EF.conv2d(Tensor(x), Tensor(W), Tensor(b), (1, 1), padding, activation)
-    assert routes.last("conv2d_forward") == "winograd"
+    assert routes.last("conv2d_forward") == narrow_winograd
     check_grad(lambda x, W, b: EF.conv2d(x, W, b, (1, 1), padding, activation), x, W, b,
                grad_output=np.random.default_rng(0).standard_normal(y.shape), raise_on_failure=True)
 
 
 def test_w2_second_layer_takes_the_winograd_route():
-    """W2's 32 -> 64 layer (13x13, valid) runs Winograd; the 1 -> 32 layer stays direct; the same numbers as im2col."""
+    """W2's 32 -> 64 layer (13x13, valid) runs Winograd F(4x4, 3x3) (the default tile); the 1 -> 32 layer stays
+    direct; the numbers of a direct convolution within F(4x4)'s float32 bound."""
     rng = np.random.default_rng(0)
     with nb.kernels("fast"):
         model = nb.Sequential([nb.layers.Input((28, 28, 1)),
@@ -266,7 +298,7 @@ def test_w2_second_layer_takes_the_winograd_route():
                                nb.layers.Conv2D(64, 3, activation="relu")])
         x = rng.random((4, 28, 28, 1), dtype=np.float32)
         model(x)
-        assert routes.last("conv2d_forward") == "winograd"
+        assert tuning.WINOGRAD_FORWARD_TILE == 4 and routes.last("conv2d_forward") == "winograd4"
         h = model.layers[1](model.layers[0](x))
         assert routes.last("conv2d_forward") == "direct"
         assert not FW.applies(x.shape, (3, 3, 1, 32), (1, 1))
@@ -274,7 +306,7 @@ def test_w2_second_layer_takes_the_winograd_route():
         y = model.layers[2](h).numpy()
     W, b = (np.asarray(w, dtype=np.float64) for w in model.layers[2].get_weights())
     z = direct_conv(np.asarray(h.numpy(), np.float64), W, (0, 0, 0, 0)) + b
-    bound = bilinear_bound(magnitude(h.numpy(), W, (0, 0, 0, 0), 2) + np.abs(b), 32 + ROUNDINGS[2],
+    bound = bilinear_bound(magnitude(h.numpy(), W, (0, 0, 0, 0), 4) + np.abs(b), 32 + ROUNDINGS[4],
                            np.finfo(np.float32).eps)
     np.testing.assert_array_less(np.abs(y - np.maximum(z, 0)), bound + 1e-300)
 

@@ -11,7 +11,7 @@ and their derivation are in ``numbanet/reference/winograd.py``. Backward:
 gx is the Winograd convolution of gy with the flipped kernel, gW the transpose
 of the forward pass (``winograd_weight_grad``). ``conv2d`` itself already takes
 this route in the fast tier where it pays (``nb.fast.routes.last("conv2d_forward")
-== "winograd"``); this function runs it whatever the layer's size.
+in ("winograd4", "winograd")``); this function runs it whatever the layer's size.
 
 Shapes: x (N, H, W, C), W (3, 3, C, F), b (F,) -> y (N, OH, OW, F).
 """

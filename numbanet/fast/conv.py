@@ -626,12 +626,14 @@ def _relu(activation, op):
 def conv2d_forward(x, W, b, strides, pads, activation=None):
     """y = act(conv(x, W) + b) -> (N, OH, OW, F); mirrors ``reference/tier.py: conv2d_forward``.
 
-    Route "winograd" where ``winograd.applies``, else "direct", "flipped" or "im2col" (``route``),
+    Route "winograd4" (F(4x4, 3x3)) or "winograd" (F(2x2, 3x3)) where ``winograd.applies``
+    (``winograd.forward_tile``), else "direct", "flipped" or "im2col" (``route``),
     the relu fused into it.
     """
     SH, SW = strides
     relu = _relu(activation, "conv2d_forward")
-    heuristic = ("winograd" if winograd.applies(x.shape, W.shape, strides, pads)   # 3x3 stride 1, wide enough
+    heuristic = (winograd.ROUTE_NAMES[winograd.forward_tile(*W.shape[2:])]          # 3x3 stride 1, wide enough
+                 if winograd.applies(x.shape, W.shape, strides, pads)
                  else forward_route(W.shape[2], W.shape[3], SH, SW))
     how, planned = _plan("conv.forward", heuristic, x.shape, W.shape, strides, pads,
                          x.dtype, lambda name: forward(x, W, b, SH, SW, pads, relu, name))

@@ -35,16 +35,16 @@ from .kernels.conv_pool import pooled_relu_backward_into
 from .kernels.direct_conv import direct_forward_into, direct_forward_one_filter_into
 from .kernels.im2col import col2im_into, im2col_into
 from .kernels.pooling import arg_dtype, max_pool_forward_into
-from .kernels.winograd import input_transform_f23_into, output_transform_f23_into
 from .routes import last, record
 from .workspace import empty, scratch
 
 
 def fused_route(x_shape, W_shape, strides, pads):
-    """The convolution route of each chunk: "winograd", else ``conv.forward_route``'s "planes",
-    "direct", "flipped" or "im2col" (the forward pass's heuristic of ``fast/conv.py``)."""
+    """The convolution route of each chunk: "winograd4" or "winograd" (``winograd.forward_tile``), else
+    ``conv.forward_route``'s "planes", "direct", "flipped" or "im2col" (the forward pass's heuristic of
+    ``fast/conv.py``)."""
     if winograd.applies(x_shape, W_shape, strides, pads):
-        return "winograd"
+        return winograd.ROUTE_NAMES[winograd.forward_tile(*W_shape[2:])]
     KH, KW, C, F = W_shape
     way = conv.forward_route(C, F, *strides)
     if way == "planes" and not conv._planes_fit(W_shape, pads):
@@ -74,13 +74,15 @@ def _conv_chunk(xc, W, U, b, strides, pads, way, tag, yc, relu=True):
     elif way == "planes":
         # zero-padded channel planes, one vectorised loop per (filter, channel) (``kernels/narrow_conv.py``)
         conv.planes_forward_serial(xc, W, b, pads[0], pads[2], relu, yc, tag=tag + "planes")
-    elif way == "winograd":
-        TH, TW = -(-OH // 2), -(-OW // 2)
-        V = scratch(tag + "V", (16, B * TH * TW, C), xc.dtype)
-        M = scratch(tag + "M", (16, B * TH * TW, F), xc.dtype)
-        input_transform_f23_into(xc, pads[0], pads[2], TH, TW, V)     # B^T d B -> (16, T, C)
-        np.matmul(V, U, out=M)                                         # (16, T, C) @ (16, C, F)
-        output_transform_f23_into(M, b, relu, TH, TW, yc)              # A^T M A + b, act
+    elif way in winograd.ROUTE_TILES:
+        m = winograd.ROUTE_TILES[way]                                  # F(m x m, 3 x 3)
+        TH, TW = -(-OH // m), -(-OW // m)
+        input_transform, output_transform = winograd.TRANSFORMS[m]
+        V = scratch(tag + "V", ((m + 2) ** 2, B * TH * TW, C), xc.dtype)
+        M = scratch(tag + "M", ((m + 2) ** 2, B * TH * TW, F), xc.dtype)
+        input_transform(xc, pads[0], pads[2], TH, TW, V)               # B^T d B -> (alpha^2, T, C)
+        np.matmul(V, U, out=M)                                         # (a^2, T, C) @ (a^2, C, F)
+        output_transform(M, b, relu, TH, TW, yc)                       # A^T M A + b, act
     else:
         K = KH * KW * C
         c = scratch(tag + "col", (B, OH, OW, KH, KW, C), xc.dtype)
@@ -95,9 +97,10 @@ def _conv_chunk(xc, W, U, b, strides, pads, way, tag, yc, relu=True):
 def _scratch_bytes_per_image(way, W_shape, out_hw, itemsize, in_hw=(0, 0)):
     KH, KW, C, F = W_shape
     OH, OW = out_hw
-    if way == "winograd":
-        tiles = -(-OH // 2) * -(-OW // 2)
-        return (16 * tiles * (C + F) + OH * OW * F) * itemsize
+    if way in winograd.ROUTE_TILES:
+        m = winograd.ROUTE_TILES[way]
+        tiles = -(-OH // m) * -(-OW // m)
+        return ((m + 2) ** 2 * tiles * (C + F) + OH * OW * F) * itemsize
     if way == "im2col":
         return OH * OW * (KH * KW * C + F) * itemsize
     if way == "flipped":
@@ -117,7 +120,7 @@ def conv2d_relu_maxpool_forward(x, W, b, strides, pads, pool, pool_strides, pool
     way = fused_route(x.shape, W.shape, strides, pads)
     relu = conv._relu(activation, "conv2d_relu_maxpool_forward")
     record("conv2d_relu_maxpool_forward", f"conv+{'relu+' if relu else ''}maxpool, fused: {way}")
-    U = (winograd.transform_kernel(W) if way == "winograd" else                     # (16, C, F)
+    U = (winograd.transform_kernel(W, winograd.ROUTE_TILES[way]) if way in winograd.ROUTE_TILES else  # (a^2, C, F)
          conv._flipped(W).reshape(KH * KW * F, C).T if way == "flipped" else None)  # (KH, KW, F, C) -> (C, KH*KW*F)
     b = np.zeros(F, dtype=x.dtype) if b is None else np.ascontiguousarray(b, dtype=x.dtype)
     p = empty("convpool.p", (N, *pool_out_hw, F), x.dtype)              # pooled: see workspace.py

@@ -33,7 +33,7 @@ that names another machine, is ignored with a warning, never an error.
 A route the fast tier does not know yet is added by name: ``add_route(op, name,
 run, applies)`` makes it a candidate of ``op`` wherever ``applies(**shape)`` is true
 (``numbanet/fast/conv.py`` dispatches the names it does not know to ``ROUTES``;
-``fast/winograd.py`` adds "winograd" to the three convolution passes this way).
+``fast/winograd.py`` adds "winograd" and "winograd4" to the three convolution passes this way).
 
 A pass timed alone can win and still lose the training step (its inputs arrive cold,
 and under load a split pass waits for a starved thread), so ``numbanet tune`` follows

@@ -3,7 +3,7 @@
 Every protocol function of the fast tier that has more than one way to compute its
 result (direct loops or im2col, serial or split, ...) records the one it chose::
 
-    nb.fast.routes.last("conv2d_forward")       # -> "planes", "direct", "flipped", "im2col" or "winograd"
+    nb.fast.routes.last("conv2d_forward")       # -> "planes", "direct", "flipped", "im2col", "winograd4" or "winograd"
     nb.fast.routes.last("dense_forward")        # -> "small", "blas" or "split"
     nb.fast.routes.last()                       # {op name: route} for every op called so far
 

@@ -49,29 +49,20 @@ from .normalization import batch_norm_backward, batch_norm_forward  # noqa: E402
 
 # ------------------------------------------------ Winograd convolution (nb.functional.conv2d_winograd)
 from . import winograd as _winograd  # noqa: E402
-from ..reference import winograd as _textbook_winograd  # noqa: E402
 
 
 def conv2d_winograd_forward(x, W, pads, tile=2):
-    """y = conv(x, W) by Winograd F(m x m, 3 x 3); mirrors reference/tier.py conv2d_winograd_forward.
+    """y = conv(x, W) by Winograd F(m x m, 3 x 3), m = ``tile``; mirrors reference/tier.py conv2d_winograd_forward.
 
-    F(2x2, 3x3): ``fast/winograd.py``'s route (Numba transforms, BLAS products);
-    F(4x4, 3x3) has no fast route (it did not pay, benchmarks/results/tuning.md
-    "Winograd") and runs the reference version.
+    ``fast/winograd.py``'s route: Numba transforms (F(2, 3) or F(4, 3) written out), BLAS products.
     """
-    if tile == 2:
-        return _winograd.forward(x, W, None, pads, False)
-    return _textbook_winograd.winograd_conv2d(x, W, pads, tile)
+    return _winograd.forward(x, W, None, pads, False, tile)
 
 
 def conv2d_winograd_backward(gy, x, W, pads, tile=2, need_gx=True, need_gW=True):
     """(gx, gW) by Winograd, None where not needed; mirrors reference/tier.py conv2d_winograd_backward."""
-    if tile == 2:
-        gx = _winograd.input_grad(gy, W, x.shape[1:3], pads) if need_gx else None
-        gW = _winograd.weight_grad(x, gy, pads) if need_gW else None
-        return gx, gW
-    gx = _textbook_winograd.winograd_input_grad(gy, W, x.shape[1:3], pads, tile) if need_gx else None
-    gW = _textbook_winograd.winograd_weight_grad(x, gy, pads, tile) if need_gW else None
+    gx = _winograd.input_grad(gy, W, x.shape[1:3], pads, tile) if need_gx else None
+    gW = _winograd.weight_grad(x, gy, pads, tile) if need_gW else None
     return gx, gW
 
 # ------------------------------------------------ Conv2D(relu) -> MaxPooling2D fused per chunk

@@ -61,6 +61,14 @@ RECURRENT_SPLIT_MIN_WORK = 1 << 25
 # "Winograd").
 WINOGRAD_MIN_CHANNELS = 32
 
+# The tile of that route's forward pass: 4 for F(4x4, 3x3) (36 products per 16
+# outputs; route "winograd4"), 2 for F(2x2, 3x3) (16 per 4; "winograd"). F(4x4)
+# does 44% fewer multiply-adds in its products, and with its transforms in the
+# working precision its forward pass was faster than F(2x2) and im2col on every
+# layer of 32 channels or more measured (benchmarks/results/tuning.md, "Winograd tile"); its float32 rounding bound is
+# up to 36x larger (tests/test_winograd.py: test_growth_of_the_transforms).
+WINOGRAD_FORWARD_TILE = 4
+
 # The route planner (``planner.py``) keeps the rules above as its fallbacks, used
 # wherever this machine has no plan, and times these candidates beside them: im2col
 # chunks of CHUNK_BYTES times each factor (1, 4 and 8 MiB beside 2 MiB, the sizes of

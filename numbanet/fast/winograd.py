@@ -1,47 +1,58 @@
 """The fast tier's Winograd route for 3x3 stride-1 convolutions: transforms in Numba, products in BLAS.
 
 The math, the transform matrices and their derivation are in
-``numbanet/reference/winograd.py``; here the same F(2x2, 3x3) algorithm runs
-chunk by chunk over the batch, each chunk's tiles transformed by the Numba kernels
-of ``kernels/winograd.py`` into a scratch buffer and multiplied by 16 BLAS
-products (one stacked ``np.matmul`` of (16, T, C) @ (16, C, F)), the threads
-splitting the batch (``parallel``). ``fast/conv.py`` takes this route ("winograd"
-in ``routes.last``) where ``applies`` says so; a route planner can list it as a
-candidate through the same four functions:
+``numbanet/reference/winograd.py``; here the same F(m x m, 3 x 3) algorithm, m = 2
+or 4, runs chunk by chunk over the batch, each chunk's tiles transformed by the
+Numba kernels of ``kernels/winograd.py`` into a scratch buffer and multiplied by
+alpha^2 BLAS products (one stacked ``np.matmul`` of (alpha^2, T, C) @ (alpha^2, C, F)),
+the threads splitting the batch (``parallel``). ``fast/conv.py`` takes this route
+for the forward pass where ``applies`` says so, with the tile ``forward_tile`` gives
+("winograd4" for F(4x4, 3x3), "winograd" for F(2x2, 3x3) in ``routes.last``); the
+route planner lists both tiles as candidates of all three passes:
 
 * ``applies(x_shape, W_shape, strides, pads=None)``: whether the route computes
   this convolution and pays (3x3, stride 1, min(C, F) >= ``tuning.WINOGRAD_MIN_CHANNELS``);
-* ``forward(x, W, b, pads, relu)``: y = act(conv(x, W) + b), bias and relu fused
+* ``forward(x, W, b, pads, relu, m)``: y = act(conv(x, W) + b), bias and relu fused
   into the output transform;
-* ``input_grad(gy, W, in_hw, pads)``: gx, the Winograd convolution of gy with the
+* ``input_grad(gy, W, in_hw, pads, m)``: gx, the Winograd convolution of gy with the
   flipped kernel;
-* ``weight_grad(x, gy, pads)``: gW by the transpose of the forward pass (gY's
-  tiles transformed by A, 16 products V^T @ gM over the tiles, then G^T gU G).
+* ``weight_grad(x, gy, pads, m)``: gW by the transpose of the forward pass (gY's
+  tiles transformed by A, alpha^2 products V^T @ gM over the tiles, then G^T gU G).
+
+F(4x4, 3x3) does 36 products per 16 outputs against F(2x2)'s 16 per 4 (44% fewer
+multiply-adds) and was the faster forward pass on every layer measured from 32
+channels (``tuning.WINOGRAD_FORWARD_TILE``); its float32 rounding is larger (its
+transforms multiply by up to 8 and 5 where F(2x2)'s only add).
 
 Notation: x (N, H, W, C), W (3, 3, C, F), b (F,), pads (PT, PB, PL, PR),
-y (N, OH, OW, F); m = 2 outputs per tile side, alpha = 4, TH = ceil(OH / 2),
-TW = ceil(OW / 2), T = the tiles of one chunk.
+y (N, OH, OW, F); m outputs per tile side, alpha = m + 2, TH = ceil(OH / m),
+TW = ceil(OW / m), T = the tiles of one chunk.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..reference.winograd import F23, flipped_kernel, input_grad_pads
+from ..reference.winograd import ALGORITHMS, flipped_kernel, input_grad_pads
 from . import parallel, tuning
-from .kernels.winograd import input_transform_f23_into, output_transform_f23_into, tiles_transform_into
+from .kernels.winograd import (input_transform_f23_into, input_transform_f43_into, output_transform_f23_into,
+                               output_transform_f43_into, tiles_transform_into)
 from .workspace import scratch
 
-M_OUT = F23["m"]                  # outputs per tile side
-ALPHA = M_OUT + 2                 # input tile side
-_MATRICES = {}                    # dtype -> (BT, G, AT, A) in that dtype, contiguous
+# m (outputs per tile side) -> the written-out input and output transforms of F(m x m, 3 x 3)
+TRANSFORMS = {2: (input_transform_f23_into, output_transform_f23_into),
+              4: (input_transform_f43_into, output_transform_f43_into)}
+# the route names of the planner and of ``routes.last``: "winograd" is F(2x2, 3x3), "winograd4" F(4x4, 3x3)
+ROUTE_TILES = {"winograd": 2, "winograd4": 4}
+ROUTE_NAMES = {m: name for name, m in ROUTE_TILES.items()}
+_MATRICES = {}                    # (dtype, m) -> (BT, G, AT, A) in that dtype, contiguous
 
 
-def _matrices(dtype):
-    dtype = np.dtype(dtype)
-    if dtype not in _MATRICES:
-        BT, G, AT = (np.ascontiguousarray(F23[k], dtype=dtype) for k in ("BT", "G", "AT"))
-        _MATRICES[dtype] = (BT, G, AT, np.ascontiguousarray(AT.T))
-    return _MATRICES[dtype]
+def _matrices(dtype, m=2):
+    key = (np.dtype(dtype), m)
+    if key not in _MATRICES:
+        BT, G, AT = (np.ascontiguousarray(ALGORITHMS[m][k], dtype=key[0]) for k in ("BT", "G", "AT"))
+        _MATRICES[key] = (BT, G, AT, np.ascontiguousarray(AT.T))
+    return _MATRICES[key]
 
 
 def applies(x_shape, W_shape, strides, pads=None):
@@ -49,7 +60,7 @@ def applies(x_shape, W_shape, strides, pads=None):
 
     A 3x3 kernel at stride 1 with pads of at most 2 (the input gradient's pads are
     2 - P), and at least ``tuning.WINOGRAD_MIN_CHANNELS`` channels on both sides:
-    below that the 16 products are too thin for BLAS and the transforms dominate.
+    below that the alpha^2 products are too thin for BLAS and the transforms dominate.
     """
     KH, KW, C, F = W_shape
     if (KH, KW) != (3, 3) or tuple(strides) != (1, 1):
@@ -59,11 +70,16 @@ def applies(x_shape, W_shape, strides, pads=None):
     return min(C, F) >= tuning.WINOGRAD_MIN_CHANNELS
 
 
-def transform_kernel(W):
-    """U = G W G^T, (3, 3, C, F) -> (16, C, F) contiguous, one (C, F) matrix per tile position."""
-    _, G, _, _ = _matrices(W.dtype)
-    U = np.einsum("pk,klcf,ql->pqcf", G, W, G, optimize=True)       # (4, 4, C, F)
-    return np.ascontiguousarray(U.reshape(ALPHA * ALPHA, *W.shape[2:]))
+def forward_tile(C, F):
+    """m of the forward pass's Winograd route where ``applies``: ``tuning.WINOGRAD_FORWARD_TILE``."""
+    return tuning.WINOGRAD_FORWARD_TILE
+
+
+def transform_kernel(W, m=2):
+    """U = G W G^T, (3, 3, C, F) -> (alpha^2, C, F) contiguous, one (C, F) matrix per tile position."""
+    _, G, _, _ = _matrices(W.dtype, m)
+    U = np.einsum("pk,klcf,ql->pqcf", G, W, G, optimize=True)       # (alpha, alpha, C, F)
+    return np.ascontiguousarray(U.reshape((m + 2) ** 2, *W.shape[2:]))
 
 
 def _chunks(N, per_image_bytes, body):
@@ -76,79 +92,82 @@ def _chunks(N, per_image_bytes, body):
     return parallel.run(work, parallel.split(N))
 
 
-def _tiles(OH, OW):
-    return -(-OH // M_OUT), -(-OW // M_OUT)
+def _tiles(OH, OW, m):
+    return -(-OH // m), -(-OW // m)
 
 
-def forward(x, W, b, pads, relu):
-    """y = act(conv(x, W) + b) by F(2x2, 3x3): x (N, H, W, C), W (3, 3, C, F) -> y (N, OH, OW, F).
+def forward(x, W, b, pads, relu, m=2):
+    """y = act(conv(x, W) + b) by F(m x m, 3 x 3): x (N, H, W, C), W (3, 3, C, F) -> y (N, OH, OW, F).
 
-    Mirrors ``reference/winograd.py: winograd_conv2d`` (m = 2), with the bias and
-    the relu applied in the output transform.
+    Mirrors ``reference/winograd.py: winograd_conv2d``, with the bias and the relu
+    applied in the output transform; ``m`` 2 or 4.
     """
     x = np.ascontiguousarray(x)
     N, H, Wd, C = x.shape
     F = W.shape[3]
     PT, PB, PL, PR = pads
     OH, OW = H + PT + PB - 2, Wd + PL + PR - 2
-    TH, TW = _tiles(OH, OW)
-    BT, _, AT, _ = _matrices(x.dtype)
-    U = transform_kernel(W)                                        # (16, C, F)
+    TH, TW = _tiles(OH, OW, m)
+    A2 = (m + 2) ** 2                                              # alpha^2 tile positions
+    input_transform, output_transform = TRANSFORMS[m]
+    U = transform_kernel(W, m)                                     # (alpha^2, C, F)
     bias = np.zeros(F, dtype=x.dtype) if b is None else np.ascontiguousarray(b, dtype=x.dtype)
     y = np.empty((N, OH, OW, F), dtype=x.dtype)
     T1 = TH * TW                                                   # tiles per image
 
     def chunk(n0, n1, tag, B):
-        V = scratch(tag + "V", (ALPHA * ALPHA, B * T1, C), x.dtype)[:, :(n1 - n0) * T1]
-        M = scratch(tag + "M", (ALPHA * ALPHA, B * T1, F), x.dtype)[:, :(n1 - n0) * T1]
-        input_transform_f23_into(x[n0:n1], PT, PL, TH, TW, V)           # B^T d B -> (16, T, C)
-        np.matmul(V, U, out=M)                                     # (16, T, C) @ (16, C, F) -> (16, T, F)
-        output_transform_f23_into(M, bias, relu, TH, TW, y[n0:n1])      # A^T M A + b, act -> (n1-n0, OH, OW, F)
+        V = scratch(tag + "V", (A2, B * T1, C), x.dtype)[:, :(n1 - n0) * T1]
+        M = scratch(tag + "M", (A2, B * T1, F), x.dtype)[:, :(n1 - n0) * T1]
+        input_transform(x[n0:n1], PT, PL, TH, TW, V)               # B^T d B -> (alpha^2, T, C)
+        np.matmul(V, U, out=M)                                     # (a^2, T, C) @ (a^2, C, F) -> (a^2, T, F)
+        output_transform(M, bias, relu, TH, TW, y[n0:n1])          # A^T M A + b, act -> (n1-n0, OH, OW, F)
 
-    _chunks(N, ALPHA * ALPHA * T1 * (C + F) * x.itemsize, chunk)
+    _chunks(N, A2 * T1 * (C + F) * x.itemsize, chunk)
     return y
 
 
-def input_grad(gy, W, in_hw, pads):
-    """gx = conv(gy, Wf) by F(2x2, 3x3), Wf the flipped kernel: gy (N, OH, OW, F) -> gx (N, H, W, C).
+def input_grad(gy, W, in_hw, pads, m=2):
+    """gx = conv(gy, Wf) by F(m x m, 3 x 3), Wf the flipped kernel: gy (N, OH, OW, F) -> gx (N, H, W, C).
 
     Mirrors ``reference/winograd.py: winograd_input_grad``.
     """
     pads2 = input_grad_pads(in_hw, gy.shape[1:3], pads)
-    return forward(gy, np.ascontiguousarray(flipped_kernel(W)), None, pads2, False)
+    return forward(gy, np.ascontiguousarray(flipped_kernel(W)), None, pads2, False, m)
 
 
-def weight_grad(x, gy, pads):
+def weight_grad(x, gy, pads, m=2):
     """gW = G^T (sum over chunks of V^T @ gM) G: x (N, H, W, C), gy (N, OH, OW, F) -> (3, 3, C, F).
 
     Mirrors ``reference/winograd.py: winograd_weight_grad``: V the input tiles
-    (B^T d B), gM = A gY A^T of gy's 2x2 tiles, 16 products (C, T) @ (T, F) per chunk.
+    (B^T d B), gM = A gY A^T of gy's m x m tiles, alpha^2 products (C, T) @ (T, F) per chunk.
     """
     x, gy = np.ascontiguousarray(x), np.ascontiguousarray(gy)
     N, H, Wd, C = x.shape
     _, OH, OW, F = gy.shape
-    TH, TW = _tiles(OH, OW)
-    BT, G, _, A = _matrices(x.dtype)
-    T1 = TH * TW
+    TH, TW = _tiles(OH, OW, m)
+    _, G, _, A = _matrices(x.dtype, m)
+    T1, A2 = TH * TW, (m + 2) ** 2
+    input_transform = TRANSFORMS[m][0]
 
     def chunk(n0, n1, tag, B):
-        V = scratch(tag + "V", (ALPHA * ALPHA, B * T1, C), x.dtype)[:, :(n1 - n0) * T1]
-        gM = scratch(tag + "M", (ALPHA * ALPHA, B * T1, F), x.dtype)[:, :(n1 - n0) * T1]
-        input_transform_f23_into(x[n0:n1], pads[0], pads[2], TH, TW, V)              # (16, T, C)
-        tiles_transform_into(gy[n0:n1], A, M_OUT, 0, 0, TH, TW, gM)               # A gY A^T -> (16, T, F)
-        return np.matmul(V.transpose(0, 2, 1), gM)                 # (16, C, T) @ (16, T, F) -> (16, C, F)
+        V = scratch(tag + "V", (A2, B * T1, C), x.dtype)[:, :(n1 - n0) * T1]
+        gM = scratch(tag + "M", (A2, B * T1, F), x.dtype)[:, :(n1 - n0) * T1]
+        input_transform(x[n0:n1], pads[0], pads[2], TH, TW, V)                # (alpha^2, T, C)
+        tiles_transform_into(gy[n0:n1], A, m, 0, 0, TH, TW, gM)               # A gY A^T -> (alpha^2, T, F)
+        return np.matmul(V.transpose(0, 2, 1), gM)                 # (a^2, C, T) @ (a^2, T, F) -> (a^2, C, F)
 
-    gU = np.zeros((ALPHA * ALPHA, C, F), dtype=x.dtype)
-    for partials in _chunks(N, ALPHA * ALPHA * T1 * (C + F) * x.itemsize, chunk):
+    gU = np.zeros((A2, C, F), dtype=x.dtype)
+    for partials in _chunks(N, A2 * T1 * (C + F) * x.itemsize, chunk):
         for p in partials:
             gU += p
-    gU = gU.reshape(ALPHA, ALPHA, C, F)
+    gU = gU.reshape(m + 2, m + 2, C, F)
     return np.einsum("pk,pqcf,ql->klcf", G, gU, G, optimize=True)
 
 
 # ------------------------------------------------------------------ planner candidates
-# Winograd is a candidate route of all three passes for the route planner
-# (``planner.py``; ``fast/conv.py`` dispatches the name "winograd" to these), on
+# Winograd, F(2x2, 3x3) and F(4x4, 3x3), is a candidate route of all three passes
+# for the route planner (``planner.py``; ``fast/conv.py`` dispatches the names
+# "winograd" and "winograd4" to these), on
 # more layers than ``applies`` takes by default: every 3x3 stride-1 layer with
 # min(C, F) >= PLAN_MIN_CHANNELS, so that a machine where the transforms pay from
 # fewer channels (or where they do not pay at 32) finds out. Below 8 channels each
@@ -166,40 +185,44 @@ def plannable(C, F, SH, SW, KH=None, KW=None, **_):
 
 
 def _pads_fit(pads):
-    """F(2x2, 3x3) here takes pads 0-2 on each side (the input gradient's are 2 - P, which must be >= 0)."""
+    """The Winograd kernels here take pads 0-2 on each side (the input gradient's are 2 - P, which must be >= 0)."""
     return max(pads) <= 2 and min(pads) >= 0
 
 
-def _forward_route(x, W, b, SH, SW, pads, relu):
-    """conv.forward by Winograd: y (N, OH, OW, F); pads outside 0-2 go to im2col (same numbers)."""
-    if not _pads_fit(pads):
-        from . import conv
-        return conv.forward(x, W, b, SH, SW, pads, relu, "im2col")
-    return forward(x, W, b, pads, relu)
+def _routes(m):
+    """The three planner routes of F(m x m, 3 x 3); pads outside 0-2 go to im2col (the same numbers)."""
+    def forward_route(x, W, b, SH, SW, pads, relu):
+        """conv.forward by Winograd: y (N, OH, OW, F)."""
+        if not _pads_fit(pads):
+            from . import conv
+            return conv.forward(x, W, b, SH, SW, pads, relu, "im2col")
+        return forward(x, W, b, pads, relu, m)
 
+    def input_grad_route(gy, W, H, Wd, SH, SW, PT, PL):
+        """conv.input_grad by Winograd: gx (N, H, Wd, C) from gy (N, OH, OW, F), pads (PT, ., PL, .)."""
+        PB, PR = gy.shape[1] + 2 - H - PT, gy.shape[2] + 2 - Wd - PL      # from OH = H + PT + PB - 2
+        if not _pads_fit((PT, PB, PL, PR)):
+            from . import conv
+            return conv.input_grad(gy, W, H, Wd, SH, SW, PT, PL, "im2col")
+        return input_grad(gy, np.ascontiguousarray(W), (H, Wd), (PT, PB, PL, PR), m)
 
-def _input_grad_route(gy, W, H, Wd, SH, SW, PT, PL):
-    """conv.input_grad by Winograd: gx (N, H, Wd, C) from gy (N, OH, OW, F), pads (PT, ., PL, .)."""
-    PB, PR = gy.shape[1] + 2 - H - PT, gy.shape[2] + 2 - Wd - PL      # from OH = H + PT + PB - 2
-    if not _pads_fit((PT, PB, PL, PR)):
-        from . import conv
-        return conv.input_grad(gy, W, H, Wd, SH, SW, PT, PL, "im2col")
-    return input_grad(gy, np.ascontiguousarray(W), (H, Wd), (PT, PB, PL, PR))
+    def weight_grad_route(x, gy, W_shape, SH, SW, pads):
+        """conv.weight_grad by Winograd: gW (3, 3, C, F) from x (N, H, W, C) and gy (N, OH, OW, F)."""
+        if not _pads_fit(pads):
+            from . import conv
+            return conv.weight_grad(x, gy, W_shape, SH, SW, pads, "im2col")
+        return weight_grad(x, gy, pads, m)
 
-
-def _weight_grad_route(x, gy, W_shape, SH, SW, pads):
-    """conv.weight_grad by Winograd: gW (3, 3, C, F) from x (N, H, W, C) and gy (N, OH, OW, F)."""
-    if not _pads_fit(pads):
-        from . import conv
-        return conv.weight_grad(x, gy, W_shape, SH, SW, pads, "im2col")
-    return weight_grad(x, gy, pads)
+    return forward_route, input_grad_route, weight_grad_route
 
 
 def _register():
     from . import planner
-    planner.add_route("conv.forward", "winograd", _forward_route, plannable)
-    planner.add_route("conv.input_grad", "winograd", _input_grad_route, plannable)
-    planner.add_route("conv.weight_grad", "winograd", _weight_grad_route, plannable)
+    for name, m in ROUTE_TILES.items():
+        fwd, gx, gW = _routes(m)
+        planner.add_route("conv.forward", name, fwd, plannable)
+        planner.add_route("conv.input_grad", name, gx, plannable)
+        planner.add_route("conv.weight_grad", name, gW, plannable)
 
 
 _register()

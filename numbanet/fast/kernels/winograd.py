@@ -189,3 +189,116 @@ def output_transform_f23_into(M, b, relu, TH, TW, y):
                             else:
                                 z = s[k, 1, f] - s[k, 2, f] - s[k, 3, f] + b[f]
                             out[f] = max(z, 0.0) if relu else z
+
+
+# ------------------------------------------------ F(4x4, 3x3) written out
+# F(4, 3)'s matrices (``reference/winograd.py: F43``) spelt as additions and
+# multiplications by 2, 4, 5 and 8, with the common sums shared:
+#   B^T d:  4 d0 - 5 d2 + d4,  -4 (d1 + d2) + (d3 + d4),  4 (d1 - d2) + (d4 - d3),
+#           2 (d3 - d1) + (d4 - d2),  2 (d1 - d3) + (d4 - d2),  4 d1 - 5 d3 + d5
+#   A^T m:  with a = m1 + m2, b = m1 - m2, c = m3 + m4, e = m3 - m4:
+#           m0 + a + c,  b + 2 e,  a + 4 c,  b + 8 e + m5
+# One pass over the channels per tile position, as in the F(2, 3) kernels above.
+# The constants are made in the array's dtype (``_constants``): a float64 literal
+# would turn every float32 operation into a float64 one and back.
+
+
+@njit
+def _constants(dtype):
+    """(2, 4, 5, 8, 0) in ``dtype``."""
+    k = np.array([2.0, 4.0, 5.0, 8.0, 0.0]).astype(dtype)
+    return k[0], k[1], k[2], k[3], k[4]
+
+
+@njit
+def input_transform_f43_into(x, top, left, TH, TW, V):
+    """V[6*xi + nu, t, :] = (B^T d B)[xi, nu, :] of tile (n, i, j), d = x[n, 4i - top : +6, 4j - left : +6, :].
+
+    x (N, H, W, C) read as zero outside its bounds; V (36, N*TH*TW, C) filled.
+    """
+    N, H, W, C = x.shape
+    d = np.zeros((6, 6, C), dtype=x.dtype)
+    r = np.empty((6, 6, C), dtype=x.dtype)
+    two, four, five = _constants(x.dtype)[:3]
+    for n in range(N):
+        for i in range(TH):
+            for j in range(TW):
+                t = (n * TH + i) * TW + j
+                for u in range(6):
+                    h = 4 * i - top + u
+                    for v in range(6):
+                        w = 4 * j - left + v
+                        duv = d[u, v]
+                        if 0 <= h < H and 0 <= w < W:
+                            xhw = x[n, h, w]
+                            for c in range(C):
+                                duv[c] = xhw[c]
+                        else:
+                            for c in range(C):
+                                duv[c] = 0.0
+                for v in range(6):                      # r = B^T d, column by column
+                    for c in range(C):
+                        d0, d1, d2, d3, d4, d5 = d[0, v, c], d[1, v, c], d[2, v, c], d[3, v, c], d[4, v, c], d[5, v, c]
+                        r[0, v, c] = four * d0 - five * d2 + d4
+                        r[1, v, c] = (d3 + d4) - four * (d1 + d2)
+                        r[2, v, c] = four * (d1 - d2) + (d4 - d3)
+                        r[3, v, c] = two * (d3 - d1) + (d4 - d2)
+                        r[4, v, c] = two * (d1 - d3) + (d4 - d2)
+                        r[5, v, c] = four * d1 - five * d3 + d5
+                for xi in range(6):                     # V = r B, row by row
+                    o0, o1, o2 = V[6 * xi, t], V[6 * xi + 1, t], V[6 * xi + 2, t]
+                    o3, o4, o5 = V[6 * xi + 3, t], V[6 * xi + 4, t], V[6 * xi + 5, t]
+                    for c in range(C):
+                        r0, r1, r2, r3, r4, r5 = r[xi, 0, c], r[xi, 1, c], r[xi, 2, c], r[xi, 3, c], r[xi, 4, c], r[xi, 5, c]
+                        o0[c] = four * r0 - five * r2 + r4
+                        o1[c] = (r3 + r4) - four * (r1 + r2)
+                        o2[c] = four * (r1 - r2) + (r4 - r3)
+                        o3[c] = two * (r3 - r1) + (r4 - r2)
+                        o4[c] = two * (r1 - r3) + (r4 - r2)
+                        o5[c] = four * r1 - five * r3 + r5
+
+
+@njit
+def output_transform_f43_into(M, b, relu, TH, TW, y):
+    """y[n, 4i + k, 4j + l, :] = act((A^T M_t A)[k, l, :] + b), inside y only.
+
+    M (36, N*TH*TW, F); b (F,); y (N, OH, OW, F) filled; act = relu if ``relu``.
+    """
+    N, OH, OW, F = y.shape
+    s = np.empty((4, 6, F), dtype=M.dtype)
+    z = np.empty((4, F), dtype=M.dtype)
+    two, four, five, eight, zero = _constants(M.dtype)
+    for n in range(N):
+        for i in range(TH):
+            for j in range(TW):
+                t = (n * TH + i) * TW + j
+                for nu in range(6):                     # s = A^T M, column by column
+                    m0, m1, m2 = M[nu, t], M[6 + nu, t], M[12 + nu, t]
+                    m3, m4, m5 = M[18 + nu, t], M[24 + nu, t], M[30 + nu, t]
+                    for f in range(F):
+                        a, bb = m1[f] + m2[f], m1[f] - m2[f]
+                        c, e = m3[f] + m4[f], m3[f] - m4[f]
+                        s[0, nu, f] = m0[f] + a + c
+                        s[1, nu, f] = bb + two * e
+                        s[2, nu, f] = a + four * c
+                        s[3, nu, f] = bb + eight * e + m5[f]
+                cols = min(4, OW - 4 * j)
+                for k in range(4):                      # y = s A, + b, act
+                    h = 4 * i + k
+                    if h >= OH:
+                        break
+                    sk = s[k]
+                    for f in range(F):
+                        a, bb = sk[1, f] + sk[2, f], sk[1, f] - sk[2, f]
+                        c, e = sk[3, f] + sk[4, f], sk[3, f] - sk[4, f]
+                        z0 = sk[0, f] + a + c + b[f]
+                        z1 = bb + two * e + b[f]
+                        z2 = a + four * c + b[f]
+                        z3 = bb + eight * e + sk[5, f] + b[f]
+                        if relu:
+                            z0, z1, z2, z3 = max(z0, zero), max(z1, zero), max(z2, zero), max(z3, zero)
+                        z[0, f], z[1, f], z[2, f], z[3, f] = z0, z1, z2, z3
+                    for l in range(cols):
+                        yl, zl = y[n, h, 4 * j + l], z[l]
+                        for f in range(F):
+                            yl[f] = zl[f]
