@@ -8,7 +8,7 @@ import numbanet as nb
 from numbanet.fast import activations as fast_act
 from numbanet.fast import losses as fast_losses
 from numbanet.fast import optimizers as fast_opt
-from numbanet.fast import workspace
+from numbanet.fast import routes, workspace
 from numbanet.reference import tier as ref
 from tests.bounds import LIBM_ULP, assert_within, elementwise_bound
 
@@ -25,11 +25,21 @@ def _probabilities(shape, rng):
     return p
 
 
+@pytest.fixture(params=["numpy", "kernel"])
+def float32_route(request, monkeypatch):
+    """The fast tier's float32 sigmoid and BCE forward by NumPy's passes, or by the one-pass kernels of
+    kernels/exp32.py (taken where Numba is set up: forced here either way); yields the expected route."""
+    ready = request.param == "kernel"
+    monkeypatch.setattr(fast_act, "numba_ready", lambda: ready)
+    monkeypatch.setattr(fast_losses, "numba_ready", lambda: ready)
+    return request.param
+
+
 # ------------------------------------------------------------ binary cross-entropy
 @pytest.mark.parametrize("shape", [(37,), (6, 5), (8, 7, 7, 1), (3, 4, 5, 6)])
 @pytest.mark.parametrize("from_logits", [False, True])
 @pytest.mark.parametrize("weighted", [False, True])
-def test_binary_ce_matches_the_reference(shape, from_logits, weighted):
+def test_binary_ce_matches_the_reference(shape, from_logits, weighted, float32_route):
     """l and dL/dp of the fast tier against the reference tier's textbook formulas, within the
     rounding of the formula: a few operations and two log/exp calls, relative to the largest term."""
     rng = np.random.default_rng(len(shape) * 10 + from_logits)
@@ -40,6 +50,8 @@ def test_binary_ce_matches_the_reference(shape, from_logits, weighted):
     D = shape[-1] if len(shape) > 1 else 1
 
     got_l, want_l = fast_losses.binary_ce_forward(t, p, from_logits), ref.binary_ce_forward(t, p, from_logits)
+    assert routes.last("binary_ce_forward") == ("log32 kernel" if float32_route == "kernel" and not from_logits
+                                                else "numpy")
     got_g, want_g = fast_losses.binary_ce_backward(t, p, c, from_logits), ref.binary_ce_backward(t, p, c, from_logits)
     assert got_l.shape == want_l.shape == S and got_g.shape == want_g.shape == shape
     assert got_l.dtype == got_g.dtype == np.float32
@@ -85,13 +97,15 @@ def test_binary_ce_loss_object_uses_the_tier_and_gives_the_reference_loss():
 
 # ------------------------------------------------------------ sigmoid
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_sigmoid_matches_the_reference_and_saturates_without_warnings(dtype):
+def test_sigmoid_matches_the_reference_and_saturates_without_warnings(dtype, float32_route):
     rng = np.random.default_rng(4)
     x = (rng.standard_normal((64, 11, 11, 3)) * 6).astype(dtype)
     x.reshape(-1)[:4] = [-1000, 1000, -89, 0]                 # exp overflow side and the exact points
     eps = float(np.finfo(dtype).eps)
     with np.errstate(over="raise", divide="raise", invalid="raise"):    # underflow to 0 is the right result
         y = fast_act.sigmoid_forward(x)
+    assert routes.last("sigmoid_forward") == ("exp32 kernel" if float32_route == "kernel" and dtype == np.float32
+                                              else "numpy")
     want = ref.sigmoid_forward(x)
     assert y.dtype == dtype and y.shape == x.shape
     # negate, exp (LIBM_ULP), + 1, reciprocal: relative to the result

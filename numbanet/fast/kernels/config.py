@@ -18,6 +18,7 @@ step through any of them in a debugger; the test suite passes both ways.
 """
 from __future__ import annotations
 
+import sys
 import warnings
 
 import numba
@@ -58,3 +59,14 @@ def njit(*args, **flags):
     if len(args) == 1 and callable(args[0]) and not flags:
         return decorate(args[0])
     return decorate
+
+
+def numba_ready() -> bool:
+    """True where kernels are compiled (not ``NUMBA_DISABLE_JIT``) and Numba is already set up here.
+
+    For element-wise passes that NumPy also computes well: their kernels save a fraction of a
+    millisecond per call, while a process's first Numba call costs about 0.45 s of set-up
+    (``fast/dense.py: _kernels_ready``), and as plain Python they would run thousands of times
+    slower than NumPy. Numba's set-up imports its implementations, ``numba.np.arraymath`` among them.
+    """
+    return not numba.config.DISABLE_JIT and "numba.np.arraymath" in sys.modules
