@@ -1,6 +1,6 @@
-"""float32 exp and tanh: NumPy's ufuncs against the polynomials of ``fast/kernels/exp32.py``.
+"""float32 exp, tanh and log: NumPy's ufuncs against the polynomials of ``fast/kernels/exp32.py``.
 
-Three comparisons, each interleaved call by call, min and median of ``--repeats``:
+Four comparisons, each interleaved call by call, min and median of ``--repeats``:
 
 1. exp of (B, V) shifted logits (W5's (1280, 2000) by default), as the sparse CE forward runs
    it one thread, per block of rows: NumPy's max, then either the three-step route (Numba
@@ -8,8 +8,11 @@ Three comparisons, each interleaved call by call, min and median of ``--repeats`
    (polynomial exp and row sum in one pass, the float32 route);
 2. tanh in place on an (N, U) block (W5's SimpleRNN step, 64 x 256, by default): ``np.tanh``
    against ``exp32.tanh_inplace``;
-3. the ns per element of ``np.exp``, ``np.tanh``, ``np.sqrt`` (a vector-speed reference)
-   and the two polynomials on 64,000 float32 values.
+3. the ns per element of ``np.exp``, ``np.tanh``, ``np.log``, ``np.sqrt`` (a vector-speed
+   reference) and the polynomials on 64,000 float32 values;
+4. the sigmoid and the binary cross-entropy forward on W3/W4's (256, 28, 28, 1) output as the
+   fast tier runs them (``fast/activations.sigmoid_forward``, ``fast/losses.binary_ce_forward``)
+   by NumPy's passes and by the one-pass kernels (``sigmoid_flat``, ``bce_terms_flat``).
 
 Run it with BLAS and the pool on one thread (nothing here is threaded):
 
@@ -21,6 +24,7 @@ import argparse
 import os
 import time
 
+import numba
 import numpy as np
 
 
@@ -90,6 +94,34 @@ def main(argv=None):
                        "exp32 tanh": lambda: (np.copyto(out, x), exp32.tanh_inplace(out))}, args.repeats * 20)
     for k, (mn, md) in res.items():
         print(f"  ns per element, {k:28s} {mn * 1e6 / x.size:6.3f} {md * 1e6 / x.size:6.3f}")
+    px = np.abs(x) * np.float32(0.3) + np.float32(1e-3)
+
+    @numba.njit
+    def log_all(v, o):
+        for k in range(v.shape[0]):
+            o[k] = exp32.log_pos(v[k])
+
+    res = interleaved({"np.log": lambda: np.log(px, out=out), "exp32 log (log_pos)": lambda: log_all(px, out)},
+                      args.repeats * 20)
+    for k, (mn, md) in res.items():
+        print(f"  ns per element, {k:28s} {mn * 1e6 / x.size:6.3f} {md * 1e6 / x.size:6.3f}")
+
+    from numbanet.fast import activations
+    y = (rng.standard_normal((256, 28, 28, 1)) * 3).astype(np.float32)
+    p, t = rng.random(y.shape).astype(np.float32), rng.random(y.shape).astype(np.float32)
+    ready = activations.numba_ready
+    fns = {}
+    for name, on in (("NumPy passes", False), ("one-pass kernel", True)):
+        def use(on=on):
+            activations.numba_ready = losses.numba_ready = (lambda: on)
+        fns[f"sigmoid, {name}"] = lambda use=use: (use(), activations.sigmoid_forward(y))
+        fns[f"BCE forward, {name}"] = lambda use=use: (use(), losses.binary_ce_forward(t, p))
+    try:
+        res = interleaved(fns, args.repeats)
+    finally:
+        activations.numba_ready = losses.numba_ready = ready
+    for k, (mn, md) in res.items():
+        print(f"  (256, 28, 28, 1) {k:30s} {mn:8.3f} {md:8.3f}")
 
 
 if __name__ == "__main__":
