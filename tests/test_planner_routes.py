@@ -156,21 +156,27 @@ def _layer_step(x0, W0, b0):
 
 
 def test_winograd_is_planned_and_dispatched_for_all_three_passes(cache):
-    """A 32 -> 32 layer: Winograd F(4x4) is the forward heuristic; the plan can name either tile for the gradients
-    too, or name im2col for the forward pass; every combination gives the reference tier's numbers."""
+    """A 32 -> 32 layer: Winograd F(4x4) is the heuristic of the forward pass and the weight gradient, im2col of
+    the input gradient; the plan can name either tile for the gradients too, or name im2col for the forward pass;
+    every combination gives the reference tier's numbers."""
     rng = np.random.default_rng(11)
     x0, W0, b0 = rng.standard_normal((2, 6, 6, 32)), 0.2 * rng.standard_normal((3, 3, 32, 32)), rng.standard_normal(32)
     with nb.kernels("reference"):
         want = _layer_step(x0, W0, b0)
-    _layer_step(x0, W0, b0)                                   # no plan file: the heuristics
+    got = _layer_step(x0, W0, b0)                             # no plan file: the heuristics
     assert routes.last("conv2d_forward") == "winograd4"
+    assert routes.last("conv2d_backward") == "gx im2col, gW winograd4"
+    # gx by im2col sits inside the Winograd bound too (the algorithm on |inputs| bounds the direct sum)
+    for name, g, w, bound in zip(("y", "gx", "gW", "gb"), got, want,
+                                 _step_bounds(x0, W0, b0, want[0], "winograd4", "winograd4")):
+        assert_within(g, w, bound, f"{name} with the heuristics")
     planner.set_planning("measure", repeats=1)
     _layer_step(x0, W0, b0)
     plans = planner._plans()
     assert sorted(k.split("|")[0] for k in plans) == ["conv.forward", "conv.input_grad", "conv.weight_grad"]
     for k, entry in plans.items():
         assert "winograd" in entry["ms"] and "winograd4" in entry["ms"], k     # timed as candidates of every pass
-        assert entry["heuristic"] == ("winograd4" if k.startswith("conv.forward") else "im2col")
+        assert entry["heuristic"] == ("im2col" if k.startswith("conv.input_grad") else "winograd4")
     planner.set_planning("cached")
     for forward_route, grad_route in (("im2col", "winograd"), ("winograd", "winograd4"), ("winograd4", "winograd"),
                                       ("flipped", "im2col/serial")):

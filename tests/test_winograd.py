@@ -28,7 +28,7 @@ from numbanet.engine import Tensor, check_grad
 from numbanet.engine import functional as EF
 from numbanet.fast import routes, tuning
 from numbanet.fast import winograd as FW
-from numbanet.fast.kernels.winograd import (input_transform_f23_into, input_transform_f43_into,
+from numbanet.fast.kernels.winograd import (grad_transform_f43_into, input_transform_f23_into, input_transform_f43_into,
                                             output_transform_f23_into, output_transform_f43_into,
                                             output_transform_into, tiles_transform_into)
 from numbanet.reference import winograd as RW
@@ -244,6 +244,14 @@ def test_written_out_f43_kernels_equal_the_general_ones(dtype):
         output_transform_f43_into(M, b, relu, TH, TW, y2)
         output_transform_into(np.abs(M), np.abs(AT), np.abs(b), False, TH, TW, yabs)
         np.testing.assert_array_less(np.abs(y1 - y2), 24 * eps * yabs + 1e-300)
+    gy = rng.standard_normal((2, 10, 7, 3)).astype(dtype)       # the weight gradient's tiles: A gY A^T
+    A = np.ascontiguousarray(AT.T)
+    g1, g2, gabs = (np.empty((36, 2 * TH * TW, 3), dtype=dtype) for _ in range(3))
+    g2[:] = np.nan
+    tiles_transform_into(gy, A, 4, 0, 0, TH, TW, g1)
+    grad_transform_f43_into(gy, TH, TW, g2)
+    tiles_transform_into(np.abs(gy), np.abs(A), 4, 0, 0, TH, TW, gabs)
+    np.testing.assert_array_less(np.abs(g1 - g2), 20 * eps * gabs.astype(np.float64) + 1e-300)   # zero rows: 0 < 1e-300
 
 
 def test_growth_of_the_transforms():

@@ -654,13 +654,15 @@ def conv2d_backward(gy, x, W, y, strides, pads, activation, need_gx=True, need_g
     _, H, Wd, C = x.shape
     PT, _, PL, _ = pads
     way = route(C, W.shape[3], SH, SW)
-    if planner.departs_conv_backward(x.shape, W.shape, strides, pads, gy.dtype, way, need_gx, need_gW,
-                                     _backward_input_route(C, W.shape[3], SH, SW)):
+    gx_way = _backward_input_route(C, W.shape[3], SH, SW)
+    gW_way = weight_grad_route(x.shape, W.shape, strides, pads)
+    if planner.departs_conv_backward(x.shape, W.shape, strides, pads, gy.dtype, gW_way, need_gx, need_gW, gx_way):
         gz = _masked_by_relu(gy, y) if relu else gy
         gx, gW, how = _planned_grads(gz, x, W, strides, pads, need_gx, need_gW)
         record("conv2d_backward", how)
         return gx, gW, (_bias_grad(gz) if need_gb else None)
-    record("conv2d_backward", planner.label(way, False if planner.active() else None))
+    text = way if gW_way == way else f"gx {gx_way}, gW {gW_way}"
+    record("conv2d_backward", planner.label(text, False if planner.active() else None))
     if way == "direct":
         gW, gb, gz = _direct_weight_grad(np.ascontiguousarray(x), np.ascontiguousarray(gy), y, relu,
                                          W.shape, PT, PL, need_gx)
@@ -669,9 +671,19 @@ def conv2d_backward(gy, x, W, y, strides, pads, activation, need_gx=True, need_g
     if way == "planes" and _planes_fit(W.shape, pads):
         return _planes_backward(gy, x, np.ascontiguousarray(W), y, relu, pads, need_gx, need_gW, need_gb)
     gz = _masked_by_relu(gy, y) if relu else gy
-    gx = input_grad(gz, W, H, Wd, SH, SW, PT, PL) if need_gx else None
-    gW = weight_grad(x, gz, W.shape, SH, SW, pads) if need_gW else None
+    gx = input_grad(gz, W, H, Wd, SH, SW, PT, PL, gx_way) if need_gx else None
+    gW = weight_grad(x, gz, W.shape, SH, SW, pads, gW_way) if need_gW else None
     return gx, gW, (_bias_grad(gz) if need_gb else None)
+
+
+def weight_grad_route(x_shape, W_shape, strides, pads):
+    """The heuristic route of a convolution's weight gradient: Winograd (``winograd.weight_grad_tile``:
+    "winograd4") where ``winograd.applies``, else ``route``'s. Its input gradient stays on
+    ``input_route``'s (Winograd's gx measured slower on W2's "valid" layer: benchmarks/results/tuning.md,
+    "Winograd tile")."""
+    if winograd.applies(x_shape, W_shape, strides, pads):
+        return winograd.ROUTE_NAMES[winograd.weight_grad_tile(*W_shape[2:])]
+    return route(W_shape[2], W_shape[3], *strides)
 
 
 def _backward_input_route(C, F, SH, SW):
@@ -701,7 +713,8 @@ def _planned_grads(gz, x, W, strides, pads, need_gx, need_gW):
         gx = input_grad(gz, W, H, Wd, SH, SW, PT, PL, hx)
         ways.append(("gx", hx, px))
     if need_gW:
-        hw, pw = _plan("conv.weight_grad", route(C, F, SH, SW), x.shape, W.shape, strides, pads, gz.dtype,
+        hw, pw = _plan("conv.weight_grad", weight_grad_route(x.shape, W.shape, strides, pads), x.shape, W.shape,
+                       strides, pads, gz.dtype,
                        lambda name: weight_grad(x, gz, W.shape, SH, SW, pads, name))
         gW = weight_grad(x, gz, W.shape, SH, SW, pads, hw)
         ways.append(("gW", hw, pw))

@@ -69,6 +69,13 @@ WINOGRAD_MIN_CHANNELS = 32
 # up to 36x larger (tests/test_winograd.py: test_growth_of_the_transforms).
 WINOGRAD_FORWARD_TILE = 4
 
+# The tile of the weight gradient's Winograd route on the same layers (``fast/conv.py:
+# weight_grad_route``): F(4x4, 3x3) by the transpose of the forward pass, gy's tiles
+# transformed by the written-out A (``kernels/winograd.py: grad_transform_f43_into``).
+# It beat im2col on every layer measured from 32 channels, 1.02-1.42x (the "Winograd
+# tile" table); the input gradient stays on im2col, which won W2's "valid" layer.
+WINOGRAD_WEIGHT_GRAD_TILE = 4
+
 # The route planner (``planner.py``) keeps the rules above as its fallbacks, used
 # wherever this machine has no plan, and times these candidates beside them: im2col
 # chunks of CHUNK_BYTES times each factor (1, 4 and 8 MiB beside 2 MiB, the sizes of

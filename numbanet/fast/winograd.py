@@ -6,9 +6,10 @@ or 4, runs chunk by chunk over the batch, each chunk's tiles transformed by the
 Numba kernels of ``kernels/winograd.py`` into a scratch buffer and multiplied by
 alpha^2 BLAS products (one stacked ``np.matmul`` of (alpha^2, T, C) @ (alpha^2, C, F)),
 the threads splitting the batch (``parallel``). ``fast/conv.py`` takes this route
-for the forward pass where ``applies`` says so, with the tile ``forward_tile`` gives
-("winograd4" for F(4x4, 3x3), "winograd" for F(2x2, 3x3) in ``routes.last``); the
-route planner lists both tiles as candidates of all three passes:
+for the forward pass and the weight gradient where ``applies`` says so, with the tile
+``forward_tile`` / ``weight_grad_tile`` gives ("winograd4" for F(4x4, 3x3), "winograd"
+for F(2x2, 3x3) in ``routes.last``); the route planner lists both tiles as candidates
+of all three passes:
 
 * ``applies(x_shape, W_shape, strides, pads=None)``: whether the route computes
   this convolution and pays (3x3, stride 1, min(C, F) >= ``tuning.WINOGRAD_MIN_CHANNELS``);
@@ -34,8 +35,8 @@ import numpy as np
 
 from ..reference.winograd import ALGORITHMS, flipped_kernel, input_grad_pads
 from . import parallel, tuning
-from .kernels.winograd import (input_transform_f23_into, input_transform_f43_into, output_transform_f23_into,
-                               output_transform_f43_into, tiles_transform_into)
+from .kernels.winograd import (grad_transform_f43_into, input_transform_f23_into, input_transform_f43_into,
+                               output_transform_f23_into, output_transform_f43_into, tiles_transform_into)
 from .workspace import scratch
 
 # m (outputs per tile side) -> the written-out input and output transforms of F(m x m, 3 x 3)
@@ -73,6 +74,11 @@ def applies(x_shape, W_shape, strides, pads=None):
 def forward_tile(C, F):
     """m of the forward pass's Winograd route where ``applies``: ``tuning.WINOGRAD_FORWARD_TILE``."""
     return tuning.WINOGRAD_FORWARD_TILE
+
+
+def weight_grad_tile(C, F):
+    """m of the weight gradient's Winograd route where ``applies``: ``tuning.WINOGRAD_WEIGHT_GRAD_TILE``."""
+    return tuning.WINOGRAD_WEIGHT_GRAD_TILE
 
 
 def transform_kernel(W, m=2):
@@ -153,7 +159,10 @@ def weight_grad(x, gy, pads, m=2):
         V = scratch(tag + "V", (A2, B * T1, C), x.dtype)[:, :(n1 - n0) * T1]
         gM = scratch(tag + "M", (A2, B * T1, F), x.dtype)[:, :(n1 - n0) * T1]
         input_transform(x[n0:n1], pads[0], pads[2], TH, TW, V)                # (alpha^2, T, C)
-        tiles_transform_into(gy[n0:n1], A, m, 0, 0, TH, TW, gM)               # A gY A^T -> (alpha^2, T, F)
+        if m == 4:
+            grad_transform_f43_into(gy[n0:n1], TH, TW, gM)                    # A gY A^T -> (36, T, F)
+        else:
+            tiles_transform_into(gy[n0:n1], A, m, 0, 0, TH, TW, gM)           # A gY A^T -> (16, T, F)
         return np.matmul(V.transpose(0, 2, 1), gM)                 # (a^2, C, T) @ (a^2, T, F) -> (a^2, C, F)
 
     gU = np.zeros((A2, C, F), dtype=x.dtype)

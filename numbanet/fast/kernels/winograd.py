@@ -302,3 +302,57 @@ def output_transform_f43_into(M, b, relu, TH, TW, y):
                         yl, zl = y[n, h, 4 * j + l], z[l]
                         for f in range(F):
                             yl[f] = zl[f]
+
+
+@njit
+def grad_transform_f43_into(gy, TH, TW, gM):
+    """gM[6*xi + nu, t, :] = (A gY A^T)[xi, nu, :] of gy's 4x4 tile (n, i, j), zeros past gy's edge.
+
+    The weight gradient's tiles of F(4x4, 3x3) (``fast/winograd.py: weight_grad``): A = (A^T)^T
+    (6, 4), rows [1, 0, 0, 0], [1, 1, 1, 1], [1, -1, 1, -1], [1, 2, 4, 8], [1, -2, 4, -8], [0, 0, 0, 1],
+    spelt as shared sums. gy (N, OH, OW, F); gM (36, N*TH*TW, F) filled.
+    """
+    N, OH, OW, F = gy.shape
+    d = np.zeros((4, 4, F), dtype=gy.dtype)
+    r = np.empty((6, 4, F), dtype=gy.dtype)
+    two, four, _, eight, _ = _constants(gy.dtype)
+    for n in range(N):
+        for i in range(TH):
+            for j in range(TW):
+                t = (n * TH + i) * TW + j
+                for u in range(4):
+                    h = 4 * i + u
+                    for v in range(4):
+                        w = 4 * j + v
+                        duv = d[u, v]
+                        if h < OH and w < OW:
+                            g = gy[n, h, w]
+                            for f in range(F):
+                                duv[f] = g[f]
+                        else:
+                            for f in range(F):
+                                duv[f] = 0.0
+                for v in range(4):                      # r = A gY, column by column
+                    for f in range(F):
+                        g0, g1, g2, g3 = d[0, v, f], d[1, v, f], d[2, v, f], d[3, v, f]
+                        s02, s13 = g0 + g2, g1 + g3
+                        p, q = g0 + four * g2, two * g1 + eight * g3
+                        r[0, v, f] = g0
+                        r[1, v, f] = s02 + s13
+                        r[2, v, f] = s02 - s13
+                        r[3, v, f] = p + q
+                        r[4, v, f] = p - q
+                        r[5, v, f] = g3
+                for xi in range(6):                     # gM = r A^T, row by row
+                    o0, o1, o2 = gM[6 * xi, t], gM[6 * xi + 1, t], gM[6 * xi + 2, t]
+                    o3, o4, o5 = gM[6 * xi + 3, t], gM[6 * xi + 4, t], gM[6 * xi + 5, t]
+                    for f in range(F):
+                        g0, g1, g2, g3 = r[xi, 0, f], r[xi, 1, f], r[xi, 2, f], r[xi, 3, f]
+                        s02, s13 = g0 + g2, g1 + g3
+                        p, q = g0 + four * g2, two * g1 + eight * g3
+                        o0[f] = g0
+                        o1[f] = s02 + s13
+                        o2[f] = s02 - s13
+                        o3[f] = p + q
+                        o4[f] = p - q
+                        o5[f] = g3
