@@ -647,7 +647,8 @@ def conv2d_backward(gy, x, W, y, strides, pads, activation, need_gx=True, need_g
     Route "direct": one walk over the batch gives gz = gy * [y > 0], gW and gb
     together, then gx by the direct loops. Route "planes": one walk gives all three
     (``_planes_backward``). Routes "flipped" (gW flipped, gx by im2col) and
-    "im2col": gz in one pass, then each gradient by its own chunked pass.
+    "im2col": gz in one pass, then each gradient by its own chunked pass, gW by
+    Winograd F(4x4, 3x3) where ``weight_grad_route`` says so ("gx im2col, gW winograd4").
     """
     SH, SW = strides
     relu = _relu(activation, "conv2d_backward")

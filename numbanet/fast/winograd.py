@@ -155,6 +155,8 @@ def weight_grad(x, gy, pads, m=2):
     T1, A2 = TH * TW, (m + 2) ** 2
     input_transform = TRANSFORMS[m][0]
 
+    sums = {}                                                      # each thread's tag -> its chunks' sum
+
     def chunk(n0, n1, tag, B):
         V = scratch(tag + "V", (A2, B * T1, C), x.dtype)[:, :(n1 - n0) * T1]
         gM = scratch(tag + "M", (A2, B * T1, F), x.dtype)[:, :(n1 - n0) * T1]
@@ -163,12 +165,16 @@ def weight_grad(x, gy, pads, m=2):
             grad_transform_f43_into(gy[n0:n1], TH, TW, gM)                    # A gY A^T -> (36, T, F)
         else:
             tiles_transform_into(gy[n0:n1], A, m, 0, 0, TH, TW, gM)           # A gY A^T -> (16, T, F)
-        return np.matmul(V.transpose(0, 2, 1), gM)                 # (a^2, C, T) @ (a^2, T, F) -> (a^2, C, F)
+        if tag in sums:                                            # (a^2, C, T) @ (a^2, T, F) -> (a^2, C, F)
+            sums[tag] += np.matmul(V.transpose(0, 2, 1), gM, out=scratch(tag + "U", (A2, C, F), x.dtype))
+        else:
+            sums[tag] = np.matmul(V.transpose(0, 2, 1), gM)
 
-    gU = np.zeros((A2, C, F), dtype=x.dtype)
-    for partials in _chunks(N, A2 * T1 * (C + F) * x.itemsize, chunk):
-        for p in partials:
-            gU += p
+    _chunks(N, A2 * T1 * (C + F) * x.itemsize, chunk)
+    parts = list(sums.values())
+    gU = parts[0]
+    for p in parts[1:]:
+        gU += p
     gU = gU.reshape(m + 2, m + 2, C, F)
     return np.einsum("pk,pqcf,ql->klcf", G, gU, G, optimize=True)
 
