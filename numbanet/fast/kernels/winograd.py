@@ -17,6 +17,25 @@ import numpy as np
 from .config import njit
 
 
+@njit(inline="always")
+def _load_tile(x, n, h0, w0, d):
+    """d[u, v, :] = x[n, h0 + u, w0 + v, :] for a tile d (s, s, C), zeros where that lies outside x."""
+    _, H, W, C = x.shape
+    s = d.shape[0]
+    for u in range(s):
+        h = h0 + u
+        for v in range(s):
+            w = w0 + v
+            duv = d[u, v]
+            if 0 <= h < H and 0 <= w < W:
+                xhw = x[n, h, w]
+                for c in range(C):
+                    duv[c] = xhw[c]
+            else:
+                for c in range(C):
+                    duv[c] = 0.0
+
+
 @njit
 def tiles_transform_into(x, P, step, top, left, TH, TW, V):
     """V[xi*a + nu, t, :] = sum_(u, v) P[xi, u] P[nu, v] x[n, i*step - top + u, j*step - left + v, :].
@@ -26,7 +45,7 @@ def tiles_transform_into(x, P, step, top, left, TH, TW, V):
     Input tiles: P = B^T (s = a, step m, top/left = the padding). The gradient's
     tiles: P = A (s = m, step m, no padding).
     """
-    N, H, W, C = x.shape
+    N, _, _, C = x.shape
     a, s = P.shape
     d = np.zeros((s, s, C), dtype=x.dtype)
     tmp = np.empty((a, s, C), dtype=x.dtype)
@@ -34,16 +53,7 @@ def tiles_transform_into(x, P, step, top, left, TH, TW, V):
         for i in range(TH):
             for j in range(TW):
                 t = (n * TH + i) * TW + j
-                for u in range(s):                      # load the tile, zeros outside x
-                    h = i * step - top + u
-                    for v in range(s):
-                        w = j * step - left + v
-                        if 0 <= h < H and 0 <= w < W:
-                            for c in range(C):
-                                d[u, v, c] = x[n, h, w, c]
-                        else:
-                            for c in range(C):
-                                d[u, v, c] = 0.0
+                _load_tile(x, n, i * step - top, j * step - left, d)     # zeros outside x
                 for xi in range(a):                     # tmp = P d
                     for v in range(s):
                         for c in range(C):
@@ -125,21 +135,14 @@ def input_transform_f23_into(x, top, left, TH, TW, V):
 
     x (N, H, W, C) read as zero outside its bounds; V (16, N*TH*TW, C) filled.
     """
-    N, H, W, C = x.shape
+    N, _, _, C = x.shape
     d = np.zeros((4, 4, C), dtype=x.dtype)
     r = np.empty((4, 4, C), dtype=x.dtype)
     for n in range(N):
         for i in range(TH):
             for j in range(TW):
                 t = (n * TH + i) * TW + j
-                for u in range(4):
-                    h = 2 * i - top + u
-                    for v in range(4):
-                        w = 2 * j - left + v
-                        if 0 <= h < H and 0 <= w < W:
-                            d[u, v, :] = x[n, h, w, :]
-                        else:
-                            d[u, v, :] = 0.0
+                _load_tile(x, n, 2 * i - top, 2 * j - left, d)
                 for v in range(4):                      # r = B^T d, column by column
                     for c in range(C):
                         d0, d1, d2, d3 = d[0, v, c], d[1, v, c], d[2, v, c], d[3, v, c]
@@ -216,7 +219,7 @@ def input_transform_f43_into(x, top, left, TH, TW, V):
 
     x (N, H, W, C) read as zero outside its bounds; V (36, N*TH*TW, C) filled.
     """
-    N, H, W, C = x.shape
+    N, _, _, C = x.shape
     d = np.zeros((6, 6, C), dtype=x.dtype)
     r = np.empty((6, 6, C), dtype=x.dtype)
     two, four, five = _constants(x.dtype)[:3]
@@ -224,18 +227,7 @@ def input_transform_f43_into(x, top, left, TH, TW, V):
         for i in range(TH):
             for j in range(TW):
                 t = (n * TH + i) * TW + j
-                for u in range(6):
-                    h = 4 * i - top + u
-                    for v in range(6):
-                        w = 4 * j - left + v
-                        duv = d[u, v]
-                        if 0 <= h < H and 0 <= w < W:
-                            xhw = x[n, h, w]
-                            for c in range(C):
-                                duv[c] = xhw[c]
-                        else:
-                            for c in range(C):
-                                duv[c] = 0.0
+                _load_tile(x, n, 4 * i - top, 4 * j - left, d)
                 for v in range(6):                      # r = B^T d, column by column
                     for c in range(C):
                         d0, d1, d2, d3, d4, d5 = d[0, v, c], d[1, v, c], d[2, v, c], d[3, v, c], d[4, v, c], d[5, v, c]
@@ -312,7 +304,7 @@ def grad_transform_f43_into(gy, TH, TW, gM):
     (6, 4), rows [1, 0, 0, 0], [1, 1, 1, 1], [1, -1, 1, -1], [1, 2, 4, 8], [1, -2, 4, -8], [0, 0, 0, 1],
     spelt as shared sums. gy (N, OH, OW, F); gM (36, N*TH*TW, F) filled.
     """
-    N, OH, OW, F = gy.shape
+    N, _, _, F = gy.shape
     d = np.zeros((4, 4, F), dtype=gy.dtype)
     r = np.empty((6, 4, F), dtype=gy.dtype)
     two, four, _, eight, _ = _constants(gy.dtype)
@@ -320,18 +312,7 @@ def grad_transform_f43_into(gy, TH, TW, gM):
         for i in range(TH):
             for j in range(TW):
                 t = (n * TH + i) * TW + j
-                for u in range(4):
-                    h = 4 * i + u
-                    for v in range(4):
-                        w = 4 * j + v
-                        duv = d[u, v]
-                        if h < OH and w < OW:
-                            g = gy[n, h, w]
-                            for f in range(F):
-                                duv[f] = g[f]
-                        else:
-                            for f in range(F):
-                                duv[f] = 0.0
+                _load_tile(gy, n, 4 * i, 4 * j, d)                       # zeros past gy's edge
                 for v in range(4):                      # r = A gY, column by column
                     for f in range(F):
                         g0, g1, g2, g3 = d[0, v, f], d[1, v, f], d[2, v, f], d[3, v, f]
