@@ -627,12 +627,12 @@ def conv2d_forward(x, W, b, strides, pads, activation=None):
     """y = act(conv(x, W) + b) -> (N, OH, OW, F); mirrors ``reference/tier.py: conv2d_forward``.
 
     Route "winograd4" (F(4x4, 3x3)) or "winograd" (F(2x2, 3x3)) where ``winograd.applies``
-    (``winograd.forward_tile``), else "direct", "flipped" or "im2col" (``route``),
+    (``tuning.WINOGRAD_FORWARD_TILE``), else "direct", "flipped" or "im2col" (``route``),
     the relu fused into it.
     """
     SH, SW = strides
     relu = _relu(activation, "conv2d_forward")
-    heuristic = (winograd.ROUTE_NAMES[winograd.forward_tile(*W.shape[2:])]          # 3x3 stride 1, wide enough
+    heuristic = (winograd.ROUTE_NAMES[tuning.WINOGRAD_FORWARD_TILE]                 # 3x3 stride 1, wide enough
                  if winograd.applies(x.shape, W.shape, strides, pads)
                  else forward_route(W.shape[2], W.shape[3], SH, SW))
     how, planned = _plan("conv.forward", heuristic, x.shape, W.shape, strides, pads,
@@ -678,12 +678,12 @@ def conv2d_backward(gy, x, W, y, strides, pads, activation, need_gx=True, need_g
 
 
 def weight_grad_route(x_shape, W_shape, strides, pads):
-    """The heuristic route of a convolution's weight gradient: Winograd (``winograd.weight_grad_tile``:
+    """The heuristic route of a convolution's weight gradient: Winograd (``tuning.WINOGRAD_WEIGHT_GRAD_TILE``:
     "winograd4") where ``winograd.applies``, else ``route``'s. Its input gradient stays on
     ``input_route``'s (Winograd's gx measured slower on W2's "valid" layer: benchmarks/results/tuning.md,
     "Winograd tile")."""
     if winograd.applies(x_shape, W_shape, strides, pads):
-        return winograd.ROUTE_NAMES[winograd.weight_grad_tile(*W_shape[2:])]
+        return winograd.ROUTE_NAMES[tuning.WINOGRAD_WEIGHT_GRAD_TILE]
     return route(W_shape[2], W_shape[3], *strides)
 
 

@@ -40,11 +40,11 @@ from .workspace import empty, scratch
 
 
 def fused_route(x_shape, W_shape, strides, pads):
-    """The convolution route of each chunk: "winograd4" or "winograd" (``winograd.forward_tile``), else
+    """The convolution route of each chunk: "winograd4" or "winograd" (``tuning.WINOGRAD_FORWARD_TILE``), else
     ``conv.forward_route``'s "planes", "direct", "flipped" or "im2col" (the forward pass's heuristic of
     ``fast/conv.py``)."""
     if winograd.applies(x_shape, W_shape, strides, pads):
-        return winograd.ROUTE_NAMES[winograd.forward_tile(*W_shape[2:])]
+        return winograd.ROUTE_NAMES[tuning.WINOGRAD_FORWARD_TILE]
     KH, KW, C, F = W_shape
     way = conv.forward_route(C, F, *strides)
     if way == "planes" and not conv._planes_fit(W_shape, pads):
@@ -74,15 +74,8 @@ def _conv_chunk(xc, W, U, b, strides, pads, way, tag, yc, relu=True):
     elif way == "planes":
         # zero-padded channel planes, one vectorised loop per (filter, channel) (``kernels/narrow_conv.py``)
         conv.planes_forward_serial(xc, W, b, pads[0], pads[2], relu, yc, tag=tag + "planes")
-    elif way in winograd.ROUTE_TILES:
-        m = winograd.ROUTE_TILES[way]                                  # F(m x m, 3 x 3)
-        TH, TW = -(-OH // m), -(-OW // m)
-        input_transform, output_transform = winograd.TRANSFORMS[m]
-        V = scratch(tag + "V", ((m + 2) ** 2, B * TH * TW, C), xc.dtype)
-        M = scratch(tag + "M", ((m + 2) ** 2, B * TH * TW, F), xc.dtype)
-        input_transform(xc, pads[0], pads[2], TH, TW, V)               # B^T d B -> (alpha^2, T, C)
-        np.matmul(V, U, out=M)                                         # (a^2, T, C) @ (a^2, C, F)
-        output_transform(M, b, relu, TH, TW, yc)                       # A^T M A + b, act
+    elif way in winograd.ROUTE_TILES:                                  # F(m x m, 3 x 3), bias and act fused
+        winograd.forward_chunk(xc, U, b, relu, pads[0], pads[2], winograd.ROUTE_TILES[way], tag, B, yc)
     else:
         K = KH * KW * C
         c = scratch(tag + "col", (B, OH, OW, KH, KW, C), xc.dtype)

@@ -7,9 +7,9 @@ Numba kernels of ``kernels/winograd.py`` into a scratch buffer and multiplied by
 alpha^2 BLAS products (one stacked ``np.matmul`` of (alpha^2, T, C) @ (alpha^2, C, F)),
 the threads splitting the batch (``parallel``). ``fast/conv.py`` takes this route
 for the forward pass and the weight gradient where ``applies`` says so, with the tile
-``forward_tile`` / ``weight_grad_tile`` gives ("winograd4" for F(4x4, 3x3), "winograd"
-for F(2x2, 3x3) in ``routes.last``); the route planner lists both tiles as candidates
-of all three passes:
+``tuning.WINOGRAD_FORWARD_TILE`` / ``WINOGRAD_WEIGHT_GRAD_TILE`` names ("winograd4" for
+F(4x4, 3x3), "winograd" for F(2x2, 3x3) in ``routes.last``: ``ROUTE_NAMES``); the route
+planner lists both tiles as candidates of all three passes:
 
 * ``applies(x_shape, W_shape, strides, pads=None)``: whether the route computes
   this convolution and pays (3x3, stride 1, min(C, F) >= ``tuning.WINOGRAD_MIN_CHANNELS``);
@@ -71,16 +71,6 @@ def applies(x_shape, W_shape, strides, pads=None):
     return min(C, F) >= tuning.WINOGRAD_MIN_CHANNELS
 
 
-def forward_tile(C, F):
-    """m of the forward pass's Winograd route where ``applies``: ``tuning.WINOGRAD_FORWARD_TILE``."""
-    return tuning.WINOGRAD_FORWARD_TILE
-
-
-def weight_grad_tile(C, F):
-    """m of the weight gradient's Winograd route where ``applies``: ``tuning.WINOGRAD_WEIGHT_GRAD_TILE``."""
-    return tuning.WINOGRAD_WEIGHT_GRAD_TILE
-
-
 def transform_kernel(W, m=2):
     """U = G W G^T, (3, 3, C, F) -> (alpha^2, C, F) contiguous, one (C, F) matrix per tile position."""
     _, G, _, _ = _matrices(W.dtype, m)
@@ -114,22 +104,33 @@ def forward(x, W, b, pads, relu, m=2):
     PT, PB, PL, PR = pads
     OH, OW = H + PT + PB - 2, Wd + PL + PR - 2
     TH, TW = _tiles(OH, OW, m)
-    A2 = (m + 2) ** 2                                              # alpha^2 tile positions
-    input_transform, output_transform = TRANSFORMS[m]
     U = transform_kernel(W, m)                                     # (alpha^2, C, F)
     bias = np.zeros(F, dtype=x.dtype) if b is None else np.ascontiguousarray(b, dtype=x.dtype)
     y = np.empty((N, OH, OW, F), dtype=x.dtype)
-    T1 = TH * TW                                                   # tiles per image
 
     def chunk(n0, n1, tag, B):
-        V = scratch(tag + "V", (A2, B * T1, C), x.dtype)[:, :(n1 - n0) * T1]
-        M = scratch(tag + "M", (A2, B * T1, F), x.dtype)[:, :(n1 - n0) * T1]
-        input_transform(x[n0:n1], PT, PL, TH, TW, V)               # B^T d B -> (alpha^2, T, C)
-        np.matmul(V, U, out=M)                                     # (a^2, T, C) @ (a^2, C, F) -> (a^2, T, F)
-        output_transform(M, bias, relu, TH, TW, y[n0:n1])          # A^T M A + b, act -> (n1-n0, OH, OW, F)
+        forward_chunk(x[n0:n1], U, bias, relu, PT, PL, m, tag, B, y[n0:n1])
 
-    _chunks(N, A2 * T1 * (C + F) * x.itemsize, chunk)
+    _chunks(N, (m + 2) ** 2 * TH * TW * (C + F) * x.itemsize, chunk)
     return y
+
+
+def forward_chunk(x, U, bias, relu, PT, PL, m, tag, capacity, y):
+    """y = act(conv(x, W) + b) for the n images of one chunk, on the calling thread.
+
+    x (n, H, W, C), U = ``transform_kernel(W, m)`` (alpha^2, C, F), bias (F,), y (n, OH, OW, F)
+    filled. The scratch V (alpha^2, T, C) and M (alpha^2, T, F) is tagged ``tag`` and sized
+    for ``capacity`` images, so every chunk of a pass reuses it.
+    """
+    n, OH, OW, F = y.shape
+    TH, TW = _tiles(OH, OW, m)
+    A2, T = (m + 2) ** 2, n * TH * TW
+    input_transform, output_transform = TRANSFORMS[m]
+    V = scratch(tag + "V", (A2, capacity * TH * TW, x.shape[3]), x.dtype)[:, :T]
+    M = scratch(tag + "M", (A2, capacity * TH * TW, F), x.dtype)[:, :T]
+    input_transform(x, PT, PL, TH, TW, V)                          # B^T d B -> (alpha^2, T, C)
+    np.matmul(V, U, out=M)                                         # (a^2, T, C) @ (a^2, C, F) -> (a^2, T, F)
+    output_transform(M, bias, relu, TH, TW, y)                     # A^T M A + b, act -> (n, OH, OW, F)
 
 
 def input_grad(gy, W, in_hw, pads, m=2):
