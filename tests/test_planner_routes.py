@@ -102,6 +102,12 @@ def test_every_route_of_every_pass_matches_the_reference(N, H, Wd, C, F, K, S, p
             elif op == "conv.input_grad":
                 got = fconv.input_grad(gy, W, H, Wd, S, S, pads[0], pads[2], how)
                 assert_within(got, gx_ref, bound, where)
+                # with a bias (C,) and relu, as a transposed convolution's forward pass runs it
+                bc = b64[:1].repeat(C) * np.linspace(-1, 1, C)
+                fused = fconv.input_grad(gy, W, H, Wd, S, S, pads[0], pads[2], how, b=bc.astype(dtype), relu=True)
+                assert fused.dtype == np.dtype(dtype), where
+                assert_within(fused, np.maximum(gx_ref + bc.astype(dtype), 0), bound + 2 * eps * np.abs(bc),
+                              where + " with bias and relu")
             else:
                 got = fconv.weight_grad(x, gy, W.shape, S, S, pads, how)
                 assert_within(got, gW_ref, bound, where)

@@ -260,10 +260,11 @@ def _direct_forward(x, W, b, PT, PL, relu, out_hw):
     return y
 
 
-def _direct_input_grad(gz, W, H, Wd, PT, PL):
-    """gx as the stride-1 'full' convolution of gz with the flipped, channel-swapped kernel."""
+def _direct_input_grad(gz, W, H, Wd, PT, PL, b=None, relu=False):
+    """gx as the stride-1 'full' convolution of gz with the flipped, channel-swapped kernel;
+    act(gx + b) with a bias b (C,) or relu (a transposed convolution's forward pass)."""
     KH, KW = W.shape[:2]
-    return _direct_forward(gz, _flipped(W), None, KH - 1 - PT, KW - 1 - PL, False, (H, Wd))
+    return _direct_forward(gz, _flipped(W), b, KH - 1 - PT, KW - 1 - PL, relu, (H, Wd))
 
 
 def _direct_weight_grad_add(x, gy, y, relu, PT, PL, rows, gW, gb, gz):
@@ -362,11 +363,12 @@ def _planes_forward(x, W, b, PT, PL, relu, out_hw, pool_tag="conv.y"):
     return y
 
 
-def _planes_input_grad(gz, W, H, Wd, PT, PL):
+def _planes_input_grad(gz, W, H, Wd, PT, PL, b=None, relu=False):
     """gx (N, H, Wd, C) from gz (N, OH, OW, F) by the planes loops: the forward loops on gz with the
-    flipped kernel Wf (KH, KW, F, C) and pads K-1-P (``kernels/narrow_conv.py``'s docstring)."""
+    flipped kernel Wf (KH, KW, F, C) and pads K-1-P (``kernels/narrow_conv.py``'s docstring);
+    act(gx + b) with a bias b (C,) or relu (a transposed convolution's forward pass)."""
     KH, KW = W.shape[:2]
-    return _planes_forward(gz, _flipped(W), None, KH - 1 - PT, KW - 1 - PL, False, (H, Wd), "conv.gx")
+    return _planes_forward(gz, _flipped(W), b, KH - 1 - PT, KW - 1 - PL, relu, (H, Wd), "conv.gx")
 
 
 def _planes_weight_grad(x, gz, W_shape, PT, PL, W=None):
@@ -493,10 +495,8 @@ def forward(x, W, b, SH, SW, pads, relu, how=None):
     if not how.startswith("im2col") and how != "flipped":
         return _added("conv.forward", how, x, W, b, SH, SW, pads, relu)
     if how == "flipped":                         # GEMM with K = C, then col2im of KH*KW*F per pixel
-        y = input_grad(x, _flipped(W), OH, OW, 1, 1, KH - 1 - pads[0], KW - 1 - pads[2], how="im2col")
-        if b is not None or relu:
-            _bias_relu(y, b, relu)
-        return y
+        return input_grad(x, _flipped(W), OH, OW, 1, 1, KH - 1 - pads[0], KW - 1 - pads[2], how="im2col",
+                          b=b, relu=relu)
     K, R = KH * KW * C, OH * OW                 # patch length, rows (output pixels) per image
     W2 = W.reshape(K, F)                        # (KH, KW, C, F) -> (K, F)
     y = empty("conv.y", (N, OH, OW, F), x.dtype)
@@ -516,23 +516,31 @@ def forward(x, W, b, SH, SW, pads, relu, how=None):
     return y
 
 
-def input_grad(gy, W, H, Wd, SH, SW, PT, PL, how=None):
+def input_grad(gy, W, H, Wd, SH, SW, PT, PL, how=None, b=None, relu=False):
     """gx = col2im(gy2 @ W2^T), direct, planes or im2col (never flipped); gy (N, OH, OW, F) -> gx (N, H, Wd, C).
 
-    Mirrors ``reference/conv.py: conv2d_input_grad``; also the transposed convolution's forward pass.
+    Mirrors ``reference/conv.py: conv2d_input_grad``; also the transposed convolution's forward pass,
+    which passes its bias b (C,) and ``relu``: the result is then act(gx + b). The direct and
+    planes loops add them as they write each pixel, im2col chunk by chunk after col2im, so the
+    output is not read a second time after the pass.
     ``how`` names the route (default ``input_route``'s).
     """
     KH, KW, C, F = W.shape
     gy = np.ascontiguousarray(gy)
+    if b is not None:
+        b = np.ascontiguousarray(b, dtype=gy.dtype)
     how = how or input_route(C, F, SH, SW)
     if how == "planes" and not (SH == SW == 1 and _planes_fit(W.shape, (PT, 0, PL, 0))):
         how = _fallback(C, F, SH, SW, "conv.input_grad")
     if how == "direct":
-        return _direct_input_grad(gy, W, H, Wd, PT, PL)
+        return _direct_input_grad(gy, W, H, Wd, PT, PL, b, relu)
     if how == "planes":
-        return _planes_input_grad(gy, W, H, Wd, PT, PL)
+        return _planes_input_grad(gy, W, H, Wd, PT, PL, b, relu)
     if not how.startswith("im2col"):
-        return _added("conv.input_grad", how, gy, W, H, Wd, SH, SW, PT, PL)
+        gx = _added("conv.input_grad", how, gy, W, H, Wd, SH, SW, PT, PL)
+        if b is not None or relu:
+            _bias_relu(gx, b, relu)
+        return gx
     N, OH, OW, _ = gy.shape
     K, R = KH * KW * C, OH * OW
     W2T = W.reshape(K, F).T                     # (F, K)
@@ -546,6 +554,10 @@ def input_grad(gy, W, H, Wd, SH, SW, PT, PL, how=None):
         else:
             np.matmul(G2[n0 * R:n1 * R], W2T, out=c.reshape(-1, K))     # (B*OH*OW, F) @ (F, K) -> (B*OH*OW, K)
         col2im_into(c, SH, SW, PT, PL, gx[n0:n1])                       # -> (B, H, Wd, C)
+        if b is not None:
+            gx[n0:n1] += b
+        if relu:
+            np.maximum(gx[n0:n1], 0, out=gx[n0:n1])
 
     _over_chunks(N, R, K, gy.itemsize, chunk, how)
     return gx
@@ -726,7 +738,8 @@ def conv2d_transpose_forward(x, W, b, strides, out_hw, pads, activation=None):
     """y = act(conv2d's input gradient of x + b) -> (N, OH, OW, F); mirrors ``reference/tier.py``.
 
     W (KH, KW, F, C) read as a convolution kernel (OH, OW, F) -> (H, W, C) with
-    ``pads``. Route "direct" or "im2col" (the input gradient is never flipped).
+    ``pads``. The input gradient's routes ("planes", "direct", "im2col" or an added
+    one; never flipped), with the bias and relu applied inside ``input_grad``.
     """
     SH, SW = strides
     relu = _relu(activation, "conv2d_transpose_forward")
@@ -736,10 +749,7 @@ def conv2d_transpose_forward(x, W, b, strides, out_hw, pads, activation=None):
                          (N, *out_hw, C), W.shape, strides, pads, x.dtype,
                          lambda name: input_grad(x, W, out_hw[0], out_hw[1], SH, SW, pads[0], pads[2], name))
     record("conv2d_transpose_forward", planner.label(how, planned))
-    y = input_grad(x, W, out_hw[0], out_hw[1], SH, SW, pads[0], pads[2], how)
-    if b is not None or relu:
-        _bias_relu(y, b, relu)
-    return y
+    return input_grad(x, W, out_hw[0], out_hw[1], SH, SW, pads[0], pads[2], how, b=b, relu=relu)
 
 
 def conv2d_transpose_backward(gy, x, W, y, strides, pads, activation, need_gx=True, need_gW=True, need_gb=True):
