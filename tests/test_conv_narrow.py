@@ -283,3 +283,30 @@ def test_one_channel_forward_by_planes_backward_by_direct(padding, relu):
     want = rtier.conv2d_backward(gy.astype(np.float64), x64, W64, y_r, (1, 1), pads, act)
     for g, r, bound, name in zip(got, want, (b_gx, b_gW, b_gb), ("gx", "gW", "gb")):
         assert_within(g, r, bound, name)
+
+
+@pytest.mark.parametrize("need", [(True, True, False), (True, True, True), (True, False, True), (False, True, False)])
+def test_transposed_planes_backward_gives_only_what_is_asked(need):
+    """The transposed convolution's backward with relu: the one walk (gx and gW both asked for, gz masked on its
+    way into the planes, gb from the same planes) and the separate passes give None for what is not asked and
+    the reference tier's value for the rest."""
+    C, F = 4, 8
+    conv_x, W, b_conv, x, pads = case(C, F, "valid", np.float32, True, N=3, H=8, Wd=7, seed=13)
+    x = np.round(x * 2).astype(np.float32)
+    b = b_conv[:1].repeat(C)
+    out_hw = conv_x.shape[1:3]
+    y = fconv.conv2d_transpose_forward(x, W, b, (1, 1), out_hw, pads, "relu").copy()
+    gy = np.random.default_rng(6).standard_normal(y.shape).astype(np.float32)
+    got = fconv.conv2d_transpose_backward(gy, x, W, y, (1, 1), pads, "relu", *need)
+    x64, W64 = x.astype(np.float64), W.astype(np.float64)
+    y_r = rtier.conv2d_transpose_forward(x64, W64, b.astype(np.float64), (1, 1), out_hw, pads, "relu")
+    want = rtier.conv2d_transpose_backward(gy.astype(np.float64), x64, W64, y_r, (1, 1), pads, "relu")
+    gz = gy.astype(np.float64) * (y_r > 0)
+    eps = eps_of(x)
+    b_fwd, _, b_gW, _ = twin_bounds(gz, W, np.zeros(F), x, pads, eps)
+    b_gb = bilinear_bound(np.abs(gz).sum(axis=(0, 1, 2)), gz.shape[0] * gz.shape[1] * gz.shape[2], eps)
+    for asked, g, w, bound, name in zip(need, got, want, (b_fwd, b_gW, b_gb), ("gx", "gW", "gb")):
+        if asked:
+            assert_within(g, w, bound, name)
+        else:
+            assert g is None, name

@@ -26,7 +26,8 @@ work chunk by chunk (``_over_chunks``) in reused scratch buffers, and the output
 and gradients come from the same pool (``workspace``).
 The relu is fused: into the direct and planes loops, or applied to each chunk right
 after its product; its backward mask gz = gy * [y > 0] is one pass (``_masked_by_relu``) or
-part of the direct weight-gradient walk.
+part of the direct weight-gradient walk or of the planes loops' copy into planes (the
+convolution's and the transposed convolution's one-walk backward passes).
 
 These rules are the heuristics. With planning on (``planner.py``: a plan file for
 this machine, or ``set_planning("measure")``), each pass may instead take the route
@@ -371,13 +372,16 @@ def _planes_input_grad(gz, W, H, Wd, PT, PL, b=None, relu=False):
     return _planes_forward(gz, _flipped(W), b, KH - 1 - PT, KW - 1 - PL, relu, (H, Wd), "conv.gx")
 
 
-def _planes_weight_grad(x, gz, W_shape, PT, PL, W=None):
-    """(gW (KH, KW, C, F), y | None) by the planes loops: x's planes and gz's on the same grid, one shifted
-    dot per tap; with the kernel W also y = conv(x, W) (no bias) from the same planes of x.
+def _planes_weight_grad(x, gz, W_shape, PT, PL, W=None, mask=None, need_sums=False):
+    """(gW (KH, KW, C, F), y | None, sums | None) by the planes loops: x's planes and gz's on the same grid,
+    one shifted dot per tap; with the kernel W also y = conv(x, W) (no bias) from the same planes of x.
 
     The transposed convolution's backward needs both with the same x (its gz): the
     convolution's forward pass is its gx, the weight gradient its gW, so one copy of
-    x into planes per chunk serves the two.
+    x into planes per chunk serves the two. Its gz is gy * [y > 0] after a relu:
+    with ``mask`` (x's shape) x is read as x * [mask > 0] on its way into the planes,
+    so the masked array is never stored; with ``need_sums`` also sums (C,) = x (masked)
+    summed over N, H, W, from the planes (the transposed convolution's bias gradient).
     """
     N, C = x.shape[0], x.shape[3]
     KH, KW, _, F = W_shape
@@ -386,24 +390,30 @@ def _planes_weight_grad(x, gz, W_shape, PT, PL, W=None):
     B = _planes_images(N, C + (F if W is None else 2 * F), L, x.itemsize)
     y = None if W is None else empty("conv.y", (N, OH, OW, F), x.dtype)
     zeros = np.zeros(F, dtype=x.dtype)
+    relu = mask is not None
+    mask = mask if relu else x         # the kernel takes an array either way; without relu it never reads it
 
     def work(first, last, worker):
         XP = scratch(f"conv.planes{worker}x", (C, B * L + extra), x.dtype)
         GP = scratch(f"conv.planes{worker}y", (F, B * L), x.dtype)
         YP = None if W is None else scratch(f"conv.planes{worker}z", (F, B * L), x.dtype)
         gW = np.zeros(W_shape, dtype=gz.dtype)
+        sums = np.zeros(C, dtype=x.dtype)
         for n0 in range(first, last, B):
             n1 = min(last, n0 + B)
             T = (n1 - n0 - 1) * L + OH * Wp
-            to_planes_into(x, n0, n1, PT, PL, Hp, Wp, XP)
+            masked_to_planes_into(x, mask, relu, n0, n1, PT, PL, Hp, Wp, XP)
+            if need_sums:
+                planes_row_sums_add(XP, (n1 - n0) * L, sums)      # the zeros around the images add nothing
             if W is not None:
                 planes_forward_into(XP, W, zeros, Wp, T, YP)
                 from_planes_into(YP, n0, n1, Hp, Wp, False, y)
             masked_to_planes_into(gz, gz, False, n0, n1, 0, 0, Hp, Wp, GP)
             planes_weight_grad_add(XP, GP, Wp, T, gW)
-        return gW
+        return gW, sums
 
-    return _summed(parallel.run(work, parallel.split(N))), y
+    gW, sums = _summed(parallel.run(work, parallel.split(N)))
+    return gW, y, (sums if need_sums else None)
 
 
 def _planes_backward(gy, x, W, y, relu, pads, need_gx, need_gW, need_gb):
@@ -759,17 +769,21 @@ def conv2d_transpose_backward(gy, x, W, y, strides, pads, activation, need_gx=Tr
     the input; both by the route of ``route`` (W read as a convolution kernel).
     """
     SH, SW = strides
-    gz = _masked_by_relu(gy, y) if _relu(activation, "conv2d_transpose_backward") else gy
+    relu = _relu(activation, "conv2d_transpose_backward")
+    way = route(W.shape[2], W.shape[3], SH, SW)
+    if not planner.active() and way == "planes" and need_gx and need_gW and _planes_fit(W.shape, pads):
+        # one walk: gz = gy * [y > 0] goes into planes once and serves gx, gW and gb; gz is never stored
+        record("conv2d_transpose_backward", way)
+        gW, gx, gb = _planes_weight_grad(np.ascontiguousarray(gy), np.ascontiguousarray(x), W.shape, pads[0],
+                                         pads[2], np.ascontiguousarray(W),
+                                         mask=np.ascontiguousarray(y) if relu else None, need_sums=need_gb)
+        return gx, gW, gb
+    gz = _masked_by_relu(gy, y) if relu else gy
     if planner.active():
         gx, gW, how = _planned_transpose_grads(gz, x, W, strides, pads, need_gx, need_gW)
         record("conv2d_transpose_backward", how)
         return gx, gW, (_bias_grad(gz) if need_gb else None)
-    way = route(W.shape[2], W.shape[3], SH, SW)
     record("conv2d_transpose_backward", way)
-    if way == "planes" and need_gx and need_gW and _planes_fit(W.shape, pads):   # one walk: gz's planes serve both
-        gW, gx = _planes_weight_grad(np.ascontiguousarray(gz), np.ascontiguousarray(x), W.shape, pads[0], pads[2],
-                                     np.ascontiguousarray(W))
-        return gx, gW, (_bias_grad(gz) if need_gb else None)
     gx = forward(gz, W, None, SH, SW, pads, False) if need_gx else None
     gW = weight_grad(gz, x, W.shape, SH, SW, pads) if need_gW else None
     return gx, gW, (_bias_grad(gz) if need_gb else None)
