@@ -203,6 +203,51 @@ def test_a_plan_of_heuristic_routes_runs_the_fused_direct_backward(cache):
     assert_within(gW, off[2], bilinear_bound(mag, x0.shape[0] * 9 * 8, np.finfo(np.float32).eps), "gW by im2col")
 
 
+def test_a_plan_of_heuristic_routes_runs_the_transposed_planes_walk(cache):
+    """Conv2DTranspose(4 -> 8, relu) on the planes route: with plans that name the heuristics' routes its
+    backward is the one planes walk (gx, gW, gb, the relu mask on the way), the same bits as planning "off";
+    a gW plan on another route makes it run pass by pass."""
+    from numbanet.fast import conv as fast_conv
+    assert fast_conv.route(8, 4, 1, 1) == "planes"          # W (3, 3, 8, 4) read as a convolution 8 -> 4
+    rng = np.random.default_rng(3)
+    x0 = rng.standard_normal((5, 6, 7, 4)).astype("float32")
+    W0 = rng.standard_normal((3, 3, 8, 4)).astype("float32")
+    b0 = rng.standard_normal(8).astype("float32")
+
+    def step():
+        x, W, b = (nb.Tensor(a.copy(), requires_grad=True) for a in (x0, W0, b0))
+        y = nb.functional.conv2d_transpose(x, W, b, activation="relu")
+        (y * y).sum().backward()
+        return y.data, x.grad, W.grad, b.grad
+
+    planner.set_planning("off")
+    off = step()
+    assert routes.last("conv2d_transpose_backward") == "planes"
+    planner.set_planning("measure", repeats=1)
+    step()
+    plans = planner._plans()
+    assert sorted(k.split("|")[0] for k in plans) == ["conv.forward", "conv.input_grad", "conv.weight_grad"]
+    for entry in plans.values():
+        entry["route"] = entry["heuristic"]
+    planner.set_planning("cached")
+    kept = step()
+    assert routes.last("conv2d_transpose_backward") == "planes (heuristic)"
+    for a, b in zip(kept, off):
+        np.testing.assert_array_equal(a, b)                             # the same code: the same bits
+    gW_key = next(k for k in plans if k.startswith("conv.weight_grad"))
+    plans[gW_key]["route"] = "im2col"
+    y, gx, gW, gb = step()
+    assert routes.last("conv2d_transpose_backward") == "gx planes, gW im2col (planned)"
+    np.testing.assert_array_equal(y, off[0])
+    gz = 2 * off[0].astype(np.float64)                                  # >= 0 after the relu: its own mask
+    eps = np.finfo(np.float32).eps
+    assert_within(gb, off[3], 2 * sum_bound(gz.reshape(-1, 8), axis=0, eps=eps), "gb")
+    # gW: the convolution (7, 9) -> (5, 7) that W is read as, with gz as its input: one sum of
+    # N*5*7 products per weight, in another order by each route
+    mag = rconv.conv2d_weight_grad(gz, np.abs(x0.astype(np.float64)), W0.shape, 1, 1, (0, 0, 0, 0))
+    assert_within(gW, off[2], 2 * bilinear_bound(mag, x0.shape[0] * x0.shape[1] * x0.shape[2], eps), "gW by im2col")
+
+
 def test_measure_mode_plans_the_backward_of_an_unplanned_layer(cache):
     step, x0, W0 = _direct_layer()
     planner.set_planning("measure", repeats=1)

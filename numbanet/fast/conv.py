@@ -766,14 +766,21 @@ def conv2d_transpose_backward(gy, x, W, y, strides, pads, activation, need_gx=Tr
     """(gx, gW, gb) of the transposed convolution, None where not needed; mirrors ``reference/tier.py``.
 
     gx is the convolution's forward pass of gz, gW its weight gradient with gz as
-    the input; both by the route of ``route`` (W read as a convolution kernel).
+    the input; both by the route of ``route`` (W read as a convolution kernel). On the
+    planes route with both asked for, one walk over the batch gives gx, gW and gb,
+    the relu mask applied on the way into the planes; with planning on, each pass by
+    its plan unless both plans name these heuristic routes (``planner.departs``).
     """
     SH, SW = strides
     relu = _relu(activation, "conv2d_transpose_backward")
-    way = route(W.shape[2], W.shape[3], SH, SW)
-    if not planner.active() and way == "planes" and need_gx and need_gW and _planes_fit(W.shape, pads):
+    C, F = W.shape[2], W.shape[3]
+    way = route(C, F, SH, SW)
+    if (way == "planes" and need_gx and need_gW and _planes_fit(W.shape, pads)
+            and not planner.departs([("conv.forward", forward_route(C, F, SH, SW)), ("conv.weight_grad", way)],
+                                    gy.shape, W.shape, strides, pads, gy.dtype)):
         # one walk: gz = gy * [y > 0] goes into planes once and serves gx, gW and gb; gz is never stored
-        record("conv2d_transpose_backward", way)
+        # (also with planning on, where the plans of both passes name these heuristic routes)
+        record("conv2d_transpose_backward", planner.label(way, False if planner.active() else None))
         gW, gx, gb = _planes_weight_grad(np.ascontiguousarray(gy), np.ascontiguousarray(x), W.shape, pads[0],
                                          pads[2], np.ascontiguousarray(W),
                                          mask=np.ascontiguousarray(y) if relu else None, need_sums=need_gb)

@@ -42,7 +42,8 @@ plans against the heuristics' routes for the same passes, alternating; only a pl
 that wins the step is kept, else the heuristics' routes are written for those passes,
 so that "cached" mode reproduces the faster of the two. A convolution's backward pass
 whose plans are the heuristic's routes runs exactly as with planning off
-(``departs_conv_backward``: the direct route's fused walk). ``plan()`` prints it all.
+(``departs_conv_backward``: the direct route's fused walk; ``departs`` for a transposed
+convolution's one planes walk). ``plan()`` prints it all.
 """
 from __future__ import annotations
 
@@ -313,15 +314,22 @@ def departs_conv_backward(x_shape, W_shape, strides, pads, dtype, way, need_gx, 
     costs nothing. The keys are those ``conv._plan`` builds; ``way`` is ``conv.route``'s
     answer, ``gx_way`` ``conv.input_route``'s (None: "direct" where ``way`` is, else "im2col").
     """
+    if gx_way is None:
+        gx_way = "direct" if way == "direct" else "im2col"
+    passes = ([("conv.input_grad", gx_way)] if need_gx else []) + \
+             ([("conv.weight_grad", way)] if need_gW else [])
+    return departs(passes, x_shape, W_shape, strides, pads, dtype)
+
+
+def departs(passes, x_shape, W_shape, strides, pads, dtype) -> bool:
+    """True where some (op, heuristic route) of ``passes`` has a plan naming another route, or, in
+    "measure" mode, no plan yet: the caller must then run those passes one by one, each by its plan.
+    False whenever planning is not active. ``x_shape`` ... ``dtype`` build the keys as ``conv._plan`` does."""
     if not active():
         return False
     plans, measuring = _plans(), get_planning() == "measure"
     shape = dict(x=tuple(x_shape), W=tuple(W_shape), strides=tuple(strides), pads=tuple(pads),
                  dtype=_dtype_name(dtype))
-    if gx_way is None:
-        gx_way = "direct" if way == "direct" else "im2col"
-    passes = ([("conv.input_grad", gx_way)] if need_gx else []) + \
-             ([("conv.weight_grad", way)] if need_gW else [])
     for op, heuristic in passes:
         entry = plans.get(key(op, **shape))
         if (entry is None and measuring) or (entry is not None and entry["route"] != heuristic):
