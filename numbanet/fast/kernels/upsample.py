@@ -25,20 +25,34 @@ from __future__ import annotations
 
 import numpy as np
 
-from .config import njit
+from .config import U, njit
 
 
 @njit
 def upsample_nearest_forward_into(x, SH, SW, y):
-    """x (N, H, W, C) -> y (N, H*SH, W*SW, C) in place,  y[n, i, j] = x[n, i // SH, j // SW]."""
+    """x (N, H, W, C) -> y (N, H*SH, W*SW, C) in place,  y[n, i, j] = x[n, i // SH, j // SW].
+
+    Per input row r = n*H + h: its first output row (r*SH) is written pixel by pixel,
+    each pixel's C numbers SW times; the other SH - 1 output rows are copies of it,
+    one contiguous loop of OW*C numbers each. Rows as flat (N*H, W*C) and
+    (N*OH, OW*C) views, unsigned indices: no division and no index wraparound in the loops.
+    """
     N, H, W, C = x.shape
-    for n in range(N):
-        for i in range(H * SH):
-            h = i // SH
-            for j in range(W * SW):
-                w = j // SW
-                for c in range(C):
-                    y[n, i, j, c] = x[n, h, w, c]
+    OWC = W * SW * C
+    x2 = x.reshape(N * H, W * C)
+    y2 = y.reshape(N * H * SH, OWC)
+    for r in range(N * H):
+        xr = x2[U(r)]
+        y0 = y2[U(r * SH)]
+        for w in range(U(W)):
+            for s in range(U(SW)):
+                o = (w * U(SW) + s) * U(C)
+                for c in range(U(C)):
+                    y0[o + c] = xr[w * U(C) + c]
+        for k in range(1, SH):
+            yk = y2[U(r * SH + k)]
+            for t in range(U(OWC)):
+                yk[t] = y0[t]
 
 
 @njit
@@ -52,16 +66,33 @@ def upsample_nearest_forward(x, SH, SW):
 
 @njit
 def upsample_nearest_backward_into(gy, SH, SW, gx):
-    """gy (N, H*SH, W*SW, C) -> gx (N, H, W, C) in place: each gx pixel sums its SH x SW block."""
+    """gy (N, H*SH, W*SW, C) -> gx (N, H, W, C) in place: each gx pixel sums its SH x SW block.
+
+    Per input row r = n*H + h: the SH output rows of gy are summed into one row of
+    OW*C numbers (contiguous, vectorised loops), then each pixel of gx adds its SW
+    columns of that row: gx = sum over the block's columns of (sum over its rows).
+    """
     N, H, W, C = gx.shape
-    gx[:] = 0
-    for n in range(N):
-        for h in range(H):
-            for i in range(h * SH, h * SH + SH):
-                for w in range(W):
-                    for j in range(w * SW, w * SW + SW):
-                        for c in range(C):
-                            gx[n, h, w, c] += gy[n, i, j, c]
+    OWC = W * SW * C
+    g2 = gy.reshape(N * H * SH, OWC)
+    x2 = gx.reshape(N * H, W * C)
+    acc = np.empty(OWC, dtype=gx.dtype)
+    for r in range(N * H):
+        g0 = g2[U(r * SH)]
+        for t in range(U(OWC)):
+            acc[t] = g0[t]
+        for k in range(1, SH):
+            gk = g2[U(r * SH + k)]
+            for t in range(U(OWC)):
+                acc[t] += gk[t]
+        xr = x2[U(r)]
+        for w in range(U(W)):
+            o = w * U(SW) * U(C)
+            for c in range(U(C)):
+                xr[w * U(C) + c] = acc[o + c]
+            for s in range(U(1), U(SW)):
+                for c in range(U(C)):
+                    xr[w * U(C) + c] += acc[o + s * U(C) + c]
 
 
 @njit
