@@ -163,6 +163,19 @@ def _direct_layer():
     return step, x0, W0
 
 
+def _plans_of_the_heuristics(step):
+    """Plan every pass of ``step`` ("measure", one repetition), set each plan to its heuristic's route, and
+    switch to "cached"; returns the plans (a dict the test may edit further)."""
+    planner.set_planning("measure", repeats=1)
+    step()
+    plans = planner._plans()
+    assert sorted(k.split("|")[0] for k in plans) == ["conv.forward", "conv.input_grad", "conv.weight_grad"]
+    for entry in plans.values():
+        entry["route"] = entry["heuristic"]
+    planner.set_planning("cached")
+    return plans
+
+
 def test_a_plan_of_heuristic_routes_runs_the_fused_direct_backward(cache):
     from numbanet.fast import conv as fast_conv
     gx_way = fast_conv._backward_input_route(1, 5, 1, 1)    # "direct": the input gradient inside the direct walk
@@ -171,13 +184,7 @@ def test_a_plan_of_heuristic_routes_runs_the_fused_direct_backward(cache):
     planner.set_planning("off")
     off = step()
     assert routes.last("conv2d_backward") == "direct"
-    planner.set_planning("measure", repeats=1)
-    step()
-    plans = planner._plans()
-    assert sorted(k.split("|")[0] for k in plans) == ["conv.forward", "conv.input_grad", "conv.weight_grad"]
-    for entry in plans.values():
-        entry["route"] = entry["heuristic"]
-    planner.set_planning("cached")
+    plans = _plans_of_the_heuristics(step)
     kept = step()
     assert routes.last("conv2d_backward") == "direct (heuristic)"       # the one fused walk, as with "off"
     assert not planner.departs_conv_backward(x0.shape, W0.shape, (1, 1), (1, 1, 1, 1), np.float32, "direct",
@@ -223,13 +230,7 @@ def test_a_plan_of_heuristic_routes_runs_the_transposed_planes_walk(cache):
     planner.set_planning("off")
     off = step()
     assert routes.last("conv2d_transpose_backward") == "planes"
-    planner.set_planning("measure", repeats=1)
-    step()
-    plans = planner._plans()
-    assert sorted(k.split("|")[0] for k in plans) == ["conv.forward", "conv.input_grad", "conv.weight_grad"]
-    for entry in plans.values():
-        entry["route"] = entry["heuristic"]
-    planner.set_planning("cached")
+    plans = _plans_of_the_heuristics(step)
     kept = step()
     assert routes.last("conv2d_transpose_backward") == "planes (heuristic)"
     for a, b in zip(kept, off):
