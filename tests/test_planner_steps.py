@@ -148,19 +148,25 @@ def test_nothing_is_timed_where_every_plan_is_the_heuristic(cache):
 
 
 # ------------------------------------------------ the backward pass of a plan that keeps the heuristics
-def _direct_layer():
-    """Conv2D(1 -> 5, relu, bias), a layer on the direct route: (step function, x, W)."""
-    rng = np.random.default_rng(2)
-    x0 = rng.standard_normal((6, 9, 8, 1)).astype("float32")
-    W0 = rng.standard_normal((3, 3, 1, 5)).astype("float32")
-    b0 = rng.standard_normal(5).astype("float32")
+def _layer_step(op, x_shape, W_shape, seed, **kwargs):
+    """(step function, x, W) of y = op(x, W, b, **kwargs) with random float32 x, W, b (b: W's
+    output-side axis) and the loss sum(y^2); the step returns (y, x.grad, W.grad, b.grad)."""
+    rng = np.random.default_rng(seed)
+    x0 = rng.standard_normal(x_shape).astype("float32")
+    W0 = rng.standard_normal(W_shape).astype("float32")
+    b0 = rng.standard_normal(W_shape[2] if op is nb.functional.conv2d_transpose else W_shape[3]).astype("float32")
 
     def step():
         x, W, b = (nb.Tensor(a.copy(), requires_grad=True) for a in (x0, W0, b0))
-        y = nb.functional.conv2d(x, W, b, padding="same", activation="relu")
+        y = op(x, W, b, **kwargs)
         (y * y).sum().backward()
         return y.data, x.grad, W.grad, b.grad
     return step, x0, W0
+
+
+def _direct_layer():
+    """Conv2D(1 -> 5, relu, bias), a layer on the direct route: (step function, x, W)."""
+    return _layer_step(nb.functional.conv2d, (6, 9, 8, 1), (3, 3, 1, 5), 2, padding="same", activation="relu")
 
 
 def _plans_of_the_heuristics(step):
@@ -216,17 +222,7 @@ def test_a_plan_of_heuristic_routes_runs_the_transposed_planes_walk(cache):
     a gW plan on another route makes it run pass by pass."""
     from numbanet.fast import conv as fast_conv
     assert fast_conv.route(8, 4, 1, 1) == "planes"          # W (3, 3, 8, 4) read as a convolution 8 -> 4
-    rng = np.random.default_rng(3)
-    x0 = rng.standard_normal((5, 6, 7, 4)).astype("float32")
-    W0 = rng.standard_normal((3, 3, 8, 4)).astype("float32")
-    b0 = rng.standard_normal(8).astype("float32")
-
-    def step():
-        x, W, b = (nb.Tensor(a.copy(), requires_grad=True) for a in (x0, W0, b0))
-        y = nb.functional.conv2d_transpose(x, W, b, activation="relu")
-        (y * y).sum().backward()
-        return y.data, x.grad, W.grad, b.grad
-
+    step, x0, W0 = _layer_step(nb.functional.conv2d_transpose, (5, 6, 7, 4), (3, 3, 8, 4), 3, activation="relu")
     planner.set_planning("off")
     off = step()
     assert routes.last("conv2d_transpose_backward") == "planes"
