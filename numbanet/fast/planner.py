@@ -314,6 +314,8 @@ def departs_conv_backward(x_shape, W_shape, strides, pads, dtype, way, need_gx, 
     costs nothing. The keys are those ``conv._plan`` builds; ``way`` is ``conv.route``'s
     answer, ``gx_way`` ``conv.input_route``'s (None: "direct" where ``way`` is, else "im2col").
     """
+    if not active():                  # every Conv2D backward asks: planning off costs one check
+        return False
     if gx_way is None:
         gx_way = "direct" if way == "direct" else "im2col"
     passes = ([("conv.input_grad", gx_way)] if need_gx else []) + \
