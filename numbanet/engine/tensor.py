@@ -283,11 +283,12 @@ class Function:
     fresh_gradients = False
 
     def __call__(self, *inputs):
-        xs = [x if isinstance(x, Tensor) else None for x in inputs]
-        arrays = [x.data for x in inputs if type(x) is Tensor]
-        if len(arrays) != len(inputs):   # a Python number or an ndarray constant takes the first tensor's dtype
-            ref_dtype = next((x.data.dtype for x in xs if x is not None), None)
-            arrays = [_constant(raw, ref_dtype) if x is None else x.data for x, raw in zip(xs, inputs)]
+        xs, arrays = inputs, []               # the common call: every input a Tensor, recorded as given
+        for x in inputs:
+            if type(x) is not Tensor:
+                xs, arrays = _mixed_inputs(inputs)
+                break
+            arrays.append(x.data)
         out = self.forward(*arrays)
         if type(out) is np.ndarray and out.dtype.kind == "f":   # what Tensor(out) would keep as it is
             y = Tensor.__new__(Tensor)
@@ -301,7 +302,7 @@ class Function:
                     y.creator = self
                     self.inputs = xs
                     self.layer = CURRENT_LAYER[0]
-                    self.out_shape = out.shape if y.data is out else y.data.shape
+                    self.out_shape = y.data.shape
                     break
         return y
 
@@ -310,6 +311,14 @@ class Function:
 
     def backward(self, gy):  # pragma: no cover - abstract
         raise NotImplementedError("abstract: Function subclasses define backward")
+
+
+def _mixed_inputs(inputs):
+    """(xs, arrays) of a call where some input is not a Tensor: xs has None in its place, and its
+    array (a Python number, an ndarray constant) takes the first tensor's dtype (``_constant``)."""
+    xs = [x if type(x) is Tensor else None for x in inputs]
+    ref_dtype = next((x.data.dtype for x in xs if x is not None), None)
+    return xs, [_constant(raw, ref_dtype) if x is None else x.data for x, raw in zip(xs, inputs)]
 
 
 def _constant(raw, dtype):
