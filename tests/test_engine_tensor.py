@@ -65,6 +65,25 @@ def test_constants_do_not_require_grad():
     assert not y.requires_grad and y.creator is None
 
 
+def test_a_call_records_its_inputs_in_order_with_none_for_constants():
+    """Function.__call__ records the Tensors it was given, in order (None where a constant was),
+    whichever input requires grad; a constant takes the first tensor's dtype."""
+    a = nb.Tensor(np.array([1.0, 2.0], np.float32))                      # no gradient wanted
+    b = nb.Tensor(np.array([3.0, 4.0], np.float32), requires_grad=True)
+    y = a * b
+    assert y.requires_grad and list(y.creator.inputs) == [a, b]
+    assert all(u is v for u, v in zip(y.creator.inputs, (a, b)))
+    assert y.creator.out_shape == (2,) and y.creator.layer is None
+    z = b + np.float64(0.5)                                               # an ndarray-scalar constant
+    assert list(z.creator.inputs)[0] is b and list(z.creator.inputs)[1] is None
+    assert z.dtype == np.float32 and z.data.tolist() == [3.5, 4.5]
+    w = 2.0 * b                                                           # the constant first
+    assert [x is None for x in w.creator.inputs] == [True, False]
+    (y.sum() + z.sum() + w.sum()).backward()
+    np.testing.assert_array_equal(b.grad, a.data + 1 + 2)                 # d/db of a*b + b + 2b
+    assert a.grad is None
+
+
 def test_intermediate_results_keep_no_grad():
     x = nb.Tensor(np.ones(2), requires_grad=True)
     h = x * 2.0
