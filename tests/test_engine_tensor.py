@@ -71,7 +71,7 @@ def test_a_call_records_its_inputs_in_order_with_none_for_constants():
     a = nb.Tensor(np.array([1.0, 2.0], np.float32))                      # no gradient wanted
     b = nb.Tensor(np.array([3.0, 4.0], np.float32), requires_grad=True)
     y = a * b
-    assert y.requires_grad and list(y.creator.inputs) == [a, b]
+    assert y.requires_grad and len(y.creator.inputs) == 2
     assert all(u is v for u, v in zip(y.creator.inputs, (a, b)))
     assert y.creator.out_shape == (2,) and y.creator.layer is None
     z = b + np.float64(0.5)                                               # an ndarray-scalar constant
