@@ -75,7 +75,7 @@ def test_a_call_records_its_inputs_in_order_with_none_for_constants():
     assert all(u is v for u, v in zip(y.creator.inputs, (a, b)))
     assert y.creator.out_shape == (2,) and y.creator.layer is None
     z = b + np.float64(0.5)                                               # an ndarray-scalar constant
-    assert list(z.creator.inputs)[0] is b and list(z.creator.inputs)[1] is None
+    assert z.creator.inputs[0] is b and z.creator.inputs[1] is None
     assert z.dtype == np.float32 and z.data.tolist() == [3.5, 4.5]
     w = 2.0 * b                                                           # the constant first
     assert [x is None for x in w.creator.inputs] == [True, False]

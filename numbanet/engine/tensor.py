@@ -314,9 +314,10 @@ class Function:
 
 
 def _mixed_inputs(inputs):
-    """(xs, arrays) of a call where some input is not a Tensor: xs has None in its place, and its
-    array (a Python number, an ndarray constant) takes the first tensor's dtype (``_constant``)."""
-    xs = [x if isinstance(x, Tensor) else None for x in inputs]
+    """(xs, arrays) of a call where some input is not a Tensor: xs (a tuple, as an all-Tensor call
+    records) has None in its place, and its array (a Python number, an ndarray constant) takes the
+    first tensor's dtype (``_constant``)."""
+    xs = tuple(x if isinstance(x, Tensor) else None for x in inputs)
     ref_dtype = next((x.data.dtype for x in xs if x is not None), None)
     return xs, [_constant(raw, ref_dtype) if x is None else x.data for x, raw in zip(xs, inputs)]
 
