@@ -104,6 +104,28 @@ def test_direct_kernels_match_im2col_reference(case, relu):
 
 
 @SETTINGS
+@given(st.integers(0, 10_000), st.integers(1, 3), st.integers(1, 40), st.integers(1, 11), st.integers(1, 11),
+       st.tuples(*[st.integers(0, 2)] * 4), st.booleans(), st.sampled_from([np.float32, np.float64]))
+def test_one_channel_3x3_forward_matches_im2col_reference(seed, N, F, H, W, pads, relu, dtype):
+    """The one-channel 3x3 stride-1 forward (a first layer): the run of pixels whose windows lie inside the
+    image goes two at a time (an odd one left at the end), the edge pixels one by one; any F, image size
+    and padding (0-2 each side, so rows and columns with no interior run occur too)."""
+    PT, PB, PL, PR = pads
+    OH, OW = out_size(H, 3, 1, PT, PB), out_size(W, 3, 1, PL, PR)
+    assume(OH >= 1 and OW >= 1)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, H, W, 1)).astype(dtype)
+    Wk = rng.standard_normal((3, 3, 1, F)).astype(dtype)
+    b = rng.standard_normal(F).astype(dtype)
+    gy = np.zeros((N, OH, OW, F), dtype)
+    y_ref = reference(x, Wk, b, gy, (1, 1, *pads), relu)[0]
+    b_y = reference_bounds(x, Wk, b, gy, (1, 1, *pads), relu)[0]
+    y = np.full_like(gy, np.nan)                                   # every pixel must be written
+    direct_forward_into(x, Wk, b, 1, 1, PT, PL, relu, y)
+    assert_within(y, y_ref, b_y, "y")
+
+
+@SETTINGS
 @given(direct_case(max_stride=1))
 def test_stride1_input_grad_is_the_flipped_full_convolution(case):
     """gx = conv(gz padded by (K-1-P), W flipped, channels swapped): what Conv2D's direct backward uses."""

@@ -74,9 +74,19 @@ def direct_forward_into(x, W, b, SH, SW, PT, PL, relu, y):
     register; otherwise each x value is broadcast over the pixel's F outputs.
 
     The commonest first layer, one channel and a 3x3 kernel at stride 1, has a
-    path of its own for the pixels whose window lies inside the image: the 9
-    inputs are held in scalars and each output is written once,
-    y[f] = b[f] + a0*W0[f] + ... + a8*W8[f] (5x faster than adding tap by tap).
+    path of its own for the run of pixels whose windows lie inside the image
+    (columns ow_lo <= ow < ow_hi of a row whose three input rows exist): two
+    pixels per trip, their 12 inputs held in scalars, each output written once,
+
+        y[ow, f]     = b[f] + a0*W9[0, f] + a1*W9[1, f] + ... + a8*W9[8, f]
+        y[ow + 1, f] = b[f] + a1*W9[0, f] + a9*W9[2, f] + ...   (the window one column on)
+
+    with W9 = W as a (9, F) matrix, so each weight loaded serves two pixels. The
+    inner loop over f then reads two arrays (W9, b) and writes one (y): LLVM
+    vectorises it with few run-time overlap checks (nine separate weight rows
+    needed more than its limit). Measured on W2's first layer (28x28, 32
+    filters, 24 images): 18.6 -> 10.7 us an image against the pixel-by-pixel
+    form, which now handles the edge pixels only.
     """
     N, H, Wd, C = x.shape
     KH, KW, _, F = W.shape
@@ -85,31 +95,52 @@ def direct_forward_into(x, W, b, SH, SW, PT, PL, relu, y):
     y2 = y.reshape(N * OH, OW * F)
     Wr = W.reshape(KH, KW * C * F)       # one kernel row ki: (kj, c, f) contiguous
     one_3x3 = C == 1 and KH == 3 and KW == 3 and SH == 1 and SW == 1
-    W9 = W.reshape(KH * KW * C, F)       # rows = taps when one_3x3 (otherwise unused: clamped to exist)
-    last = KH * KW * C - 1
-    w0, w1, w2, w3, w4 = W9[0], W9[min(1, last)], W9[min(2, last)], W9[min(3, last)], W9[min(4, last)]
-    w5, w6, w7, w8 = W9[min(5, last)], W9[min(6, last)], W9[min(7, last)], W9[min(8, last)]
+    W9 = W.reshape(KH * KW * C, F)       # rows = taps when one_3x3
     for n in range(N):
         for oh in range(OH):
             h0 = oh * SH - PT
             ki_lo, ki_hi = max(0, -h0), min(KH, H - h0)
             yr = y2[U(n * OH + oh)]
+            ow_lo, ow_hi = 0, 0                            # the interior run, done here; none by default
+            if one_3x3 and ki_lo == 0 and ki_hi == 3:
+                ow_lo = min(PL, OW)                        # window's first column ow - PL >= 0
+                ow_hi = max(ow_lo, min(OW, Wd - 2 + PL))   # and its last, ow - PL + 2 < Wd
+                r = U(n * H + h0)
+                r1, r2 = r + U(1), r + U(2)
+                ow, end, pl = U(ow_lo), U(ow_hi), U(PL)
+                while ow + U(1) < end:
+                    c = ow - pl
+                    a0, a1, a2, a9 = x2[r, c], x2[r, c + U(1)], x2[r, c + U(2)], x2[r, c + U(3)]
+                    a3, a4, a5, a10 = x2[r1, c], x2[r1, c + U(1)], x2[r1, c + U(2)], x2[r1, c + U(3)]
+                    a6, a7, a8, a11 = x2[r2, c], x2[r2, c + U(1)], x2[r2, c + U(2)], x2[r2, c + U(3)]
+                    ys = ow * U(F)
+                    ys1 = ys + U(F)
+                    for f in range(U(F)):
+                        q0, q1, q2 = W9[0, f], W9[1, f], W9[2, f]
+                        q3, q4, q5 = W9[3, f], W9[4, f], W9[5, f]
+                        q6, q7, q8 = W9[6, f], W9[7, f], W9[8, f]
+                        v = b[f] + a0 * q0 + a1 * q1 + a2 * q2 + a3 * q3 + a4 * q4 + a5 * q5 + a6 * q6 + a7 * q7 + a8 * q8
+                        u = (b[f] + a1 * q0 + a2 * q1 + a9 * q2 + a4 * q3 + a5 * q4 + a10 * q5
+                             + a7 * q6 + a8 * q7 + a11 * q8)
+                        yr[ys + f] = max(v, 0) if relu else v
+                        yr[ys1 + f] = max(u, 0) if relu else u
+                    ow += U(2)
+                if ow < end:                                    # an odd pixel left at the run's end
+                    c = ow - pl
+                    a0, a1, a2 = x2[r, c], x2[r, c + U(1)], x2[r, c + U(2)]
+                    a3, a4, a5 = x2[r1, c], x2[r1, c + U(1)], x2[r1, c + U(2)]
+                    a6, a7, a8 = x2[r2, c], x2[r2, c + U(1)], x2[r2, c + U(2)]
+                    ys = ow * U(F)
+                    for f in range(U(F)):
+                        v = (b[f] + a0 * W9[0, f] + a1 * W9[1, f] + a2 * W9[2, f] + a3 * W9[3, f] + a4 * W9[4, f]
+                             + a5 * W9[5, f] + a6 * W9[6, f] + a7 * W9[7, f] + a8 * W9[8, f])
+                        yr[ys + f] = max(v, 0) if relu else v
             for ow in range(OW):
+                if ow_lo <= ow < ow_hi:
+                    continue
                 w0_ = ow * SW - PL
                 kj_lo = max(0, -w0_)
                 kj_hi = max(kj_lo, min(KW, Wd - w0_))       # empty, never negative, past the edge
-                if one_3x3 and ki_lo == 0 and ki_hi == 3 and kj_lo == 0 and kj_hi == 3:
-                    r0, r1, r2 = x2[U(n * H + h0)], x2[U(n * H + h0 + 1)], x2[U(n * H + h0 + 2)]
-                    c0 = U(w0_)
-                    a0, a1, a2 = r0[c0], r0[c0 + U(1)], r0[c0 + U(2)]
-                    a3, a4, a5 = r1[c0], r1[c0 + U(1)], r1[c0 + U(2)]
-                    a6, a7, a8 = r2[c0], r2[c0 + U(1)], r2[c0 + U(2)]
-                    ys = U(ow * F)
-                    for f in range(U(F)):
-                        v = (b[f] + a0 * w0[f] + a1 * w1[f] + a2 * w2[f] + a3 * w3[f] + a4 * w4[f]
-                             + a5 * w5[f] + a6 * w6[f] + a7 * w7[f] + a8 * w8[f])
-                        yr[ys + f] = max(v, 0) if relu else v
-                    continue
                 L = U((kj_hi - kj_lo) * C)             # the window row's real cells, (kj, c) contiguous
                 xs = U((w0_ + kj_lo) * C)
                 if F == 1:
