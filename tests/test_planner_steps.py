@@ -184,7 +184,7 @@ def _plans_of_the_heuristics(step):
 
 def test_a_plan_of_heuristic_routes_runs_the_fused_direct_backward(cache):
     from numbanet.fast import conv as fast_conv
-    gx_way = fast_conv._backward_input_route(1, 5, 1, 1)    # "direct": the input gradient inside the direct walk
+    gx_way = fast_conv._backward_input_route((6, 9, 8, 1), (3, 3, 1, 5), (1, 1), (1, 1, 1, 1))   # "direct": inside the walk
     assert gx_way == "direct"
     step, x0, W0 = _direct_layer()
     planner.set_planning("off")

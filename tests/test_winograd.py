@@ -17,6 +17,15 @@ rounded) and 5 (A^T) non-zeros, with inexact products by 5, 1/6 and 1/24:
 n = C + 2*(4 + 4 + 5) + 2 = C + 28. The magnitude itself grows with the
 transforms: the test ``test_growth_of_the_transforms`` measures by how much
 (``magnitude`` over the direct convolution's sum |g||d|).
+
+The input gradient by the transposed forward pass, gx = the tiles B (gM @ U^T) B^T added
+back, gM = A gY A^T, runs the same three transforms with their matrices transposed: A's
+rows are A^T's columns (at most 4 non-zeros for F(4,3), 2 for F(2,3)) and B's rows B^T's
+columns (at most 5, and 3), so one side of each transform rounds as often as the other
+side did in the forward pass; the sum runs over the F filters, and a cell of gx adds the
+shares of at most four overlapping tiles (tiles step by m and are m + 2 wide): three
+roundings more, n = F + ROUNDINGS[m] + OVERLAP, bounded by the same algorithm on absolute
+values (``input_magnitude``).
 """
 import numpy as np
 import pytest
@@ -28,15 +37,17 @@ from numbanet.engine import Tensor, check_grad
 from numbanet.engine import functional as EF
 from numbanet.fast import routes, tuning
 from numbanet.fast import winograd as FW
-from numbanet.fast.kernels.winograd import (grad_transform_f43_into, input_transform_f23_into, input_transform_f43_into,
+from numbanet.fast.kernels.winograd import (grad_transform_f43_into, input_adjoint_f23_into, input_adjoint_f43_into,
+                                            input_transform_f23_into, input_transform_f43_into,
                                             output_transform_f23_into, output_transform_f43_into,
-                                            output_transform_into, tiles_transform_into)
+                                            output_transform_into, tiles_adjoint_into, tiles_transform_into)
 from numbanet.reference import winograd as RW
 
 from bounds import bilinear_bound
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 ROUNDINGS = {2: 14, 4: 28}     # n = C + ROUNDINGS[m], derived in the module docstring
+OVERLAP = 3                    # the input gradient's cells add up to four tiles' shares
 
 
 # ------------------------------------------------ the oracle: plain NumPy, written here
@@ -112,6 +123,31 @@ def weight_magnitude(x, gy, pads, m):
     return np.einsum("pk,pqcf,ql->klcf", aG, gU, aG)
 
 
+def input_magnitude(gy, W, x_hw, pads, m):
+    """The transposed algorithm (``RW.winograd_input_grad_transposed``) on absolute values: (N, H, W, C).
+
+    |A| |gY| |A^T| per tile, products with |U| = |G| |g| |G^T| over the filters, |B| . |B^T|, the
+    tiles' shares added where they overlap; every partial result of one gx cell is at most this.
+    """
+    aBT, aG, aAT = (np.abs(RW.ALGORITHMS[m][k]) for k in ("BT", "G", "AT"))
+    N, OH, OW, F = gy.shape
+    (H, Wd), C, a = x_hw, W.shape[2], m + 2
+    TH, TW = -(-OH // m), -(-OW // m)
+    g = np.zeros((N, TH * m, TW * m, F))
+    g[:, :OH, :OW] = np.abs(gy)
+    gM = np.einsum("ip,ntikjf,jq->pqntkf", aAT, g.reshape(N, TH, m, TW, m, F), aAT)
+    U = np.einsum("pk,klcf,ql->pqcf", aG, np.abs(W).astype(np.float64), aG)
+    gd = np.einsum("pu,pqntjf,pqcf,qv->ntjuvc", aBT, gM, U, aBT, optimize=True)        # (N, TH, TW, a, a, C)
+    gxp = np.zeros((N, TH * m + 2, TW * m + 2, C))
+    for u in range(a):
+        for v in range(a):
+            gxp[:, u:u + TH * m:m, v:v + TW * m:m] += gd[:, :, :, u, v]
+    out = np.zeros((N, H, Wd, C))
+    rows, cols = min(H, TH * m + 2 - pads[0]), min(Wd, TW * m + 2 - pads[2])
+    out[:, :rows, :cols] = gxp[:, pads[0]:pads[0] + rows, pads[2]:pads[2] + cols]
+    return out
+
+
 @st.composite
 def case(draw, max_c=5):
     """x, W, gy, pads: sizes 1-9 (partial tiles), pads 0-2 on each side, output at least 1x1."""
@@ -160,6 +196,10 @@ def test_reference_gradients_equal_direct_float64(c, m):
     pads2 = RW.input_grad_pads(x.shape[1:3], gy.shape[1:3], pads)
     bound_gx = bilinear_bound(magnitude(gy, RW.flipped_kernel(W), pads2, m), W.shape[3] + ROUNDINGS[m])
     np.testing.assert_array_less(np.abs(gx - gx_ref), bound_gx + 1e-300)
+    # the same gx by the transpose of the forward pass: its own tiles and magnitude
+    gxt = RW.winograd_input_grad_transposed(gy, W, x.shape[1:3], pads, m)
+    bound_gxt = bilinear_bound(input_magnitude(gy, W, x.shape[1:3], pads, m), W.shape[3] + ROUNDINGS[m] + OVERLAP)
+    np.testing.assert_array_less(np.abs(gxt - gx_ref), bound_gxt + 1e-300)
     # gW sums over the T tiles, then the same roundings as a forward output
     T = x.shape[0] * (-(-gy.shape[1] // m)) * (-(-gy.shape[2] // m))
     bound_gW = bilinear_bound(weight_magnitude(x, gy, pads, m), T + ROUNDINGS[m])
@@ -189,16 +229,47 @@ def test_fast_forward_equals_direct(c, relu, dtype, m):
 @SETTINGS
 @given(case(max_c=6), st.sampled_from([np.float32, np.float64]), st.sampled_from([2, 4]))
 def test_fast_gradients_equal_direct(c, dtype, m):
+    """``input_grad``, ``weight_grad`` and ``backward`` (both at once, gy's tiles shared) against the direct sums."""
     x, W, gy, pads = c
     eps = np.finfo(dtype).eps
-    gx = FW.input_grad(gy.astype(dtype), W.astype(dtype), x.shape[1:3], pads, m)
-    pads2 = RW.input_grad_pads(x.shape[1:3], gy.shape[1:3], pads)
-    bound_gx = bilinear_bound(magnitude(gy, RW.flipped_kernel(W), pads2, m), W.shape[3] + ROUNDINGS[m], eps)
-    np.testing.assert_array_less(np.abs(gx - direct_input_grad(gy, W, x.shape, pads)), bound_gx + 1e-300)
-    gW = FW.weight_grad(x.astype(dtype), gy.astype(dtype), pads, m)
+    gx_ref, gW_ref = direct_input_grad(gy, W, x.shape, pads), direct_weight_grad(x, gy, pads)
+    bound_gx = bilinear_bound(input_magnitude(gy, W, x.shape[1:3], pads, m), W.shape[3] + ROUNDINGS[m] + OVERLAP, eps)
     T = x.shape[0] * (-(-gy.shape[1] // m)) * (-(-gy.shape[2] // m))
     bound_gW = bilinear_bound(weight_magnitude(x, gy, pads, m), T + ROUNDINGS[m], eps)
-    np.testing.assert_array_less(np.abs(gW - direct_weight_grad(x, gy, pads)), bound_gW + 1e-300)
+    xd, Wd, gyd = x.astype(dtype), W.astype(dtype), gy.astype(dtype)
+    gx = FW.input_grad(gyd, Wd, x.shape[1:3], pads, m)
+    np.testing.assert_array_less(np.abs(gx - gx_ref), bound_gx + 1e-300)
+    gW = FW.weight_grad(xd, gyd, pads, m)
+    np.testing.assert_array_less(np.abs(gW - gW_ref), bound_gW + 1e-300)
+    gx2, gW2 = FW.backward(xd, gyd, Wd, pads, m)
+    assert gx2.dtype == gW2.dtype == dtype
+    np.testing.assert_array_less(np.abs(gx2 - gx_ref), bound_gx + 1e-300)
+    np.testing.assert_array_less(np.abs(gW2 - gW_ref), bound_gW + 1e-300)
+
+
+@SETTINGS
+@given(case(), st.sampled_from([2, 4]))
+def test_the_adjoint_kernels_are_the_transposes_of_the_tile_transforms(c, m):
+    """<P-transform of x, V> = <x, adjoint of V> for random x and V (the dot-product test of a transpose),
+    with P = B^T; and the written-out adjoint equals the general one within rounding."""
+    x, _, gy, pads = c
+    rng = np.random.default_rng(x.shape[1] * 10 + x.shape[2])
+    BT, _, _, _ = FW._matrices(np.float64, m)
+    OH, OW = gy.shape[1:3]
+    TH, TW = -(-OH // m), -(-OW // m)
+    a = m + 2
+    V = np.empty((a * a, x.shape[0] * TH * TW, x.shape[3]))
+    tiles_transform_into(x, BT, m, pads[0], pads[2], TH, TW, V)
+    R = rng.standard_normal(V.shape)
+    back = np.full_like(x, np.nan)                                  # every cell written (zeroed first)
+    tiles_adjoint_into(R, BT, m, pads[0], pads[2], TH, TW, back)
+    lhs, rhs = np.sum(V * R), np.sum(x * back)
+    assert abs(lhs - rhs) <= 1e-12 * (np.sum(np.abs(V) * np.abs(R)) + 1)
+    written = np.full_like(x, np.nan)
+    (input_adjoint_f43_into if m == 4 else input_adjoint_f23_into)(R, pads[0], pads[2], TH, TW, written)
+    mag = np.empty_like(x)
+    tiles_adjoint_into(np.abs(R), np.abs(BT), m, pads[0], pads[2], TH, TW, mag)
+    np.testing.assert_array_less(np.abs(written - back), 30 * np.finfo(float).eps * mag + 1e-300)
 
 
 def test_written_out_f23_kernels_equal_the_general_ones():

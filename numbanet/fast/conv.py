@@ -671,22 +671,24 @@ def conv2d_backward(gy, x, W, y, strides, pads, activation, need_gx=True, need_g
     Route "direct": one walk over the batch gives gz = gy * [y > 0], gW and gb
     together, then gx by the direct loops. Route "planes": one walk gives all three
     (``_planes_backward``). Routes "flipped" (gW flipped, gx by im2col) and
-    "im2col": gz in one pass, then each gradient by its own chunked pass, gW by
-    Winograd F(4x4, 3x3) where ``weight_grad_route`` says so ("gx im2col, gW winograd4").
+    "im2col": gz in one pass, then each gradient by its own chunked pass; where
+    ``winograd.applies``, both by Winograd F(4x4, 3x3) (``_backward_input_route``,
+    ``weight_grad_route``: "winograd4"), gy's tiles transformed once for the two
+    (``winograd.backward``).
     """
     SH, SW = strides
     relu = _relu(activation, "conv2d_backward")
     _, H, Wd, C = x.shape
     PT, _, PL, _ = pads
     way = route(C, W.shape[3], SH, SW)
-    gx_way = _backward_input_route(C, W.shape[3], SH, SW)
+    gx_way = _backward_input_route(x.shape, W.shape, strides, pads)
     gW_way = weight_grad_route(x.shape, W.shape, strides, pads)
     if planner.departs_conv_backward(x.shape, W.shape, strides, pads, gy.dtype, gW_way, need_gx, need_gW, gx_way):
         gz = _masked_by_relu(gy, y) if relu else gy
         gx, gW, how = _planned_grads(gz, x, W, strides, pads, need_gx, need_gW)
         record("conv2d_backward", how)
         return gx, gW, (_bias_grad(gz) if need_gb else None)
-    text = way if gW_way == way else f"gx {gx_way}, gW {gW_way}"
+    text = way if gW_way == way else gx_way if gx_way == gW_way else f"gx {gx_way}, gW {gW_way}"
     record("conv2d_backward", planner.label(text, False if planner.active() else None))
     if way == "direct":
         gW, gb, gz = _direct_weight_grad(np.ascontiguousarray(x), np.ascontiguousarray(gy), y, relu,
@@ -696,6 +698,10 @@ def conv2d_backward(gy, x, W, y, strides, pads, activation, need_gx=True, need_g
     if way == "planes" and _planes_fit(W.shape, pads):
         return _planes_backward(gy, x, np.ascontiguousarray(W), y, relu, pads, need_gx, need_gW, need_gb)
     gz = _masked_by_relu(gy, y) if relu else gy
+    if gx_way == gW_way and gx_way in winograd.ROUTE_TILES and need_gx and need_gW:
+        # both by the same Winograd tile: gy's tiles are transformed once for the two
+        gx, gW = winograd.backward(x, gz, np.ascontiguousarray(W), pads, winograd.ROUTE_TILES[gx_way])
+        return gx, gW, (_bias_grad(gz) if need_gb else None)
     gx = input_grad(gz, W, H, Wd, SH, SW, PT, PL, gx_way) if need_gx else None
     gW = weight_grad(x, gz, W.shape, SH, SW, pads, gW_way) if need_gW else None
     return gx, gW, (_bias_grad(gz) if need_gb else None)
@@ -711,12 +717,19 @@ def weight_grad_route(x_shape, W_shape, strides, pads):
     return route(W_shape[2], W_shape[3], *strides)
 
 
-def _backward_input_route(C, F, SH, SW):
+def _backward_input_route(x_shape, W_shape, strides, pads):
     """The heuristic route of a convolution's input gradient inside ``conv2d_backward``: the direct
-    loops where the layer is on the direct route (its fused walk computes gx by them), else
+    loops where the layer is on the direct route (its fused walk computes gx by them), Winograd
+    (``tuning.WINOGRAD_INPUT_GRAD_TILE``: "winograd4") where ``winograd.applies``, else
     ``input_route``'s. The planner's keys name this route as the heuristic, so a plan that keeps
     it runs the same code as planning off."""
-    return "direct" if route(C, F, SH, SW) == "direct" else input_route(C, F, SH, SW)
+    C, F = W_shape[2], W_shape[3]
+    SH, SW = strides
+    if route(C, F, SH, SW) == "direct":
+        return "direct"
+    if winograd.applies(x_shape, W_shape, strides, pads):
+        return winograd.ROUTE_NAMES[tuning.WINOGRAD_INPUT_GRAD_TILE]
+    return input_route(C, F, SH, SW)
 
 
 def _ways_label(ways):
@@ -733,7 +746,7 @@ def _planned_grads(gz, x, W, strides, pads, need_gx, need_gW):
     gx = gW = None
     ways = []
     if need_gx:
-        hx, px = _plan("conv.input_grad", _backward_input_route(C, F, SH, SW), x.shape, W.shape,
+        hx, px = _plan("conv.input_grad", _backward_input_route(x.shape, W.shape, strides, pads), x.shape, W.shape,
                        strides, pads, gz.dtype, lambda name: input_grad(gz, W, H, Wd, SH, SW, PT, PL, name))
         gx = input_grad(gz, W, H, Wd, SH, SW, PT, PL, hx)
         ways.append(("gx", hx, px))

@@ -60,10 +60,11 @@ def conv2d_winograd_forward(x, W, pads, tile=2):
 
 
 def conv2d_winograd_backward(gy, x, W, pads, tile=2, need_gx=True, need_gW=True):
-    """(gx, gW) by Winograd, None where not needed; mirrors reference/tier.py conv2d_winograd_backward."""
-    gx = _winograd.input_grad(gy, W, x.shape[1:3], pads, tile) if need_gx else None
-    gW = _winograd.weight_grad(x, gy, pads, tile) if need_gW else None
-    return gx, gW
+    """(gx, gW) by Winograd, None where not needed; mirrors reference/tier.py conv2d_winograd_backward
+    (``fast/winograd.py: backward``: gy's tiles transformed once for both)."""
+    if not (need_gx or need_gW):
+        return None, None
+    return _winograd.backward(x, gy, W if need_gx else None, pads, tile, need_gx, need_gW)
 
 # ------------------------------------------------ Conv2D(relu) -> MaxPooling2D fused per chunk
 from .conv_pool import conv2d_relu_maxpool_backward, conv2d_relu_maxpool_forward  # noqa: E402,F401

@@ -73,8 +73,17 @@ WINOGRAD_FORWARD_TILE = 4
 # weight_grad_route``): F(4x4, 3x3) by the transpose of the forward pass, gy's tiles
 # transformed by the written-out A (``kernels/winograd.py: grad_transform_f43_into``).
 # It beat im2col on every layer measured from 32 channels, 1.02-1.42x (the "Winograd
-# tile" table); the input gradient stays on im2col, which won W2's "valid" layer.
+# tile" table).
 WINOGRAD_WEIGHT_GRAD_TILE = 4
+
+# The tile of the input gradient's Winograd route on the same layers (``fast/conv.py:
+# _backward_input_route``): F(4x4, 3x3) by the transpose of the forward pass (gy's tiles
+# by A, products over the filters, then B gV B^T added back into x's tiles;
+# ``fast/winograd.py: input_grad``). It beat im2col on every layer measured from 32
+# channels, 1.2-1.5x, W2's "valid" layer included (benchmarks/results/tuning.md, "Winograd
+# input gradient by the transposed forward pass"). With the weight gradient on the same
+# tile, ``fast/winograd.py: backward`` transforms gy's tiles once for both.
+WINOGRAD_INPUT_GRAD_TILE = 4
 
 # The route planner (``planner.py``) keeps the rules above as its fallbacks, used
 # wherever this machine has no plan, and times these candidates beside them: im2col

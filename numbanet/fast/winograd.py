@@ -15,10 +15,12 @@ planner lists both tiles as candidates of all three passes:
   this convolution and pays (3x3, stride 1, min(C, F) >= ``tuning.WINOGRAD_MIN_CHANNELS``);
 * ``forward(x, W, b, pads, relu, m)``: y = act(conv(x, W) + b), bias and relu fused
   into the output transform;
-* ``input_grad(gy, W, in_hw, pads, m)``: gx, the Winograd convolution of gy with the
-  flipped kernel;
+* ``input_grad(gy, W, in_hw, pads, m)``: gx by the transpose of the forward pass (gY's
+  tiles transformed by A, alpha^2 products gM @ U^T over the filters, then B gV B^T
+  added back into x's overlapping tiles);
 * ``weight_grad(x, gy, pads, m)``: gW by the transpose of the forward pass (gY's
-  tiles transformed by A, alpha^2 products V^T @ gM over the tiles, then G^T gU G).
+  tiles transformed by A, alpha^2 products V^T @ gM over the tiles, then G^T gU G);
+* ``backward(x, gy, W, pads, m, need_gx, need_gW)``: both, gY's tiles transformed once.
 
 F(4x4, 3x3) does 36 products per 16 outputs against F(2x2)'s 16 per 4 (44% fewer
 multiply-adds) and was the faster forward pass on every layer measured from 32
@@ -33,15 +35,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..reference.winograd import ALGORITHMS, flipped_kernel, input_grad_pads
+from ..reference.winograd import ALGORITHMS
 from . import parallel, tuning
-from .kernels.winograd import (grad_transform_f43_into, input_transform_f23_into, input_transform_f43_into,
-                               output_transform_f23_into, output_transform_f43_into, tiles_transform_into)
-from .workspace import scratch
+from .kernels.winograd import (grad_transform_f43_into, input_adjoint_f23_into, input_adjoint_f43_into,
+                               input_transform_f23_into, input_transform_f43_into, output_transform_f23_into,
+                               output_transform_f43_into, tiles_transform_into)
+from .workspace import empty, scratch
 
 # m (outputs per tile side) -> the written-out input and output transforms of F(m x m, 3 x 3)
 TRANSFORMS = {2: (input_transform_f23_into, output_transform_f23_into),
               4: (input_transform_f43_into, output_transform_f43_into)}
+# m -> the written-out transpose of the input transform, x's tiles back to x (the input gradient's last step)
+ADJOINTS = {2: input_adjoint_f23_into, 4: input_adjoint_f43_into}
 # the route names of the planner and of ``routes.last``: "winograd" is F(2x2, 3x3), "winograd4" F(4x4, 3x3)
 ROUTE_TILES = {"winograd": 2, "winograd4": 4}
 ROUTE_NAMES = {m: name for name, m in ROUTE_TILES.items()}
@@ -72,10 +77,25 @@ def applies(x_shape, W_shape, strides, pads=None):
 
 
 def transform_kernel(W, m=2):
-    """U = G W G^T, (3, 3, C, F) -> (alpha^2, C, F) contiguous, one (C, F) matrix per tile position."""
+    """U = G W G^T, (3, 3, C, F) -> (alpha^2, C, F) contiguous, one (C, F) matrix per tile position.
+
+    As two small products over all (c, f) at once, rows then columns: T[p, l] = sum_k G[p, k] W[k, l]
+    is (alpha, 3) @ (3, 3*C*F), then U[p, q] = sum_l G[q, l] T[p, l] is G @ T[p] for each p
+    (``np.einsum`` of the three took 6x longer on W2's 32 -> 64 kernel).
+    """
     _, G, _, _ = _matrices(W.dtype, m)
-    U = np.einsum("pk,klcf,ql->pqcf", G, W, G, optimize=True)       # (alpha, alpha, C, F)
-    return np.ascontiguousarray(U.reshape((m + 2) ** 2, *W.shape[2:]))
+    KH, KW, C, F = W.shape
+    T = (G @ W.reshape(KH, KW * C * F)).reshape(m + 2, KW, C * F)       # (alpha, 3, C*F)
+    return np.matmul(G, T).reshape((m + 2) ** 2, C, F)                   # (alpha, alpha, C*F) -> (alpha^2, C, F)
+
+
+def _untransform_kernel(gU, m):
+    """gW = G^T gU G, the transpose of ``transform_kernel``: gU (alpha^2, C, F) -> (3, 3, C, F), by the same
+    two small products (G^T on the rows, then on the columns)."""
+    _, G, _, _ = _matrices(gU.dtype, m)
+    a, (C, F) = m + 2, gU.shape[1:]
+    T = (G.T @ gU.reshape(a, a * C * F)).reshape(3, a, C * F)            # (3, alpha, C*F)
+    return np.matmul(G.T, T).reshape(3, 3, C, F)
 
 
 def _chunks(N, per_image_bytes, body):
@@ -134,50 +154,83 @@ def forward_chunk(x, U, bias, relu, PT, PL, m, tag, capacity, y):
 
 
 def input_grad(gy, W, in_hw, pads, m=2):
-    """gx = conv(gy, Wf) by F(m x m, 3 x 3), Wf the flipped kernel: gy (N, OH, OW, F) -> gx (N, H, W, C).
+    """gx by the transpose of the forward pass: gy (N, OH, OW, F), W (3, 3, C, F) -> gx (N, H, W, C).
 
-    Mirrors ``reference/winograd.py: winograd_input_grad``.
+    Mirrors ``reference/winograd.py: winograd_input_grad_transposed``: per chunk,
+    gM = A gY A^T of gy's m x m tiles, alpha^2 products gV = gM @ U^T (K = F), then
+    gx = the tiles B gV B^T added back where the forward pass read its input tiles.
+    Its tiles are the forward pass's (TH x TW of the output), not those of a "full"
+    convolution of gy with the flipped kernel (``winograd_input_grad``), which has
+    (TH + 1) x (TW + 1) on a "valid" layer.
     """
-    pads2 = input_grad_pads(in_hw, gy.shape[1:3], pads)
-    return forward(gy, np.ascontiguousarray(flipped_kernel(W)), None, pads2, False, m)
+    return backward(None, gy, W, pads, m, need_gx=True, need_gW=False, in_hw=in_hw)[0]
+
+
+def backward(x, gy, W, pads, m=2, need_gx=True, need_gW=True, in_hw=None):
+    """(gx, gW) by F(m x m, 3 x 3), None where not needed, sharing gy's transformed tiles gM.
+
+    x (N, H, W, C) (None when only gx is needed: then ``in_hw`` = (H, W)), gy (N, OH, OW, F),
+    W (3, 3, C, F) (read for gx only; None without it). Per chunk of images, on each thread:
+
+        gM = A gY A^T                      (alpha^2, T, F)   once for both gradients
+        gx: gV = gM @ U^T                  (alpha^2, T, C)   then B gV B^T added into gx's tiles
+        gW: gU += V^T @ gM                 (alpha^2, C, F)   V = B^T d B, x's tiles; at the end gW = G^T gU G
+    """
+    gy = np.ascontiguousarray(gy)
+    N, OH, OW, F = gy.shape
+    C = x.shape[3] if x is not None else W.shape[2]
+    H, Wd = in_hw if x is None else x.shape[1:3]
+    if x is not None:
+        x = np.ascontiguousarray(x)
+    TH, TW = _tiles(OH, OW, m)
+    A = _matrices(gy.dtype, m)[3]
+    T1, A2 = TH * TW, (m + 2) ** 2
+    PT, PL = pads[0], pads[2]
+    gx = empty("conv.gx", (N, H, Wd, C), gy.dtype) if need_gx else None           # pooled: see workspace.py
+    UT = (np.ascontiguousarray(transform_kernel(W, m).transpose(0, 2, 1))          # (alpha^2, F, C)
+          if need_gx else None)
+    input_transform = TRANSFORMS[m][0]
+    adjoint = ADJOINTS[m]
+    sums = {}                                                      # each thread's tag -> its chunks' gU
+
+    def chunk(n0, n1, tag, B):
+        T = (n1 - n0) * T1
+        gM = scratch(tag + "M", (A2, B * T1, F), gy.dtype)[:, :T]
+        if m == 4:
+            grad_transform_f43_into(gy[n0:n1], TH, TW, gM)                    # A gY A^T -> (36, T, F)
+        else:
+            tiles_transform_into(gy[n0:n1], A, m, 0, 0, TH, TW, gM)           # A gY A^T -> (16, T, F)
+        if need_gx:
+            gV = scratch(tag + "gV", (A2, B * T1, C), gy.dtype)[:, :T]
+            np.matmul(gM, UT, out=gV)                                        # (a^2, T, F) @ (a^2, F, C)
+            adjoint(gV, PT, PL, TH, TW, gx[n0:n1])                           # B gV B^T, overlap-added
+        if need_gW:
+            V = scratch(tag + "V", (A2, B * T1, C), gy.dtype)[:, :T]
+            input_transform(x[n0:n1], PT, PL, TH, TW, V)                     # (alpha^2, T, C)
+            if tag in sums:                                        # (a^2, C, T) @ (a^2, T, F) -> (a^2, C, F)
+                sums[tag] += np.matmul(V.transpose(0, 2, 1), gM, out=scratch(tag + "U", (A2, C, F), gy.dtype))
+            else:
+                sums[tag] = np.matmul(V.transpose(0, 2, 1), gM)
+
+    _chunks(N, A2 * T1 * (F + (C if need_gx else 0) + (C if need_gW else 0)) * gy.itemsize, chunk)
+    gW = None
+    if need_gW:
+        parts = list(sums.values())
+        gU = parts[0]
+        for p in parts[1:]:
+            gU += p
+        gW = _untransform_kernel(gU, m)                            # G^T gU G
+    return gx, gW
 
 
 def weight_grad(x, gy, pads, m=2):
     """gW = G^T (sum over chunks of V^T @ gM) G: x (N, H, W, C), gy (N, OH, OW, F) -> (3, 3, C, F).
 
     Mirrors ``reference/winograd.py: winograd_weight_grad``: V the input tiles
-    (B^T d B), gM = A gY A^T of gy's m x m tiles, alpha^2 products (C, T) @ (T, F) per chunk.
+    (B^T d B), gM = A gY A^T of gy's m x m tiles, alpha^2 products (C, T) @ (T, F) per chunk
+    (``backward`` without the input gradient).
     """
-    x, gy = np.ascontiguousarray(x), np.ascontiguousarray(gy)
-    N, H, Wd, C = x.shape
-    _, OH, OW, F = gy.shape
-    TH, TW = _tiles(OH, OW, m)
-    _, G, _, A = _matrices(x.dtype, m)
-    T1, A2 = TH * TW, (m + 2) ** 2
-    input_transform = TRANSFORMS[m][0]
-
-    sums = {}                                                      # each thread's tag -> its chunks' sum
-
-    def chunk(n0, n1, tag, B):
-        V = scratch(tag + "V", (A2, B * T1, C), x.dtype)[:, :(n1 - n0) * T1]
-        gM = scratch(tag + "M", (A2, B * T1, F), x.dtype)[:, :(n1 - n0) * T1]
-        input_transform(x[n0:n1], pads[0], pads[2], TH, TW, V)                # (alpha^2, T, C)
-        if m == 4:
-            grad_transform_f43_into(gy[n0:n1], TH, TW, gM)                    # A gY A^T -> (36, T, F)
-        else:
-            tiles_transform_into(gy[n0:n1], A, m, 0, 0, TH, TW, gM)           # A gY A^T -> (16, T, F)
-        if tag in sums:                                            # (a^2, C, T) @ (a^2, T, F) -> (a^2, C, F)
-            sums[tag] += np.matmul(V.transpose(0, 2, 1), gM, out=scratch(tag + "U", (A2, C, F), x.dtype))
-        else:
-            sums[tag] = np.matmul(V.transpose(0, 2, 1), gM)
-
-    _chunks(N, A2 * T1 * (C + F) * x.itemsize, chunk)
-    parts = list(sums.values())
-    gU = parts[0]
-    for p in parts[1:]:
-        gU += p
-    gU = gU.reshape(m + 2, m + 2, C, F)
-    return np.einsum("pk,pqcf,ql->klcf", G, gU, G, optimize=True)
+    return backward(x, gy, None, pads, m, need_gx=False, need_gW=True)[1]
 
 
 # ------------------------------------------------------------------ planner candidates

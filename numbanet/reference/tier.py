@@ -451,12 +451,16 @@ def conv2d_winograd_forward(x, W, pads, tile=2):
 
 
 def conv2d_winograd_backward(gy, x, W, pads, tile=2, need_gx=True, need_gW=True):
-    """(gx, gW) of y = conv(x, W) by Winograd, None where not needed; gy (N, OH, OW, F):
+    """(gx, gW) of y = conv(x, W) by Winograd, None where not needed; gy (N, OH, OW, F); both by the
+    transpose of the forward pass, from gy's tiles gM = A gY A^T:
 
-        gx = Winograd conv of gy with the flipped kernel   (N, H, W, C)     ``winograd.winograd_input_grad``
-        gW = G^T (sum over tiles V^T @ (A gY A^T)) G        (3, 3, C, F)     ``winograd.winograd_weight_grad``
+        gx = the tiles B (gM @ U^T) B^T added back into x   (N, H, W, C)     ``winograd.winograd_input_grad_transposed``
+        gW = G^T (sum over tiles V^T @ gM) G                 (3, 3, C, F)     ``winograd.winograd_weight_grad``
+
+    (``winograd.winograd_input_grad`` gets the same gx as a Winograd convolution of gy with
+    the flipped kernel.)
     """
-    gx = winograd.winograd_input_grad(gy, W, x.shape[1:3], pads, tile) if need_gx else None
+    gx = winograd.winograd_input_grad_transposed(gy, W, x.shape[1:3], pads, tile) if need_gx else None
     gW = winograd.winograd_weight_grad(x, gy, pads, tile) if need_gW else None
     return gx, gW
 

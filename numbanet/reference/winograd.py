@@ -177,6 +177,55 @@ def winograd_input_grad(gy, W, in_hw, pads, m=2):
     return winograd_conv2d(gy, flipped_kernel(W), pads2, m)
 
 
+def winograd_input_grad_transposed(gy, W, in_hw, pads, m=2):
+    """gx = dL/dx by the transpose of the Winograd forward pass:  gy (N, OH, OW, F) -> gx (N, H, W, C).
+
+    The forward pass is a chain of linear maps of x, so its gradient runs the
+    transposes of the same maps backwards (the same idea as ``winograd_weight_grad``):
+
+        d_t        tiles of the padded x          (T, a, a, C)   read at rows i*m.., columns j*m.., overlapping by 2
+        V[xi, nu]  = (B^T d B)[xi, nu]            (a, a, T, C)
+        M[xi, nu]  = V[xi, nu] @ U[xi, nu]        (a, a, T, F)
+        Y          = A^T M A, cut to (OH, OW)
+
+    backwards, each step's transpose:
+
+        gM[xi, nu] = (A gY A^T)[xi, nu]           (a, a, T, F)   gY cut into m x m tiles, zeros past (OH, OW)
+        gV[xi, nu] = gM[xi, nu] @ U[xi, nu]^T     (a, a, T, C)   alpha^2 products over the filters
+        gd_t       = B gV_t B^T                   (T, a, a, C)
+        gx         = the tiles gd_t added back where d_t was read (the overlaps sum), padding dropped
+
+    It gives the same numbers as ``winograd_input_grad`` (a Winograd convolution of gy
+    with the flipped kernel, "full" padding) up to rounding, but its tiles are the
+    forward pass's: on a "valid" layer 11x11 -> 13x13 that is 3x3 tiles of 4 instead
+    of 4x4, and the kernel transform U is the forward pass's own.
+    """
+    alg = ALGORITHMS[m]
+    N, OH, OW, F = gy.shape
+    H, Wd = in_hw
+    C = W.shape[2]
+    PT, _, PL, _ = pads
+    TH, TW, a = -(-OH // m), -(-OW // m), m + 2
+    BT, AT = alg["BT"].astype(gy.dtype), alg["AT"].astype(gy.dtype)
+    U = transform_kernel(W, alg)                                        # (a, a, C, F)
+    gYp = np.zeros((N, TH * m, TW * m, F), dtype=gy.dtype)
+    gYp[:, :OH, :OW] = gy
+    gM = np.einsum("ip,ntikjf,jq->pqntkf", AT, gYp.reshape(N, TH, m, TW, m, F), AT)   # (a, a, N, TH, TW, F)
+    gV = np.empty(gM.shape[:-1] + (C,), dtype=gy.dtype)                 # (a, a, N, TH, TW, C)
+    for xi in range(a):
+        for nu in range(a):
+            gV[xi, nu] = gM[xi, nu] @ U[xi, nu].T                       # (N, TH, TW, F) @ (F, C)
+    gd = np.einsum("pu,pqntjc,qv->ntjuvc", BT, gV, BT)                  # B gV B^T: (N, TH, TW, a, a, C)
+    gxp = np.zeros((N, TH * m + 2, TW * m + 2, C), dtype=gy.dtype)     # the padded frame ``input_tiles`` reads
+    for u in range(a):
+        for v in range(a):                                              # for one (u, v) no two tiles meet
+            gxp[:, u:u + TH * m:m, v:v + TW * m:m] += gd[:, :, :, u, v]
+    gx = np.zeros((N, H, Wd, C), dtype=gy.dtype)
+    rows, cols = min(H, TH * m + 2 - PT), min(Wd, TW * m + 2 - PL)     # as ``input_tiles`` cuts a big pad
+    gx[:, :rows, :cols] = gxp[:, PT:PT + rows, PL:PL + cols]
+    return gx
+
+
 def winograd_weight_grad(x, gy, pads, m=2):
     """gW = dL/dW by the transpose of the Winograd forward pass:  -> (3, 3, C, F).
 

@@ -1,8 +1,12 @@
 """Numba kernels of the Winograd convolution: the tile transforms around the matrix products.
 
-Both kernels apply a two-sided transform P t P^T to small square tiles, one tile
+The kernels apply a two-sided transform P t P^T to small square tiles, one tile
 and all channels at a time (the innermost loops run over the contiguous channel
-axis, so LLVM vectorises them). The products between them are BLAS calls in
+axis, so LLVM vectorises them). The input gradient runs the input transform
+backwards: its transpose (the "adjoint" kernels, ``tiles_adjoint_into`` and the
+written-out ``input_adjoint_f23_into`` / ``input_adjoint_f43_into``) maps each
+transformed tile back, P^T t P, and adds it where the forward pass read that tile;
+tiles overlap by 2, so the overlaps sum. The products between them are BLAS calls in
 ``numbanet/fast/winograd.py``; the math is in ``numbanet/reference/winograd.py``.
 
 Layout of the transformed tiles: V (alpha*alpha, T, C), one contiguous (T, C)
@@ -34,6 +38,24 @@ def _load_tile(x, n, h0, w0, d):
             else:
                 for c in range(C):
                     duv[c] = 0.0
+
+
+@njit(inline="always")
+def _add_tile(x, n, h0, w0, d):
+    """x[n, h0 + u, w0 + v, :] += d[u, v, :] for a tile d (s, s, C), the cells inside x only (``_load_tile``'s transpose)."""
+    _, H, W, C = x.shape
+    s = d.shape[0]
+    for u in range(s):
+        h = h0 + u
+        if h < 0 or h >= H:
+            continue
+        for v in range(s):
+            w = w0 + v
+            if 0 <= w < W:
+                xhw = x[n, h, w]
+                duv = d[u, v]
+                for c in range(C):
+                    xhw[c] += duv[c]
 
 
 @njit
@@ -73,6 +95,45 @@ def tiles_transform_into(x, P, step, top, left, TH, TW, V):
                             if p != 0.0:
                                 for c in range(C):
                                     out[c] += p * tmp[xi, v, c]
+
+
+@njit
+def tiles_adjoint_into(V, P, step, top, left, TH, TW, x):
+    """The transpose of ``tiles_transform_into``: x = sum over tiles of P^T V_t P, each placed where its tile was read.
+
+    x[n, i*step - top + u, j*step - left + v, :] += sum_(xi, nu) P[xi, u] P[nu, v] V[xi*a + nu, t, :],
+    the cells inside x only (the padding's share is dropped); x (N, H, W, C) is zeroed first.
+    With P = B^T this is the input gradient's last step (``fast/winograd.py: input_grad``).
+    """
+    N, _, _, C = x.shape
+    a, s = P.shape
+    d = np.empty((s, s, C), dtype=x.dtype)
+    tmp = np.empty((s, a, C), dtype=x.dtype)
+    x[:] = 0.0
+    for n in range(N):
+        for i in range(TH):
+            for j in range(TW):
+                t = (n * TH + i) * TW + j
+                for u in range(s):                      # tmp = P^T V
+                    for nu in range(a):
+                        for c in range(C):
+                            tmp[u, nu, c] = 0.0
+                        for xi in range(a):
+                            p = P[xi, u]
+                            if p != 0.0:
+                                row = V[xi * a + nu, t]
+                                for c in range(C):
+                                    tmp[u, nu, c] += p * row[c]
+                for u in range(s):                      # d = tmp P
+                    for v in range(s):
+                        for c in range(C):
+                            d[u, v, c] = 0.0
+                        for nu in range(a):
+                            p = P[nu, v]
+                            if p != 0.0:
+                                for c in range(C):
+                                    d[u, v, c] += p * tmp[u, nu, c]
+                _add_tile(x, n, i * step - top, j * step - left, d)
 
 
 @njit
@@ -192,6 +253,38 @@ def output_transform_f23_into(M, b, relu, TH, TW, y):
                             else:
                                 z = s[k, 1, f] - s[k, 2, f] - s[k, 3, f] + b[f]
                             out[f] = max(z, 0.0) if relu else z
+
+
+@njit
+def input_adjoint_f23_into(gV, top, left, TH, TW, gx):
+    """gx = sum over tiles of B gV_t B^T, tile (n, i, j) added at (2i - top, 2j - left), inside gx only.
+
+    ``input_transform_f23_into``'s transpose: B's rows g0 - ... read off B^T's columns,
+    (B g) = [g0, g1 - g2 + g3, g1 + g2 - g0, -g3]. gV (16, N*TH*TW, C); gx (N, H, W, C) zeroed, then filled.
+    """
+    N, _, _, C = gx.shape
+    r = np.empty((4, 4, C), dtype=gx.dtype)
+    d = np.empty((4, 4, C), dtype=gx.dtype)
+    gx[:] = 0.0
+    for n in range(N):
+        for i in range(TH):
+            for j in range(TW):
+                t = (n * TH + i) * TW + j
+                for xi in range(4):                     # r = gV B^T, row by row
+                    g0, g1, g2, g3 = gV[4 * xi, t], gV[4 * xi + 1, t], gV[4 * xi + 2, t], gV[4 * xi + 3, t]
+                    for c in range(C):
+                        r[xi, 0, c] = g0[c]
+                        r[xi, 1, c] = g1[c] - g2[c] + g3[c]
+                        r[xi, 2, c] = g1[c] + g2[c] - g0[c]
+                        r[xi, 3, c] = -g3[c]
+                for v in range(4):                      # d = B r, column by column
+                    for c in range(C):
+                        r0, r1, r2, r3 = r[0, v, c], r[1, v, c], r[2, v, c], r[3, v, c]
+                        d[0, v, c] = r0
+                        d[1, v, c] = r1 - r2 + r3
+                        d[2, v, c] = r1 + r2 - r0
+                        d[3, v, c] = -r3
+                _add_tile(gx, n, 2 * i - top, 2 * j - left, d)
 
 
 # ------------------------------------------------ F(4x4, 3x3) written out
@@ -337,3 +430,65 @@ def grad_transform_f43_into(gy, TH, TW, gM):
                         o3[f] = p + q
                         o4[f] = p - q
                         o5[f] = g3
+
+
+@njit(inline="always")
+def _f43_b_row(u, g0, g1, g2, g3, g4, g5, two, four, five):
+    """(B g)[u] for F(4, 3)'s B = (B^T)^T: row u of B is column u of B^T."""
+    if u == 0:
+        return four * g0
+    if u == 1:
+        return four * (g2 - g1) + two * (g4 - g3) + four * g5
+    if u == 2:
+        return -(five * g0 + four * (g1 + g2) + (g3 + g4))
+    if u == 3:
+        return (g1 - g2) + two * (g3 - g4) - five * g5
+    if u == 4:
+        return g0 + g1 + g2 + g3 + g4
+    return g5
+
+
+@njit
+def input_adjoint_f43_into(gV, top, left, TH, TW, gx):
+    """gx = sum over tiles of B gV_t B^T, tile (n, i, j) added at (4i - top, 4j - left), inside gx only.
+
+    ``input_transform_f43_into``'s transpose, for the input gradient (``fast/winograd.py: input_grad``).
+    B's rows are B^T's columns: with g = (g0, .., g5),
+        B g = [4 g0,  4 (g2 - g1) + 2 (g4 - g3) + 4 g5,  -(5 g0 + 4 (g1 + g2) + (g3 + g4)),
+               (g1 - g2) + 2 (g3 - g4) - 5 g5,  g0 + g1 + g2 + g3 + g4,  g5]   (``_f43_b_row``).
+    The second side is added straight into gx, one (row, column) cell of the tile at a
+    time (the choice of row u is the same for all channels, so LLVM takes it out of the
+    channel loop). gV (36, N*TH*TW, C); gx (N, H, W, C) zeroed, then filled.
+    """
+    N, H, Wd, C = gx.shape
+    r = np.empty((6, 6, C), dtype=gx.dtype)
+    two, four, five = _constants(gx.dtype)[:3]
+    gx[:] = 0.0
+    for n in range(N):
+        for i in range(TH):
+            for j in range(TW):
+                t = (n * TH + i) * TW + j
+                for xi in range(6):                     # r = gV B^T, row by row
+                    g0, g1, g2 = gV[6 * xi, t], gV[6 * xi + 1, t], gV[6 * xi + 2, t]
+                    g3, g4, g5 = gV[6 * xi + 3, t], gV[6 * xi + 4, t], gV[6 * xi + 5, t]
+                    for c in range(C):
+                        a0, a1, a2, a3, a4, a5 = g0[c], g1[c], g2[c], g3[c], g4[c], g5[c]
+                        r[xi, 0, c] = four * a0
+                        r[xi, 1, c] = four * (a2 - a1) + two * (a4 - a3) + four * a5
+                        r[xi, 2, c] = -(five * a0 + four * (a1 + a2) + (a3 + a4))
+                        r[xi, 3, c] = (a1 - a2) + two * (a3 - a4) - five * a5
+                        r[xi, 4, c] = a0 + a1 + a2 + a3 + a4
+                        r[xi, 5, c] = a5
+                h0, w0 = 4 * i - top, 4 * j - left
+                for v in range(6):                      # gx += B r, column by column, inside gx only
+                    w = w0 + v
+                    if w < 0 or w >= Wd:
+                        continue
+                    for u in range(6):
+                        h = h0 + u
+                        if h < 0 or h >= H:
+                            continue
+                        out = gx[n, h, w]
+                        for c in range(C):
+                            out[c] += _f43_b_row(u, r[0, v, c], r[1, v, c], r[2, v, c], r[3, v, c], r[4, v, c],
+                                                 r[5, v, c], two, four, five)
