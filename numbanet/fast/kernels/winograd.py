@@ -259,7 +259,7 @@ def output_transform_f23_into(M, b, relu, TH, TW, y):
 def input_adjoint_f23_into(gV, top, left, TH, TW, gx):
     """gx = sum over tiles of B gV_t B^T, tile (n, i, j) added at (2i - top, 2j - left), inside gx only.
 
-    ``input_transform_f23_into``'s transpose: B's rows g0 - ... read off B^T's columns,
+    ``input_transform_f23_into``'s transpose; B's rows are B^T's columns:
     (B g) = [g0, g1 - g2 + g3, g1 + g2 - g0, -g3]. gV (16, N*TH*TW, C); gx (N, H, W, C) zeroed, then filled.
     """
     N, _, _, C = gx.shape
