@@ -64,8 +64,8 @@ def _matrices(dtype, m=2):
 def applies(x_shape, W_shape, strides, pads=None):
     """True where the Winograd route computes this convolution and is expected to pay.
 
-    A 3x3 kernel at stride 1 with pads of at most 2 (the input gradient's pads are
-    2 - P), and at least ``tuning.WINOGRAD_MIN_CHANNELS`` channels on both sides:
+    A 3x3 kernel at stride 1 with pads of at most 2 (a "valid" or "same" layer's; the
+    kernels are tested for pads 0-2), and at least ``tuning.WINOGRAD_MIN_CHANNELS`` channels on both sides:
     below that the alpha^2 products are too thin for BLAS and the transforms dominate.
     """
     KH, KW, C, F = W_shape
@@ -254,7 +254,7 @@ def plannable(C, F, SH, SW, KH=None, KW=None, **_):
 
 
 def _pads_fit(pads):
-    """The Winograd kernels here take pads 0-2 on each side (the input gradient's are 2 - P, which must be >= 0)."""
+    """The Winograd kernels here take pads 0-2 on each side (what ``tests/test_winograd.py`` covers)."""
     return max(pads) <= 2 and min(pads) >= 0
 
 
