@@ -97,6 +97,26 @@ def tiles_transform_into(x, P, step, top, left, TH, TW, V):
                                     out[c] += p * tmp[xi, v, c]
 
 
+@njit(inline="always")
+def _combine_rows(Q, M, t, tmp):
+    """tmp[k, nu, :] = sum_xi Q[k, xi] M[xi*a + nu, t, :] for tile t: one side of a two-sided transform.
+
+    Q (k_out, a), M (a*a, T, C) the transformed tiles, tmp (k_out, a, C) filled; zero entries of Q skipped.
+    """
+    kk, a = Q.shape
+    C = M.shape[2]
+    for k in range(kk):
+        for nu in range(a):
+            for c in range(C):
+                tmp[k, nu, c] = 0.0
+            for xi in range(a):
+                p = Q[k, xi]
+                if p != 0.0:
+                    row = M[xi * a + nu, t]
+                    for c in range(C):
+                        tmp[k, nu, c] += p * row[c]
+
+
 @njit
 def tiles_adjoint_into(V, P, step, top, left, TH, TW, x):
     """The transpose of ``tiles_transform_into``: x = sum over tiles of P^T V_t P, each placed where its tile was read.
@@ -114,16 +134,7 @@ def tiles_adjoint_into(V, P, step, top, left, TH, TW, x):
         for i in range(TH):
             for j in range(TW):
                 t = (n * TH + i) * TW + j
-                for u in range(s):                      # tmp = P^T V
-                    for nu in range(a):
-                        for c in range(C):
-                            tmp[u, nu, c] = 0.0
-                        for xi in range(a):
-                            p = P[xi, u]
-                            if p != 0.0:
-                                row = V[xi * a + nu, t]
-                                for c in range(C):
-                                    tmp[u, nu, c] += p * row[c]
+                _combine_rows(P.T, V, t, tmp)           # tmp = P^T V
                 for u in range(s):                      # d = tmp P
                     for v in range(s):
                         for c in range(C):
@@ -150,16 +161,7 @@ def output_transform_into(M, AT, b, relu, TH, TW, y):
         for i in range(TH):
             for j in range(TW):
                 t = (n * TH + i) * TW + j
-                for k in range(m):                      # tmp = A^T M
-                    for nu in range(a):
-                        for f in range(F):
-                            tmp[k, nu, f] = 0.0
-                        for xi in range(a):
-                            p = AT[k, xi]
-                            if p != 0.0:
-                                row = M[xi * a + nu, t]
-                                for f in range(F):
-                                    tmp[k, nu, f] += p * row[f]
+                _combine_rows(AT, M, t, tmp)            # tmp = A^T M
                 for k in range(m):                      # y = tmp A, + b, act
                     h = i * m + k
                     if h >= OH:
