@@ -198,3 +198,46 @@ def test_bad_input(x_shape, W_shape, kwargs, message):
     with pytest.raises(ValueError, match=message):
         F.conv2d_relu_maxpool(Tensor(np.zeros(x_shape)), Tensor(np.zeros(W_shape)),
                               None if b is None else Tensor(b), **kwargs)
+
+
+@st.composite
+def first_layer_case(draw):
+    """A one-channel stride-1 layer with a pool whose windows tile its output ("valid" pooling)."""
+    rng = np.random.default_rng(draw(st.integers(0, 10_000)))
+    N, H, Wd = draw(st.integers(1, 3)), draw(st.integers(3, 12)), draw(st.integers(3, 12))
+    K, filters = draw(st.sampled_from([2, 3])), draw(st.integers(1, 40))
+    padding, pool = draw(st.sampled_from(["valid", "same"])), draw(st.sampled_from([2, 3]))
+    OH, OW = (H, Wd) if padding == "same" else (H - K + 1, Wd - K + 1)
+    assume(OH >= pool and OW >= pool)
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    x = rng.standard_normal((N, H, Wd, 1)).astype(dtype)
+    W = rng.standard_normal((K, K, 1, filters)).astype(dtype)
+    b = (rng.standard_normal(filters) * 0.5).astype(dtype)
+    return x, W, b, ((1, 1), padding, (pool, pool), (pool, pool), "valid")
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(c=first_layer_case())
+def test_first_layer_builds_gz_by_rows(c):
+    """A one-channel layer whose input wants no gradient (a first layer), pool windows tiling its output:
+    the fast tier builds gz row by row inside the weight-gradient loops
+    (``kernels/direct_conv.py: direct_weight_grad_one_channel_pooled_add``); gW and gb equal the reference
+    tier's within the rounding of their sums of |x * gp| and |gp| terms (rows and columns past the last
+    window included: 3x3 pools of sizes not divisible by 3)."""
+    x, W, b, args = c
+    gp = np.random.default_rng(W.shape[3]).standard_normal(
+        F.conv2d_relu_maxpool(Tensor(x), Tensor(W), Tensor(b), *args).shape).astype(x.dtype)
+    grads = []
+    for tier in ("fast", "reference"):
+        with nb.kernels(tier):
+            Ws, bs = Tensor(W, requires_grad=True), Tensor(b, requires_grad=True)
+            (F.conv2d_relu_maxpool(Tensor(x), Ws, bs, *args) * Tensor(gp)).sum().backward()
+            grads.append((np.asarray(Ws.grad), np.asarray(bs.grad)))
+            if tier == "fast":
+                assert routes.last("conv2d_relu_maxpool_backward") == "conv+relu+maxpool, fused: direct, gz by rows"
+    (gW, gb), (gW_ref, gb_ref) = grads
+    eps = np.finfo(x.dtype).eps
+    gp_sum = float(np.abs(gp).sum())            # each pooled value reaches one cell of gz
+    n = x.size + W.size + gp.size
+    np.testing.assert_allclose(gW, gW_ref, rtol=0, atol=bilinear_bound(16 * np.abs(x).max() * gp_sum, n, eps))
+    np.testing.assert_allclose(gb, gb_ref, rtol=0, atol=bilinear_bound(16 * gp_sum, n, eps))

@@ -32,7 +32,8 @@ import numpy as np
 
 from . import conv, parallel, planner, tuning, winograd
 from .kernels.conv_pool import pooled_relu_backward_into
-from .kernels.direct_conv import direct_forward_into, direct_forward_one_filter_into
+from .kernels.direct_conv import (direct_forward_into, direct_forward_one_filter_into,
+                                  direct_weight_grad_one_channel_pooled_add)
 from .kernels.im2col import col2im_into, im2col_into
 from .kernels.pooling import arg_dtype, max_pool_forward_into
 from .routes import last, record
@@ -150,6 +151,9 @@ def conv2d_relu_maxpool_backward(gp, x, W, p, arg, strides, pads, pool, pool_str
     label = f"conv+{'relu+' if relu else ''}maxpool, fused: gz from gp, conv "
     KH, KW, C, _ = W.shape
     if conv.uses_direct(C, F, *strides) and not planner.active():
+        if _gz_by_rows(W.shape, x.shape[2], conv_out_hw[1], pads[2], need_gx, pool, pool_strides, pool_pads):
+            record("conv2d_relu_maxpool_backward", label.replace("gz from gp, conv ", "") + "direct, gz by rows")
+            return _direct_backward_by_rows(gp, x, W, p, arg, pads, pool, conv_out_hw, relu, need_gW, need_gb)
         record("conv2d_relu_maxpool_backward", label + "direct by chunks")
         return _direct_backward_by_chunks(gp, x, W, p, arg, pads, pool, pool_strides, pool_pads, conv_out_hw, relu,
                                           need_gx, need_gW, need_gb)
@@ -160,6 +164,31 @@ def conv2d_relu_maxpool_backward(gp, x, W, p, arg, strides, pads, pool, pool_str
     gx, gW, gb = conv.conv2d_backward(gz, x, W, None, strides, pads, None, need_gx, need_gW, need_gb)
     record("conv2d_relu_maxpool_backward", label + last("conv2d_backward"))
     return gx, gW, gb
+
+
+def _gz_by_rows(W_shape, in_w, out_w, PL, need_gx, pool, pool_strides, pool_pads):
+    """Whether ``_direct_backward_by_rows`` applies: a first layer (one channel, no input gradient wanted)
+    whose pool windows tile its output (strides equal to the window, no padding), within the row loops' padding."""
+    return (W_shape[2] == 1 and not need_gx and tuple(pool) == tuple(pool_strides) and not any(pool_pads)
+            and conv._rows_fit(W_shape, in_w, out_w, PL))
+
+
+def _direct_backward_by_rows(gp, x, W, p, arg, pads, pool, conv_out_hw, relu, need_gW, need_gb):
+    """(None, gW, gb) of a first layer: each thread's images by
+    ``kernels/direct_conv.py: direct_weight_grad_one_channel_pooled_add``, which builds gz one output
+    row at a time from gp, p and arg inside its loops, so gz is never written out (the chunked path
+    writes it, about 86 KB an image at 26x26x32, and reads it back)."""
+    x, W = np.ascontiguousarray(x), np.ascontiguousarray(W)
+    N, F = x.shape[0], W.shape[3]
+
+    def work(first, last, _):
+        gW, gb = np.zeros(W.shape, dtype=gp.dtype), np.zeros(F, dtype=gp.dtype)
+        direct_weight_grad_one_channel_pooled_add(x[first:last], gp[first:last], p[first:last], arg[first:last],
+                                                  *pool, relu, pads[0], pads[2], conv_out_hw, gW, gb)
+        return gW, gb
+
+    gW, gb = conv._summed(parallel.run(work, parallel.split(N)))
+    return None, (gW if need_gW else None), (gb if need_gb else None)
 
 
 def _direct_backward_by_chunks(gp, x, W, p, arg, pads, pool, pool_strides, pool_pads, conv_out_hw, relu,

@@ -266,18 +266,7 @@ def direct_weight_grad_one_channel_add(x, gy, y, relu, PT, PL, gW, gb, gz):
     G = np.empty(L, dtype=gb.dtype)
     XE = np.empty((H, (Wd + 2 * KW) * F), dtype=gb.dtype)   # x rows expanded by F, padded by KW on both sides
     for n in range(N):
-        # expand this image's rows: XE[h, (w + KW) * F + f] = x[n, h, w]; zeros in the side pads
-        for h in range(H):
-            xe = XE[U(h)]
-            xr = x2[U(n * H + h)]
-            for t in range(U(KW * F)):
-                xe[t] = 0
-                xe[U((Wd + KW) * F) + t] = 0
-            for w in range(U(Wd)):
-                v = xr[w]
-                base = (w + U(KW)) * U(F)
-                for f in range(U(F)):
-                    xe[base + f] = v
+        _expand_rows(x2, n, KW, F, XE)
         for oh in range(OH):
             r = U(n * OH + oh)
             gr, yr = gy2[r], y2[r]
@@ -291,21 +280,113 @@ def direct_weight_grad_one_channel_add(x, gy, y, relu, PT, PL, gW, gb, gz):
                 zr = gz2[r]
                 for t in range(U(L)):
                     zr[t] = G[t]
-            h0 = oh - PT
-            for ki in range(max(0, -h0), min(KH, H - h0)):
-                xe = XE[U(h0 + ki)]
-                for kj in range(KW):
-                    Rk = R[U(ki * KW + kj)]
-                    s = U((KW + kj - PL) * F)          # XE column of (ow = 0, f = 0) for this tap
-                    for t in range(U(L)):
-                        Rk[t] += xe[s + t] * G[t]
+            _add_row_taps(XE, G, oh - PT, PL, KH, KW, F, R)
+    _fold_rows(R, Rb, gW, gb)
+
+
+@njit(fastmath=FASTMATH)
+def direct_weight_grad_one_channel_pooled_add(x, gp, p, arg, PKH, PKW, relu, PT, PL, out_hw, gW, gb):
+    """``direct_weight_grad_one_channel_add`` of a convolution followed by a max-pool, from the pool's arrays.
+
+    Pool windows PKH x PKW that tile the convolution's output from its top-left corner (strides
+    equal to the window, no padding). The gradient reaching the convolution,
+
+        gz[n, oh, ow, f] = gp[n, ph, pw, f] * [p[n, ph, pw, f] > 0]   where (oh, ow) is window (ph, pw)'s
+                                                                      arg-max cell (di, dj) for filter f
+                         = 0 elsewhere                               (``kernels/conv_pool.py``)
+
+    (no mask without ``relu``), is built one output row at a time, G[ow*F + f] for row
+    oh = ph*PKH + di, and never stored: the row loops of ``direct_weight_grad_one_channel_add``
+    read it from there. gb sums the masked pooled gradient itself (each value reaches one cell).
+    Rows past the last window row carry no gradient and are skipped. x (N, H, W, 1); gp, p, arg
+    (N, PH, PW, F); out_hw = (OH, OW), the convolution's output size; gW (KH, KW, 1, F), gb (F,) added into.
+    Left / right padding <= KW, as there.
+    """
+    N, H, Wd, _ = x.shape
+    _, PH, PW, F = gp.shape
+    KH, KW = gW.shape[0], gW.shape[1]
+    OW = out_hw[1]
+    x2 = x.reshape(N * H, Wd)
+    g2 = gp.reshape(N * PH, PW * F)
+    p2 = p.reshape(N * PH, PW * F)
+    a2 = arg.reshape(N * PH, PW * F)
+    L, LP = OW * F, PW * F
+    R = np.zeros((KH * KW, L), dtype=gb.dtype)
+    Rb = np.zeros(LP, dtype=gb.dtype)
+    G = np.zeros(L, dtype=gb.dtype)                      # columns past the last window stay 0
+    GM = np.empty(LP, dtype=gb.dtype)
+    XE = np.empty((H, (Wd + 2 * KW) * F), dtype=gb.dtype)
+    zero = gb.dtype.type(0)
+    for n in range(N):
+        _expand_rows(x2, n, KW, F, XE)
+        for ph in range(PH):
+            r = U(n * PH + ph)
+            gr, pr, ar = g2[r], p2[r], a2[r]
+            for t in range(U(LP)):                      # the masked pooled gradient of this row
+                v = gr[t]
+                if relu and not pr[t] > 0:
+                    v = zero
+                GM[t] = v
+                Rb[t] += v
+            for di in range(PKH):
+                for pw in range(PW):                   # G: each pooled value at its arg-max cell
+                    s = U(pw * F)
+                    for dj in range(PKW):
+                        k = di * PKW + dj
+                        base = U((pw * PKW + dj) * F)
+                        for f in range(U(F)):
+                            gv = GM[s + f]                     # loaded either way: a select, not a branch
+                            G[base + f] = gv if ar[s + f] == k else zero
+                _add_row_taps(XE, G, ph * PKH + di - PT, PL, KH, KW, F, R)
+    _fold_rows(R, Rb, gW, gb)
+
+
+@njit(fastmath=FASTMATH, inline="always")
+def _expand_rows(x2, n, KW, F, XE):
+    """XE[h, (w + KW)*F + f] = x[n, h, w] for image n's rows (x2 = x as (N*H, W)); zeros in the KW*F side pads."""
+    H = XE.shape[0]
+    Wd = x2.shape[1]
+    for h in range(H):
+        xe = XE[U(h)]
+        xr = x2[U(n * H + h)]
+        for t in range(U(KW * F)):
+            xe[t] = 0
+            xe[U((Wd + KW) * F) + t] = 0
+        for w in range(U(Wd)):
+            v = xr[w]
+            base = (w + U(KW)) * U(F)
+            for f in range(U(F)):
+                xe[base + f] = v
+
+
+@njit(fastmath=FASTMATH, inline="always")
+def _add_row_taps(XE, G, h0, PL, KH, KW, F, R):
+    """R[ki*KW + kj, t] += XE[h0 + ki, (KW + kj - PL)*F + t] * G[t], t < OW*F, for the taps whose input row exists.
+
+    One output row's share of every tap: h0 = its top input row (oh - PT); R (KH*KW, OW*F), G (OW*F,).
+    """
+    H = XE.shape[0]
+    L = G.shape[0]
+    for ki in range(max(0, -h0), min(KH, H - h0)):
+        xe = XE[U(h0 + ki)]
+        for kj in range(KW):
+            Rk = R[U(ki * KW + kj)]
+            s = U((KW + kj - PL) * F)          # XE column of (ow = 0, f = 0) for this tap
+            for t in range(U(L)):
+                Rk[t] += xe[s + t] * G[t]
+
+
+@njit(fastmath=FASTMATH, inline="always")
+def _fold_rows(R, Rb, gW, gb):
+    """gW[ki, kj, 0, f] += sum_c R[ki*KW + kj, c*F + f] and gb[f] += sum_c Rb[c*F + f], over each row's columns c."""
+    KH, KW, _, F = gW.shape
     for k in range(KH * KW):
-        for ow in range(OW):
+        for c in range(R.shape[1] // F):
             for f in range(F):
-                gW[k // KW, k % KW, 0, f] += R[k, ow * F + f]
-    for ow in range(OW):
+                gW[k // KW, k % KW, 0, f] += R[k, c * F + f]
+    for c in range(Rb.shape[0] // F):
         for f in range(F):
-            gb[f] += Rb[ow * F + f]
+            gb[f] += Rb[c * F + f]
 
 
 @njit(fastmath=FASTMATH)
