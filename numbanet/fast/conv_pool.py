@@ -142,8 +142,10 @@ def conv2d_relu_maxpool_backward(gp, x, W, p, arg, strides, pads, pool, pool_str
 
     Route "direct" (``conv.uses_direct``, without planning): each thread walks its images in
     cache-sized chunks, gz of a chunk written to a scratch buffer and read at once by the direct
-    weight-gradient loops (and the input gradient's), so gz is never stored in full. Otherwise gz in
-    full, then ``fast/conv.py: conv2d_backward``.
+    weight-gradient loops (and the input gradient's), so gz is never stored in full; a first layer
+    (one channel, no gx wanted, pool windows tiling the output) builds each output row of gz inside
+    those loops instead and stores none of it (``_direct_backward_by_rows``). Otherwise gz in full,
+    then ``fast/conv.py: conv2d_backward``.
     """
     relu = conv._relu(activation, "conv2d_relu_maxpool_backward")
     gp, p, arg = np.ascontiguousarray(gp), np.ascontiguousarray(p), np.ascontiguousarray(arg)
