@@ -154,7 +154,7 @@ def conv2d_relu_maxpool_backward(gp, x, W, p, arg, strides, pads, pool, pool_str
     KH, KW, C, _ = W.shape
     if conv.uses_direct(C, F, *strides) and not planner.active():
         if _gz_by_rows(W.shape, x.shape[2], conv_out_hw[1], pads[2], need_gx, pool, pool_strides, pool_pads):
-            record("conv2d_relu_maxpool_backward", label.replace("gz from gp, conv ", "") + "direct, gz by rows")
+            record("conv2d_relu_maxpool_backward", label.replace("gz from gp,", "gz from gp by rows,") + "direct")
             return _direct_backward_by_rows(gp, x, W, p, arg, pads, pool, conv_out_hw, relu, need_gW, need_gb)
         record("conv2d_relu_maxpool_backward", label + "direct by chunks")
         return _direct_backward_by_chunks(gp, x, W, p, arg, pads, pool, pool_strides, pool_pads, conv_out_hw, relu,

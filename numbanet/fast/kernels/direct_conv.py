@@ -119,7 +119,8 @@ def direct_forward_into(x, W, b, SH, SW, PT, PL, relu, y):
                         q0, q1, q2 = W9[0, f], W9[1, f], W9[2, f]
                         q3, q4, q5 = W9[3, f], W9[4, f], W9[5, f]
                         q6, q7, q8 = W9[6, f], W9[7, f], W9[8, f]
-                        v = b[f] + a0 * q0 + a1 * q1 + a2 * q2 + a3 * q3 + a4 * q4 + a5 * q5 + a6 * q6 + a7 * q7 + a8 * q8
+                        v = (b[f] + a0 * q0 + a1 * q1 + a2 * q2 + a3 * q3 + a4 * q4 + a5 * q5
+                             + a6 * q6 + a7 * q7 + a8 * q8)
                         u = (b[f] + a1 * q0 + a2 * q1 + a9 * q2 + a4 * q3 + a5 * q4 + a10 * q5
                              + a7 * q6 + a8 * q7 + a11 * q8)
                         yr[ys + f] = max(v, 0) if relu else v

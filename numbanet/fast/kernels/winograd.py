@@ -42,7 +42,9 @@ def _load_tile(x, n, h0, w0, d):
 
 @njit(inline="always")
 def _add_tile(x, n, h0, w0, d):
-    """x[n, h0 + u, w0 + v, :] += d[u, v, :] for a tile d (s, s, C), the cells inside x only (``_load_tile``'s transpose)."""
+    """x[n, h0 + u, w0 + v, :] += d[u, v, :] for a tile d (s, s, C), the cells inside x only.
+
+    ``_load_tile``'s transpose."""
     _, H, W, C = x.shape
     s = d.shape[0]
     for u in range(s):
