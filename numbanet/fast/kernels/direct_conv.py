@@ -82,11 +82,11 @@ def direct_forward_into(x, W, b, SH, SW, PT, PL, relu, y):
         y[ow + 1, f] = b[f] + a1*W9[0, f] + a9*W9[2, f] + ...   (the window one column on)
 
     with W9 = W as a (9, F) matrix, so each weight loaded serves two pixels. The
-    inner loop over f then reads two arrays (W9, b) and writes one (y): LLVM
-    vectorises it with few run-time overlap checks (nine separate weight rows
-    needed more than its limit). Measured on W2's first layer (28x28, 32
-    filters, 24 images): 18.6 -> 10.7 us an image against the pixel-by-pixel
-    form, which now handles the edge pixels only.
+    inner loop over f then reads two arrays (W9, b) and writes one (y), so the
+    vectorised loop checks y against two arrays for overlap at run time, not
+    against ten as with nine separate weight rows. Measured on W2's first layer
+    (28x28, 32 filters, 24 images, one thread): 0.421 -> 0.333 ms against the
+    pixel-by-pixel form, which now handles the edge pixels only.
     """
     N, H, Wd, C = x.shape
     KH, KW, _, F = W.shape
