@@ -60,6 +60,26 @@ def _add_tile(x, n, h0, w0, d):
                     xhw[c] += duv[c]
 
 
+@njit(inline="always")
+def _left_combine(Q, src, dst):
+    """dst[k, j, :] = sum_i Q[k, i] src[i, j, :]: Q (k_out, i_in), src (i_in, J, C), dst (k_out, J, C) filled.
+
+    One side of a tile's two-sided transform; zero entries of Q skipped. The other side is
+    the same call on the transposed tiles, (t Q^T)^T = Q t^T.
+    """
+    kk, ii = Q.shape
+    J, C = src.shape[1], src.shape[2]
+    for k in range(kk):
+        for j in range(J):
+            for c in range(C):
+                dst[k, j, c] = 0.0
+            for i in range(ii):
+                p = Q[k, i]
+                if p != 0.0:
+                    for c in range(C):
+                        dst[k, j, c] += p * src[i, j, c]
+
+
 @njit
 def tiles_transform_into(x, P, step, top, left, TH, TW, V):
     """V[xi*a + nu, t, :] = sum_(u, v) P[xi, u] P[nu, v] x[n, i*step - top + u, j*step - left + v, :].
@@ -78,15 +98,7 @@ def tiles_transform_into(x, P, step, top, left, TH, TW, V):
             for j in range(TW):
                 t = (n * TH + i) * TW + j
                 _load_tile(x, n, i * step - top, j * step - left, d)     # zeros outside x
-                for xi in range(a):                     # tmp = P d
-                    for v in range(s):
-                        for c in range(C):
-                            tmp[xi, v, c] = 0.0
-                        for u in range(s):
-                            p = P[xi, u]
-                            if p != 0.0:
-                                for c in range(C):
-                                    tmp[xi, v, c] += p * d[u, v, c]
+                _left_combine(P, d, tmp)                # tmp = P d
                 for xi in range(a):                     # V = tmp P^T
                     for nu in range(a):
                         out = V[xi * a + nu, t]
@@ -99,26 +111,6 @@ def tiles_transform_into(x, P, step, top, left, TH, TW, V):
                                     out[c] += p * tmp[xi, v, c]
 
 
-@njit(inline="always")
-def _combine_rows(Q, M, t, tmp):
-    """tmp[k, nu, :] = sum_xi Q[k, xi] M[xi*a + nu, t, :] for tile t: one side of a two-sided transform.
-
-    Q (k_out, a), M (a*a, T, C) the transformed tiles, tmp (k_out, a, C) filled; zero entries of Q skipped.
-    """
-    kk, a = Q.shape
-    C = M.shape[2]
-    for k in range(kk):
-        for nu in range(a):
-            for c in range(C):
-                tmp[k, nu, c] = 0.0
-            for xi in range(a):
-                p = Q[k, xi]
-                if p != 0.0:
-                    row = M[xi * a + nu, t]
-                    for c in range(C):
-                        tmp[k, nu, c] += p * row[c]
-
-
 @njit
 def tiles_adjoint_into(V, P, step, top, left, TH, TW, x):
     """The transpose of ``tiles_transform_into``: x = sum over tiles of P^T V_t P, each placed where its tile was read.
@@ -129,6 +121,7 @@ def tiles_adjoint_into(V, P, step, top, left, TH, TW, x):
     """
     N, _, _, C = x.shape
     a, s = P.shape
+    V4 = np.ascontiguousarray(V).reshape(a, a, V.shape[1], C)    # V4[xi, nu, t] = V[xi*a + nu, t]
     d = np.empty((s, s, C), dtype=x.dtype)
     tmp = np.empty((s, a, C), dtype=x.dtype)
     x[:] = 0.0
@@ -136,16 +129,8 @@ def tiles_adjoint_into(V, P, step, top, left, TH, TW, x):
         for i in range(TH):
             for j in range(TW):
                 t = (n * TH + i) * TW + j
-                _combine_rows(P.T, V, t, tmp)           # tmp = P^T V
-                for u in range(s):                      # d = tmp P
-                    for v in range(s):
-                        for c in range(C):
-                            d[u, v, c] = 0.0
-                        for nu in range(a):
-                            p = P[nu, v]
-                            if p != 0.0:
-                                for c in range(C):
-                                    d[u, v, c] += p * tmp[u, nu, c]
+                _left_combine(P.T, V4[:, :, t], tmp)    # tmp = P^T V
+                _left_combine(P.T, tmp.transpose((1, 0, 2)), d.transpose((1, 0, 2)))   # d = tmp P
                 _add_tile(x, n, i * step - top, j * step - left, d)
 
 
@@ -158,12 +143,13 @@ def output_transform_into(M, AT, b, relu, TH, TW, y):
     """
     N, OH, OW, F = y.shape
     m, a = AT.shape
+    M4 = np.ascontiguousarray(M).reshape(a, a, M.shape[1], F)    # M4[xi, nu, t] = M[xi*a + nu, t]
     tmp = np.empty((m, a, F), dtype=M.dtype)
     for n in range(N):
         for i in range(TH):
             for j in range(TW):
                 t = (n * TH + i) * TW + j
-                _combine_rows(AT, M, t, tmp)            # tmp = A^T M
+                _left_combine(AT, M4[:, :, t], tmp)     # tmp = A^T M
                 for k in range(m):                      # y = tmp A, + b, act
                     h = i * m + k
                     if h >= OH:
