@@ -215,11 +215,8 @@ def backward(x, gy, W, pads, m=2, need_gx=True, need_gW=True, in_hw=None):
     _chunks(N, A2 * T1 * (F + (C if need_gx else 0) + (C if need_gW else 0)) * gy.itemsize, chunk)
     gW = None
     if need_gW:
-        parts = list(sums.values())
-        gU = parts[0]
-        for p in parts[1:]:
-            gU += p
-        gW = _untransform_kernel(gU, m)                            # G^T gU G
+        from .conv import _summed                                  # conv imports this module
+        gW = _untransform_kernel(_summed(list(sums.values())), m)  # G^T (sum of the threads' gU) G
     return gx, gW
 
 
