@@ -138,3 +138,23 @@ def test_report_renders_errors_and_skips():
         "torch": {"skipped": "torch is not installed"}}}}, "machine": {}, "settings": {}}
     md = report.markdown(result)
     assert "ImportError: no Conv2D" in md and "torch is not installed" in md
+
+
+def test_w1_overhead_floor_does_numbanets_step(capsys):
+    """bench_w1_overhead's NumPy floor updates the weights as numbanet's train_step does (else its
+    ratio would compare different work), a changed learning rate is caught, and the script runs."""
+    from benchmarks import bench_w1_overhead as w1
+    spec = specs.WORKLOADS["W1"]
+    x, y = specs.make_data(spec)
+    w1._check_same_step(spec, x, y)
+    other = dict(spec, optimizer=("sgd", spec["optimizer"][1] * 1.01))
+    build = w1.numbanet_impl.build_model
+    try:
+        w1.numbanet_impl.build_model = lambda s, seed=0: build(spec, seed)   # numbanet keeps lr 0.01
+        with pytest.raises(AssertionError, match="differ"):
+            w1._check_same_step(other, x, y)
+    finally:
+        w1.numbanet_impl.build_model = build
+    w1.main(["--rounds", "1", "--epochs", "2", "--inner", "2", "--keras-ms", "30"])
+    out = capsys.readouterr().out
+    assert "NumPy floor" in out and "train_step (all of it)" in out and "50x Keras fit at 30.0 ms" in out
