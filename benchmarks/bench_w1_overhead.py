@@ -10,7 +10,7 @@ per-call overhead, so this script splits it:
   ``optimizer.step``; "fit bookkeeping" is fit's time per step less the whole ``train_step``
   (shuffling, batch gathering, the running loss, the callbacks' hooks);
 * **the NumPy floor**: the same epoch as straight-line NumPy, with no tape, no layers and no
-  checks, the fewest array calls numbanet could make on the same arrays:
+  checks: about the fewest array calls that the same arithmetic needs:
 
       h1 = tanh(x @ W1 + b1)          (20, 1) @ (1, 10)   -> (20, 10)
       h2 = tanh(h1 @ W2 + b2)         (20, 10) @ (10, 10) -> (20, 10)
@@ -18,8 +18,8 @@ per-call overhead, so this script splits it:
       L  = mean((p - t)^2)            the backward in reverse, W <- W - lr * gW.
 
 Before timing, one step of each from the same weights on the same batch is compared: the
-floor's updated weights must equal numbanet's ``train_step``'s to float32 rounding (a few
-ulps of the largest product), so the floor does the same work and no less.
+floor's updated weights must equal numbanet's ``train_step``'s to float32 rounding (within
+64 float32 epsilons of the largest weight, at least 1), so the floor does the same work.
 
 fit and the floor alternate in one process over ``--rounds`` rounds (a busy shared host
 slows both alike); the script prints medians and minima, the ratio, and the epoch that
@@ -116,7 +116,6 @@ def _parts_us(model, xb, yb, inner=4000):
         return model(xb, training=True)
 
     y_pred = forward()
-    loss = model.compute_loss(yb, y_pred)
 
     def backward_fresh():
         clear()
@@ -139,7 +138,6 @@ def _parts_us(model, xb, yb, inner=4000):
                 fn()
             best = min(best, (time.perf_counter() - t0) / inner)
         out[name] = best * 1e6
-    del loss
     return out
 
 
