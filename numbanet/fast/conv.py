@@ -284,18 +284,6 @@ def _direct_weight_grad_add(x, gy, y, relu, PT, PL, rows, gW, gb, gz):
         direct_weight_grad_add(x, gy, y, relu, 1, 1, PT, PL, gW, gb, gz)
 
 
-def _summed(parts):
-    """The first thread's partial gradients with every other thread's added in place: one array, or a tuple."""
-    total = parts[0]
-    for part in parts[1:]:
-        if isinstance(total, tuple):
-            for t, p in zip(total, part):
-                t += p
-        else:
-            total += part
-    return total
-
-
 def _direct_weight_grad(x, gy, y, relu, W_shape, PT, PL, keep_gz):
     """(gW, gb, gz) in one walk over the batch; gz (the relu-masked gy) only if ``keep_gz`` and relu."""
     gz = empty("conv.gz", gy.shape, gy.dtype) if keep_gz and relu else np.empty((0, 0, 0, 0), dtype=gy.dtype)
@@ -308,7 +296,7 @@ def _direct_weight_grad(x, gy, y, relu, W_shape, PT, PL, keep_gz):
                                 gz[n0:n1] if gz.size else gz)
         return gW, gb
 
-    gW, gb = _summed(parallel.run(part, parallel.split(len(x))))
+    gW, gb = parallel.summed(parallel.run(part, parallel.split(len(x))))
     return gW, gb, (gz if gz.size else gy)
 
 
@@ -412,7 +400,7 @@ def _planes_weight_grad(x, gz, W_shape, PT, PL, W=None, mask=None, need_sums=Fal
             planes_weight_grad_add(XP, GP, Wp, T, gW)
         return gW, sums
 
-    gW, sums = _summed(parallel.run(work, parallel.split(N)))
+    gW, sums = parallel.summed(parallel.run(work, parallel.split(N)))
     return gW, y, (sums if need_sums else None)
 
 
@@ -465,7 +453,7 @@ def _planes_backward(gy, x, W, y, relu, pads, need_gx, need_gW, need_gb):
                     planes_weight_grad_add(XP, GP, Wp, T, gW)
         return gW, gb
 
-    gW, gb = _summed(parallel.run(work, parallel.split(N)))
+    gW, gb = parallel.summed(parallel.run(work, parallel.split(N)))
     return gx, (gW if need_gW else None), (gb if need_gb else None)
 
 

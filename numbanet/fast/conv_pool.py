@@ -189,7 +189,7 @@ def _direct_backward_by_rows(gp, x, W, p, arg, pads, pool, conv_out_hw, relu, ne
                                                   *pool, relu, pads[0], pads[2], conv_out_hw, gW, gb)
         return gW, gb
 
-    gW, gb = conv._summed(parallel.run(work, parallel.split(N)))
+    gW, gb = parallel.summed(parallel.run(work, parallel.split(N)))
     return None, (gW if need_gW else None), (gb if need_gb else None)
 
 
@@ -224,5 +224,5 @@ def _direct_backward_by_chunks(gp, x, W, p, arg, pads, pool, pool_strides, pool_
                 direct_forward_into(gz, Wf, zero_b, 1, 1, KH - 1 - PT, KW - 1 - PL, False, gx[n0:n1])
         return gW, gb
 
-    gW, gb = conv._summed(parallel.run(work, parallel.split(N)))
+    gW, gb = parallel.summed(parallel.run(work, parallel.split(N)))
     return gx, (gW if need_gW else None), (gb if need_gb else None)

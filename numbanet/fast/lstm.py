@@ -82,11 +82,8 @@ def backward_rows(backward, gy, saved, need_gx, row_outputs, op, dh_out=None):
             grads.append(None)
         elif k in row_outputs:
             grads.append(np.concatenate([o[k] for o in outs]))
-        else:
-            total = first                                     # each block's own array: summed in place
-            for o in outs[1:]:
-                total += o[k]
-            grads.append(total)
+        else:                                                 # each block's own array: summed in place
+            grads.append(parallel.summed([o[k] for o in outs]))
     LAST[op] += "_split"
     return tuple(grads)
 

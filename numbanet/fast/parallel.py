@@ -214,6 +214,19 @@ def run_numpy(fn, ranges):
     return _run_on(pool, fn, ranges)
 
 
+def summed(parts):
+    """The per-thread partial results of ``run`` added up: the first part with every other one added
+    in place; each part one array, or a tuple of arrays (gW, gb) summed item by item."""
+    total = parts[0]
+    for part in parts[1:]:
+        if isinstance(total, tuple):
+            for t, p in zip(total, part):
+                t += p
+        else:
+            total += part
+    return total
+
+
 def split_for_blas(n: int, work: int, minimum: int = BLAS_SPLIT_MIN_WORK):
     """Ranges for a matrix product over ``n`` rows (``work`` multiply-adds in all).
 

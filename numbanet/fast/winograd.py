@@ -215,8 +215,7 @@ def backward(x, gy, W, pads, m=2, need_gx=True, need_gW=True, in_hw=None):
     _chunks(N, A2 * T1 * (F + (C if need_gx else 0) + (C if need_gW else 0)) * gy.itemsize, chunk)
     gW = None
     if need_gW:
-        from .conv import _summed                                  # conv imports this module
-        gW = _untransform_kernel(_summed(list(sums.values())), m)  # G^T (sum of the threads' gU) G
+        gW = _untransform_kernel(parallel.summed(list(sums.values())), m)   # G^T (sum of the threads' gU) G
     return gx, gW
 
 
